@@ -1,0 +1,130 @@
+"""The ``rolloutlab`` command: one thin layer over the packages; nothing imports it.
+
+Bad input (a malformed file, an invalid field) prints one line naming the file, the line
+and the field, and exits with status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from strategies import InputError, load_strategy
+from strategies.actions import EventReason
+from strategies.files import bundled_strategy_names
+from strategies.yaml_input import parse_yaml_file
+
+app = typer.Typer(
+    name="rolloutlab",
+    help="Simulate, verify and report on blue-green, canary and rolling release strategies.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+EXIT_BAD_INPUT = 2
+
+
+def _bad_input(error: Exception) -> None:
+    err.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+    raise typer.Exit(EXIT_BAD_INPUT)
+
+
+@app.command("import")
+def import_command(
+    file: Annotated[Path, typer.Argument(help="An Argo Rollouts Rollout (with its AnalysisTemplates) or a Flagger Canary.")],
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Write the strategy here instead of stdout.")] = None,
+) -> None:
+    """Convert an Argo Rollouts Rollout or a Flagger Canary into a rolloutlab strategy."""
+    from strategies.importers import dump_strategy_yaml, import_manifest
+
+    try:
+        result = import_manifest(file)
+    except InputError as error:
+        _bad_input(error)
+    text = dump_strategy_yaml(result.spec, result.warnings)
+    for warning in result.warnings:
+        err.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text)
+        err.print(f"wrote {output} ({result.source}, {len(result.warnings)} warnings)")
+
+
+@app.command()
+def plan(
+    strategy: Annotated[str, typer.Argument(help=f"A strategy file or a bundled name ({', '.join(bundled_strategy_names())}).")],
+    replicas: Annotated[int, typer.Option(min=1, help="Replicas of the service (overrides the file).")] = 10,
+    start_seconds: Annotated[float, typer.Option(min=0, help="Seconds from asking for a pod to its readiness.")] = 10.0,
+    rps: Annotated[float, typer.Option(min=0, help="Requests per second reaching the service.")] = 100.0,
+    gate_seconds: Annotated[float, typer.Option(min=0, help="Seconds a person takes to pass a manual gate.")] = 60.0,
+) -> None:
+    """Dry-run a strategy in an ideal world and print its plan: steps, pods, declared vs effective weight."""
+    from strategies.dry_run import IdealWorld
+    from strategies.observation import Command
+
+    try:
+        spec = load_strategy(strategy)
+    except InputError as error:
+        _bad_input(error)
+    world = IdealWorld(spec.with_replicas(spec.replicas or replicas), start_delay=start_seconds, rps=rps)
+    horizon = 24 * 3600.0
+    while world.now <= horizon and world.status.outcome == "in_progress":
+        world.run(until=min(horizon, world.now + gate_seconds) if world.status.pause_reason else horizon)
+        if world.status.pause_reason is not None and world.status.outcome == "in_progress":
+            world.command(Command.PROMOTE)  # a person passes the gate
+    table = Table(title=f"{spec.name}: {spec.strategy.kind.value}, {world.spec.replicas} replicas, pods ready {start_seconds:g}s after they are asked for")
+    for column in ("t (s)", "event", "declared %", "effective %", "stable ready", "canary ready"):
+        table.add_column(column, justify="right" if column != "event" else "left")
+    shown = {EventReason.MEASUREMENT}
+    for decision in world.log:
+        for action in decision.actions:
+            if getattr(action, "reason", None) is None or action.reason in shown:
+                continue
+            table.add_row(f"{decision.at:g}", action.message, f"{decision.declared_weight:.0f}",
+                          f"{decision.effective_weight:.1f}", str(decision.stable_ready), str(decision.canary_ready))
+    out.print(table)
+    status = world.status
+    end = status.completed_at if status.completed else status.restored_at
+    out.print(f"outcome: [bold]{status.outcome}[/] after {end if end is not None else world.now:g}s "
+              f"({sum(1 for d in world.log)} controller decisions)")
+
+
+@app.command()
+def lint(
+    files: Annotated[list[Path], typer.Argument(help="Strategy or scenario files to validate.")],
+) -> None:
+    """Validate strategy and scenario files; exit 2 naming the file, line and field of the first error in each."""
+    from scenarios.schema import Scenario
+    from strategies.spec import StrategySpec
+    from strategies.yaml_input import validate_document
+
+    failed = False
+    for path in files:
+        try:
+            docs = parse_yaml_file(path)
+            for doc in docs:
+                model = StrategySpec if isinstance(doc.data, dict) and "strategy" in doc.data else Scenario
+                validate_document(doc, model)
+            out.print(f"[green]ok[/] {path}")
+        except InputError as error:
+            failed = True
+            err.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+    if failed:
+        raise typer.Exit(EXIT_BAD_INPUT)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""What the controller asks a runner to do: plain, frozen data a runner can log and replay.
+
+Each runner has one adapter that applies these (the simulator to its SimPy world, the
+Kubernetes backend through the API, the local backend to processes and HAProxy). Actions
+are level-style requests: the controller repeats ``ScaleVersion`` until the observation
+shows the runner applied it, so applying one twice must be harmless.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from strategies.observation import Role
+
+
+@dataclass(frozen=True, slots=True)
+class ScaleVersion:
+    """Run ``replicas`` pods of a version."""
+
+    role: Role
+    replicas: int
+
+    def __post_init__(self) -> None:
+        if self.replicas < 0:
+            raise ValueError(f"cannot scale {self.role.value} to {self.replicas} replicas")
+
+
+@dataclass(frozen=True, slots=True)
+class SetCanaryWeight:
+    """Send ``weight`` percent of traffic to the canary through the router (router mode only)."""
+
+    weight: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.weight <= 100:
+            raise ValueError(f"canary weight must be within 0..100, got {self.weight}")
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchActive:
+    """Point the active (user-facing) Service of a blue-green rollout at a version."""
+
+    role: Role
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchPreview:
+    """Point the preview Service of a blue-green rollout at a version (None: no endpoints)."""
+
+    role: Role | None
+
+
+@dataclass(frozen=True, slots=True)
+class Promote:
+    """The canary revision becomes the stable revision for the next release.
+
+    Roles stay fixed for the whole rollout (``canary`` is always the new revision); this
+    tells a runner to record the new stable revision (Argo: ``status.stableRS``)."""
+
+
+class EventReason(str, Enum):
+    ROLLOUT_STARTED = "RolloutStarted"
+    STEP_COMPLETED = "StepCompleted"
+    WEIGHT_CHANGED = "WeightChanged"
+    PAUSED = "Paused"
+    RESUMED = "Resumed"
+    ANALYSIS_STARTED = "AnalysisStarted"
+    MEASUREMENT = "Measurement"
+    ANALYSIS_COMPLETED = "AnalysisCompleted"
+    SWITCHED = "ActiveSwitched"
+    PROMOTED = "Promoted"
+    ABORTED = "Aborted"
+    ROLLED_BACK = "RolledBack"
+    RETRIED = "Retried"
+    DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
+    COMMAND_IGNORED = "CommandIgnored"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Something a person would want on the rollout's timeline."""
+
+    at: float
+    reason: EventReason
+    message: str
+
+
+Action = ScaleVersion | SetCanaryWeight | SwitchActive | SwitchPreview | Promote | Event

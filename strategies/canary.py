@@ -1,0 +1,204 @@
+"""The canary ladder, after Argo Rollouts' ``rolloutCanary``: each rung returns early when
+its work is not finished, and the next call (level-triggered) picks up from there.
+
+    aborted?      -> roll back: stable to full scale and 100% traffic, then canary down
+    completed?    -> scale the old stable down once its delay passed
+    background    -> start/advance the background analysis; failure aborts
+    replicas      -> scale toward the current step's weight (replica math or router)
+    steps         -> setWeight / setCanaryScale done once replicas and traffic are there;
+                     pause waits for its timer or `promote`; analysis waits for its verdict
+    promotion     -> all steps done: canary to full scale and 100%, then Promote
+
+Without a traffic router the weight is only approximated by the ratio of ready pods
+(``strategies.replicas``); with one, the weight is set exactly once the canary has the
+pods to carry it.
+"""
+
+from __future__ import annotations
+
+from strategies.actions import EventReason, ScaleVersion, SetCanaryWeight
+from strategies.cycle import Cycle, ceil_share
+from strategies.observation import Role
+from strategies.replicas import canary_replica_step
+from strategies.spec import CanaryStrategy, TrafficRouting
+from strategies.status import AnalysisKind, AnalysisPhase, PauseReason
+
+BACKGROUND = "background"
+
+
+def reconcile_canary(c: Cycle) -> None:
+    cs = c.spec.strategy.canary
+    assert cs is not None
+    if c.status.aborted:
+        return _reconcile_abort(c, cs)
+    if c.status.completed:
+        return _reconcile_scale_down(c)
+    if not _reconcile_background_analysis(c, cs):
+        return
+    while True:
+        if not _reconcile_replicas_and_traffic(c, cs, declared_canary_weight(cs, c.status.step_index)):
+            return
+        if c.status.step_index >= len(cs.steps):
+            return _reconcile_promotion(c, cs)
+        if c.status.pause_reason is PauseReason.INCONCLUSIVE_ANALYSIS:
+            return
+        step = cs.steps[c.status.step_index]
+        if step.analysis is not None:
+            phase = c.run_analysis(AnalysisKind.STEP, f"step-{c.status.step_index}", step.analysis)
+            if phase is AnalysisPhase.RUNNING:
+                return
+            if phase in (AnalysisPhase.FAILED, AnalysisPhase.ERROR):
+                return c.abort(f"step {c.status.step_index} analysis {phase.value.lower()}")
+            if phase is AnalysisPhase.INCONCLUSIVE:
+                return c.pause(PauseReason.INCONCLUSIVE_ANALYSIS, f"step {c.status.step_index} analysis inconclusive")
+            c.next_step("analysis")
+        elif step.pause is not None:
+            if step.pause.duration is None:  # a manual gate: only `promote` passes it
+                return c.pause(PauseReason.CANARY_PAUSE_STEP, f"paused at step {c.status.step_index} until promoted")
+            ends = (c.status.step_started_at or c.now) + step.pause.duration
+            if c.now < ends:
+                c.pause(PauseReason.CANARY_PAUSE_STEP, f"pausing {step.pause.duration:g}s at step {c.status.step_index}")
+                return c.wake_at(ends)
+            c.unpause("pause over")
+            c.next_step("pause")
+        else:
+            c.next_step("setWeight" if step.set_weight is not None else "setCanaryScale")
+
+
+def declared_canary_weight(cs: CanaryStrategy, step_index: int) -> int:
+    """The weight the steps ask for at ``step_index``: the last setWeight at or before it
+    (Argo's ``GetCurrentSetWeight``), 100 once every step is done."""
+    if step_index >= len(cs.steps):
+        return 100
+    for step in reversed(cs.steps[: step_index + 1]):
+        if step.set_weight is not None:
+            return step.set_weight
+    return 0
+
+
+def canary_scale_override(cs: CanaryStrategy, step_index: int, replicas: int) -> int | None:
+    """Canary pods asked for by the latest setCanaryScale (None: follow the weight)."""
+    if step_index >= len(cs.steps):
+        return None
+    for step in reversed(cs.steps[: step_index + 1]):
+        scale = step.set_canary_scale
+        if scale is not None:
+            if scale.match_traffic_weight:
+                return None
+            return scale.replicas if scale.replicas is not None else ceil_share(scale.weight or 0, replicas)
+    return None
+
+
+def _reconcile_background_analysis(c: Cycle, cs: CanaryStrategy) -> bool:
+    """Advance background analysis; False when it stopped the rollout (abort or pause)."""
+    if cs.analysis is None or c.status.step_index < cs.analysis.starting_step:
+        return True
+    phase = c.run_analysis(AnalysisKind.BACKGROUND, BACKGROUND, cs.analysis)
+    if phase in (AnalysisPhase.FAILED, AnalysisPhase.ERROR):
+        c.abort(f"background analysis {phase.value.lower()}")
+        return False
+    if phase is AnalysisPhase.INCONCLUSIVE:
+        c.pause(PauseReason.INCONCLUSIVE_ANALYSIS, "background analysis inconclusive")
+        return False
+    return True
+
+
+def _reconcile_replicas_and_traffic(c: Cycle, cs: CanaryStrategy, weight: int) -> bool:
+    """Move pods (and router weight) toward ``weight``; True once everything is there."""
+    if cs.traffic_routing is TrafficRouting.NONE:
+        return _reconcile_basic_replicas(c, cs, weight)
+    return _reconcile_routed(c, cs, weight)
+
+
+def _reconcile_basic_replicas(c: Cycle, cs: CanaryStrategy, weight: int) -> bool:
+    stable, canary = c.obs.stable, c.obs.canary
+    nxt = canary_replica_step(
+        c.replicas, weight, cs.max_surge, cs.max_unavailable,
+        stable.replicas, stable.available, canary.replicas, canary.available,
+    )
+    _scale(c, Role.CANARY, nxt.canary)
+    _scale(c, Role.STABLE, nxt.stable)
+    settled = (nxt.canary, nxt.stable) == (canary.replicas, stable.replicas)
+    at_target = settled and canary.available >= canary.replicas and stable.available >= stable.replicas
+    c.waiting_on_pods = c.waiting_on_pods or not at_target
+    return at_target
+
+
+def _reconcile_routed(c: Cycle, cs: CanaryStrategy, weight: int) -> bool:
+    replicas, stable, canary = c.replicas, c.obs.stable, c.obs.canary
+    canary_target = canary_scale_override(cs, c.status.step_index, replicas)
+    if canary_target is None:
+        canary_target = ceil_share(weight, replicas)
+    # The stable keeps the pods its current share needs until the router moved traffic
+    # away (dynamicStableScale), and is scaled up before traffic moves back to it.
+    stable_target = ceil_share(100 - min(weight, c.status.applied_weight), replicas) if cs.dynamic_stable_scale else replicas
+    _scale(c, Role.CANARY, canary_target)
+    _scale(c, Role.STABLE, stable_target)
+    if c.status.applied_weight != weight:
+        canary_ready = canary.available >= min(canary_target, ceil_share(weight, replicas))
+        stable_ready = stable.available >= min(stable_target, ceil_share(100 - weight, replicas))
+        if not (canary_ready and stable_ready):
+            c.waiting_on_pods = True
+            return False
+        _set_weight(c, weight)
+        if cs.dynamic_stable_scale:
+            _scale(c, Role.STABLE, ceil_share(100 - weight, replicas))
+            return False  # the stable shrinks next; come back when it has
+    at_target = canary.replicas == canary_target and canary.available >= canary_target and stable.replicas == stable_target and stable.available >= stable_target
+    c.waiting_on_pods = c.waiting_on_pods or not at_target
+    return at_target
+
+
+def _reconcile_promotion(c: Cycle, cs: CanaryStrategy) -> None:
+    """All steps done and the canary carries 100%: it becomes the stable."""
+    routed = cs.traffic_routing is TrafficRouting.ROUTER
+    c.complete(scale_down_delay=cs.scale_down_delay_seconds if routed and not cs.dynamic_stable_scale else None)
+    _reconcile_scale_down(c)
+
+
+def _reconcile_scale_down(c: Cycle) -> None:
+    due = c.status.scale_down_at
+    if due is None or c.now >= due:
+        _scale(c, Role.STABLE, 0)
+    else:
+        c.wake_at(due)
+
+
+def _reconcile_abort(c: Cycle, cs: CanaryStrategy) -> None:
+    """Stable back to full scale and all traffic first; the canary goes after the delay."""
+    replicas, stable, canary = c.replicas, c.obs.stable, c.obs.canary
+    if cs.traffic_routing is TrafficRouting.NONE:
+        # No router: traffic follows pods, so the canary leaves as the stable comes back,
+        # paced by maxSurge/maxUnavailable exactly like a step toward weight 0.
+        back = _reconcile_basic_replicas(c, cs, 0)
+        if back and canary.available == 0:
+            c.restored("rolled back: stable serves all traffic")
+        return
+    _scale(c, Role.STABLE, replicas)
+    if c.status.applied_weight != 0:
+        if stable.available < ceil_share(100, replicas) and cs.dynamic_stable_scale:
+            c.waiting_on_pods = True
+            return
+        _set_weight(c, 0)
+    if c.status.scale_down_at is None:
+        c.set(scale_down_at=c.now + cs.abort_scale_down_delay_seconds)
+    if c.now >= c.status.scale_down_at:
+        _scale(c, Role.CANARY, 0)
+    else:
+        c.wake_at(c.status.scale_down_at)
+    if stable.available >= replicas:
+        c.restored("rolled back: stable serves all traffic")
+    else:
+        c.waiting_on_pods = True
+
+
+def _scale(c: Cycle, role: Role, replicas: int) -> None:
+    if c.obs.version(role).replicas != replicas:
+        c.emit(ScaleVersion(role, replicas))
+
+
+def _set_weight(c: Cycle, weight: int) -> None:
+    c.emit(SetCanaryWeight(weight))
+    c.event(EventReason.WEIGHT_CHANGED, f"canary weight {c.status.applied_weight} -> {weight}")
+    c.set(applied_weight=weight)
+

@@ -1,0 +1,127 @@
+"""One reconcile call's working state, and the steps every strategy shares.
+
+A ``Cycle`` gathers status changes and actions during one call to ``reconcile`` and is
+thrown away at its end (kopf's "gather the changes, write them once"). It never escapes
+the call, so ``reconcile`` stays a pure function of (spec, status, observation).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+from strategies.actions import Action, Event, EventReason, Promote
+from strategies.analysis import advance_analysis, start_analysis, terminate_analysis
+from strategies.observation import Observation
+from strategies.spec import RolloutAnalysis, StrategySpec
+from strategies.status import AnalysisKind, AnalysisPhase, AnalysisRun, PauseReason, Phase, RolloutStatus
+
+
+@dataclass
+class Cycle:
+    spec: StrategySpec
+    status: RolloutStatus
+    obs: Observation
+    actions: list[Action] = field(default_factory=list)
+    waiting_on_pods: bool = False  # the ladder is blocked on pods: the progress deadline ticks
+    wake_times: list[float] = field(default_factory=list)  # timers the ladder is waiting for
+
+    @property
+    def now(self) -> float:
+        return self.obs.now
+
+    @property
+    def replicas(self) -> int:
+        return self.spec.require_replicas()
+
+    def set(self, **changes) -> None:
+        self.status = replace(self.status, **changes)
+
+    def emit(self, action: Action) -> None:
+        self.actions.append(action)
+
+    def event(self, reason: EventReason, message: str) -> None:
+        self.actions.append(Event(self.now, reason, message))
+
+    def wake_at(self, when: float | None) -> None:
+        if when is not None and when > self.now:
+            self.wake_times.append(when)
+
+    # ------------------------------------------------------------------ transitions
+
+    def pause(self, reason: PauseReason, message: str) -> None:
+        if self.status.pause_reason is None:
+            self.set(pause_reason=reason, pause_started_at=self.now, phase=Phase.PAUSED, message=message)
+            self.event(EventReason.PAUSED, message)
+
+    def unpause(self, message: str) -> None:
+        if self.status.pause_reason is not None:
+            self.set(pause_reason=None, pause_started_at=None, phase=Phase.PROGRESSING, message=message)
+            self.event(EventReason.RESUMED, message)
+
+    def next_step(self, what: str) -> None:
+        self.event(EventReason.STEP_COMPLETED, f"step {self.status.step_index} ({what}) completed")
+        self.set(step_index=self.status.step_index + 1, step_started_at=self.now,
+                 pause_reason=None, pause_started_at=None)
+
+    def abort(self, reason: str) -> None:
+        if self.status.aborted or self.status.completed:
+            return
+        self.terminate_analyses()
+        self.set(aborted=True, aborted_at=self.now, abort_reason=reason, phase=Phase.DEGRADED,
+                 pause_reason=None, pause_started_at=None, scale_down_at=None, message=f"aborted: {reason}")
+        self.event(EventReason.ABORTED, reason)
+
+    def complete(self, scale_down_delay: float | None) -> None:
+        """Promotion finished: the canary is the new stable."""
+        self.terminate_analyses()
+        self.set(completed=True, completed_at=self.now, phase=Phase.HEALTHY, pause_reason=None,
+                 pause_started_at=None, message="promoted",
+                 scale_down_at=None if scale_down_delay is None else self.now + scale_down_delay)
+        self.emit(Promote())
+        self.event(EventReason.PROMOTED, "canary promoted to stable")
+
+    def restored(self, message: str) -> None:
+        if self.status.restored_at is None:
+            self.set(restored_at=self.now, message=message)
+            self.event(EventReason.ROLLED_BACK, message)
+
+    def terminate_analysis(self, key: str) -> None:
+        run = self.status.analysis(key)
+        if run is not None:
+            self._store(terminate_analysis(run, self.now))
+
+    def terminate_analyses(self) -> None:
+        self.set(analyses=tuple(terminate_analysis(a, self.now) for a in self.status.analyses))
+
+    # ------------------------------------------------------------------ analysis
+
+    def run_analysis(self, kind: AnalysisKind, key: str, ref: RolloutAnalysis) -> AnalysisPhase:
+        """Start the analysis ``key`` if needed, take due measurements, return its phase."""
+        metrics = self.spec.metrics_for(ref)
+        run = self.status.analysis(key)
+        if run is None:
+            run = start_analysis(kind, key, metrics, self.now)
+            self.event(EventReason.ANALYSIS_STARTED, f"analysis {key} started: {', '.join(m.name for m in metrics)}")
+        run, events = advance_analysis(run, metrics, self.obs)
+        self.actions.extend(events)
+        self._store(run)
+        return run.phase
+
+    def retire_analysis(self, key: str) -> None:
+        """Keep a finished run in the record under a new key, so ``key`` can start afresh."""
+        run = self.status.analysis(key)
+        if run is not None:
+            self._store(replace(run, key=f"{key}@{run.finished_at if run.finished_at is not None else self.now:g}"), key)
+
+    def _store(self, run: AnalysisRun, key: str | None = None) -> None:
+        key = key or run.key
+        runs = [r for r in self.status.analyses if r.key != key]
+        self.set(analyses=tuple(runs) + (run,))
+
+
+def ceil_share(percent: float, replicas: int) -> int:
+    """Pods needed to carry ``percent`` of traffic: ceil(percent * replicas / 100).
+
+    Argo's ``trafficWeightToReplicas``; 0.5% of 10 pods still needs one pod."""
+    return math.ceil(percent * replicas / 100 - 1e-9)

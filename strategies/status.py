@@ -1,0 +1,156 @@
+"""Everything the controller must remember between two calls: plain, frozen data.
+
+The simulator keeps a ``RolloutStatus`` in memory; the live runners persist it (as JSON,
+see ``dump_status`` / ``load_status``) so that a restarted controller resumes exactly
+where it stopped. Nothing here is derived from a clock: all times come from observations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from pydantic import TypeAdapter
+
+from strategies.observation import Counters, MeasurementWindow, Role
+
+
+class Phase(str, Enum):
+    """Argo Rollouts' rollout phases."""
+
+    PROGRESSING = "Progressing"
+    PAUSED = "Paused"
+    HEALTHY = "Healthy"  # promoted (or nothing to do)
+    DEGRADED = "Degraded"  # aborted, or the progress deadline passed
+
+
+class PauseReason(str, Enum):
+    CANARY_PAUSE_STEP = "CanaryPauseStep"
+    INCONCLUSIVE_ANALYSIS = "InconclusiveAnalysis"
+    BLUE_GREEN_PAUSE = "BlueGreenPause"
+
+
+class AnalysisKind(str, Enum):
+    STEP = "step"
+    BACKGROUND = "background"
+    PRE_PROMOTION = "prePromotion"
+    POST_PROMOTION = "postPromotion"
+
+
+class AnalysisPhase(str, Enum):
+    """Argo's AnalysisRun phases."""
+
+    RUNNING = "Running"
+    SUCCESSFUL = "Successful"
+    FAILED = "Failed"
+    ERROR = "Error"
+    INCONCLUSIVE = "Inconclusive"
+
+    @property
+    def done(self) -> bool:
+        return self is not AnalysisPhase.RUNNING
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    """One judged measurement, kept for the timeline and the report."""
+
+    at: float
+    phase: str  # a judges.MeasurementPhase value
+    value: float | None
+    baseline_value: float | None
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class MetricRun:
+    """Progress of one metric inside an analysis run."""
+
+    name: str
+    phase: AnalysisPhase = AnalysisPhase.RUNNING
+    due_at: float = 0.0  # when the next mark or measurement is due
+    mark_at: float | None = None  # when the current window opened (None: initial delay not over)
+    stable_mark: Counters = Counters()
+    canary_mark: Counters = Counters()
+    windows: tuple[MeasurementWindow, ...] = ()
+    measurements: tuple[Measurement, ...] = ()
+    successful: int = 0
+    failed: int = 0
+    inconclusive: int = 0
+    errors: int = 0
+    consecutive_errors: int = 0
+
+    @property
+    def count(self) -> int:
+        return len(self.measurements)
+
+
+@dataclass(frozen=True, slots=True)
+class AnalysisRun:
+    """One analysis (Argo's AnalysisRun): several metrics started together."""
+
+    kind: AnalysisKind
+    key: str  # unique within a rollout: "step-3", "background", "prePromotion", ...
+    started_at: float
+    metrics: tuple[MetricRun, ...]
+    phase: AnalysisPhase = AnalysisPhase.RUNNING
+    message: str = ""
+    finished_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutStatus:
+    """The controller's memory of one rollout (one release moving from stable to canary)."""
+
+    phase: Phase = Phase.PROGRESSING
+    started_at: float | None = None
+    step_index: int = 0
+    step_started_at: float | None = None
+    applied_weight: int = 0  # router weight we set (router mode); 0 otherwise
+    pause_reason: PauseReason | None = None
+    pause_started_at: float | None = None
+    active: Role = Role.STABLE  # blue-green: which version the active Service selects
+    switched_at: float | None = None  # blue-green: when the active Service moved to the canary
+    aborted: bool = False
+    aborted_at: float | None = None
+    abort_reason: str = ""
+    restored_at: float | None = None  # abort finished: all traffic on a fully available stable
+    completed: bool = False
+    completed_at: float | None = None  # promotion finished: canary is the new stable
+    scale_down_at: float | None = None  # when the losing version may be scaled to 0
+    analyses: tuple[AnalysisRun, ...] = ()
+    deadline_exceeded: bool = False
+    last_progress_at: float | None = None
+    progress_marker: tuple[int, ...] = ()
+    last_command_id: int = 0
+    requeue_at: float | None = None  # call reconcile again by then even if nothing changes
+    message: str = ""
+
+    def analysis(self, key: str) -> AnalysisRun | None:
+        return next((a for a in self.analyses if a.key == key), None)
+
+    @property
+    def outcome(self) -> str:
+        """``promoted``, ``aborted`` or ``in_progress``: what a results table records."""
+        if self.completed:
+            return "promoted"
+        return "aborted" if self.aborted else "in_progress"
+
+
+_STATUS = TypeAdapter(RolloutStatus)
+
+
+def dump_status(status: RolloutStatus) -> str:
+    """Status as compact JSON, for annotations and logs."""
+    return _STATUS.dump_json(status).decode()
+
+
+def load_status(text: str | bytes) -> RolloutStatus:
+    """The status ``dump_status`` wrote; raises ValueError if the text is not one."""
+    return _STATUS.validate_json(text)
+
+
+__all__ = [
+    "AnalysisKind", "AnalysisPhase", "AnalysisRun", "Measurement", "MetricRun", "Phase",
+    "PauseReason", "RolloutStatus", "dump_status", "load_status",
+]
