@@ -20,7 +20,7 @@ from __future__ import annotations
 from enum import IntEnum
 
 from strategies.actions import EventReason, ScaleVersion, SwitchActive, SwitchPreview
-from strategies.cycle import Cycle
+from strategies.cycle import Cycle, or_now as _or_now
 from strategies.observation import Role
 from strategies.spec import BlueGreenStrategy
 from strategies.status import AnalysisKind, AnalysisPhase, PauseReason
@@ -61,7 +61,7 @@ def reconcile_blue_green(c: Cycle) -> None:
                 if bg.auto_promotion_seconds is None:
                     return c.pause(PauseReason.BLUE_GREEN_PAUSE, "waiting for promote before switching")
                 c.pause(PauseReason.BLUE_GREEN_PAUSE, f"switching in {bg.auto_promotion_seconds:g}s unless promoted")
-                ends = (c.status.pause_started_at or c.now) + bg.auto_promotion_seconds
+                ends = _or_now(c.status.pause_started_at, c) + bg.auto_promotion_seconds
                 if c.now < ends:
                     return c.wake_at(ends)
                 c.unpause("autoPromotionSeconds passed")

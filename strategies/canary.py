@@ -17,7 +17,7 @@ pods to carry it.
 from __future__ import annotations
 
 from strategies.actions import EventReason, ScaleVersion, SetCanaryWeight
-from strategies.cycle import Cycle, ceil_share
+from strategies.cycle import Cycle, ceil_share, or_now as _or_now
 from strategies.observation import Role
 from strategies.replicas import canary_replica_step
 from strategies.spec import CanaryStrategy, TrafficRouting
@@ -55,7 +55,7 @@ def reconcile_canary(c: Cycle) -> None:
         elif step.pause is not None:
             if step.pause.duration is None:  # a manual gate: only `promote` passes it
                 return c.pause(PauseReason.CANARY_PAUSE_STEP, f"paused at step {c.status.step_index} until promoted")
-            ends = (c.status.step_started_at or c.now) + step.pause.duration
+            ends = _or_now(c.status.step_started_at, c) + step.pause.duration
             if c.now < ends:
                 c.pause(PauseReason.CANARY_PAUSE_STEP, f"pausing {step.pause.duration:g}s at step {c.status.step_index}")
                 return c.wake_at(ends)

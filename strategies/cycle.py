@@ -50,7 +50,7 @@ class Cycle:
     # ------------------------------------------------------------------ transitions
 
     def pause(self, reason: PauseReason, message: str) -> None:
-        if self.status.pause_reason is None:
+        if self.status.pause_reason is not reason:  # an inconclusive analysis overrides a timed pause
             self.set(pause_reason=reason, pause_started_at=self.now, phase=Phase.PAUSED, message=message)
             self.event(EventReason.PAUSED, message)
 
@@ -125,3 +125,8 @@ def ceil_share(percent: float, replicas: int) -> int:
 
     Argo's ``trafficWeightToReplicas``; 0.5% of 10 pods still needs one pod."""
     return math.ceil(percent * replicas / 100 - 1e-9)
+
+
+def or_now(when: float | None, c: Cycle) -> float:
+    """A recorded time, or now if none was recorded (0.0 is a time, not a missing one)."""
+    return c.now if when is None else when

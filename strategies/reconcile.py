@@ -23,7 +23,7 @@ from typing import NamedTuple
 from strategies.actions import Action, EventReason
 from strategies.blue_green import Rung, reconcile_blue_green
 from strategies.canary import BACKGROUND, declared_canary_weight, reconcile_canary
-from strategies.cycle import Cycle
+from strategies.cycle import Cycle, or_now as _or_now
 from strategies.observation import Command, Observation, Role
 from strategies.analysis import next_analysis_due
 from strategies.replicas import effective_canary_weight
@@ -52,7 +52,10 @@ def reconcile(spec: StrategySpec, status: RolloutStatus, observation: Observatio
         c.set(started_at=c.now, step_started_at=c.now, last_progress_at=c.now)
         c.event(EventReason.ROLLOUT_STARTED, f"{spec.strategy.kind.value} rollout of {c.replicas} replicas started")
     _apply_commands(c)
-    _LADDERS[spec.strategy.kind](c)
+    ladder, aborted_before = _LADDERS[spec.strategy.kind], c.status.aborted
+    ladder(c)
+    if c.status.aborted and not aborted_before:
+        ladder(c)  # an analysis just aborted: start the rollback in the same call
     _check_progress_deadline(c)
     c.set(requeue_at=_requeue_at(c))
     return Reconciled(c.status, tuple(c.actions))
@@ -161,7 +164,7 @@ def _check_progress_deadline(c: Cycle) -> None:
             c.set(deadline_exceeded=False, phase=Phase.DEGRADED if s.aborted else Phase.PROGRESSING)
         c.set(progress_marker=marker, last_progress_at=c.now)
         return
-    deadline = (s.last_progress_at or c.now) + c.spec.progress_deadline_seconds
+    deadline = _or_now(s.last_progress_at, c) + c.spec.progress_deadline_seconds
     if c.now < deadline:
         c.wake_at(deadline)
         return

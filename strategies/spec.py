@@ -170,7 +170,7 @@ class ScoredSignal(SpecModel):
     critical: bool = False  # a critical signal that fails makes the whole score 0
     weight: float = Field(1.0, gt=0)
     allowed_increase: float = Field(1.0, ge=1.0)  # relative effect tolerated: 1.1 = up to 10% worse passes
-    allowed_decrease: float = Field(1.0, ge=1.0)
+    allowed_decrease: float = Field(1.0, ge=1.0)  # a divisor: 1.1 = down to 1/1.1 of the baseline passes (Kayenta writes 0.9)
 
 
 class MannWhitneyJudge(SpecModel):
@@ -249,6 +249,15 @@ class Metric(SpecModel):
             raise ValueError("interval must be longer than 0s")
         if self.signal is Signal.LATENCY and self.quantile is None:
             object.__setattr__(self, "quantile", 0.99)
+        if self.judge.kind == "sequential" and self.signal is not Signal.ERROR_RATE:
+            raise ValueError(f"metric {self.name!r}: the sequential judge tests error counts, so signal must be errorRate")
+        if self.judge.mann_whitney is not None:
+            signals = [s.signal for s in self.judge.mann_whitney.signals] or [self.signal]
+            if Signal.THROUGHPUT in signals:
+                raise ValueError(
+                    f"metric {self.name!r}: the mannWhitney judge compares canary with baseline, and their "
+                    "throughput differs by the traffic split, not by health; use errorRate or latency"
+                )
         if self.judge.kind == "threshold" and not (
             self.success_condition or self.failure_condition or self.threshold_range
         ):

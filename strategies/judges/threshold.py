@@ -1,0 +1,103 @@
+"""The threshold judge: Argo Rollouts' and Flagger's per-measurement check of the canary.
+
+Decision rule, on the LAST window only (earlier windows were judged when they came):
+
+1. The canary's value of the metric's signal (``signal_value``). No data (no requests to
+   the canary, or no latency histogram) → **Error**, "no requests in the window". Argo
+   gets the same from a Prometheus query that returns an empty vector: ``result[0]``
+   fails to evaluate and ``EvaluateResult`` returns ``AnalysisPhaseError``
+   (argoproj/argo-rollouts ``metricproviders/prometheus/prometheus.go`` ``processResponse``
+   → ``utils/evaluate/evaluate.go`` ``EvaluateResult``). Flagger likewise counts
+   "no values found" as a failed check rather than a pass.
+2. Flagger's ``thresholdRange``: a value below ``min`` or above ``max`` → **Failed**.
+   A value inside the range goes on to step 3 (with no Argo condition: **Successful**).
+3. Argo's ``EvaluateResult`` (``utils/evaluate/evaluate.go``), reproduced exactly:
+
+   ===================  ===================  ==========================================
+   successCondition     failureCondition     phase
+   ===================  ===================  ==========================================
+   none                 none                 Successful
+   given                none                 holds → Successful, else Failed
+   none                 given                holds → Failed, else Successful
+   given                given                failure holds → Failed (failure wins);
+                                             else success holds → Successful;
+                                             else Inconclusive
+   ===================  ===================  ==========================================
+
+``value`` is the canary's value, ``baseline_value`` the stable version's over the same
+window (for reports; the threshold judge never compares against it).
+"""
+
+from __future__ import annotations
+
+from strategies.judges.judgement import (
+    Judgement,
+    MeasurementPhase,
+    describe_signal,
+    format_value,
+    signal_value,
+)
+from strategies.observation import MeasurementWindow
+from strategies.spec import Condition, Metric, ThresholdRange
+
+
+def evaluate_conditions(
+    value: float, success: Condition | None, failure: Condition | None
+) -> tuple[MeasurementPhase, str]:
+    """Argo's ``EvaluateResult`` for a measured value: the phase and the reason in words."""
+    if success is None and failure is None:
+        return MeasurementPhase.SUCCESSFUL, "no condition to check"
+    success_holds = success.holds(value) if success else False
+    failure_holds = failure.holds(value) if failure else False
+    if success and not failure:
+        failure_holds = not success_holds  # without a failureCondition, not succeeding fails
+    if failure and not success:
+        success_holds = not failure_holds  # without a successCondition, not failing succeeds
+    if failure_holds:
+        if failure:
+            return MeasurementPhase.FAILED, f"failureCondition '{failure.source}' holds"
+        return MeasurementPhase.FAILED, f"successCondition '{success.source}' does not hold"  # type: ignore[union-attr]
+    if not success_holds:
+        return (
+            MeasurementPhase.INCONCLUSIVE,
+            f"neither successCondition '{success.source}' nor failureCondition '{failure.source}' holds",  # type: ignore[union-attr]
+        )
+    if success:
+        return MeasurementPhase.SUCCESSFUL, f"successCondition '{success.source}' holds"
+    return MeasurementPhase.SUCCESSFUL, f"failureCondition '{failure.source}' does not hold"  # type: ignore[union-attr]
+
+
+def evaluate_range(value: float, bounds: ThresholdRange) -> tuple[bool, str]:
+    """Flagger's ``thresholdRange`` check: whether ``min <= value <= max``, and why not."""
+    if bounds.min is not None and value < bounds.min:
+        return False, f"below thresholdRange.min {bounds.min:g}"
+    if bounds.max is not None and value > bounds.max:
+        return False, f"above thresholdRange.max {bounds.max:g}"
+    lo = "-inf" if bounds.min is None else f"{bounds.min:g}"
+    hi = "+inf" if bounds.max is None else f"{bounds.max:g}"
+    return True, f"inside thresholdRange [{lo}, {hi}]"
+
+
+def judge_threshold(metric: Metric, window: MeasurementWindow) -> Judgement:
+    """Judge the canary's value over ``window`` against the metric's conditions."""
+    name = describe_signal(metric.signal, metric.quantile)
+    value = signal_value(window.canary, metric.signal, metric.quantile)
+    baseline = signal_value(window.baseline, metric.signal, metric.quantile)
+    if value is None:
+        what = "no latency data" if window.canary.requests else "no requests"
+        return Judgement(
+            MeasurementPhase.ERROR, None, baseline, f"{what} in the window: canary {name} cannot be measured"
+        )
+    shown = f"canary {name} {format_value(metric.signal, value)}"
+    reasons: list[str] = []
+    if metric.threshold_range is not None:
+        inside, why = evaluate_range(value, metric.threshold_range)
+        if not inside:
+            return Judgement(MeasurementPhase.FAILED, value, baseline, f"{shown}: {why}")
+        reasons.append(why)
+    if metric.success or metric.failure or not reasons:
+        phase, why = evaluate_conditions(value, metric.success, metric.failure)
+        reasons.append(why)
+    else:
+        phase = MeasurementPhase.SUCCESSFUL
+    return Judgement(phase, value, baseline, f"{shown}: {'; '.join(reasons)}")

@@ -1,0 +1,202 @@
+"""Properties of ``reconcile`` over generated strategies, worlds and commands (hypothesis)."""
+
+from __future__ import annotations
+
+import math
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from strategies import (
+    Command, Role, StrategySpec, canary_replica_targets, dump_status, load_status, reconcile,
+    resolve_int_or_percent,
+)
+from strategies.dry_run import IdealWorld
+from strategies.spec import StrategyKind, TrafficRouting
+
+TEMPLATES = [{"name": "errors", "metrics": [
+    {"name": "error-rate", "interval": 20, "successCondition": "result < 0.05", "failureLimit": 1}]}]
+ANALYSIS = {"templates": [{"templateName": "errors"}]}
+
+int_or_percent = st.one_of(st.integers(0, 3), st.sampled_from(["0%", "10%", "25%", "50%", "100%"]))
+
+
+@st.composite
+def canary_specs(draw):
+    router = draw(st.booleans())
+    step = st.one_of(
+        st.builds(lambda w: {"setWeight": w}, st.integers(0, 100)),
+        st.builds(lambda d: {"pause": {"duration": d}}, st.integers(0, 120)),
+        st.just({"analysis": ANALYSIS}),
+    )
+    steps = draw(st.lists(step, max_size=6))
+    canary = {"steps": steps, "maxSurge": draw(int_or_percent), "maxUnavailable": draw(int_or_percent),
+              "trafficRouting": "router" if router else "none"}
+    if router:
+        canary["dynamicStableScale"] = draw(st.booleans())
+        canary["abortScaleDownDelaySeconds"] = draw(st.integers(0, 60))
+    if draw(st.booleans()):
+        canary["analysis"] = {**ANALYSIS, "startingStep": draw(st.integers(0, len(steps)))}
+    return {"canary": canary}
+
+
+blue_green_specs = st.builds(
+    lambda pre, post, auto, preview: {"blueGreen": {
+        **({"prePromotionAnalysis": ANALYSIS} if pre else {}), **({"postPromotionAnalysis": ANALYSIS} if post else {}),
+        "autoPromotionSeconds": auto, **({"previewReplicaCount": preview} if preview else {})}},
+    st.booleans(), st.booleans(), st.one_of(st.none(), st.integers(0, 60)), st.one_of(st.none(), st.integers(1, 5)),
+)
+rolling_specs = st.builds(lambda s, u: {"rolling": {"maxSurge": s, "maxUnavailable": u}}, int_or_percent, int_or_percent)
+
+
+@st.composite
+def worlds(draw):
+    strategy = draw(st.one_of(canary_specs(), blue_green_specs, rolling_specs))
+    spec = StrategySpec.model_validate({"name": "p", "replicas": draw(st.integers(1, 12)),
+                                        "analysisTemplates": TEMPLATES, "strategy": strategy})
+    world = IdealWorld(spec, start_delay=draw(st.integers(1, 40)), rps=draw(st.sampled_from([0.5, 20.0, 500.0])))
+    world.error_rate[Role.CANARY] = draw(st.sampled_from([0.0, 0.0, 0.2]))
+    return world
+
+
+def commands():
+    return st.lists(st.tuples(st.integers(0, 900), st.sampled_from(list(Command))), max_size=4)
+
+
+def drive(world: IdealWorld, schedule, until: float = 4000, check=None) -> None:
+    """Run the world, issuing scheduled commands, checking ``check`` after every decision."""
+    pending = sorted(schedule)
+    while world.now <= until:
+        while pending and pending[0][0] <= world.now:
+            world.command(pending.pop(0)[1])
+        world.step()
+        if check:
+            check(world)
+        status = world.status
+        if settled(world) and not pending:
+            break
+        nxt = world.now + 7
+        if status.requeue_at is not None:
+            nxt = min(nxt, max(status.requeue_at, world.now + 1e-3))
+        world.advance(nxt - world.now)
+
+
+def settled(world: IdealWorld) -> bool:
+    """Nothing can change any more without a command: no actions, no timer, every pod ready."""
+    obs = world.observe()
+    quiet = not world.log[-1].actions and world.status.requeue_at is None
+    return quiet and obs.stable.ready == obs.stable.replicas and obs.canary.ready == obs.canary.replicas
+
+
+def stable_floor(world: IdealWorld) -> int:
+    """Pods the stable must keep after this decision, until promotion completes."""
+    spec, status, replicas = world.spec, world.status, world.spec.require_replicas()
+    kind = spec.strategy.kind
+    if kind is StrategyKind.BLUE_GREEN:
+        return replicas
+    if kind is StrategyKind.ROLLING:
+        return 0  # a rolling update hands the stable's pods over; see the availability check
+    cs = spec.strategy.canary
+    declared = world.log[-1].declared_weight
+    if cs.traffic_routing is TrafficRouting.ROUTER:
+        return math.ceil((100 - status.applied_weight) * replicas / 100 - 1e-9) if cs.dynamic_stable_scale else replicas
+    surge = resolve_int_or_percent(cs.max_surge, replicas, round_up=True)
+    return canary_replica_targets(replicas, int(declared), surge).stable
+
+
+SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@SETTINGS
+@given(world=worlds(), schedule=commands())
+def test_weights_stay_within_0_and_100(world, schedule):
+    """Declared, effective and router weights stay within 0..100 on every decision."""
+    def check(w):
+        d = w.log[-1]
+        assert 0 <= d.declared_weight <= 100 and 0 <= d.effective_weight <= 100
+        assert 0 <= w.status.applied_weight <= 100
+    drive(world, schedule, check=check)
+
+
+@SETTINGS
+@given(world=worlds(), schedule=commands())
+def test_stable_keeps_the_pods_its_traffic_needs_until_promotion(world, schedule):
+    """Until promotion completes, the stable is never scaled below the pods that carry its share of traffic."""
+    def check(w):
+        if w.status.completed:
+            return
+        stable_pods = len(w.pods[Role.STABLE].ready_at)
+        assert stable_pods >= stable_floor(w), (w.status, w.log[-1])
+        if w.spec.strategy.kind is StrategyKind.ROLLING and not w.status.aborted:
+            rs = w.spec.strategy.rolling
+            replicas = w.spec.require_replicas()
+            unavailable = resolve_int_or_percent(rs.max_unavailable, replicas, round_up=False)
+            if resolve_int_or_percent(rs.max_surge, replicas, round_up=True) == 0 and unavailable == 0:
+                unavailable = 1  # Kubernetes' fencepost: both 0 would deadlock
+            obs = w.observe()
+            assert len(w.pods[Role.STABLE].ready_at) + obs.canary.available >= replicas - unavailable
+    drive(world, schedule, check=check)
+
+
+@SETTINGS
+@given(world=worlds(), schedule=commands())
+def test_every_abort_ends_on_a_fully_scaled_stable(world, schedule):
+    """Once aborted, the rollout ends with all traffic on the stable, the stable at full scale and the canary at 0."""
+    drive(world, schedule + [(1000, Command.ABORT)], until=6000)
+    status = world.status
+    if status.outcome != "aborted":
+        assert status.completed  # the abort came after promotion: nothing to roll back
+        return
+    obs = world.observe()
+    assert status.restored_at is not None
+    assert obs.stable.available == world.spec.require_replicas()
+    assert obs.canary.replicas == 0
+    assert world.log[-1].effective_weight == 0
+
+
+@SETTINGS
+@given(world=worlds(), schedule=commands())
+def test_reconcile_is_a_function_of_its_inputs(world, schedule):
+    """Calling reconcile again with the same inputs gives the same result, and status JSON round-trips exactly."""
+    def check(w):
+        previous = w.log[-2].status if len(w.log) > 1 else None
+        if previous is not None:
+            assert load_status(dump_status(previous)) == previous
+    drive(world, schedule, check=check)
+    statuses = [d.status for d in world.log]
+    assert all(load_status(dump_status(s)) == s for s in statuses[-3:])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(world=worlds(), cut=st.integers(0, 60), outage=st.integers(0, 300))
+def test_resuming_from_a_persisted_status_reaches_the_same_end(world, cut, outage):
+    """A controller killed after any decision, down for a while, and restarted from its persisted status ends where an uninterrupted one does."""
+    spec, start_delay, rps, error = world.spec, world.start_delay, world.rps, dict(world.error_rate)
+    drive(world, [])
+    reference = world.status
+
+    resumed = IdealWorld(spec, start_delay=start_delay, rps=rps, error_rate=dict(error))
+    for _ in range(cut):
+        if resumed.status.outcome != "in_progress":
+            break
+        resumed.step()
+        resumed.advance(7)
+    persisted = dump_status(resumed.status)
+    resumed.advance(outage)  # the world goes on while no controller runs
+    resumed.status = load_status(persisted)
+    drive(resumed, [])
+    assert resumed.status.outcome == reference.outcome
+    assert resumed.observe().canary.replicas == world.observe().canary.replicas
+    assert resumed.observe().stable.replicas == world.observe().stable.replicas
+
+
+def test_reconcile_refuses_a_spec_without_replicas():
+    """A spec with no replica count is refused with a message saying how to give one."""
+    spec = StrategySpec.model_validate({"name": "x", "strategy": {"rolling": {}}})
+    world_obs = IdealWorld(spec.with_replicas(1)).observe()
+    try:
+        reconcile(spec, IdealWorld(spec.with_replicas(1)).status, world_obs)
+    except ValueError as error:
+        assert "with_replicas" in str(error)
+    else:
+        raise AssertionError("reconcile accepted a spec without replicas")
