@@ -61,7 +61,7 @@ def import_command(
 
 @app.command()
 def plan(
-    strategy: Annotated[str, typer.Argument(help=f"A strategy file or a bundled name ({', '.join(bundled_strategy_names())}).")],
+    strategy: Annotated[str, typer.Argument(help=f"A strategy file, a bundled name ({', '.join(bundled_strategy_names())}), or an Argo Rollout / Flagger Canary manifest (imported on the fly).")],
     replicas: Annotated[int, typer.Option(min=1, help="Replicas of the service (overrides the file).")] = 10,
     start_seconds: Annotated[float, typer.Option(min=0, help="Seconds from asking for a pod to its readiness.")] = 10.0,
     rps: Annotated[float, typer.Option(min=0, help="Requests per second reaching the service.")] = 100.0,
@@ -72,7 +72,7 @@ def plan(
     from strategies.observation import Command
 
     try:
-        spec = load_strategy(strategy)
+        spec = _load_strategy_or_manifest(strategy)
     except InputError as error:
         _bad_input(error)
     world = IdealWorld(spec.with_replicas(spec.replicas or replicas), start_delay=start_seconds, rps=rps)
@@ -96,6 +96,22 @@ def plan(
     end = status.completed_at if status.completed else status.restored_at
     out.print(f"outcome: [bold]{status.outcome}[/] after {end if end is not None else world.now:g}s "
               f"({sum(1 for d in world.log)} controller decisions)")
+
+
+def _load_strategy_or_manifest(name_or_path: str):
+    """Our strategy file or bundled name; an Argo Rollout or Flagger Canary is imported."""
+    from strategies.files import resolve_strategy_path
+    from strategies.importers import import_manifest
+
+    path = resolve_strategy_path(name_or_path)
+    docs = parse_yaml_file(path)
+    if any(isinstance(d.data, dict) and d.data.get("kind") in ("Rollout", "Canary") for d in docs):
+        result = import_manifest(path)
+        err.print(f"imported {path} ({result.source})", highlight=False)
+        for warning in result.warnings:
+            err.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+        return result.spec
+    return load_strategy(path)
 
 
 @app.command()

@@ -6,42 +6,50 @@ the same strings plus bare numbers, always meaning seconds, and keep floats inte
 
 from __future__ import annotations
 
-import math
+import datetime
 import re
 from typing import Annotated
 
-from pydantic import BeforeValidator, PlainSerializer
+from pydantic import BeforeValidator, Field, PlainSerializer
 
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|s|m|h|d)")
+_DURATION_HINT = "write seconds (90) or a string like '250ms', '30s', '5m', '1h30m'"
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 
 
 def parse_duration(value: object) -> float:
-    """Seconds in a duration: a non-negative number, or Go-style units (``1h30m``, ``250ms``)."""
+    """Seconds from a number of seconds or a string like ``"30s"``, ``"5m"``, ``"1h30m"``.
+
+    Units: ``ms``, ``s``, ``m`` (minutes), ``h``, ``d``; parts add up (``"1h30m"`` is
+    5400.0) and may carry a sign (``"-5m"``). A bare number string means seconds. Booleans
+    are rejected: YAML 1.1 reads ``on``/``yes`` as true, which is never a duration.
+    """
     if isinstance(value, bool):
-        raise ValueError("a duration must be a number of seconds or a string like '30s', not a boolean")
+        raise ValueError(f"{value!r} is not a duration: {_DURATION_HINT}")
     if isinstance(value, (int, float)):
-        seconds = float(value)
-    elif isinstance(value, str):
-        text = value.strip()
         try:
-            seconds = float(text)
-        except ValueError:
-            pos, seconds = 0, 0.0
-            for match in _PART.finditer(text):
-                if match.start() != pos:
-                    break
-                seconds += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-                pos = match.end()
-            if pos != len(text) or not text:
-                raise ValueError(
-                    f"{value!r} is not a duration; write seconds (30) or units like '30s', '5m', '1h30m', '250ms'"
-                ) from None
-    else:
-        raise ValueError(f"a duration must be a number of seconds or a string like '30s', not {type(value).__name__}")
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(f"a duration must be a finite, non-negative number of seconds, got {value!r}")
-    return seconds
+            return float(value)
+        except OverflowError:  # an int too large for a float
+            raise ValueError(f"{value!r} seconds is too long a duration") from None
+    if isinstance(value, datetime.timedelta):
+        return value.total_seconds()
+    if isinstance(value, str):
+        text = value.strip()
+        if _NUMBER.fullmatch(text):
+            return float(text)
+        sign = -1.0 if text.startswith("-") else 1.0
+        body = text[1:] if text[:1] in "+-" else text
+        total, pos = 0.0, 0
+        while pos < len(body):
+            match = _DURATION_PART.match(body, pos)
+            if match is None:
+                break
+            total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+            pos = match.end()
+        if body and pos == len(body):
+            return sign * total
+    raise ValueError(f"{value!r} is not a duration: {_DURATION_HINT}")
 
 
 def format_duration(seconds: float) -> str:
@@ -56,5 +64,5 @@ def format_duration(seconds: float) -> str:
     return out or "0s"
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration), PlainSerializer(float, return_type=float)]
+Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0, allow_inf_nan=False), PlainSerializer(float, return_type=float)]
 """A pydantic field type: accepts numbers or duration strings, holds seconds as float."""

@@ -496,42 +496,6 @@ def load_model_file(path: str | os.PathLike[str], model: type[M]) -> M:
     return validate_document(documents[0], model)
 
 
-_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|s|m|h|d)")
-_DURATION_HINT = "write seconds (90) or a string like '250ms', '30s', '5m', '1h30m'"
-_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
-
-
-def parse_duration(value: Any) -> float:
-    """Seconds from a number of seconds or a string like ``"30s"``, ``"5m"``, ``"1h30m"``.
-
-    Units: ``ms``, ``s``, ``m`` (minutes), ``h``, ``d``; parts add up (``"1h30m"`` is
-    5400.0) and may carry a sign (``"-5m"``). A bare number string means seconds. Booleans
-    are rejected: YAML 1.1 reads ``on``/``yes`` as true, which is never a duration.
-    """
-    if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a duration: {_DURATION_HINT}")
-    if isinstance(value, (int, float)):
-        try:
-            return float(value)
-        except OverflowError:  # an int too large for a float
-            raise ValueError(f"{value!r} seconds is too long a duration") from None
-    if isinstance(value, datetime.timedelta):
-        return value.total_seconds()
-    if isinstance(value, str):
-        text = value.strip()
-        if _NUMBER.fullmatch(text):
-            return float(text)
-        sign = -1.0 if text.startswith("-") else 1.0
-        body = text[1:] if text[:1] in "+-" else text
-        total, pos = 0.0, 0
-        while pos < len(body):
-            match = _DURATION_PART.match(body, pos)
-            if match is None:
-                break
-            total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
-            pos = match.end()
-        if body and pos == len(body):
-            return sign * total
-    raise ValueError(f"{value!r} is not a duration: {_DURATION_HINT}")
+# Durations have one home: strategies.durations (re-exported here for scenario code).
+from strategies.durations import parse_duration  # noqa: E402
 

@@ -139,14 +139,10 @@ def test_effect_size_gate(factor, allowed_increase, phase):
 def test_direction_decides_whether_low_fails(direction, allowed_decrease, phase):
     """A significantly lower canary fails only signals whose direction says decreases hurt."""
     rng = np.random.default_rng(4)
-    baseline = jitter(rng, 100.0, 8)
-    canary = [0.7 * b for b in jitter(rng, 100.0, 8)]
-    signal = ScoredSignal(signal=Signal.THROUGHPUT, direction=direction, allowed_decrease=allowed_decrease)
-    windows = [
-        MeasurementWindow(at=60.0, canary=WindowStats(60.0, round(c * 60), 0), baseline=WindowStats(60.0, round(b * 60), 0))
-        for c, b in zip(canary, baseline)
-    ]
-    judgement = judge_measurement(mw_metric([signal]), windows)
+    baseline = jitter(rng, 0.01, 8)
+    canary = [0.7 * b for b in jitter(rng, 0.01, 8)]
+    signal = ScoredSignal(signal=Signal.ERROR_RATE, direction=direction, allowed_decrease=allowed_decrease)
+    judgement = judge_measurement(mw_metric([signal]), rate_windows(canary, baseline))
     assert judgement.phase is phase, judgement.message
 
 
