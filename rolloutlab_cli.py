@@ -26,7 +26,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console()
+out = Console(width=None if sys.stdout.isatty() else 120)  # pipes and CI logs get full rows
 err = Console(stderr=True)
 
 EXIT_BAD_INPUT = 2
@@ -95,7 +95,7 @@ def plan(
     status = world.status
     end = status.completed_at if status.completed else status.restored_at
     out.print(f"outcome: [bold]{status.outcome}[/] after {end if end is not None else world.now:g}s "
-              f"({sum(1 for d in world.log)} controller decisions)")
+              f"({len(world.log)} reconcile calls)")
 
 
 def _load_strategy_or_manifest(name_or_path: str):

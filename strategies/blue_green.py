@@ -20,6 +20,7 @@ from __future__ import annotations
 from enum import IntEnum
 
 from strategies.actions import EventReason, ScaleVersion, SwitchActive, SwitchPreview
+from strategies.canary import scale_down_aborted
 from strategies.cycle import Cycle, or_now as _or_now
 from strategies.observation import Role
 from strategies.spec import BlueGreenStrategy
@@ -108,16 +109,11 @@ def _reconcile_abort(c: Cycle, bg: BlueGreenStrategy) -> None:
         c.emit(SwitchActive(Role.STABLE))
         c.set(active=Role.STABLE)
         c.event(EventReason.SWITCHED, "active service back on the stable version")
-    if c.status.scale_down_at is None:
-        c.set(scale_down_at=c.now + bg.abort_scale_down_delay_seconds)
-    if c.now >= c.status.scale_down_at:
-        _scale(c, Role.CANARY, 0)
-    else:
-        c.wake_at(c.status.scale_down_at)
-    if stable.available >= c.replicas:
-        c.restored("rolled back: active service on the stable version")
-    else:
+    if stable.available < c.replicas:
         c.waiting_on_pods = True
+        return
+    c.restored("rolled back: active service on the stable version")
+    scale_down_aborted(c, bg.abort_scale_down_delay_seconds)
 
 
 def _reconcile_scale_down(c: Cycle) -> None:

@@ -180,16 +180,25 @@ def _reconcile_abort(c: Cycle, cs: CanaryStrategy) -> None:
             c.waiting_on_pods = True
             return
         _set_weight(c, 0)
+    if stable.available < replicas:
+        c.waiting_on_pods = True
+        return
+    c.restored("rolled back: stable serves all traffic")
+    scale_down_aborted(c, cs.abort_scale_down_delay_seconds)
+
+
+def scale_down_aborted(c: Cycle, delay: float) -> None:
+    """Scale the aborted version down ``delay`` seconds after the stable became fully
+    available again. Argo Rollouts: ``abortScaleDownDelaySeconds: 0`` keeps it running
+    (for debugging), it does not mean "at once"."""
+    if delay == 0:
+        return
     if c.status.scale_down_at is None:
-        c.set(scale_down_at=c.now + cs.abort_scale_down_delay_seconds)
+        c.set(scale_down_at=c.now + delay)
     if c.now >= c.status.scale_down_at:
         _scale(c, Role.CANARY, 0)
     else:
         c.wake_at(c.status.scale_down_at)
-    if stable.available >= replicas:
-        c.restored("rolled back: stable serves all traffic")
-    else:
-        c.waiting_on_pods = True
 
 
 def _scale(c: Cycle, role: Role, replicas: int) -> None:

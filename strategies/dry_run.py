@@ -30,6 +30,8 @@ class Decision:
     effective_weight: float
     stable_ready: int
     canary_ready: int
+    stable_replicas: int  # spec replicas before this decision's actions
+    canary_replicas: int
     status: RolloutStatus
     actions: tuple
 
@@ -83,6 +85,7 @@ class IdealWorld:
         self.log.append(Decision(
             self.now, compute_declared_weight(self.spec, self.status, obs),
             compute_effective_weight(self.spec, self.status, obs), obs.stable.ready, obs.canary.ready,
+            obs.stable.replicas, obs.canary.replicas,
             self.status, actions,
         ))
         for action in actions:

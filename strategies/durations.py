@@ -55,7 +55,7 @@ def parse_duration(value: object) -> float:
 def format_duration(seconds: float) -> str:
     """The shortest Go-style spelling of a duration, for writing specs back out (``90`` -> ``1m30s``)."""
     if seconds != int(seconds):
-        return f"{seconds:g}s"
+        return repr(float(seconds))  # a bare number means seconds; repr reads back exactly
     total, out = int(seconds), ""
     for unit, size in (("h", 3600), ("m", 60), ("s", 1)):
         if total >= size:

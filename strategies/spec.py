@@ -360,7 +360,7 @@ class CanaryStrategy(SpecModel):
     traffic_routing: TrafficRouting = TrafficRouting.NONE
     dynamic_stable_scale: bool = False
     scale_down_delay_seconds: Duration = 30.0
-    abort_scale_down_delay_seconds: Duration = 30.0
+    abort_scale_down_delay_seconds: Duration = 30.0  # after an abort, once stable is back; 0 keeps the canary (Argo)
 
     @field_validator("max_surge", "max_unavailable")
     @classmethod
@@ -395,7 +395,7 @@ class BlueGreenStrategy(SpecModel):
     pre_promotion_analysis: RolloutAnalysis | None = None
     post_promotion_analysis: RolloutAnalysis | None = None
     scale_down_delay_seconds: Duration = 30.0
-    abort_scale_down_delay_seconds: Duration = 30.0
+    abort_scale_down_delay_seconds: Duration = 30.0  # after an abort, once stable is back; 0 keeps the preview (Argo)
 
 
 class RollingStrategy(SpecModel):

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from strategies import (
-    Command, Role, StrategySpec, canary_replica_targets, dump_status, load_status, reconcile,
+    Command, Role, ScaleVersion, StrategySpec, canary_replica_targets, dump_status, load_status, reconcile,
     resolve_int_or_percent,
 )
 from strategies.dry_run import IdealWorld
@@ -121,12 +121,16 @@ def test_weights_stay_within_0_and_100(world, schedule):
 @SETTINGS
 @given(world=worlds(), schedule=commands())
 def test_stable_keeps_the_pods_its_traffic_needs_until_promotion(world, schedule):
-    """Until promotion completes, the stable is never scaled below the pods that carry its share of traffic."""
+    """Until promotion completes, the stable is never scaled down below the pods that carry its share of traffic."""
     def check(w):
         if w.status.completed:
             return
-        stable_pods = len(w.pods[Role.STABLE].ready_at)
-        assert stable_pods >= stable_floor(w), (w.status, w.log[-1])
+        decision = w.log[-1]
+        for action in decision.actions:
+            # scaling *down* is what is bounded: a stable growing back (abort, lower
+            # weight) may still be below its share while its pods start
+            if isinstance(action, ScaleVersion) and action.role is Role.STABLE and action.replicas < decision.stable_replicas:
+                assert action.replicas >= stable_floor(w), (w.status, decision)
         if w.spec.strategy.kind is StrategyKind.ROLLING and not w.status.aborted:
             rs = w.spec.strategy.rolling
             replicas = w.spec.require_replicas()
@@ -141,7 +145,7 @@ def test_stable_keeps_the_pods_its_traffic_needs_until_promotion(world, schedule
 @SETTINGS
 @given(world=worlds(), schedule=commands())
 def test_every_abort_ends_on_a_fully_scaled_stable(world, schedule):
-    """Once aborted, the rollout ends with all traffic on the stable, the stable at full scale and the canary at 0."""
+    """Once aborted, the rollout ends with all traffic on the stable, the stable at full scale and the canary at 0 (unless told to keep it)."""
     drive(world, schedule + [(1000, Command.ABORT)], until=6000)
     status = world.status
     if status.outcome != "aborted":
@@ -150,8 +154,16 @@ def test_every_abort_ends_on_a_fully_scaled_stable(world, schedule):
     obs = world.observe()
     assert status.restored_at is not None
     assert obs.stable.available == world.spec.require_replicas()
-    assert obs.canary.replicas == 0
     assert world.log[-1].effective_weight == 0
+    kept = _abort_keeps_canary(world.spec)  # abortScaleDownDelaySeconds: 0 keeps it for debugging, as in Argo
+    assert obs.canary.replicas == 0 or kept
+
+
+def _abort_keeps_canary(spec: StrategySpec) -> bool:
+    s = spec.strategy
+    if s.blue_green:
+        return s.blue_green.abort_scale_down_delay_seconds == 0
+    return bool(s.canary and s.canary.traffic_routing is TrafficRouting.ROUTER and s.canary.abort_scale_down_delay_seconds == 0)
 
 
 @SETTINGS

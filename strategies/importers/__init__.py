@@ -1,0 +1,80 @@
+"""``rolloutlab import``: strategy files from Argo Rollouts and Flagger manifests.
+
+An import reads one multi-document YAML file holding an Argo ``Rollout`` (with the
+``AnalysisTemplate`` / ``ClusterAnalysisTemplate`` documents it uses) or a Flagger
+``Canary`` (with its ``MetricTemplate`` documents), and returns our
+:class:`~strategies.spec.StrategySpec` plus a warning for every field that could not be
+modelled exactly, each naming the line and the field path. Other documents (Services,
+Ingresses, VirtualServices, Deployments) are ignored. Bad input raises
+:class:`~strategies.yaml_input.InputError` and nothing else.
+
+The mapping rules live in :mod:`strategies.importers.argo` and
+:mod:`strategies.importers.flagger`; :func:`dump_strategy_yaml` writes the result as a
+strategy file that loads back to an equal spec.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from strategies.importers.argo import ArgoImporter, is_rollout
+from strategies.importers.flagger import FlaggerImporter, is_canary
+from strategies.importers.strategy_yaml import dump_strategy_yaml
+from strategies.spec import StrategySpec
+from strategies.yaml_input import InputError, YamlDocument, parse_yaml_documents, parse_yaml_file
+
+__all__ = ["ImportResult", "dump_strategy_yaml", "import_manifest", "import_text"]
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """An imported strategy, where it came from, and what could not be carried over."""
+
+    spec: StrategySpec
+    source: str  # "argo-rollout" or "flagger-canary"
+    warnings: tuple[str, ...]  # "line 23: spec.strategy.canary.trafficRouting.istio: ..."
+
+
+def import_manifest(path: str | os.PathLike) -> ImportResult:
+    """Import the Rollout or Canary in a manifest file; bad input raises InputError."""
+    return _import(parse_yaml_file(path))
+
+
+def import_text(text: str, file: str = "<text>") -> ImportResult:
+    """Import a manifest given as text; ``file`` is the name errors and warnings show."""
+    return _import(parse_yaml_documents(text, file))
+
+
+def _describe(doc: YamlDocument) -> str:
+    data = doc.data
+    if not isinstance(data, dict):
+        return f"a {type(data).__name__} on line {doc.start_line}"
+    kind = data.get("kind", "an object without kind")
+    name = data.get("metadata", {}).get("name") if isinstance(data.get("metadata"), dict) else None
+    return f"{kind} {name!r}" if isinstance(name, str) else str(kind)
+
+
+def _import(documents: list[YamlDocument]) -> ImportResult:
+    file = documents[0].file
+    for doc in documents:
+        if not isinstance(doc.data, dict):
+            raise InputError(file, "every document must be a Kubernetes object (a mapping with apiVersion and kind)",
+                             line=doc.start_line)
+    rollouts = [d for d in documents if is_rollout(d.data)]
+    canaries = [d for d in documents if is_canary(d.data)]
+    found = rollouts + canaries
+    if not found:
+        kinds = ", ".join(_describe(d) for d in documents)
+        raise InputError(file, f"no Argo Rollout (argoproj.io/v1alpha1) or Flagger Canary (flagger.app/v1beta1) "
+                               f"found; this file holds {kinds}", line=documents[0].start_line, field="kind")
+    if len(found) > 1:
+        lines = ", ".join(str(d.start_line) for d in found)
+        raise InputError(file, f"found {len(found)} Rollouts/Canaries (on lines {lines}); import one at a time",
+                         line=found[1].start_line, field="kind")
+    warnings: list[str] = []
+    if rollouts:
+        spec = ArgoImporter(rollouts[0], documents, warnings).run()
+        return ImportResult(spec, "argo-rollout", tuple(warnings))
+    spec = FlaggerImporter(canaries[0], documents, warnings).run()
+    return ImportResult(spec, "flagger-canary", tuple(warnings))
