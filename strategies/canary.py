@@ -19,6 +19,7 @@ from __future__ import annotations
 from strategies.actions import EventReason, ScaleVersion, SetCanaryWeight
 from strategies.cycle import Cycle, ceil_share, or_now as _or_now
 from strategies.observation import Role
+from strategies.judges import MeasurementPhase
 from strategies.replicas import canary_replica_step
 from strategies.spec import CanaryStrategy, TrafficRouting
 from strategies.status import AnalysisKind, AnalysisPhase, PauseReason
@@ -59,6 +60,8 @@ def reconcile_canary(c: Cycle) -> None:
             if c.now < ends:
                 c.pause(PauseReason.CANARY_PAUSE_STEP, f"pausing {step.pause.duration:g}s at step {c.status.step_index}")
                 return c.wake_at(ends)
+            if _held_by_failed_check(c, cs):
+                return  # the next measurement (its due time is a requeue time) decides
             c.unpause("pause over")
             c.next_step("pause")
         else:
@@ -101,6 +104,16 @@ def _reconcile_background_analysis(c: Cycle, cs: CanaryStrategy) -> bool:
         c.pause(PauseReason.INCONCLUSIVE_ANALYSIS, "background analysis inconclusive")
         return False
     return True
+
+
+def _held_by_failed_check(c: Cycle, cs: CanaryStrategy) -> bool:
+    """Flagger's hold: with ``holdOnFailure``, a failed latest check keeps the step."""
+    if cs.analysis is None or not cs.analysis.hold_on_failure:
+        return False
+    run = c.status.analysis(BACKGROUND)
+    if run is None or run.phase.done:
+        return False
+    return any(m.measurements and m.measurements[-1].phase == MeasurementPhase.FAILED.value for m in run.metrics)
 
 
 def _reconcile_replicas_and_traffic(c: Cycle, cs: CanaryStrategy, weight: int) -> bool:

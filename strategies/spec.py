@@ -302,9 +302,15 @@ class RolloutAnalysis(SpecModel):
 
 
 class BackgroundAnalysis(RolloutAnalysis):
-    """Analysis that runs beside the steps from ``startingStep`` until promotion."""
+    """Analysis that runs beside the steps from ``startingStep`` until promotion.
+
+    ``holdOnFailure`` (a rolloutlab extension, Flagger's behaviour): while the latest
+    measurement of any metric failed, the rollout does not leave its current step, so a
+    failing canary stays at its weight until it recovers or reaches ``failureLimit``.
+    """
 
     starting_step: int = Field(0, ge=0)
+    hold_on_failure: bool = False
 
 
 # --------------------------------------------------------------------------- canary
@@ -463,6 +469,14 @@ class StrategySpec(SpecModel):
                 if t.template_name not in names:
                     known = ", ".join(names) or "none are defined"
                     raise ValueError(f"{where} refers to analysis template {t.template_name!r}; known: {known}")
+            if not isinstance(ref, BackgroundAnalysis):
+                endless = [m.name for m in self.metrics_for(ref) if m.count is None]
+                if endless:
+                    # Argo would wait on such a run forever; say so before anyone does
+                    raise ValueError(
+                        f"{where} would never finish: metric {endless[0]!r} has no count "
+                        "(only background analysis may run without one)"
+                    )
         return self
 
     def analysis_refs(self) -> list[tuple[str, RolloutAnalysis]]:

@@ -210,10 +210,9 @@ CASES = [
         "flagger/istio-step-weights.yaml", "flagger-canary", "canary",
         steps=[("w", 1), ("p", 60.0), ("w", 2), ("p", 60.0), ("w", 10), ("p", 60.0), ("w", 80), ("p", 60.0)],
         metrics={"request-success-rate": {"failure_limit": 9, "success_condition": "result <= 0.01"}},
-        warnings=("traffic router 'istio'", "only 4 checks before promotion"),
-        # Flagger holds the weight while checks fail; our steps keep their pace, so a release failing
-        # every check is promoted after 4 checks, before the 10th failure (the warning says so).
-        catches_bad_canary=False,
+        warnings=("traffic router 'istio'",),
+        # only 4 checks before promotion but a threshold of 10: holdOnFailure keeps the weight
+        # while checks fail, as Flagger does, so the 10th failed check still rolls it back
     ),
 ]
 IDS = [c.fixture for c in CASES]

@@ -18,7 +18,7 @@ from strategies.status import AnalysisPhase, PauseReason, Phase
 
 ERROR_RATE_TEMPLATE = {
     "name": "error-rate",
-    "metrics": [{"name": "error-rate", "interval": "30s", "successCondition": "result < 0.02", "failureLimit": 1}],
+    "metrics": [{"name": "error-rate", "interval": "30s", "count": 4, "successCondition": "result < 0.02", "failureLimit": 1}],
 }
 
 
@@ -90,7 +90,7 @@ def test_blue_green_postpromotion_failure_switches_back_at_once():
 def test_failing_step_analysis_aborts_after_interval_times_limit_plus_one(interval, failure_limit):
     """An analysis whose every measurement fails aborts interval x (failureLimit + 1) after it started."""
     template = {"name": "error-rate", "metrics": [
-        {"name": "error-rate", "interval": interval, "successCondition": "result < 0.02", "failureLimit": failure_limit}]}
+        {"name": "error-rate", "interval": interval, "count": 10, "successCondition": "result < 0.02", "failureLimit": failure_limit}]}
     spec = make_spec({"canary": {"steps": [{"setWeight": 20}, {"analysis": {"templates": [{"templateName": "error-rate"}]}}]}},
                      templates=[template])
     world = bad_world(spec)
@@ -266,3 +266,10 @@ def test_analysis_phases_are_recorded_for_reports():
     assert EventReason.MEASUREMENT in reasons(world)
     background = world.status.analysis("background")
     assert background.phase is AnalysisPhase.FAILED and background.message
+
+
+def test_a_step_analysis_without_count_is_refused():
+    """A step analysis whose metric has no count would never finish, so the spec is refused with the reason."""
+    template = {"name": "endless", "metrics": [{"name": "e", "successCondition": "result < 0.01"}]}
+    with pytest.raises(ValueError, match="never finish: metric 'e' has no count"):
+        make_spec({"canary": {"steps": [{"analysis": {"templates": [{"templateName": "endless"}]}}]}}, templates=[template])

@@ -9,7 +9,8 @@ advances depends on the analysis (``pkg/controller/scheduler.go``):
   ``maxWeight``; the next check promotes. That is, per weight ``w``:
   ``setWeight: w`` then ``pause: {duration: interval}``, with the metrics as a background
   analysis from step 0, measured every ``interval`` with ``failureLimit: threshold - 1``
-  (fails at the threshold-th failed check), under ``trafficRouting: router``: Flagger
+  (fails at the threshold-th failed check) and ``holdOnFailure: true`` (a failed check
+  holds the weight), under ``trafficRouting: router``: Flagger
   always shifts weights through a mesh or an ingress.
 - **blue/green** (``iterations``; forced by the ``kubernetes`` provider, which cannot
   shift traffic, with ``iterations: 10`` when none is given): the new version runs beside
@@ -198,16 +199,12 @@ class FlaggerImporter:
             out["strategy"] = {"blueGreen": bg}
         else:
             steps = [] if skip else self._steps(ap, interval)
-            checks = len(steps) // 2
-            if metrics and checks < threshold:
-                r.warn((*ap, "threshold"), f"only {checks} checks before promotion, fewer than the threshold of "
-                                           f"{threshold}: a release failing every check is promoted here, while "
-                                           f"Flagger would hold its weight and roll it back")
             canary: dict[str, Any] = {"trafficRouting": "router"}
             if steps:
                 canary["steps"] = steps
             if ref:
-                canary["analysis"] = ref
+                # Flagger does not advance while a check fails: holdOnFailure keeps the weight
+                canary["analysis"] = {**ref, "holdOnFailure": True}
             r.warn(provider_path, f"traffic router {provider!r} is modelled as an exact-weight router")
             r.warn(ap, "Flagger runs the canary Deployment at full size during the analysis; the imported canary is "
                        "scaled to its traffic weight (add `setCanaryScale: {weight: 100}` first to match Flagger's cost)")
