@@ -1,0 +1,112 @@
+"""The ``rolloutlab`` command as a user runs it: a real process, real files, real exit codes."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from strategies import load_strategy
+from strategies.importers import import_manifest
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "fixtures"
+
+
+def rolloutlab(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "rolloutlab_cli", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_help_lists_only_commands_that_work():
+    """--help lists import, plan and lint, and no placeholder for commands later issues add."""
+    result = rolloutlab("--help")
+    assert result.returncode == 0
+    commands_box = result.stdout.split("Commands", 1)[1]
+    listed = set(re.findall(r"^│ (\w[\w-]*)\s", commands_box, flags=re.MULTILINE))
+    assert listed == {"import", "plan", "lint"}
+
+
+def test_plan_of_the_readme_example_promotes():
+    """The README's main job imports the bundled Argo Rollouts example and prints a plan that ends promoted."""
+    result = rolloutlab("plan", "examples/argo-rollouts-canary.yaml")
+    assert result.returncode == 0, result.stderr
+    assert "outcome: promoted" in result.stdout
+    assert "setWeight" in result.stdout and "effective %" in result.stdout
+    assert "converted to 'result <= 0.05'" in result.stderr  # the importer says what it interpreted
+
+
+@pytest.mark.parametrize("name", ["canary", "blue-green", "rolling"])
+def test_plan_of_bundled_strategies(name):
+    """Each bundled strategy plans to a promotion."""
+    result = rolloutlab("plan", name, "--replicas", "4")
+    assert result.returncode == 0, result.stderr
+    assert "outcome: promoted" in result.stdout
+
+
+def test_import_writes_a_strategy_that_loads_back(tmp_path):
+    """`import -o` writes our strategy YAML, which loads to the same spec the importer built."""
+    out = tmp_path / "podinfo.yaml"
+    result = rolloutlab("import", str(FIXTURES / "flagger" / "podinfo-canary.yaml"), "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    assert load_strategy(out) == import_manifest(FIXTURES / "flagger" / "podinfo-canary.yaml").spec
+    assert "warning:" in result.stderr
+
+
+BAD_STRATEGIES = [
+    ("bad-weight", "name: x\nstrategy:\n  canary:\n    steps:\n      - setWeight: 150\n", ":5:", "strategy.canary.steps[0].setWeight"),
+    ("unknown-field", "name: x\nstrategy:\n  canary:\n    stepz: []\n", ":4:", "stepz"),
+    ("two-strategies", "name: x\nstrategy:\n  canary: {}\n  rolling: {}\n", ":2:", "exactly one of canary, blueGreen, rolling"),
+    ("yaml-syntax", "name: x\nstrategy: [\n", ":", "YAML"),
+    ("bad-condition", "name: x\nanalysisTemplates:\n  - name: t\n    metrics:\n      - name: m\n        successCondition: result <<< 3\n"
+     "strategy:\n  rolling: {}\n", ":6:", "successCondition"),
+]
+
+
+@pytest.mark.parametrize("text, line, needle", [row[1:] for row in BAD_STRATEGIES], ids=[row[0] for row in BAD_STRATEGIES])
+def test_bad_strategy_file_exits_2_naming_file_line_and_field(tmp_path, text, line, needle):
+    """A malformed strategy gives exit status 2 and one message with the file, line and field; no traceback."""
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    for args in (("plan", str(path)), ("lint", str(path))):
+        result = rolloutlab(*args)
+        assert result.returncode == 2, (args, result.stdout, result.stderr)
+        assert "Traceback" not in result.stderr
+        assert f"bad.yaml{line}" in result.stderr and needle in result.stderr, result.stderr
+
+
+def test_bad_scenario_file_exits_2(tmp_path):
+    """lint on a scenario with a bad field names the file, line and field path, exit 2."""
+    path = tmp_path / "scenario.yaml"
+    path.write_text("name: s\ntraffic:\n  rps: -5\n")
+    result = rolloutlab("lint", str(path))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "scenario.yaml:3:" in result.stderr and "traffic.rps" in result.stderr
+
+
+def test_lint_accepts_the_bundled_files():
+    """The bundled scenario and strategies validate cleanly."""
+    files = [str(p) for p in (ROOT / "strategies" / "library").glob("*.yaml")] + [str(ROOT / "scenarios" / "standard.yaml")]
+    result = rolloutlab("lint", *files)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("args", [("plan", "no-such-strategy"), ("import", "missing.yaml"), ("lint", "missing.yaml")],
+                         ids=["unknown-strategy-name", "import-missing-file", "lint-missing-file"])
+def test_missing_input_exits_2(args):
+    """A file or strategy that does not exist is bad input: exit 2 with a message, no traceback."""
+    result = rolloutlab(*args)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "error:" in result.stderr
+
+
+def test_importing_something_that_is_not_a_rollout_exits_2(tmp_path):
+    """Importing a Deployment is refused with exit 2 and the reason."""
+    path = tmp_path / "deploy.yaml"
+    path.write_text("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\n")
+    result = rolloutlab("import", str(path))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "deploy.yaml" in result.stderr
