@@ -19,8 +19,7 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-from strategies.actions import EventReason, ScaleVersion, SwitchActive, SwitchPreview
-from strategies.canary import scale_down_aborted
+from strategies.actions import EventReason, SwitchActive, SwitchPreview
 from strategies.cycle import Cycle, or_now as _or_now
 from strategies.observation import Role
 from strategies.spec import BlueGreenStrategy
@@ -42,8 +41,8 @@ def reconcile_blue_green(c: Cycle) -> None:
     if c.status.aborted:
         return _reconcile_abort(c, bg)
     if c.status.completed:
-        return _reconcile_scale_down(c)
-    _scale(c, Role.STABLE, c.replicas)
+        return c.scale_down_old_stable()
+    c.scale(Role.STABLE, c.replicas)
     while True:
         rung = Rung(min(c.status.step_index, Rung.DONE))
         if rung is Rung.PREVIEW:
@@ -81,7 +80,7 @@ def reconcile_blue_green(c: Cycle) -> None:
             c.next_step("postPromotionAnalysis")
         else:
             c.complete(scale_down_delay=bg.scale_down_delay_seconds)
-            return _reconcile_scale_down(c)
+            return c.scale_down_old_stable()
 
 
 def _analysis_passed(c: Cycle, kind: AnalysisKind, ref) -> bool:
@@ -100,7 +99,7 @@ def _analysis_passed(c: Cycle, kind: AnalysisKind, ref) -> bool:
 
 
 def _reconcile_abort(c: Cycle, bg: BlueGreenStrategy) -> None:
-    _scale(c, Role.STABLE, c.replicas)
+    c.scale(Role.STABLE, c.replicas)
     stable = c.obs.stable
     if c.status.active is not Role.STABLE:
         if stable.available < c.replicas:  # never switch users onto a version that cannot carry them
@@ -113,24 +112,11 @@ def _reconcile_abort(c: Cycle, bg: BlueGreenStrategy) -> None:
         c.waiting_on_pods = True
         return
     c.restored("rolled back: active service on the stable version")
-    scale_down_aborted(c, bg.abort_scale_down_delay_seconds)
-
-
-def _reconcile_scale_down(c: Cycle) -> None:
-    due = c.status.scale_down_at
-    if due is None or c.now >= due:
-        _scale(c, Role.STABLE, 0)
-    else:
-        c.wake_at(due)
+    c.scale_down_aborted(bg.abort_scale_down_delay_seconds)
 
 
 def _scaled_and_ready(c: Cycle, role: Role, replicas: int) -> bool:
-    _scale(c, role, replicas)
+    c.scale(role, replicas)
     ready = c.obs.version(role).available >= replicas and c.obs.version(role).replicas == replicas
     c.waiting_on_pods = c.waiting_on_pods or not ready
     return ready
-
-
-def _scale(c: Cycle, role: Role, replicas: int) -> None:
-    if c.obs.version(role).replicas != replicas:
-        c.emit(ScaleVersion(role, replicas))

@@ -16,7 +16,7 @@ pods to carry it.
 
 from __future__ import annotations
 
-from strategies.actions import EventReason, ScaleVersion, SetCanaryWeight
+from strategies.actions import EventReason, SetCanaryWeight
 from strategies.cycle import Cycle, ceil_share, or_now as _or_now
 from strategies.observation import Role
 from strategies.judges import MeasurementPhase
@@ -33,7 +33,7 @@ def reconcile_canary(c: Cycle) -> None:
     if c.status.aborted:
         return _reconcile_abort(c, cs)
     if c.status.completed:
-        return _reconcile_scale_down(c)
+        return c.scale_down_old_stable()
     if not _reconcile_background_analysis(c, cs):
         return
     while True:
@@ -129,8 +129,8 @@ def _reconcile_basic_replicas(c: Cycle, cs: CanaryStrategy, weight: int) -> bool
         c.replicas, weight, cs.max_surge, cs.max_unavailable,
         stable.replicas, stable.available, canary.replicas, canary.available,
     )
-    _scale(c, Role.CANARY, nxt.canary)
-    _scale(c, Role.STABLE, nxt.stable)
+    c.scale(Role.CANARY, nxt.canary)
+    c.scale(Role.STABLE, nxt.stable)
     settled = (nxt.canary, nxt.stable) == (canary.replicas, stable.replicas)
     at_target = settled and canary.available >= canary.replicas and stable.available >= stable.replicas
     c.waiting_on_pods = c.waiting_on_pods or not at_target
@@ -145,8 +145,8 @@ def _reconcile_routed(c: Cycle, cs: CanaryStrategy, weight: int) -> bool:
     # The stable keeps the pods its current share needs until the router moved traffic
     # away (dynamicStableScale), and is scaled up before traffic moves back to it.
     stable_target = ceil_share(100 - min(weight, c.status.applied_weight), replicas) if cs.dynamic_stable_scale else replicas
-    _scale(c, Role.CANARY, canary_target)
-    _scale(c, Role.STABLE, stable_target)
+    c.scale(Role.CANARY, canary_target)
+    c.scale(Role.STABLE, stable_target)
     if c.status.applied_weight != weight:
         canary_ready = canary.available >= min(canary_target, ceil_share(weight, replicas))
         stable_ready = stable.available >= min(stable_target, ceil_share(100 - weight, replicas))
@@ -155,7 +155,7 @@ def _reconcile_routed(c: Cycle, cs: CanaryStrategy, weight: int) -> bool:
             return False
         _set_weight(c, weight)
         if cs.dynamic_stable_scale:
-            _scale(c, Role.STABLE, ceil_share(100 - weight, replicas))
+            c.scale(Role.STABLE, ceil_share(100 - weight, replicas))
             return False  # the stable shrinks next; come back when it has
     at_target = canary.replicas == canary_target and canary.available >= canary_target and stable.replicas == stable_target and stable.available >= stable_target
     c.waiting_on_pods = c.waiting_on_pods or not at_target
@@ -166,15 +166,7 @@ def _reconcile_promotion(c: Cycle, cs: CanaryStrategy) -> None:
     """All steps done and the canary carries 100%: it becomes the stable."""
     routed = cs.traffic_routing is TrafficRouting.ROUTER
     c.complete(scale_down_delay=cs.scale_down_delay_seconds if routed and not cs.dynamic_stable_scale else None)
-    _reconcile_scale_down(c)
-
-
-def _reconcile_scale_down(c: Cycle) -> None:
-    due = c.status.scale_down_at
-    if due is None or c.now >= due:
-        _scale(c, Role.STABLE, 0)
-    else:
-        c.wake_at(due)
+    c.scale_down_old_stable()
 
 
 def _reconcile_abort(c: Cycle, cs: CanaryStrategy) -> None:
@@ -187,7 +179,7 @@ def _reconcile_abort(c: Cycle, cs: CanaryStrategy) -> None:
         if back and canary.available == 0:
             c.restored("rolled back: stable serves all traffic")
         return
-    _scale(c, Role.STABLE, replicas)
+    c.scale(Role.STABLE, replicas)
     if c.status.applied_weight != 0:
         if stable.available < ceil_share(100, replicas) and cs.dynamic_stable_scale:
             c.waiting_on_pods = True
@@ -197,26 +189,7 @@ def _reconcile_abort(c: Cycle, cs: CanaryStrategy) -> None:
         c.waiting_on_pods = True
         return
     c.restored("rolled back: stable serves all traffic")
-    scale_down_aborted(c, cs.abort_scale_down_delay_seconds)
-
-
-def scale_down_aborted(c: Cycle, delay: float) -> None:
-    """Scale the aborted version down ``delay`` seconds after the stable became fully
-    available again. Argo Rollouts: ``abortScaleDownDelaySeconds: 0`` keeps it running
-    (for debugging), it does not mean "at once"."""
-    if delay == 0:
-        return
-    if c.status.scale_down_at is None:
-        c.set(scale_down_at=c.now + delay)
-    if c.now >= c.status.scale_down_at:
-        _scale(c, Role.CANARY, 0)
-    else:
-        c.wake_at(c.status.scale_down_at)
-
-
-def _scale(c: Cycle, role: Role, replicas: int) -> None:
-    if c.obs.version(role).replicas != replicas:
-        c.emit(ScaleVersion(role, replicas))
+    c.scale_down_aborted(cs.abort_scale_down_delay_seconds)
 
 
 def _set_weight(c: Cycle, weight: int) -> None:

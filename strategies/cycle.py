@@ -10,9 +10,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
-from strategies.actions import Action, Event, EventReason, Promote
+from strategies.actions import Action, Event, EventReason, Promote, ScaleVersion
 from strategies.analysis import advance_analysis, start_analysis, terminate_analysis
-from strategies.observation import Observation
+from strategies.observation import Observation, Role
 from strategies.spec import RolloutAnalysis, StrategySpec
 from strategies.status import AnalysisKind, AnalysisPhase, AnalysisRun, PauseReason, Phase, RolloutStatus
 
@@ -46,6 +46,32 @@ class Cycle:
     def wake_at(self, when: float | None) -> None:
         if when is not None and when > self.now:
             self.wake_times.append(when)
+
+    def scale(self, role: Role, replicas: int) -> None:
+        """Ask for ``replicas`` pods of a version, unless the runner already runs that many."""
+        if self.obs.version(role).replicas != replicas:
+            self.emit(ScaleVersion(role, replicas))
+
+    def scale_down_old_stable(self) -> None:
+        """After promotion: the old stable goes once ``scale_down_at`` passed (None: at once)."""
+        due = self.status.scale_down_at
+        if due is None or self.now >= due:
+            self.scale(Role.STABLE, 0)
+        else:
+            self.wake_at(due)
+
+    def scale_down_aborted(self, delay: float) -> None:
+        """After an abort, once the stable is fully available again: the aborted version
+        goes ``delay`` seconds later. Argo Rollouts: ``abortScaleDownDelaySeconds: 0``
+        keeps it running (for debugging); it does not mean "at once"."""
+        if delay == 0:
+            return
+        if self.status.scale_down_at is None:
+            self.set(scale_down_at=self.now + delay)
+        if self.now >= self.status.scale_down_at:
+            self.scale(Role.CANARY, 0)
+        else:
+            self.wake_at(self.status.scale_down_at)
 
     # ------------------------------------------------------------------ transitions
 

@@ -7,7 +7,6 @@ version. Traffic follows ready pods (one Service over both versions).
 
 from __future__ import annotations
 
-from strategies.actions import ScaleVersion
 from strategies.cycle import Cycle
 from strategies.observation import Role
 from strategies.replicas import rolling_update_step
@@ -24,9 +23,8 @@ def reconcile_rolling(c: Cycle) -> None:
         c.replicas, rs.max_surge, rs.max_unavailable,
         new_obs.replicas, new_obs.available, old_obs.replicas, old_obs.available,
     )
-    for role, count in ((new, nxt.new), (old, nxt.old)):
-        if c.obs.version(role).replicas != count:
-            c.emit(ScaleVersion(role, count))
+    c.scale(new, nxt.new)
+    c.scale(old, nxt.old)
     done = new_obs.replicas == c.replicas and new_obs.available >= c.replicas and old_obs.replicas == 0
     if not done:
         c.waiting_on_pods = True

@@ -9,6 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from yaml_mutations import mutated_lines
+
 from scenarios import bundled_scenario, load_scenario
 from scenarios.schema import (
     BUNDLED_SCENARIOS_DIR,
@@ -410,25 +412,7 @@ JUNK = st.one_of(
 @st.composite
 def mutated_standard(draw) -> str:
     """standard.yaml with one to four random line edits."""
-    lines = STANDARD_TEXT.splitlines()
-    for _ in range(draw(st.integers(1, 4))):
-        if not lines:
-            lines = [draw(JUNK)]
-            continue
-        i = draw(st.integers(0, len(lines) - 1))
-        op = draw(st.sampled_from(["delete", "value", "insert", "duplicate", "indent"]))
-        if op == "delete":
-            del lines[i]
-        elif op == "value":
-            head = lines[i].split(":", 1)[0] if ":" in lines[i] else lines[i]
-            lines[i] = f"{head}: {draw(JUNK)}"
-        elif op == "insert":
-            lines.insert(i, draw(JUNK))
-        elif op == "duplicate":
-            lines.insert(i, lines[i])
-        else:
-            lines[i] = (" " * draw(st.integers(0, 8))) + lines[i].lstrip()
-    return "\n".join(lines) + "\n"
+    return draw(mutated_lines(STANDARD_TEXT, JUNK, max_edits=4, max_indent=8))
 
 
 @settings(

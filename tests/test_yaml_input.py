@@ -8,6 +8,8 @@ from typing import Annotated, Literal, Union
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from yaml_mutations import mutated_lines
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from strategies.yaml_input import (
@@ -471,25 +473,7 @@ JUNK = st.one_of(
 @st.composite
 def mutated_yaml(draw, source: str) -> str:
     """A valid YAML text with one to three random line edits."""
-    lines = source.splitlines()
-    for _ in range(draw(st.integers(1, 3))):
-        if not lines:
-            lines = [draw(JUNK)]
-            continue
-        i = draw(st.integers(0, len(lines) - 1))
-        op = draw(st.sampled_from(["delete", "value", "insert", "duplicate", "indent"]))
-        if op == "delete":
-            del lines[i]
-        elif op == "value":
-            head = lines[i].split(":", 1)[0] if ":" in lines[i] else lines[i]
-            lines[i] = f"{head}: {draw(JUNK)}"
-        elif op == "insert":
-            lines.insert(i, draw(JUNK))
-        elif op == "duplicate":
-            lines.insert(i, lines[i])
-        else:
-            lines[i] = (" " * draw(st.integers(0, 6))) + lines[i].lstrip()
-    return "\n".join(lines) + "\n"
+    return draw(mutated_lines(source, JUNK, max_edits=3, max_indent=6))
 
 
 def _parse_and_validate(text: str) -> None:
