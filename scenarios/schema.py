@@ -345,6 +345,8 @@ class Service(_Model):
     """Response time of a healthy replica."""
     baseline_error_rate: Probability = 0.001
     """Fraction of requests that fail even when nothing is wrong."""
+    request_timeout: PositiveSeconds = 1.0
+    """Callers give up after this long: requests queued longer on overloaded pods fail."""
     pod_timing: PodTiming = Field(default_factory=PodTiming)
     """How fast pods start, become ready and stop."""
     zones: Annotated[list[Label], Field(min_length=1)] = Field(
@@ -438,12 +440,17 @@ TrafficProfile = Annotated[
 
 
 class Traffic(_Model):
-    """Requests arriving at the service under test (a Poisson process)."""
+    """User requests: a Poisson process arriving at the entry services (those no other
+    service calls; with one service, the service under test), split evenly between
+    entries. Each service passes ``calls_per_request`` calls to each service it calls."""
 
     rps: PositiveNumber = 1000.0
     """Mean requests per second."""
     profile: TrafficProfile = Field(default_factory=ConstantProfile)
     """How the rate varies around the mean."""
+    preview_rps: NonNegativeNumber = 10.0
+    """Blue-green only: test traffic (smoke tests, QA) reaching the preview Service before
+    the switch; its failures are measured by analysis but hurt no user."""
 
 
 # --- release defects ----------------------------------------------------------------------

@@ -34,9 +34,9 @@ def reconcile_canary(c: Cycle) -> None:
         return _reconcile_abort(c, cs)
     if c.status.completed:
         return c.scale_down_old_stable()
-    if not _reconcile_background_analysis(c, cs):
-        return
     while True:
+        if not _reconcile_background_analysis(c, cs):  # in the loop: it may start at a step reached just now
+            return
         if not _reconcile_replicas_and_traffic(c, cs, declared_canary_weight(cs, c.status.step_index)):
             return
         if c.status.step_index >= len(cs.steps):

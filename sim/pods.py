@@ -1,0 +1,179 @@
+"""Pods of the service under test: a ReplicaSet per version, nodes and zones, readiness.
+
+A pod's life, as Kubernetes runs it: created -> scheduled after ``schedule_delay`` ->
+its container starts; the app is up ``start_delay`` later; the kubelet probes readiness
+every ``period`` from ``initial_delay`` on, and the pod is Ready (takes traffic) after
+``success_threshold`` probes in a row pass. A pod on a lost node is NotReady at once
+(its endpoints go), and is evicted and replaced elsewhere after the eviction delay
+unless the node came back first. Deleting a pod removes it from endpoints at once; a
+ReplicaSet replaces pods that die, so the count stays what the controller asked for.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from scenarios.schema import Service
+from sim.sampling import sample
+from strategies.observation import Role
+
+
+@dataclass(slots=True)
+class Pod:
+    id: int
+    role: Role
+    node: int
+    created_at: float
+    app_up_at: float  # the app answers from here on
+    ready_at: float | None  # when readiness passes (None: not scheduled yet / never)
+    deleted_at: float | None = None
+    crashed: bool = False  # crash-looping: never Ready while the defect holds
+
+    def is_ready(self, now: float, node_down: bool) -> bool:
+        return (
+            self.deleted_at is None and not self.crashed and not node_down
+            and self.ready_at is not None and self.ready_at <= now
+        )
+
+
+@dataclass
+class Cluster:
+    """The pods of both versions of the service under test, and the nodes they run on."""
+
+    service: Service
+    rng: np.random.Generator
+    on_ready_at: Callable[[float], None]  # schedules a wake-up of the world at a time
+    crash_probability: float = 0.0  # crash_on_start defect: chance a canary pod crash-loops, never Ready
+    next_id: int = 0
+    pods: dict[Role, list[Pod]] = field(default_factory=lambda: {Role.STABLE: [], Role.CANARY: []})
+    desired: dict[Role, int] = field(default_factory=lambda: {Role.STABLE: 0, Role.CANARY: 0})
+    down_nodes: set[int] = field(default_factory=set)
+    pod_seconds: float = 0.0  # cost: pods alive x seconds, both versions
+    last_cost_at: float = 0.0
+
+    @property
+    def node_count(self) -> int:
+        return self.service.nodes or len(self.service.zones)
+
+    def zone_of(self, node: int) -> str:
+        return self.service.zones[node % len(self.service.zones)]
+
+    # ---------------------------------------------------------------- bookkeeping
+
+    def alive(self, role: Role) -> list[Pod]:
+        return [p for p in self.pods[role] if p.deleted_at is None]
+
+    def ready_count(self, role: Role, now: float) -> int:
+        down = self.down_nodes
+        return sum(1 for p in self.pods[role] if p.is_ready(now, p.node in down))
+
+    def account_cost(self, now: float) -> None:
+        alive = sum(1 for role in (Role.STABLE, Role.CANARY) for p in self.pods[role] if p.deleted_at is None)
+        self.pod_seconds += alive * (now - self.last_cost_at)
+        self.last_cost_at = now
+
+    # ---------------------------------------------------------------- ReplicaSet
+
+    def start_ready(self, role: Role, count: int, now: float) -> None:
+        """Pods that were already running before the simulated window (the stable)."""
+        self.desired[role] = count
+        for _ in range(count):
+            node = self._place()
+            self.pods[role].append(Pod(self._new_id(), role, node, now - 3600.0, now - 3600.0, now - 3600.0))
+
+    def scale(self, role: Role, replicas: int, now: float) -> None:
+        """The controller's ScaleVersion: create or delete pods to reach ``replicas``."""
+        self.account_cost(now)
+        self.desired[role] = replicas
+        self._converge(role, now)
+
+    def _converge(self, role: Role, now: float) -> None:
+        alive = self.alive(role)
+        for _ in range(self.desired[role] - len(alive)):
+            self._create(role, now)
+        excess = len(alive) - self.desired[role]
+        if excess > 0:
+            # Kubernetes deletes not-ready pods first, then the newest
+            down = self.down_nodes
+            victims = sorted(alive, key=lambda p: (p.is_ready(now, p.node in down), p.created_at, p.id))
+            for pod in victims[:excess]:
+                pod.deleted_at = now
+
+    def _create(self, role: Role, now: float) -> Pod:
+        timing = self.service.pod_timing
+        probe = timing.readiness
+        scheduled = now + sample(timing.schedule_delay, self.rng)
+        app_up = scheduled + sample(timing.start_delay, self.rng)
+        first_probe = scheduled + probe.initial_delay
+        if app_up > first_probe:  # the first probe that finds the app up
+            first_probe += math.ceil((app_up - first_probe) / probe.period - 1e-9) * probe.period
+        ready_at = first_probe + (probe.success_threshold - 1) * probe.period
+        crashed = role is Role.CANARY and self.crash_probability > 0 and self.rng.random() < self.crash_probability
+        pod = Pod(self._new_id(), role, self._place(), now, app_up, None if crashed else ready_at, crashed=crashed)
+        self.pods[role].append(pod)
+        if pod.ready_at is not None:
+            self.on_ready_at(pod.ready_at)
+        return pod
+
+    def _place(self) -> int:
+        """The healthy node with the fewest live pods (ties: lowest index), as a spreading scheduler would."""
+        load = [0] * self.node_count
+        for role in (Role.STABLE, Role.CANARY):
+            for p in self.pods[role]:
+                if p.deleted_at is None:
+                    load[p.node] += 1
+        candidates = [n for n in range(self.node_count) if n not in self.down_nodes] or list(range(self.node_count))
+        return min(candidates, key=lambda n: (load[n], n))
+
+    def _new_id(self) -> int:
+        self.next_id += 1
+        return self.next_id
+
+    # ---------------------------------------------------------------- faults
+
+    def kill(self, role: Role | None, count: int, now: float) -> int:
+        """Delete ``count`` live pods (of a version, or any); their ReplicaSets replace them."""
+        self.account_cost(now)
+        roles = [role] if role is not None else [Role.STABLE, Role.CANARY]
+        alive = [p for r in roles for p in self.alive(r)]
+        if not alive:
+            return 0
+        chosen = self.rng.choice(len(alive), size=min(count, len(alive)), replace=False)
+        for index in sorted(int(i) for i in chosen):
+            alive[index].deleted_at = now
+        for r in roles:
+            self._converge(r, now)
+        return len(chosen)
+
+    def lose_nodes(self, nodes: list[int], now: float) -> None:
+        self.account_cost(now)
+        self.down_nodes.update(nodes)
+
+    def evict(self, nodes: list[int], now: float) -> None:
+        """Pods still on nodes that stayed down are deleted and rescheduled elsewhere."""
+        self.account_cost(now)
+        for role in (Role.STABLE, Role.CANARY):
+            for p in self.alive(role):
+                if p.node in nodes and p.node in self.down_nodes:
+                    p.deleted_at = now
+            self._converge(role, now)
+
+    def restore_nodes(self, nodes: list[int], now: float) -> None:
+        """Nodes back: their surviving pods pass readiness again after a probe cycle."""
+        self.account_cost(now)
+        probe = self.service.pod_timing.readiness
+        for n in nodes:
+            self.down_nodes.discard(n)
+        back = now + probe.success_threshold * probe.period
+        for role in (Role.STABLE, Role.CANARY):
+            for p in self.alive(role):
+                if p.node in nodes and p.ready_at is not None and p.ready_at < back:
+                    p.ready_at = back
+        self.on_ready_at(back)
+
+    def nodes_in_zone(self, zone: str) -> list[int]:
+        return [n for n in range(self.node_count) if self.zone_of(n) == zone]

@@ -1,0 +1,134 @@
+"""One replication: draw the release, run the world, turn what happened into a results row.
+
+Randomness comes from the run's ``numpy.random.SeedSequence`` only, split into named
+streams (release, pods, traffic, faults, human) so that strategies compared on the same
+run see the same release and the same on-call engineer (common random numbers), and the
+same seed gives the same row bit for bit whatever process runs it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from scenarios.schema import Scenario
+from sim.world import ReleaseDraw, TimelinePoint, World
+from strategies import StrategySpec
+
+STREAMS = ("release", "pods", "traffic", "faults", "human")
+HORIZON_AFTER_WINDOW = 48 * 3600.0  # a paged human or a repair is followed this long past the window
+FIDELITIES = ("fast", "request")
+
+
+@dataclass(frozen=True)
+class RunResult:
+    row: dict[str, Any]
+    timeline: list[TimelinePoint]
+
+
+def draw_release(scenario: Scenario, rng: np.random.Generator, defect_probability: float | None = None) -> ReleaseDraw:
+    """Whether the release is bad (``defect_probability``) and, if so, which defect it
+    carries (by the defects' relative weights)."""
+    release = scenario.release
+    p = release.defect_probability if defect_probability is None else defect_probability
+    bad = rng.random() < p
+    pick = rng.random()  # drawn either way, so streams stay aligned between good and bad releases
+    if not bad or not release.defects:
+        return ReleaseDraw(None)
+    weights = np.array([d.weight for d in release.defects], dtype=float)
+    index = int(np.searchsorted(np.cumsum(weights) / weights.sum(), pick, side="right"))
+    return ReleaseDraw(release.defects[min(index, len(release.defects) - 1)])
+
+
+def make_streams(seed_seq: np.random.SeedSequence) -> dict[str, np.random.Generator]:
+    return {name: np.random.default_rng(child) for name, child in zip(STREAMS, seed_seq.spawn(len(STREAMS)))}
+
+
+def simulate_run(
+    scenario: Scenario, strategy: StrategySpec, run: int, seed_seq: np.random.SeedSequence,
+    fidelity: str = "fast", *, timeline: bool = False, root_seed: int | None = None,
+) -> dict[str, Any]:
+    """One results-table row for one run of ``strategy`` on ``scenario``."""
+    return simulate(scenario, strategy, run, seed_seq, fidelity, timeline=timeline, root_seed=root_seed).row
+
+
+def simulate(
+    scenario: Scenario, strategy: StrategySpec, run: int, seed_seq: np.random.SeedSequence,
+    fidelity: str = "fast", *, timeline: bool = False, root_seed: int | None = None,
+    release: ReleaseDraw | None = None, started_at: float = 0.0,
+) -> RunResult:
+    """Run the world once; the row and (when asked) the rollout's timeline."""
+    if fidelity not in FIDELITIES:
+        raise ValueError(f"fidelity must be one of {', '.join(FIDELITIES)}, not {fidelity!r}")
+    streams = make_streams(seed_seq)
+    if release is None:
+        release = draw_release(scenario, streams["release"])
+    spec = strategy if strategy.replicas else strategy.with_replicas(scenario.service_under_test.replicas)
+    if fidelity == "request":
+        from sim.reference import RequestWorld  # the slow per-request reference, only to check the fast mode
+
+        world: World = RequestWorld(scenario, spec, release, streams, record_timeline=timeline)
+    else:
+        world = World(scenario, spec, release, streams, record_timeline=timeline)
+    world.run(horizon=scenario.duration + HORIZON_AFTER_WINDOW)
+    seed = root_seed if root_seed is not None else int(seed_seq.entropy if isinstance(seed_seq.entropy, int) else 0)
+    return RunResult(_row(world, scenario, spec, run, seed, started_at), world.timeline)
+
+
+def _row(world: World, scenario: Scenario, spec: StrategySpec, run: int, seed: int, offset: float) -> dict[str, Any]:
+    s = world.status
+    defective = world.release.defect is not None
+    harmed = world.impact_started_at is not None
+    restored = world.impact_ended_at if (harmed and not world.impact_on) else None
+    finished = s.completed_at if s.completed else s.restored_at
+    outcome = _outcome(world, defective, harmed)
+    nan = math.nan
+
+    def at(value: float | None) -> float:
+        return nan if value is None else value + offset
+
+    return {
+        "source": "sim",
+        "scenario": scenario.name,
+        "strategy": spec.name,
+        "run": run,
+        "seed": seed,
+        "release": f"{scenario.name}#{run}",
+        "defect": world.release.kind,
+        "outcome": outcome,
+        "started_at": at(0.0),
+        "finished_at": at(finished),
+        "detected_at": at(world.detected_at if defective or s.aborted or world.alert_fired_at is not None else None),
+        "restored_at": at(restored),
+        "requests": int(world.user_requests),
+        "failed_requests": int(world.user_errors),
+        "peak_error_rate": float(world.peak_error_rate),
+        "replica_seconds": float(world.cluster.pod_seconds),
+        # extra columns
+        "change_failed": bool(defective and harmed),
+        "false_rollback": outcome == "false_rollback",
+        "impact_started_at": at(world.impact_started_at),
+        "time_to_restore": (restored - world.impact_started_at) if restored is not None else nan,
+        "detected_by": world.detected_by,
+        "rollout_duration": (finished if finished is not None else nan),
+        "human_action": world.human_action,
+        "ended_at": at(world.env.now),
+    }
+
+
+def _outcome(world: World, defective: bool, harmed: bool) -> str:
+    s = world.status
+    if world.human_action == "repair_forward" and world.repaired:
+        return "repaired_forward"
+    if s.aborted:
+        if not defective:
+            return "false_rollback"
+        return "rolled_back_manual" if world.human_action == "abort" else "rolled_back"
+    if s.completed:
+        if world.reverted_at is not None:
+            return "rolled_back_manual" if defective else "false_rollback"
+        return "failed_undetected" if defective and harmed else "promoted"
+    return "stuck"

@@ -1,0 +1,662 @@
+"""One simulated rollout: a SimPy world that drives the shared controller, unchanged.
+
+Actors are generator processes (SimPy style): the controller calls
+``strategies.reconcile`` whenever the world changes or the controller asked to be woken
+(``status.requeue_at``) and applies its actions; the fault injector, alert rules, the
+on-call human and the migration runner act at their own times. Pods become ready on
+scheduled events (``sim.pods``).
+
+Traffic is never simulated request by request here (that is ``sim.reference``): the
+world is piecewise constant between two state changes, so before any change the
+traffic since the previous one is drawn in one go -- requests ~ Poisson(Λ), failures ~
+Binomial(requests, p) (Poisson thinning), latencies ~ Multinomial over the histogram
+buckets -- by ``_advance_traffic``. Every state change goes through ``_sync`` first.
+
+What is measured for the results table:
+
+- *impact*: time during which users get answers made worse by the release (its defect,
+  or a schema the serving version does not support). Time to restore runs from the first
+  such moment to the end of the last one.
+- *detection*: the first of an analysis abort, a progress-deadline abort, or an alert.
+- *cost*: pod-seconds of both versions of the service under test.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+import numpy as np
+import simpy
+
+from scenarios.schema import (
+    CrashOnStartDefect, DependencyFailureFault, ErrorRateDefect, FullLoadOnlyDefect,
+    IncompatibleMigrationDefect, LatencyDefect, LatencyInjectionFault, LeakDefect, NodeLossFault,
+    PodKillFault, Scenario, SpikesProfile, DiurnalProfile, ZoneOutageFault,
+)
+from sim.pods import Cluster
+from sim.queueing import overload
+from sim.sampling import sample
+from sim.traffic import LatencyModel, combine_failure, draw_window, expected_arrivals, rate_changes
+from strategies import (
+    Command, CommandRequest, Counters, Observation, Role, RolloutStatus, StrategySpec, VersionObservation,
+    compute_declared_weight, reconcile,
+)
+from strategies.observation import WindowStats
+from strategies.actions import Event, Promote, ScaleVersion, SetCanaryWeight, SwitchActive, SwitchPreview
+from strategies.spec import Signal, StrategyKind, TrafficRouting
+
+ROLES = (Role.STABLE, Role.CANARY)
+LEAK_TICK = 30.0  # seconds between re-evaluations of a leak's growing error rate
+DIURNAL_TICK = 300.0  # seconds between re-evaluations of a diurnal rate (overload follows the rate)
+
+
+@dataclass(frozen=True)
+class ReleaseDraw:
+    """What this run's release is: healthy, or carrying one defect."""
+
+    defect: Any | None  # one of the scenario's defect models, or None
+
+    @property
+    def kind(self) -> str:
+        return "none" if self.defect is None else self.defect.kind
+
+
+@dataclass
+class VersionTraffic:
+    """Cumulative counters the runner reports for one version (user + preview traffic)."""
+
+    requests: int = 0
+    errors: int = 0
+    buckets: np.ndarray | None = None
+
+    def counters(self) -> Counters:
+        buckets = tuple(int(x) for x in self.buckets) if self.buckets is not None else ()
+        return Counters(self.requests, self.errors, buckets)
+
+
+@dataclass
+class TimelinePoint:
+    at: float
+    declared_weight: float
+    effective_weight: float
+    stable_ready: int
+    canary_ready: int
+    stable_error_rate: float
+    canary_error_rate: float
+    events: tuple[str, ...] = ()
+
+
+@dataclass
+class World:
+    scenario: Scenario
+    spec: StrategySpec
+    release: ReleaseDraw
+    streams: dict[str, np.random.Generator]
+    record_timeline: bool = False
+
+    env: simpy.Environment = field(init=False)
+    cluster: Cluster = field(init=False)
+    status: RolloutStatus = field(default_factory=RolloutStatus)
+    traffic: dict[Role, VersionTraffic] = field(default_factory=lambda: {r: VersionTraffic() for r in ROLES})
+    user_requests: int = 0
+    user_errors: int = 0
+    peak_error_rate: float = 0.0
+    router_weight: int = 0
+    active: Role = Role.STABLE
+    preview: Role | None = None
+    schema: int = 0
+    repaired: bool = False  # a roll-forward fix made every version work on the schema
+    reverted_at: float | None = None  # a manual rollback after promotion finished
+    commands: list[CommandRequest] = field(default_factory=list)
+    impact_started_at: float | None = None
+    impact_ended_at: float | None = None
+    impact_on: bool = False
+    detected_at: float | None = None
+    detected_by: str = ""
+    alert_fired_at: float | None = None
+    paged: bool = False
+    human_action: str = ""
+    human_busy: bool = False
+    injected_errors: dict[str, float] = field(default_factory=dict)  # service -> added error rate
+    injected_latency: dict[str, float] = field(default_factory=dict)  # service -> added ms
+    timeline: list[TimelinePoint] = field(default_factory=list)
+    pending_events: list[str] = field(default_factory=list)
+    t: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.env = simpy.Environment()
+        self.sut = self.scenario.service_under_test
+        self.replicas = self.spec.require_replicas()
+        self.cluster = Cluster(self.sut, self.streams["pods"], self._wake_at,
+                               crash_probability=self._crash_probability())
+        self.cluster.start_ready(Role.STABLE, self.replicas, 0.0)
+        self._changed = self.env.event()
+        self._graph = _dependency_graph(self.scenario)
+        self._order = list(reversed(list(nx.topological_sort(self._graph)))) if self._graph is not None else []
+        self._arrival_factor = _arrival_factors(self.scenario, self._graph)
+        self._want_latency = _needs_latency(self.scenario, self.spec)
+        base_latency = LatencyModel.from_latency(self.sut.latency)
+        self._latency = {Role.STABLE: base_latency, Role.CANARY: base_latency}
+        self._bucket_count = len(base_latency.bucket_probabilities())
+        if self._want_latency:
+            for role in ROLES:
+                self.traffic[role].buckets = np.zeros(self._bucket_count, dtype=np.int64)
+        migration = self.scenario.migration
+        self.schema = migration.initial_schema if migration else 0
+        self._leak_ticking = False
+
+    # ================================================================== running
+
+    def run(self, horizon: float) -> None:
+        """Run until the rollout and everything it set off have settled (at least the
+        scenario's duration, at most ``horizon`` seconds)."""
+        self.env.process(self._controller())
+        self.env.process(self._faults())
+        self.env.process(self._migrations())
+        for rule in self.scenario.monitoring.alerts:
+            self.env.process(self._alert(rule))
+        self._schedule_rate_changes(horizon)
+        self.env.run(until=self.scenario.duration)
+        while self.env.now < horizon and not self._settled():
+            self.env.run(until=min(horizon, self.env.now + 600.0))
+        self._sync()
+        self.cluster.account_cost(self.env.now)
+
+    def _settled(self) -> bool:
+        s = self.status
+        rollout_done = s.completed or (s.aborted and s.restored_at is not None)
+        # alerts still pending past the window are not waited for: the window is the
+        # observation period every strategy gets; a paged human is always followed up
+        return rollout_done and s.requeue_at is None and not self.human_busy
+
+    # ================================================================== controller
+
+    def _controller(self):
+        while True:
+            self._sync()
+            obs = self._observe()
+            before = self.status
+            self.status, actions = reconcile(self.spec, before, obs)
+            self._apply(actions)
+            self._note_detection(before)
+            if self.record_timeline:
+                self._record(obs)
+            if any(not isinstance(a, Event) for a in actions):
+                yield self.env.timeout(0)  # the world changed: look again, as an informer event would
+                continue
+            wake = self.status.requeue_at
+            if wake is None:
+                yield self._changed
+            else:
+                yield self.env.timeout(max(0.0, wake - self.env.now)) | self._changed
+
+    def _observe(self) -> Observation:
+        now = self.env.now
+        versions = []
+        for role in ROLES:
+            versions.append(VersionObservation(
+                replicas=self.cluster.desired[role],
+                ready=(ready := self.cluster.ready_count(role, now)),
+                available=ready,
+                counters=self.traffic[role].counters(),
+            ))
+        return Observation(now, versions[0], versions[1], tuple(self.commands))
+
+    def _apply(self, actions) -> None:
+        now = self.env.now
+        for action in actions:
+            if isinstance(action, ScaleVersion):
+                self.cluster.scale(action.role, action.replicas, now)
+            elif isinstance(action, SetCanaryWeight):
+                self.router_weight = action.weight
+            elif isinstance(action, SwitchActive):
+                self.active = action.role
+            elif isinstance(action, SwitchPreview):
+                self.preview = action.role
+            elif isinstance(action, Promote):
+                self._run_migrations_at("after_promotion")
+            elif isinstance(action, Event) and self.record_timeline:
+                self.pending_events.append(f"{action.reason.value}: {action.message}")
+
+    def _note_detection(self, before: RolloutStatus) -> None:
+        s = self.status
+        if s.aborted and not before.aborted and self.detected_at is None:
+            self.detected_at = self.env.now
+            self.detected_by = "manual" if "by command" in s.abort_reason else (
+                "deadline" if "deadline" in s.abort_reason else "analysis")
+
+    # ================================================================== wake-ups
+
+    def _changed_now(self) -> None:
+        if not self._changed.triggered:
+            self._changed.succeed()
+            self._changed = self.env.event()
+
+    def _wake_at(self, when: float) -> None:
+        delay = max(0.0, when - self.env.now)
+        self.env.timeout(delay).callbacks.append(lambda _e: (self._sync(), self._changed_now()))
+
+    def _schedule_rate_changes(self, horizon: float) -> None:
+        profile = self.scenario.traffic.profile
+        if isinstance(profile, SpikesProfile):
+            for t in rate_changes(profile, 0.0, horizon):
+                self._wake_at(t)
+        elif isinstance(profile, DiurnalProfile):
+            self.env.process(self._tick(DIURNAL_TICK))
+
+    def _tick(self, every: float):
+        while True:
+            yield self.env.timeout(every)
+            self._sync()
+            self._changed_now()
+
+    # ================================================================== traffic
+
+    def _sync(self) -> None:
+        """Account traffic and cost up to now, before anything changes."""
+        now = self.env.now
+        if now > self.t:
+            self._advance_traffic(self.t, now)
+            self.t = now
+
+    def shares(self, now: float) -> dict[Role, float]:
+        """Fraction of user traffic each version receives now (the effective weight)."""
+        if self.reverted_at is not None and now >= self.reverted_at:
+            return {Role.STABLE: 1.0, Role.CANARY: 0.0}
+        kind = self.spec.strategy.kind
+        if kind is StrategyKind.BLUE_GREEN:
+            return {Role.STABLE: float(self.active is Role.STABLE), Role.CANARY: float(self.active is Role.CANARY)}
+        if kind is StrategyKind.CANARY and self.spec.strategy.canary.traffic_routing is TrafficRouting.ROUTER:
+            w = self.router_weight / 100.0
+            return {Role.STABLE: 1.0 - w, Role.CANARY: w}
+        stable = self.cluster.ready_count(Role.STABLE, now)
+        canary = self.cluster.ready_count(Role.CANARY, now)
+        total = stable + canary
+        if total == 0:
+            return {Role.STABLE: 1.0, Role.CANARY: 0.0}  # nothing ready: requests fail at the Service
+        return {Role.STABLE: stable / total, Role.CANARY: canary / total}
+
+    def _advance_traffic(self, t0: float, t1: float) -> None:
+        dt = t1 - t0
+        self.cluster.account_cost(t1)
+        scenario, rng = self.scenario, self.streams["traffic"]
+        user = expected_arrivals(scenario.traffic.profile, scenario.traffic.rps, t0, t1)
+        sut_expected = user * self._arrival_factor
+        shares = self.shares(t0)
+        mean_rate = sut_expected / dt
+        p_user = 0.0
+        impact = False
+        for role in ROLES:
+            share = shares[role]
+            preview = scenario.traffic.preview_rps * dt if role is self.preview and share == 0 else 0.0
+            if share == 0 and preview == 0:
+                continue
+            p, harmed = self._failure_probability(role, mean_rate * share + preview / dt, t0)
+            p_user += share * p
+            impact = impact or (harmed and share > 0)
+            latency = self._latency_model(role, t0) if self._want_latency else None
+            if share > 0:
+                users = draw_window(rng, sut_expected * share, p, latency)
+                self._count(role, users)
+                self.user_requests += users.requests
+                self.user_errors += users.errors
+            if preview > 0:  # smoke traffic on the preview Service: analysed, but no user's request
+                self._count(role, draw_window(rng, preview, p, latency))
+        p_user = self._through_callers(p_user)
+        self.peak_error_rate = max(self.peak_error_rate, p_user)
+        self._track_impact(impact, t0, t1)
+
+    def _count(self, role: Role, draw) -> None:
+        counters = self.traffic[role]
+        counters.requests += draw.requests
+        counters.errors += draw.errors
+        if counters.buckets is not None and draw.latency_buckets:
+            counters.buckets += np.asarray(draw.latency_buckets, dtype=np.int64)
+
+    def _track_impact(self, impact: bool, t0: float, t1: float) -> None:
+        if impact and not self.impact_on:
+            self.impact_on = True
+            if self.impact_started_at is None:
+                self.impact_started_at = t0
+        elif not impact and self.impact_on:
+            self.impact_on = False
+            self.impact_ended_at = t0
+
+    # ================================================================== failure model
+
+    def _failure_probability(self, role: Role, arrival_rps: float, now: float) -> tuple[float, bool]:
+        """A version's per-request failure probability now, and whether the release is
+        to blame for any of it (its defect, or a schema it cannot run on)."""
+        sut = self.sut
+        ready = self.cluster.ready_count(role, now)
+        causes = [sut.baseline_error_rate, self.injected_errors.get(sut.name, 0.0)]
+        if arrival_rps > 0:
+            causes.append(overload(arrival_rps, ready, sut.capacity_rps, sut.request_timeout).failure_probability)
+        harmed = False
+        if role is Role.CANARY and self.release.defect is not None and not self.repaired:
+            extra, harmed = self._defect_effect(arrival_rps, now)
+            causes.append(extra)
+        if not self.repaired and not self._schema_ok(role):
+            causes.append(self._schema_error_rate())
+            harmed = True
+        causes.append(self._downstream_failure())
+        return combine_failure(*causes), harmed
+
+    def _defect_effect(self, arrival_rps: float, now: float) -> tuple[float, bool]:
+        d = self.release.defect
+        if isinstance(d, ErrorRateDefect):
+            return d.error_rate, d.error_rate > 0
+        if isinstance(d, LatencyDefect):
+            return 0.0, True  # slower answers hurt users even when none fail
+        if isinstance(d, LeakDefect):
+            onset = self._canary_since() + d.after
+            if now < onset:
+                self._start_leak_ticks(onset)
+                return 0.0, False
+            self._start_leak_ticks(now)
+            rate = min(d.max_error_rate, d.error_rate_per_minute * (now - onset) / 60.0)
+            return rate, rate > 0 or d.latency_growth_per_minute > 0
+        if isinstance(d, FullLoadOnlyDefect):
+            share = self.shares(now)[Role.CANARY]
+            ready = max(1, self.cluster.ready_count(Role.CANARY, now))
+            hot = share >= d.traffic_share_threshold - 1e-9 or (
+                d.per_pod_rps_threshold is not None and arrival_rps / ready >= d.per_pod_rps_threshold)
+            return (d.error_rate, True) if hot else (0.0, False)
+        return 0.0, False  # crash_on_start acts on pods; incompatible_migration on the schema
+
+    def _latency_model(self, role: Role, now: float) -> LatencyModel:
+        base = self._latency[role]
+        multiplier, added = 1.0, self.injected_latency.get(self.sut.name, 0.0)
+        d = self.release.defect
+        if role is Role.CANARY and d is not None and not self.repaired:
+            if isinstance(d, LatencyDefect):
+                multiplier, added = d.multiplier, added + d.added_ms
+            elif isinstance(d, LeakDefect):
+                onset = self._canary_since() + d.after
+                if now >= onset:
+                    multiplier = 1.0 + d.latency_growth_per_minute * (now - onset) / 60.0
+        if multiplier == 1.0 and added == 0.0:
+            return base
+        return LatencyModel(base.median_ms, base.sigma, multiplier=multiplier, added_ms=added)
+
+    def _canary_since(self) -> float:
+        pods = self.cluster.pods[Role.CANARY]
+        return min((p.app_up_at for p in pods), default=math.inf)
+
+    def _start_leak_ticks(self, first: float) -> None:
+        if not self._leak_ticking and math.isfinite(first):
+            self._leak_ticking = True
+            self._wake_at(first)
+            self.env.process(self._tick(LEAK_TICK))
+
+    def _crash_probability(self) -> float:
+        d = self.release.defect
+        return d.crash_probability if isinstance(d, CrashOnStartDefect) else 0.0
+
+    # -- schema ------------------------------------------------------------------------
+
+    def _schema_ok(self, role: Role) -> bool:
+        migration = self.scenario.migration
+        if migration is None:
+            return True
+        compat = migration.compatibility
+        allowed = compat.old if role is Role.STABLE else compat.new
+        if not allowed.allows(self.schema):
+            return False
+        d = self.release.defect
+        if isinstance(d, IncompatibleMigrationDefect):
+            required = d.required_schema if d.required_schema is not None else migration.final_schema
+            if role is Role.CANARY and self.schema < required:
+                return False
+            if role is Role.STABLE and d.breaks_old and self.schema >= required:
+                return False
+        return True
+
+    def _schema_error_rate(self) -> float:
+        d = self.release.defect
+        return d.error_rate if isinstance(d, IncompatibleMigrationDefect) else 1.0
+
+    def _migrations(self):
+        migration = self.scenario.migration
+        if migration is None:
+            return
+        self._run_migrations_at("before_deploy")
+        self._run_migrations_at("with_deploy")
+        timed = sorted((step.at, i) for i, step in enumerate(migration.steps) if isinstance(step.at, float))
+        for at, i in timed:
+            yield self.env.timeout(max(0.0, at - self.env.now))
+            self._apply_migration_step(i)
+
+    def _run_migrations_at(self, when: str) -> None:
+        migration = self.scenario.migration
+        if migration is None:
+            return
+        for i, step in enumerate(migration.steps):
+            if step.at == when:
+                self._apply_migration_step(i)
+
+    def _apply_migration_step(self, index: int) -> None:
+        self._sync()
+        self.schema = max(self.schema, self.scenario.migration.initial_schema + index + 1)
+        self._changed_now()
+
+    # -- dependencies --------------------------------------------------------------------
+
+    def _downstream_failure(self) -> float:
+        """Failures the service under test inherits from the services it calls."""
+        if self._graph is None:
+            return 0.0
+        return _propagated(self, self.sut.name, downstream=True)
+
+    def _through_callers(self, p_sut: float) -> float:
+        """The user-facing failure probability when users enter through callers of the
+        service under test (the blast radius of its defect)."""
+        if self._graph is None or not any(True for _ in self._graph.predecessors(self.sut.name)):
+            return p_sut
+        return _propagated(self, self.sut.name, downstream=False, p_sut=p_sut)
+
+    # ================================================================== faults
+
+    def _faults(self):
+        cluster = self.cluster
+        for fault in sorted(self.scenario.faults, key=lambda f: f.at):
+            yield self.env.timeout(max(0.0, fault.at - self.env.now))
+            self._sync()
+            now = self.env.now
+            if isinstance(fault, PodKillFault):
+                if fault.service in (None, self.sut.name):
+                    role = None if fault.version == "any" else Role(fault.version)
+                    cluster.kill(role, fault.count, now)
+            elif isinstance(fault, (NodeLossFault, ZoneOutageFault)):
+                if isinstance(fault, ZoneOutageFault):
+                    nodes, eviction, duration = cluster.nodes_in_zone(fault.zone), 300.0, fault.duration
+                else:
+                    picks = self.streams["faults"].choice(cluster.node_count, size=min(fault.count, cluster.node_count), replace=False)
+                    nodes, eviction, duration = sorted(int(n) for n in picks), fault.eviction_delay, fault.duration
+                cluster.lose_nodes(nodes, now)
+                self.env.process(self._node_recovery(nodes, eviction, duration))
+            elif isinstance(fault, DependencyFailureFault):
+                self.env.process(self._for_a_while(self.injected_errors, fault.service, fault.error_rate, fault.duration))
+            elif isinstance(fault, LatencyInjectionFault):
+                self.env.process(self._for_a_while(self.injected_latency, fault.service, fault.added_ms, fault.duration))
+            self._changed_now()
+
+    def _node_recovery(self, nodes: list[int], eviction: float, duration: float | None):
+        start = self.env.now
+        if duration is None or duration > eviction:
+            yield self.env.timeout(eviction)
+            self._sync()
+            self.cluster.evict(nodes, self.env.now)
+            self._changed_now()
+        if duration is not None:
+            yield self.env.timeout(max(0.0, start + duration - self.env.now))
+            self._sync()
+            self.cluster.restore_nodes(nodes, self.env.now)
+            self._changed_now()
+
+    def _for_a_while(self, table: dict[str, float], service: str, value: float, duration: float):
+        self._sync()
+        table[service] = table.get(service, 0.0) + value
+        yield self.env.timeout(duration)
+        self._sync()
+        table[service] -= value
+        self._changed_now()
+
+    # ================================================================== alerts and people
+
+    def _alert(self, rule):
+        """A Prometheus-style rule on the watched service: error rate (or p99 latency) over
+        ``window`` above ``threshold`` for ``for`` seconds fires, and pages a human."""
+        history: list[tuple[float, int, int, np.ndarray | None]] = []
+        pending_since: float | None = None
+        while self.alert_fired_at is None:
+            yield self.env.timeout(rule.evaluation_interval)
+            self._sync()
+            now = self.env.now
+            requests = sum(self.traffic[r].requests for r in ROLES)
+            errors = sum(self.traffic[r].errors for r in ROLES)
+            buckets = None
+            if rule.metric == "latency_p99" and self._want_latency:
+                buckets = self.traffic[Role.STABLE].buckets + self.traffic[Role.CANARY].buckets
+            history.append((now, requests, errors, buckets))
+            while len(history) > 1 and history[1][0] <= now - rule.window:
+                history.pop(0)
+            value = _window_value(rule.metric, history[0], history[-1])  # a short window early on
+            breached = value is not None and value > rule.threshold
+            if not breached:
+                pending_since = None
+                continue
+            pending_since = now if pending_since is None else pending_since
+            if now - pending_since >= rule.for_:
+                self.alert_fired_at = now
+                if self.detected_at is None:
+                    self.detected_at, self.detected_by = now, "alert"
+                if self.record_timeline:
+                    self.pending_events.append(f"AlertFired: {rule.name}")
+                self.env.process(self._on_call())
+
+    def _on_call(self):
+        """The paged engineer: after their response time, roll back what is rolling out,
+        roll back a finished release, or, when the schema makes the old version fail too,
+        repair forward."""
+        if self.paged:
+            return
+        self.paged = self.human_busy = True
+        human = self.streams["human"]
+        yield self.env.timeout(sample(self.scenario.response.response_time, human))
+        self._sync()
+        s = self.status
+        if not self._schema_ok(Role.STABLE) and not self.repaired:
+            self.human_action = "repair_forward"
+            if not s.completed and not s.aborted:
+                self.commands.append(CommandRequest(len(self.commands) + 1, Command.ABORT))
+                self._changed_now()
+            repair = self.scenario.migration.rollforward_repair_time
+            yield self.env.timeout(sample(repair, human))
+            self._sync()
+            self.repaired = True
+        elif not s.completed and not s.aborted:
+            self.human_action = "abort"
+            self.commands.append(CommandRequest(len(self.commands) + 1, Command.ABORT))
+        elif s.completed and self.reverted_at is None:
+            self.human_action = "rollback"
+            duration = sample(self.scenario.response.rollback_duration, human)
+            self.cluster.scale(Role.STABLE, self.replicas, self.env.now)  # the old version comes back
+            yield self.env.timeout(duration)
+            self._sync()
+            self.reverted_at = self.env.now
+        self.human_busy = False
+        self._changed_now()
+
+    # ================================================================== timeline
+
+    def _record(self, obs: Observation) -> None:
+        shares = self.shares(self.env.now)
+        rates = {r: (self.traffic[r].errors / self.traffic[r].requests if self.traffic[r].requests else 0.0) for r in ROLES}
+        self.timeline.append(TimelinePoint(
+            at=self.env.now,
+            declared_weight=compute_declared_weight(self.spec, self.status, obs),
+            effective_weight=100.0 * shares[Role.CANARY],
+            stable_ready=obs.stable.ready, canary_ready=obs.canary.ready,
+            stable_error_rate=rates[Role.STABLE], canary_error_rate=rates[Role.CANARY],
+            events=tuple(self.pending_events),
+        ))
+        self.pending_events.clear()
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _window_value(metric: str, then, now) -> float | None:
+    requests = now[1] - then[1]
+    if metric == "error_rate":
+        return (now[2] - then[2]) / requests if requests > 0 else None
+    if now[3] is None:
+        return None
+    buckets = tuple(int(x) for x in (now[3] - (then[3] if then[3] is not None else 0)))
+    return WindowStats(now[0] - then[0], requests, 0, buckets).latency_quantile(0.99)
+
+
+def _dependency_graph(scenario: Scenario) -> nx.DiGraph | None:
+    if not scenario.dependencies:
+        return None
+    graph = nx.DiGraph()
+    graph.add_nodes_from(s.name for s in scenario.services)
+    for d in scenario.dependencies:
+        graph.add_edge(d.caller, d.callee, calls=d.calls_per_request, propagation=d.error_propagation)
+    return graph
+
+
+def _arrival_factors(scenario: Scenario, graph: nx.DiGraph | None) -> float:
+    """Requests the service under test receives per user request: users enter at the
+    entry services (nothing calls them) evenly, each call edge multiplies."""
+    if graph is None:
+        return 1.0
+    entries = [n for n in graph.nodes if graph.in_degree(n) == 0]
+    if not entries:
+        raise ValueError(f"scenario {scenario.name!r}: every service is called by another; no entry for users")
+    arrivals = {n: (1.0 / len(entries) if n in entries else 0.0) for n in graph.nodes}
+    for n in nx.topological_sort(graph):
+        for callee in graph.successors(n):
+            arrivals[callee] += arrivals[n] * graph.edges[n, callee]["calls"]
+    return arrivals[scenario.service_under_test.name]
+
+
+def _needs_latency(scenario: Scenario, spec: StrategySpec) -> bool:
+    if any(rule.metric == "latency_p99" for rule in scenario.monitoring.alerts):
+        return True
+    for template in spec.analysis_templates:
+        for metric in template.metrics:
+            signals = [metric.signal] + [s.signal for s in (metric.judge.mann_whitney.signals if metric.judge.mann_whitney else ())]
+            if Signal.LATENCY in signals:
+                return True
+    return False
+
+
+def _propagated(world: World, sut: str, downstream: bool, p_sut: float = 0.0) -> float:
+    """Failure probability through the dependency graph: each service fails on its own
+    (baseline + injected errors) or when a call to a callee fails and propagates."""
+    graph = world._graph
+    scenario = world.scenario
+    own: dict[str, float] = {}
+    for service in scenario.services:
+        if service.name == sut:
+            continue
+        own[service.name] = combine_failure(service.baseline_error_rate, world.injected_errors.get(service.name, 0.0))
+    total: dict[str, float] = {}
+    for n in world._order:
+        if n == sut and not downstream:
+            total[n] = p_sut
+            continue
+        survive = 1.0 - (own.get(n, 0.0) if n != sut else 0.0)
+        for callee in graph.successors(n):
+            e = graph.edges[n, callee]
+            survive *= (1.0 - e["propagation"] * total[callee]) ** e["calls"]
+        total[n] = 1.0 - survive
+        if n == sut and downstream:
+            return total[n]
+    entries = [n for n in graph.nodes if graph.in_degree(n) == 0]
+    return sum(total[n] for n in entries) / len(entries)
