@@ -18,7 +18,7 @@ from scenarios.schema import Scenario
 from sim.world import ReleaseDraw, TimelinePoint, World
 from strategies import StrategySpec
 
-STREAMS = ("release", "pods", "traffic", "faults", "human")
+STREAMS = ("release", "pods", "traffic", "faults", "human", "alerts")
 HORIZON_AFTER_WINDOW = 48 * 3600.0  # a paged human or a repair is followed this long past the window
 FIDELITIES = ("fast", "request")
 

@@ -24,6 +24,7 @@ What is measured for the results table:
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,7 +40,7 @@ from scenarios.schema import (
 from sim.pods import Cluster
 from sim.queueing import overload
 from sim.sampling import sample
-from sim.traffic import LatencyModel, combine_failure, draw_window, expected_arrivals, rate_changes
+from sim.traffic import LatencyModel, combine_failure, draw_window, expected_arrivals, rate_at, rate_changes
 from strategies import (
     Command, CommandRequest, Counters, Observation, Role, RolloutStatus, StrategySpec, VersionObservation,
     compute_declared_weight, reconcile,
@@ -102,6 +103,8 @@ class World:
     status: RolloutStatus = field(default_factory=RolloutStatus)
     traffic: dict[Role, VersionTraffic] = field(default_factory=lambda: {r: VersionTraffic() for r in ROLES})
     user_requests: int = 0
+    total_requests: int = 0  # all traffic of the service under test (users + preview), for alerts
+    total_errors: int = 0
     user_errors: int = 0
     peak_error_rate: float = 0.0
     router_weight: int = 0
@@ -147,6 +150,10 @@ class World:
         migration = self.scenario.migration
         self.schema = migration.initial_schema if migration else 0
         self._leak_ticking = False
+        self._segments: deque = deque()
+        self._split_cache: dict[float, tuple[int, int]] = {}
+        self._latency_snapshots: deque = deque()
+        self._longest_window = max((r.window for r in self.scenario.monitoring.alerts), default=0.0)
 
     # ================================================================== running
 
@@ -220,6 +227,8 @@ class World:
                 self._run_migrations_at("after_promotion")
             elif isinstance(action, Event) and self.record_timeline:
                 self.pending_events.append(f"{action.reason.value}: {action.message}")
+        if any(not isinstance(a, Event) for a in actions):
+            self._changed_now()  # observers (alert rules) look again; the controller re-loops itself
 
     def _note_detection(self, before: RolloutStatus) -> None:
         s = self.status
@@ -280,41 +289,60 @@ class World:
         return {Role.STABLE: stable / total, Role.CANARY: canary / total}
 
     def _advance_traffic(self, t0: float, t1: float) -> None:
+        """Account [t0, t1], an interval in which nothing changed: cost, traffic, impact."""
         dt = t1 - t0
         self.cluster.account_cost(t1)
-        scenario, rng = self.scenario, self.streams["traffic"]
-        user = expected_arrivals(scenario.traffic.profile, scenario.traffic.rps, t0, t1)
-        sut_expected = user * self._arrival_factor
+        req0, err0 = self.total_requests, self.total_errors
+        scenario = self.scenario
+        sut_expected = expected_arrivals(scenario.traffic.profile, scenario.traffic.rps, t0, t1) * self._arrival_factor
         shares = self.shares(t0)
         mean_rate = sut_expected / dt
         p_user = 0.0
         impact = False
         for role in ROLES:
             share = shares[role]
-            preview = scenario.traffic.preview_rps * dt if role is self.preview and share == 0 else 0.0
+            preview = scenario.traffic.preview_rps if role is self.preview and share == 0 else 0.0
             if share == 0 and preview == 0:
                 continue
-            p, harmed = self._failure_probability(role, mean_rate * share + preview / dt, t0)
+            p, harmed = self._failure_probability(role, mean_rate * share + preview, t0)
             p_user += share * p
             impact = impact or (harmed and share > 0)
-            latency = self._latency_model(role, t0) if self._want_latency else None
-            if share > 0:
-                users = draw_window(rng, sut_expected * share, p, latency)
-                self._count(role, users)
-                self.user_requests += users.requests
-                self.user_errors += users.errors
-            if preview > 0:  # smoke traffic on the preview Service: analysed, but no user's request
-                self._count(role, draw_window(rng, preview, p, latency))
+            self._draw_traffic(role, t0, sut_expected * share, preview * dt, p)
+        if self.scenario.monitoring.alerts:
+            self._log_segment(t0, t1, req0, err0)
         p_user = self._through_callers(p_user)
         self.peak_error_rate = max(self.peak_error_rate, p_user)
         self._track_impact(impact, t0, t1)
 
+    def _draw_traffic(self, role: Role, t0: float, users: float, preview: float, p: float) -> None:
+        """Fast mode: the interval's requests of one version in one draw each (Poisson
+        thinning: exact for constant p). The per-request reference overrides this."""
+        rng = self.streams["traffic"]
+        latency = self._latency_model(role, t0) if self._want_latency else None
+        if users > 0:
+            draw = draw_window(rng, users, p, latency)
+            self._count(role, draw)
+            self.user_requests += draw.requests
+            self.user_errors += draw.errors
+        if preview > 0:  # smoke traffic on the preview Service: analysed, but no user's request
+            self._count(role, draw_window(rng, preview, p, latency))
+
     def _count(self, role: Role, draw) -> None:
+        self.total_requests += draw.requests
+        self.total_errors += draw.errors
         counters = self.traffic[role]
         counters.requests += draw.requests
         counters.errors += draw.errors
         if counters.buckets is not None and draw.latency_buckets:
             counters.buckets += np.asarray(draw.latency_buckets, dtype=np.int64)
+
+    def _log_segment(self, t0: float, t1: float, req0: int, err0: int) -> None:
+        """Keep the traffic of recent intervals, for alert windows that start inside one."""
+        segments = self._segments
+        segments.append((t0, t1, req0, err0, self.total_requests - req0, self.total_errors - err0))
+        horizon = t1 - self._longest_window - 1.0
+        while segments and segments[0][1] < horizon:
+            segments.popleft()
 
     def _track_impact(self, impact: bool, t0: float, t1: float) -> None:
         if impact and not self.impact_on:
@@ -508,25 +536,28 @@ class World:
     # ================================================================== alerts and people
 
     def _alert(self, rule):
-        """A Prometheus-style rule on the watched service: error rate (or p99 latency) over
-        ``window`` above ``threshold`` for ``for`` seconds fires, and pages a human."""
-        history: list[tuple[float, int, int, np.ndarray | None]] = []
+        """A Prometheus-style rule on the service under test: the error rate (or p99
+        latency) over ``window``, evaluated every ``evaluation_interval``, above
+        ``threshold`` for ``for`` seconds fires and pages a human.
+
+        Evaluations that cannot breach are skipped: while the world stays in a state whose
+        expected error rate is so far below the threshold that a window exceeding it is
+        out of reach (more than 8 standard deviations, see ``_alert_cannot_breach``), the
+        rule sleeps until the world changes. The window's start is then read from the
+        traffic log, splitting a logged interval exactly (``_total_at``)."""
+        interval = rule.evaluation_interval
         pending_since: float | None = None
         while self.alert_fired_at is None:
-            yield self.env.timeout(rule.evaluation_interval)
+            if pending_since is None and self._alert_cannot_breach(rule):
+                yield self._changed
+                continue
+            now = self.env.now
+            tick = (math.floor(now / interval + 1e-9) + 1) * interval
+            yield self.env.timeout(tick - now)
             self._sync()
             now = self.env.now
-            requests = sum(self.traffic[r].requests for r in ROLES)
-            errors = sum(self.traffic[r].errors for r in ROLES)
-            buckets = None
-            if rule.metric == "latency_p99" and self._want_latency:
-                buckets = self.traffic[Role.STABLE].buckets + self.traffic[Role.CANARY].buckets
-            history.append((now, requests, errors, buckets))
-            while len(history) > 1 and history[1][0] <= now - rule.window:
-                history.pop(0)
-            value = _window_value(rule.metric, history[0], history[-1])  # a short window early on
-            breached = value is not None and value > rule.threshold
-            if not breached:
+            value = self._window_value(rule, now)
+            if value is None or value <= rule.threshold:
                 pending_since = None
                 continue
             pending_since = now if pending_since is None else pending_since
@@ -537,6 +568,56 @@ class World:
                 if self.record_timeline:
                     self.pending_events.append(f"AlertFired: {rule.name}")
                 self.env.process(self._on_call())
+
+    def _alert_cannot_breach(self, rule) -> bool:
+        if rule.metric != "error_rate":
+            return False  # latency alerts are evaluated at every tick
+        now = self.env.now
+        rate = rate_at(self.scenario.traffic.profile, self.scenario.traffic.rps, now) * self._arrival_factor
+        shares = self.shares(now)
+        p = sum(shares[r] * self._failure_probability(r, rate * shares[r], now)[0] for r in ROLES if shares[r] > 0)
+        n = rate * rule.window
+        return p < rule.threshold and n * rule.threshold >= n * p + 8.0 * math.sqrt(n * p + 1.0) + 8.0
+
+    def _window_value(self, rule, now: float) -> float | None:
+        start = max(0.0, now - rule.window)
+        if rule.metric == "error_rate":
+            req0, err0 = self._total_at(start)
+            requests, errors = self.total_requests - req0, self.total_errors - err0
+            return errors / requests if requests > 0 else None
+        if not self._want_latency:
+            return None
+        snapshots = self._latency_snapshots
+        snapshots.append((now, self.traffic[Role.STABLE].buckets + self.traffic[Role.CANARY].buckets))
+        while len(snapshots) > 1 and snapshots[1][0] <= start:
+            snapshots.popleft()
+        then, current = snapshots[0][1], snapshots[-1][1]
+        diff = tuple(int(x) for x in (current - then)) if len(snapshots) > 1 else tuple(int(x) for x in current)
+        return WindowStats(now - start, sum(diff), 0, diff).latency_quantile(0.99)
+
+    def _total_at(self, when: float) -> tuple[int, int]:
+        """Cumulative (requests, errors) of the service under test at ``when``. Inside a
+        logged interval of n requests and e errors, the share before ``when`` is drawn
+        as Poisson arrivals are distributed given their count: requests ~ Binomial(n,
+        fraction), errors among them ~ Hypergeometric (exact, and consistent with the
+        totals already counted). Each split is remembered, so a time has one answer."""
+        if when in self._split_cache:
+            return self._split_cache[when]
+        for seg in self._segments:
+            t0, t1, req0, err0, n, e = seg
+            if t0 <= when <= t1:
+                if when == t0 or n == 0:
+                    result = (req0, err0)
+                elif when == t1:
+                    result = (req0 + n, err0 + e)
+                else:
+                    rng = self.streams["alerts"]
+                    k = int(rng.binomial(n, (when - t0) / (t1 - t0)))
+                    ek = int(rng.hypergeometric(e, n - e, k)) if k and e else 0
+                    result = (req0 + k, err0 + ek)
+                self._split_cache[when] = result
+                return result
+        return (0, 0) if not self._segments or when < self._segments[0][0] else (self.total_requests, self.total_errors)
 
     def _on_call(self):
         """The paged engineer: after their response time, roll back what is rolling out,
@@ -588,16 +669,6 @@ class World:
 
 
 # ---------------------------------------------------------------------- helpers
-
-
-def _window_value(metric: str, then, now) -> float | None:
-    requests = now[1] - then[1]
-    if metric == "error_rate":
-        return (now[2] - then[2]) / requests if requests > 0 else None
-    if now[3] is None:
-        return None
-    buckets = tuple(int(x) for x in (now[3] - (then[3] if then[3] is not None else 0)))
-    return WindowStats(now[0] - then[0], requests, 0, buckets).latency_quantile(0.99)
 
 
 def _dependency_graph(scenario: Scenario) -> nx.DiGraph | None:
