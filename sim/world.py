@@ -40,7 +40,10 @@ from scenarios.schema import (
 from sim.pods import Cluster
 from sim.queueing import overload
 from sim.sampling import sample
-from sim.traffic import LatencyModel, combine_failure, draw_window, expected_arrivals, rate_at, rate_changes
+from sim.traffic import (
+    LatencyModel, callees_first, combine_failure, draw_window, expected_arrivals, propagate_failures, rate_at,
+    rate_changes,
+)
 from strategies import (
     Command, CommandRequest, Counters, Observation, Role, RolloutStatus, StrategySpec, VersionObservation,
     compute_declared_weight, reconcile,
@@ -138,8 +141,15 @@ class World:
         self.cluster.start_ready(Role.STABLE, self.replicas, 0.0)
         self._changed = self.env.event()
         self._graph = _dependency_graph(self.scenario)
-        self._order = list(reversed(list(nx.topological_sort(self._graph)))) if self._graph is not None else []
+        if self._graph is not None:
+            self._order = callees_first(self._graph)
+            # seen from its callers, the service under test fails as its versions do
+            # (their own failures already include what its callees cause)
+            self._upstream = self._graph.copy()
+            self._upstream.remove_edges_from(list(self._graph.out_edges(self.sut.name)))
+            self._upstream_order = callees_first(self._upstream)
         self._arrival_factor = _arrival_factors(self.scenario, self._graph)
+        self._entries = [n for n in self._graph.nodes if self._graph.in_degree(n) == 0] if self._graph is not None else []
         self._want_latency = _needs_latency(self.scenario, self.spec)
         base_latency = LatencyModel.from_latency(self.sut.latency)
         self._latency = {Role.STABLE: base_latency, Role.CANARY: base_latency}
@@ -477,14 +487,24 @@ class World:
         """Failures the service under test inherits from the services it calls."""
         if self._graph is None:
             return 0.0
-        return _propagated(self, self.sut.name, downstream=True)
+        own = self._own_failures()
+        own[self.sut.name] = 0.0
+        return propagate_failures(self._graph, own, order=self._order)[self.sut.name]
 
     def _through_callers(self, p_sut: float) -> float:
         """The user-facing failure probability when users enter through callers of the
         service under test (the blast radius of its defect)."""
         if self._graph is None or not any(True for _ in self._graph.predecessors(self.sut.name)):
             return p_sut
-        return _propagated(self, self.sut.name, downstream=False, p_sut=p_sut)
+        own = self._own_failures()
+        own[self.sut.name] = p_sut
+        total = propagate_failures(self._upstream, own, order=self._upstream_order)
+        return sum(total[n] for n in self._entries) / len(self._entries)
+
+    def _own_failures(self) -> dict[str, float]:
+        """Each other service's failure probability on its own: baseline and injected."""
+        return {s.name: combine_failure(s.baseline_error_rate, self.injected_errors.get(s.name, 0.0))
+                for s in self.scenario.services if s.name != self.sut.name}
 
     # ================================================================== faults
 
@@ -677,7 +697,7 @@ def _dependency_graph(scenario: Scenario) -> nx.DiGraph | None:
     graph = nx.DiGraph()
     graph.add_nodes_from(s.name for s in scenario.services)
     for d in scenario.dependencies:
-        graph.add_edge(d.caller, d.callee, calls=d.calls_per_request, propagation=d.error_propagation)
+        graph.add_edge(d.caller, d.callee, calls_per_request=d.calls_per_request, error_propagation=d.error_propagation)
     return graph
 
 
@@ -692,7 +712,7 @@ def _arrival_factors(scenario: Scenario, graph: nx.DiGraph | None) -> float:
     arrivals = {n: (1.0 / len(entries) if n in entries else 0.0) for n in graph.nodes}
     for n in nx.topological_sort(graph):
         for callee in graph.successors(n):
-            arrivals[callee] += arrivals[n] * graph.edges[n, callee]["calls"]
+            arrivals[callee] += arrivals[n] * graph.edges[n, callee]["calls_per_request"]
     return arrivals[scenario.service_under_test.name]
 
 
@@ -705,29 +725,3 @@ def _needs_latency(scenario: Scenario, spec: StrategySpec) -> bool:
             if Signal.LATENCY in signals:
                 return True
     return False
-
-
-def _propagated(world: World, sut: str, downstream: bool, p_sut: float = 0.0) -> float:
-    """Failure probability through the dependency graph: each service fails on its own
-    (baseline + injected errors) or when a call to a callee fails and propagates."""
-    graph = world._graph
-    scenario = world.scenario
-    own: dict[str, float] = {}
-    for service in scenario.services:
-        if service.name == sut:
-            continue
-        own[service.name] = combine_failure(service.baseline_error_rate, world.injected_errors.get(service.name, 0.0))
-    total: dict[str, float] = {}
-    for n in world._order:
-        if n == sut and not downstream:
-            total[n] = p_sut
-            continue
-        survive = 1.0 - (own.get(n, 0.0) if n != sut else 0.0)
-        for callee in graph.successors(n):
-            e = graph.edges[n, callee]
-            survive *= (1.0 - e["propagation"] * total[callee]) ** e["calls"]
-        total[n] = 1.0 - survive
-        if n == sut and downstream:
-            return total[n]
-    entries = [n for n in graph.nodes if graph.in_degree(n) == 0]
-    return sum(total[n] for n in entries) / len(entries)
