@@ -936,6 +936,11 @@ class History(_Model):
     """Time from commit to the start of its deployment."""
     defect_probability: Probability | None = None
     """Chance a deployment is bad; default release.defect_probability."""
+    rework_delay: Distribution = Field(
+        default_factory=lambda: LognormalDistribution(median=2 * 3600.0, p90=8 * 3600.0)
+    )
+    """After a failed change is restored, time until its fix is deployed (an unplanned
+    deployment: DORA's rework)."""
 
 
 # --- expectations -------------------------------------------------------------------------

@@ -43,8 +43,15 @@ def draw_release(scenario: Scenario, rng: np.random.Generator, defect_probabilit
     return ReleaseDraw(release.defects[min(index, len(release.defects) - 1)])
 
 
+def child_seed(seed_seq: np.random.SeedSequence, index: int) -> np.random.SeedSequence:
+    """The ``index``-th child of ``seed_seq``, as ``spawn`` would make it, without changing
+    ``seed_seq`` (``spawn`` counts its calls, so the same object would give new children)."""
+    return np.random.SeedSequence(seed_seq.entropy, spawn_key=tuple(seed_seq.spawn_key) + (index,),
+                                  pool_size=seed_seq.pool_size)
+
+
 def make_streams(seed_seq: np.random.SeedSequence) -> dict[str, np.random.Generator]:
-    return {name: np.random.default_rng(child) for name, child in zip(STREAMS, seed_seq.spawn(len(STREAMS)))}
+    return {name: np.random.default_rng(child_seed(seed_seq, i)) for i, name in enumerate(STREAMS)}
 
 
 def simulate_run(
