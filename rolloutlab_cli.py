@@ -138,6 +138,99 @@ def lint(
         raise typer.Exit(EXIT_BAD_INPUT)
 
 
+# ---------------------------------------------------------------------------- simulator
+
+DEFAULT_RUNS = 1000
+DEFAULT_SEED = 1
+DEFAULT_STRATEGIES = "blue-green,canary,rolling"
+
+
+def _load_scenario_arg(name_or_path: str):
+    from scenarios.schema import bundled_scenario, load_scenario
+
+    path = Path(name_or_path)
+    if path.suffix not in (".yaml", ".yml") and not path.exists():
+        path = bundled_scenario(name_or_path)
+    return load_scenario(path)
+
+
+def _run_simulation(scenario_arg: str, strategy_args: list[str], runs: int, seed: int | None, executor: str,
+                    fidelity: str, out_dir: Path, as_json: bool, title: str) -> None:
+    import json
+
+    from sim.comparison import comparison_json, render_comparison, summarize
+    from sim.montecarlo import ExecutorError, RunFailed, run_many
+    from sim.results import write_results
+
+    try:
+        scenario = _load_scenario_arg(scenario_arg)
+        strategies = [_load_strategy_or_manifest(name) for name in strategy_args]
+    except InputError as error:
+        _bad_input(error)
+    names = [s.name for s in strategies]
+    if len(set(names)) != len(names):
+        _bad_input(InputError(",".join(strategy_args), f"two strategies share a name ({', '.join(names)}); names label the results"))
+    seed = seed if seed is not None else (scenario.seed if scenario.seed is not None else DEFAULT_SEED)
+    run_fn = None
+    if scenario.history is not None:
+        from sim.history import simulate_history as run_fn  # one row per deployment
+    try:
+        df = run_many(scenario, strategies, runs, seed, executor=executor, fidelity=fidelity,
+                      progress=not as_json, **({"run_fn": run_fn} if run_fn else {}))
+    except ExecutorError as error:
+        _bad_input(error)
+    except RunFailed as error:
+        err.print(f"[bold red]simulation failed:[/] {error}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = out_dir / "results"
+    csv_path, parquet_path = write_results(df, stem)
+    summaries = summarize(df)
+    if as_json:
+        payload = {"scenario": scenario.name, "runs": runs, "seed": seed, "rows": len(df),
+                   "results": {"csv": str(csv_path), "parquet": str(parquet_path)}, **comparison_json(summaries)}
+        sys.stdout.write(json.dumps(payload, indent=2, allow_nan=False) + "\n")
+        return
+    render_comparison(summaries, out, title=title)
+    history = f" ({len(df)} deployments)" if scenario.history is not None else ""
+    out.print(f"{runs} runs per strategy{history}, seed {seed}; results: {csv_path} and {parquet_path}")
+
+
+@app.command()
+def simulate(
+    scenario: Annotated[str, typer.Argument(help="A scenario file, or a bundled scenario name (standard).")],
+    strategy: Annotated[str, typer.Option("--strategy", "-s", help="A strategy file, bundled name, or Argo/Flagger manifest.")],
+    runs: Annotated[int, typer.Option(min=1, help="Independent runs (histories, for a scenario with history:).")] = DEFAULT_RUNS,
+    seed: Annotated[Optional[int], typer.Option(min=0, help="Root seed (default: the scenario's, else 1).")] = None,
+    executor: Annotated[str, typer.Option(help="serial, process, or dask://HOST:PORT.")] = "process",
+    fidelity: Annotated[str, typer.Option(help="fast, or request (per-request reference; slow, for checking).")] = "fast",
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for results.csv and results.parquet.")] = Path("out"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+) -> None:
+    """Simulate one strategy on a scenario over many seeded runs; print its figures with 95% CIs."""
+    _run_simulation(scenario, [strategy], runs, seed, executor, fidelity, out_dir, as_json,
+                    title=f"{strategy} on {scenario}")
+
+
+@app.command()
+def compare(
+    scenario: Annotated[str, typer.Argument(help="A scenario file or bundled name.")] = "standard",
+    strategies: Annotated[str, typer.Option(help="Comma-separated strategy files or bundled names.")] = DEFAULT_STRATEGIES,
+    runs: Annotated[int, typer.Option(min=1, help="Runs per strategy; run i is the same release for every strategy.")] = DEFAULT_RUNS,
+    seed: Annotated[Optional[int], typer.Option(min=0, help="Root seed (default: the scenario's, else 1).")] = None,
+    executor: Annotated[str, typer.Option(help="serial, process, or dask://HOST:PORT.")] = "process",
+    fidelity: Annotated[str, typer.Option(help="fast, or request (per-request reference; slow).")] = "fast",
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for results.csv and results.parquet.")] = Path("out"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+) -> None:
+    """Compare strategies on a scenario (default: the bundled standard scenario with blue-green, canary and rolling)."""
+    names = [n.strip() for n in strategies.split(",") if n.strip()]
+    if not names:
+        _bad_input(InputError("--strategies", "name at least one strategy"))
+    _run_simulation(scenario, names, runs, seed, executor, fidelity, out_dir, as_json,
+                    title=f"{', '.join(names)} on {scenario}")
+
+
 def main() -> None:
     app()
 

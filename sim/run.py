@@ -16,7 +16,7 @@ import numpy as np
 
 from scenarios.schema import Scenario
 from sim.world import ReleaseDraw, TimelinePoint, World
-from strategies import StrategySpec
+from strategies import Role, StrategySpec
 
 STREAMS = ("release", "pods", "traffic", "faults", "human", "alerts")
 HORIZON_AFTER_WINDOW = 48 * 3600.0  # a paged human or a repair is followed this long past the window
@@ -123,6 +123,8 @@ def _row(world: World, scenario: Scenario, spec: StrategySpec, run: int, seed: i
         "rollout_duration": (finished if finished is not None else nan),
         "human_action": world.human_action,
         "ended_at": at(world.env.now),
+        "final_canary_share": float(world.shares(world.env.now)[Role.CANARY]),
+        "ends_healthy": not world.impact_on,
     }
 
 
