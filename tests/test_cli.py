@@ -22,12 +22,12 @@ def rolloutlab(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
 
 
 def test_help_lists_only_commands_that_work():
-    """--help lists import, plan and lint, and no placeholder for commands later issues add."""
+    """--help lists the commands that work, and no placeholder for commands later issues add."""
     result = rolloutlab("--help")
     assert result.returncode == 0
     commands_box = result.stdout.split("Commands", 1)[1]
     listed = set(re.findall(r"^│ (\w[\w-]*)\s", commands_box, flags=re.MULTILINE))
-    assert listed == {"import", "plan", "lint"}
+    assert listed == {"import", "plan", "lint", "simulate", "compare"}
 
 
 def test_plan_of_the_readme_example_promotes():
