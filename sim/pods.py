@@ -54,6 +54,8 @@ class Cluster:
     down_nodes: set[int] = field(default_factory=set)
     pod_seconds: float = 0.0  # cost: pods alive x seconds, both versions
     last_cost_at: float = 0.0
+    generation: int = 0  # bumped on every change to pods or nodes (readiness cache key)
+    _ready_cache: dict = field(default_factory=dict)
 
     @property
     def node_count(self) -> int:
@@ -68,8 +70,19 @@ class Cluster:
         return [p for p in self.pods[role] if p.deleted_at is None]
 
     def ready_count(self, role: Role, now: float) -> int:
-        down = self.down_nodes
-        return sum(1 for p in self.pods[role] if p.is_ready(now, p.node in down))
+        key = (role, now, self.generation)
+        cached = self._ready_cache.get(key)
+        if cached is None:
+            down = self.down_nodes
+            cached = sum(1 for p in self.pods[role] if p.is_ready(now, p.node in down))
+            if len(self._ready_cache) > 64:
+                self._ready_cache.clear()
+            self._ready_cache[key] = cached
+        return cached
+
+    def changed(self) -> None:
+        """Pods or nodes changed: cached readiness counts are stale."""
+        self.generation += 1
 
     def account_cost(self, now: float) -> None:
         alive = sum(1 for role in (Role.STABLE, Role.CANARY) for p in self.pods[role] if p.deleted_at is None)
@@ -81,6 +94,7 @@ class Cluster:
     def start_ready(self, role: Role, count: int, now: float) -> None:
         """Pods that were already running before the simulated window (the stable)."""
         self.desired[role] = count
+        self.changed()
         for _ in range(count):
             node = self._place()
             self.pods[role].append(Pod(self._new_id(), role, node, now - 3600.0, now - 3600.0, now - 3600.0))
@@ -88,6 +102,7 @@ class Cluster:
     def scale(self, role: Role, replicas: int, now: float) -> None:
         """The controller's ScaleVersion: create or delete pods to reach ``replicas``."""
         self.account_cost(now)
+        self.changed()
         self.desired[role] = replicas
         self._converge(role, now)
 
@@ -138,6 +153,7 @@ class Cluster:
     def kill(self, role: Role | None, count: int, now: float) -> int:
         """Delete ``count`` live pods (of a version, or any); their ReplicaSets replace them."""
         self.account_cost(now)
+        self.changed()
         roles = [role] if role is not None else [Role.STABLE, Role.CANARY]
         alive = [p for r in roles for p in self.alive(r)]
         if not alive:
@@ -151,11 +167,13 @@ class Cluster:
 
     def lose_nodes(self, nodes: list[int], now: float) -> None:
         self.account_cost(now)
+        self.changed()
         self.down_nodes.update(nodes)
 
     def evict(self, nodes: list[int], now: float) -> None:
         """Pods still on nodes that stayed down are deleted and rescheduled elsewhere."""
         self.account_cost(now)
+        self.changed()
         for role in (Role.STABLE, Role.CANARY):
             for p in self.alive(role):
                 if p.node in nodes and p.node in self.down_nodes:
@@ -165,6 +183,7 @@ class Cluster:
     def restore_nodes(self, nodes: list[int], now: float) -> None:
         """Nodes back: their surviving pods pass readiness again after a probe cycle."""
         self.account_cost(now)
+        self.changed()
         probe = self.service.pod_timing.readiness
         for n in nodes:
             self.down_nodes.discard(n)

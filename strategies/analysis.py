@@ -17,13 +17,12 @@ metric phase: Failed > Error > Inconclusive > Running > Successful.
 
 from __future__ import annotations
 
-from dataclasses import replace
 
 from strategies.actions import Event, EventReason
 from strategies.judges import MeasurementPhase, judge_measurement
 from strategies.observation import MeasurementWindow, Observation, WindowStats
 from strategies.spec import Metric
-from strategies.status import AnalysisKind, AnalysisPhase, AnalysisRun, Measurement, MetricRun
+from strategies.status import AnalysisKind, AnalysisPhase, AnalysisRun, Measurement, MetricRun, evolve
 
 _SEVERITY = {
     AnalysisPhase.FAILED: 4,
@@ -63,14 +62,16 @@ def advance_analysis(
         updated.append(metric_run)
         if event:
             events.append(event)
+    if all(new is old for new, old in zip(updated, run.metrics)):
+        return run, events  # nothing was due
     phase = max((m.phase for m in updated), key=_SEVERITY.__getitem__)
-    run = replace(run, metrics=tuple(updated), phase=phase)
+    run = evolve(run, metrics=tuple(updated), phase=phase)
     if phase.done:
         worst = [m for m in updated if m.phase is phase]
         message = f"analysis {run.key} {phase.value.lower()}" + (
             f": {', '.join(m.name for m in worst)}" if phase is not AnalysisPhase.SUCCESSFUL else ""
         )
-        run = replace(run, message=message, finished_at=obs.now)
+        run = evolve(run, message=message, finished_at=obs.now)
         events.append(Event(obs.now, EventReason.ANALYSIS_COMPLETED, message))
     return run, events
 
@@ -80,8 +81,8 @@ def terminate_analysis(run: AnalysisRun, now: float) -> AnalysisRun:
     ends Successful, as Argo marks terminated background analysis."""
     if run.phase.done:
         return run
-    metrics = tuple(replace(m, phase=AnalysisPhase.SUCCESSFUL) if not m.phase.done else m for m in run.metrics)
-    return replace(run, metrics=metrics, phase=AnalysisPhase.SUCCESSFUL, message=f"analysis {run.key} terminated", finished_at=now)
+    metrics = tuple(evolve(m, phase=AnalysisPhase.SUCCESSFUL) if not m.phase.done else m for m in run.metrics)
+    return evolve(run, metrics=metrics, phase=AnalysisPhase.SUCCESSFUL, message=f"analysis {run.key} terminated", finished_at=now)
 
 
 def next_analysis_due(run: AnalysisRun) -> float | None:
@@ -97,7 +98,7 @@ def _advance_metric(mr: MetricRun, metric: Metric, obs: Observation) -> tuple[Me
         return mr, None
     stable, canary = obs.stable.counters, obs.canary.counters
     if mr.mark_at is None:  # initial delay over: open the first window
-        return replace(mr, mark_at=obs.now, stable_mark=stable, canary_mark=canary, due_at=obs.now + metric.interval), None
+        return evolve(mr, mark_at=obs.now, stable_mark=stable, canary_mark=canary, due_at=obs.now + metric.interval), None
     duration = obs.now - mr.mark_at
     window = MeasurementWindow(
         at=obs.now,
@@ -108,7 +109,7 @@ def _advance_metric(mr: MetricRun, metric: Metric, obs: Observation) -> tuple[Me
     judgement = judge_measurement(metric, windows)
     phase = judgement.phase
     measurement = Measurement(obs.now, phase.value, judgement.value, judgement.baseline_value, judgement.message)
-    mr = replace(
+    mr = evolve(
         mr,
         windows=windows,
         measurements=mr.measurements + (measurement,),
@@ -122,7 +123,7 @@ def _advance_metric(mr: MetricRun, metric: Metric, obs: Observation) -> tuple[Me
         errors=mr.errors + (phase is MeasurementPhase.ERROR),
         consecutive_errors=mr.consecutive_errors + 1 if phase is MeasurementPhase.ERROR else 0,
     )
-    mr = replace(mr, phase=_assess_metric(mr, metric, judgement.final, phase))
+    mr = evolve(mr, phase=_assess_metric(mr, metric, judgement.final, phase))
     value = "no data" if judgement.value is None else f"{judgement.value:.4g}"
     event = Event(obs.now, EventReason.MEASUREMENT, f"{metric.name}: {phase.value} ({value}) {judgement.message}".rstrip())
     return mr, event

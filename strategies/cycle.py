@@ -8,13 +8,13 @@ the call, so ``reconcile`` stays a pure function of (spec, status, observation).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from strategies.actions import Action, Event, EventReason, Promote, ScaleVersion
 from strategies.analysis import advance_analysis, start_analysis, terminate_analysis
 from strategies.observation import Observation, Role
 from strategies.spec import RolloutAnalysis, StrategySpec
-from strategies.status import AnalysisKind, AnalysisPhase, AnalysisRun, PauseReason, Phase, RolloutStatus
+from strategies.status import AnalysisKind, AnalysisPhase, AnalysisRun, PauseReason, Phase, RolloutStatus, evolve
 
 
 @dataclass
@@ -35,7 +35,7 @@ class Cycle:
         return self.spec.require_replicas()
 
     def set(self, **changes) -> None:
-        self.status = replace(self.status, **changes)
+        self.status = evolve(self.status, **changes)
 
     def emit(self, action: Action) -> None:
         self.actions.append(action)
@@ -129,16 +129,17 @@ class Cycle:
         if run is None:
             run = start_analysis(kind, key, metrics, self.now)
             self.event(EventReason.ANALYSIS_STARTED, f"analysis {key} started: {', '.join(m.name for m in metrics)}")
-        run, events = advance_analysis(run, metrics, self.obs)
+        advanced, events = advance_analysis(run, metrics, self.obs)
         self.actions.extend(events)
-        self._store(run)
-        return run.phase
+        if advanced is not run or self.status.analysis(key) is None:
+            self._store(advanced)
+        return advanced.phase
 
     def retire_analysis(self, key: str) -> None:
         """Keep a finished run in the record under a new key, so ``key`` can start afresh."""
         run = self.status.analysis(key)
         if run is not None:
-            self._store(replace(run, key=f"{key}@{run.finished_at if run.finished_at is not None else self.now:g}"), key)
+            self._store(evolve(run, key=f"{key}@{run.finished_at if run.finished_at is not None else self.now:g}"), key)
 
     def _store(self, run: AnalysisRun, key: str | None = None) -> None:
         key = key or run.key

@@ -7,7 +7,7 @@ where it stopped. Nothing here is derived from a clock: all times come from obse
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from enum import Enum
 
 from pydantic import TypeAdapter
@@ -137,6 +137,25 @@ class RolloutStatus:
         return "aborted" if self.aborted else "in_progress"
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def evolve(obj, **changes):
+    """A copy of a frozen status dataclass with ``changes``: ``dataclasses.replace``
+    without its per-call introspection (the simulator calls this on every decision)."""
+    cls = type(obj)
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
+    unknown = changes.keys() - set(names)
+    if unknown:
+        raise TypeError(f"{cls.__name__} has no field(s) {', '.join(sorted(unknown))}")
+    new = object.__new__(cls)
+    for name in names:
+        object.__setattr__(new, name, changes[name] if name in changes else getattr(obj, name))
+    return new
+
+
 _STATUS = TypeAdapter(RolloutStatus)
 
 
@@ -152,5 +171,5 @@ def load_status(text: str | bytes) -> RolloutStatus:
 
 __all__ = [
     "AnalysisKind", "AnalysisPhase", "AnalysisRun", "Measurement", "MetricRun", "Phase",
-    "PauseReason", "RolloutStatus", "dump_status", "load_status",
+    "PauseReason", "RolloutStatus", "dump_status", "evolve", "load_status",
 ]
