@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import re
 from enum import Enum
+from functools import lru_cache
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -109,6 +110,7 @@ class Condition(BaseModel):
     joiner: Literal["&&", "||"] = "&&"
 
     @classmethod
+    @lru_cache(maxsize=1024)  # conditions are parsed on every measurement; the text decides all
     def parse(cls, text: str) -> "Condition":
         joiner: Literal["&&", "||"] = "||" if "||" in text else "&&"
         if "&&" in text and "||" in text:
