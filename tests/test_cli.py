@@ -110,3 +110,56 @@ def test_importing_something_that_is_not_a_rollout_exits_2(tmp_path):
     result = rolloutlab("import", str(path))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "deploy.yaml" in result.stderr
+
+
+def test_compare_json_reports_every_strategy_with_intervals(tmp_path):
+    """`compare --json` prints each strategy's figures with 95% intervals and writes the results table."""
+    import json
+
+    result = rolloutlab("compare", "--runs", "30", "--executor", "serial", "--out", str(tmp_path), "--json")
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    strategies = {s["strategy"] for s in payload["strategies"]}
+    assert strategies == {"blue-green", "canary", "rolling"}
+    cfr = payload["strategies"][0]["change_failure_rate"]
+    assert cfr["low"] <= cfr["value"] <= cfr["high"]
+    assert (tmp_path / "results.csv").exists() and (tmp_path / "results.parquet").exists()
+
+
+def test_simulate_prints_a_comparison_table(tmp_path):
+    """`simulate` of one strategy prints its row of figures and where the results went."""
+    result = rolloutlab("simulate", "standard", "--strategy", "canary", "--runs", "20", "--executor", "serial",
+                        "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "canary" in result.stdout and "results.csv" in result.stdout
+
+
+def test_simulate_a_bad_scenario_exits_2(tmp_path):
+    """A scenario with a wrong field stops `simulate` with exit 2, naming file, line and field."""
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: bad\nduration: 10m\nrelease:\n  defect_probability: 1.5\n")
+    result = rolloutlab("simulate", str(path), "--strategy", "canary", "--runs", "2")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "bad.yaml:4:" in result.stderr and "release.defect_probability" in result.stderr
+
+
+@pytest.mark.parametrize("executor", ["threads", "dask://"], ids=["unknown-executor", "dask-without-address"])
+def test_bad_executor_exits_2(executor, tmp_path):
+    """An executor that is not serial, process or dask://HOST:PORT is bad input (exit 2)."""
+    result = rolloutlab("compare", "--runs", "2", "--executor", executor, "--out", str(tmp_path))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+
+
+def test_history_scenario_writes_one_row_per_deployment(tmp_path):
+    """A scenario with history: gives one row per deployment, with lead times and rework marked."""
+    import pandas as pd
+
+    path = tmp_path / "history.yaml"
+    path.write_text("name: h\nduration: 10m\nservices: [{name: web, replicas: 4}]\ntraffic: {rps: 50}\n"
+                    "history: {days: 5, deploys_per_day: 3}\n")
+    result = rolloutlab("simulate", str(path), "--strategy", "rolling", "--runs", "2", "--executor", "serial",
+                        "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    df = pd.read_parquet(tmp_path / "results.parquet")
+    assert len(df) > 10 and {"deployment", "commit_at", "lead_time", "rework"} <= set(df.columns)
+    assert (df["lead_time"] >= 0).all() and (df["started_at"] > df["commit_at"]).all()
