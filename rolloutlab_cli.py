@@ -162,6 +162,10 @@ def _run_simulation(scenario_arg: str, strategy_args: list[str], runs: int, seed
     from sim.montecarlo import ExecutorError, RunFailed, run_many
     from sim.results import write_results
 
+    from sim.run import FIDELITIES
+
+    if fidelity not in FIDELITIES:
+        _bad_input(InputError("--fidelity", f"must be one of {', '.join(FIDELITIES)}, not {fidelity!r}"))
     try:
         scenario = _load_scenario_arg(scenario_arg)
         strategies = [_load_strategy_or_manifest(name) for name in strategy_args]
@@ -196,16 +200,24 @@ def _run_simulation(scenario_arg: str, strategy_args: list[str], runs: int, seed
     out.print(f"{runs} runs per strategy{history}, seed {seed}; results: {csv_path} and {parquet_path}")
 
 
+RunsOption = Annotated[int, typer.Option(min=1, help="Runs per strategy (histories, for a scenario with history:); run i is the same release for every strategy.")]
+SeedOption = Annotated[Optional[int], typer.Option(min=0, help="Root seed (default: the scenario's, else 1).")]
+ExecutorOption = Annotated[str, typer.Option(help="serial, process, or dask://HOST:PORT.")]
+FidelityOption = Annotated[str, typer.Option(help="fast, or request (per-request reference; slow, for checking).")]
+OutOption = Annotated[Path, typer.Option("--out", help="Folder for results.csv and results.parquet.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")]
+
+
 @app.command()
 def simulate(
     scenario: Annotated[str, typer.Argument(help="A scenario file, or a bundled scenario name (standard).")],
     strategy: Annotated[str, typer.Option("--strategy", "-s", help="A strategy file, bundled name, or Argo/Flagger manifest.")],
-    runs: Annotated[int, typer.Option(min=1, help="Independent runs (histories, for a scenario with history:).")] = DEFAULT_RUNS,
-    seed: Annotated[Optional[int], typer.Option(min=0, help="Root seed (default: the scenario's, else 1).")] = None,
-    executor: Annotated[str, typer.Option(help="serial, process, or dask://HOST:PORT.")] = "process",
-    fidelity: Annotated[str, typer.Option(help="fast, or request (per-request reference; slow, for checking).")] = "fast",
-    out_dir: Annotated[Path, typer.Option("--out", help="Folder for results.csv and results.parquet.")] = Path("out"),
-    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+    runs: RunsOption = DEFAULT_RUNS,
+    seed: SeedOption = None,
+    executor: ExecutorOption = "process",
+    fidelity: FidelityOption = "fast",
+    out_dir: OutOption = Path("out"),
+    as_json: JsonOption = False,
 ) -> None:
     """Simulate one strategy on a scenario over many seeded runs; print its figures with 95% CIs."""
     _run_simulation(scenario, [strategy], runs, seed, executor, fidelity, out_dir, as_json,
@@ -216,12 +228,12 @@ def simulate(
 def compare(
     scenario: Annotated[str, typer.Argument(help="A scenario file or bundled name.")] = "standard",
     strategies: Annotated[str, typer.Option(help="Comma-separated strategy files or bundled names.")] = DEFAULT_STRATEGIES,
-    runs: Annotated[int, typer.Option(min=1, help="Runs per strategy; run i is the same release for every strategy.")] = DEFAULT_RUNS,
-    seed: Annotated[Optional[int], typer.Option(min=0, help="Root seed (default: the scenario's, else 1).")] = None,
-    executor: Annotated[str, typer.Option(help="serial, process, or dask://HOST:PORT.")] = "process",
-    fidelity: Annotated[str, typer.Option(help="fast, or request (per-request reference; slow).")] = "fast",
-    out_dir: Annotated[Path, typer.Option("--out", help="Folder for results.csv and results.parquet.")] = Path("out"),
-    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+    runs: RunsOption = DEFAULT_RUNS,
+    seed: SeedOption = None,
+    executor: ExecutorOption = "process",
+    fidelity: FidelityOption = "fast",
+    out_dir: OutOption = Path("out"),
+    as_json: JsonOption = False,
 ) -> None:
     """Compare strategies on a scenario (default: the bundled standard scenario with blue-green, canary and rolling)."""
     names = [n.strip() for n in strategies.split(",") if n.strip()]
