@@ -20,11 +20,21 @@ from strategies.status import AnalysisKind, AnalysisPhase, AnalysisRun, PauseRea
 @dataclass
 class Cycle:
     spec: StrategySpec
-    status: RolloutStatus
+    base: RolloutStatus  # the status this call started from (or last materialised)
     obs: Observation
     actions: list[Action] = field(default_factory=list)
     waiting_on_pods: bool = False  # the ladder is blocked on pods: the progress deadline ticks
     wake_times: list[float] = field(default_factory=list)  # timers the ladder is waiting for
+    pending: dict = field(default_factory=dict)  # changes not yet folded into a new status
+
+    @property
+    def status(self) -> RolloutStatus:
+        """The status with every change so far; changes are folded in only when read
+        (one copy per read-after-write, not one per change: reconcile runs often)."""
+        if self.pending:
+            self.base = evolve(self.base, **self.pending)
+            self.pending = {}
+        return self.base
 
     @property
     def now(self) -> float:
@@ -35,7 +45,7 @@ class Cycle:
         return self.spec.require_replicas()
 
     def set(self, **changes) -> None:
-        self.status = evolve(self.status, **changes)
+        self.pending.update(changes)
 
     def emit(self, action: Action) -> None:
         self.actions.append(action)
