@@ -51,11 +51,15 @@ class Cluster:
     next_id: int = 0
     pods: dict[Role, list[Pod]] = field(default_factory=lambda: {Role.STABLE: [], Role.CANARY: []})
     desired: dict[Role, int] = field(default_factory=lambda: {Role.STABLE: 0, Role.CANARY: 0})
-    down_nodes: set[int] = field(default_factory=set)
+    node_holds: dict[int, int] = field(default_factory=dict)  # node -> faults holding it down (they overlap)
     pod_seconds: float = 0.0  # cost: pods alive x seconds, both versions
     last_cost_at: float = 0.0
     generation: int = 0  # bumped on every change to pods or nodes (readiness cache key)
     _ready_cache: dict = field(default_factory=dict)
+
+    @property
+    def down_nodes(self) -> set[int]:
+        return {n for n, holds in self.node_holds.items() if holds > 0}
 
     @property
     def node_count(self) -> int:
@@ -168,29 +172,33 @@ class Cluster:
     def lose_nodes(self, nodes: list[int], now: float) -> None:
         self.account_cost(now)
         self.changed()
-        self.down_nodes.update(nodes)
+        for n in nodes:
+            self.node_holds[n] = self.node_holds.get(n, 0) + 1
 
     def evict(self, nodes: list[int], now: float) -> None:
         """Pods still on nodes that stayed down are deleted and rescheduled elsewhere."""
         self.account_cost(now)
         self.changed()
+        down = self.down_nodes
         for role in (Role.STABLE, Role.CANARY):
             for p in self.alive(role):
-                if p.node in nodes and p.node in self.down_nodes:
+                if p.node in nodes and p.node in down:
                     p.deleted_at = now
             self._converge(role, now)
 
     def restore_nodes(self, nodes: list[int], now: float) -> None:
-        """Nodes back: their surviving pods pass readiness again after a probe cycle."""
+        """One fault releases its hold on ``nodes``; those no fault holds any more come
+        back, and their surviving pods pass readiness again after a probe cycle."""
         self.account_cost(now)
         self.changed()
         probe = self.service.pod_timing.readiness
         for n in nodes:
-            self.down_nodes.discard(n)
+            self.node_holds[n] = max(0, self.node_holds.get(n, 0) - 1)
+        returned = [n for n in nodes if self.node_holds[n] == 0]
         back = now + probe.success_threshold * probe.period
         for role in (Role.STABLE, Role.CANARY):
             for p in self.alive(role):
-                if p.node in nodes and p.ready_at is not None and p.ready_at < back:
+                if p.node in returned and p.ready_at is not None and p.ready_at < back:
                     p.ready_at = back
         self.on_ready_at(back)
 

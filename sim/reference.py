@@ -53,7 +53,7 @@ class RequestWorld(World):
         peak = _peak_rate(traffic.profile, traffic.rps) * self._arrival_factor
         preview_rate = traffic.preview_rps
         total_rate = peak + preview_rate
-        buckets = None
+        cdfs: dict = {}
         while True:
             yield self.env.timeout(rng.exponential(1.0 / total_rate))
             now = self.env.now
@@ -84,11 +84,12 @@ class RequestWorld(World):
                 self.user_requests += 1
                 self.user_errors += failed
             if counters.buckets is not None:
-                if buckets is None or buckets[0] is not role:
-                    probabilities = np.asarray(self._latency_model(role, now).bucket_probabilities())
-                    buckets = (role, np.cumsum(probabilities))
-                index = int(np.searchsorted(buckets[1], rng.random(), side="right"))
-                counters.buckets[min(index, len(buckets[1]) - 1)] += 1
+                model = self._latency_model(role, now)  # it changes with faults and leaks, not only with the version
+                cumulative = cdfs.get(model)
+                if cumulative is None:
+                    cumulative = cdfs[model] = np.cumsum(np.asarray(model.bucket_probabilities()))
+                index = int(np.searchsorted(cumulative, rng.random(), side="right"))
+                counters.buckets[min(index, len(cumulative) - 1)] += 1
 
 
 def _peak_rate(profile, rps: float) -> float:

@@ -115,7 +115,7 @@ def _row(world: World, scenario: Scenario, spec: StrategySpec, run: int, seed: i
         "peak_error_rate": float(world.peak_error_rate),
         "replica_seconds": float(world.cluster.pod_seconds),
         # extra columns
-        "change_failed": bool(defective and harmed),
+        "change_failed": bool(harmed),  # users were hurt by the change: its code or its migration
         "false_rollback": outcome == "false_rollback",
         "impact_started_at": at(world.impact_started_at),
         "time_to_restore": (restored - world.impact_started_at) if restored is not None else nan,

@@ -54,7 +54,8 @@ from strategies.spec import Signal, StrategyKind, TrafficRouting
 
 ROLES = (Role.STABLE, Role.CANARY)
 LEAK_TICK = 30.0  # seconds between re-evaluations of a leak's growing error rate
-DIURNAL_TICK = 300.0  # seconds between re-evaluations of a diurnal rate (overload follows the rate)
+DIURNAL_TICK = 300.0
+ZONE_EVICTION_DELAY = 300.0  # Kubernetes' default pod eviction timeout for NotReady nodes  # seconds between re-evaluations of a diurnal rate (overload follows the rate)
 
 
 @dataclass(frozen=True)
@@ -126,8 +127,10 @@ class World:
     paged: bool = False
     human_action: str = ""
     human_busy: bool = False
-    injected_errors: dict[str, float] = field(default_factory=dict)  # service -> added error rate
-    injected_latency: dict[str, float] = field(default_factory=dict)  # service -> added ms
+    injected_errors: dict[str, list[float]] = field(default_factory=dict)  # service -> error rates of active faults
+    injected_latency: dict[str, list[float]] = field(default_factory=dict)  # service -> added ms of active faults
+    other_ready: dict[str, int] = field(default_factory=dict)  # services not under test: ready pods
+    controller_retired: bool = False  # a person rolled a finished release back: the rollout is over
     timeline: list[TimelinePoint] = field(default_factory=list)
     pending_events: list[str] = field(default_factory=list)
     t: float = 0.0
@@ -148,7 +151,8 @@ class World:
             self._upstream = self._graph.copy()
             self._upstream.remove_edges_from(list(self._graph.out_edges(self.sut.name)))
             self._upstream_order = callees_first(self._upstream)
-        self._arrival_factor = _arrival_factors(self.scenario, self._graph)
+        self._service_arrivals = _arrival_factors(self.scenario, self._graph)
+        self._arrival_factor = self._service_arrivals[self.sut.name]
         self._entries = [n for n in self._graph.nodes if self._graph.in_degree(n) == 0] if self._graph is not None else []
         self._want_latency = _needs_latency(self.scenario, self.spec)
         base_latency = LatencyModel.from_latency(self.sut.latency)
@@ -187,12 +191,12 @@ class World:
         rollout_done = s.completed or (s.aborted and s.restored_at is not None)
         # alerts still pending past the window are not waited for: the window is the
         # observation period every strategy gets; a paged human is always followed up
-        return rollout_done and s.requeue_at is None and not self.human_busy
+        return rollout_done and (s.requeue_at is None or self.controller_retired) and not self.human_busy
 
     # ================================================================== controller
 
     def _controller(self):
-        while True:
+        while not self.controller_retired:
             self._sync()
             obs = self._observe()
             before = self.status
@@ -370,7 +374,7 @@ class World:
         to blame for any of it (its defect, or a schema it cannot run on)."""
         sut = self.sut
         ready = self.cluster.ready_count(role, now)
-        causes = [sut.baseline_error_rate, self.injected_errors.get(sut.name, 0.0)]
+        causes = [sut.baseline_error_rate, self._injected_error(sut.name)]
         if arrival_rps > 0:
             causes.append(overload(arrival_rps, ready, sut.capacity_rps, sut.request_timeout).failure_probability)
         harmed = False
@@ -407,7 +411,7 @@ class World:
 
     def _latency_model(self, role: Role, now: float) -> LatencyModel:
         base = self._latency[role]
-        multiplier, added = 1.0, self.injected_latency.get(self.sut.name, 0.0)
+        multiplier, added = 1.0, sum(self.injected_latency.get(self.sut.name, ()))
         d = self.release.defect
         if role is Role.CANARY and d is not None and not self.repaired:
             if isinstance(d, LatencyDefect):
@@ -502,9 +506,21 @@ class World:
         return sum(total[n] for n in self._entries) / len(self._entries)
 
     def _own_failures(self) -> dict[str, float]:
-        """Each other service's failure probability on its own: baseline and injected."""
-        return {s.name: combine_failure(s.baseline_error_rate, self.injected_errors.get(s.name, 0.0))
-                for s in self.scenario.services if s.name != self.sut.name}
+        """Each other service's failure probability on its own: baseline, injected faults,
+        and overload of its ready pods (node loss and pod kills take some away)."""
+        own = {}
+        user_rate = rate_at(self.scenario.traffic.profile, self.scenario.traffic.rps, self.env.now)
+        for service in self.scenario.services:
+            if service.name == self.sut.name:
+                continue
+            ready = self.other_ready.get(service.name, service.replicas)
+            arrivals = user_rate * self._service_arrivals[service.name]
+            load = overload(arrivals, ready, service.capacity_rps, service.request_timeout).failure_probability if arrivals > 0 else 0.0
+            own[service.name] = combine_failure(service.baseline_error_rate, self._injected_error(service.name), load)
+        return own
+
+    def _injected_error(self, service: str) -> float:
+        return combine_failure(*self.injected_errors.get(service, ()))
 
     # ================================================================== faults
 
@@ -514,23 +530,45 @@ class World:
             yield self.env.timeout(max(0.0, fault.at - self.env.now))
             self._sync()
             now = self.env.now
+            on_sut = getattr(fault, "service", None) in (None, self.sut.name)
             if isinstance(fault, PodKillFault):
-                if fault.service in (None, self.sut.name):
+                if on_sut:
                     role = None if fault.version == "any" else Role(fault.version)
                     cluster.kill(role, fault.count, now)
-            elif isinstance(fault, (NodeLossFault, ZoneOutageFault)):
-                if isinstance(fault, ZoneOutageFault):
-                    nodes, eviction, duration = cluster.nodes_in_zone(fault.zone), 300.0, fault.duration
                 else:
+                    other = self.scenario.service(fault.service)
+                    self.env.process(self._other_pods_out(other, fault.count, self._mean_start(other)))
+            elif isinstance(fault, ZoneOutageFault):
+                if fault.zone in self.sut.zones:
+                    nodes = cluster.nodes_in_zone(fault.zone)
+                    cluster.lose_nodes(nodes, now)
+                    self.env.process(self._node_recovery(nodes, ZONE_EVICTION_DELAY, fault.duration))
+                for other in self.scenario.services:
+                    if other.name != self.sut.name and fault.zone in other.zones:
+                        lost = round(other.replicas / len(other.zones))
+                        self.env.process(self._other_pods_out(other, lost, min(fault.duration, ZONE_EVICTION_DELAY + self._mean_start(other))))
+            elif isinstance(fault, NodeLossFault):
+                if on_sut:
                     picks = self.streams["faults"].choice(cluster.node_count, size=min(fault.count, cluster.node_count), replace=False)
-                    nodes, eviction, duration = sorted(int(n) for n in picks), fault.eviction_delay, fault.duration
-                cluster.lose_nodes(nodes, now)
-                self.env.process(self._node_recovery(nodes, eviction, duration))
+                    nodes = sorted(int(n) for n in picks)
+                    cluster.lose_nodes(nodes, now)
+                    self.env.process(self._node_recovery(nodes, fault.eviction_delay, fault.duration))
+                else:
+                    other = self.scenario.service(fault.service)
+                    lost = min(other.replicas, round(other.replicas * fault.count / (other.nodes or len(other.zones))))
+                    back = fault.eviction_delay + self._mean_start(other)
+                    self.env.process(self._other_pods_out(other, lost, back if fault.duration is None else min(fault.duration, back)))
             elif isinstance(fault, DependencyFailureFault):
                 self.env.process(self._for_a_while(self.injected_errors, fault.service, fault.error_rate, fault.duration))
             elif isinstance(fault, LatencyInjectionFault):
                 self.env.process(self._for_a_while(self.injected_latency, fault.service, fault.added_ms, fault.duration))
             self._changed_now()
+
+    @staticmethod
+    def _mean_start(service) -> float:
+        """Typical time for a replacement pod of ``service`` to become ready."""
+        timing = service.pod_timing
+        return timing.schedule_delay.expected() + timing.start_delay.expected() + timing.readiness.success_threshold * timing.readiness.period
 
     def _node_recovery(self, nodes: list[int], eviction: float, duration: float | None):
         start = self.env.now
@@ -545,12 +583,24 @@ class World:
             self.cluster.restore_nodes(nodes, self.env.now)
             self._changed_now()
 
-    def _for_a_while(self, table: dict[str, float], service: str, value: float, duration: float):
+    def _for_a_while(self, table: dict[str, list[float]], service: str, value: float, duration: float):
+        """An injected fault on ``service`` for ``duration``; faults overlap independently."""
         self._sync()
-        table[service] = table.get(service, 0.0) + value
+        table.setdefault(service, []).append(value)
+        self._changed_now()
         yield self.env.timeout(duration)
         self._sync()
-        table[service] -= value
+        table[service].remove(value)
+        self._changed_now()
+
+    def _other_pods_out(self, service, lost: int, back_after: float):
+        """Pods of a service not under test (modelled as capacity) out for a while."""
+        self._sync()
+        self.other_ready[service.name] = max(0, self.other_ready.get(service.name, service.replicas) - lost)
+        self._changed_now()
+        yield self.env.timeout(back_after)
+        self._sync()
+        self.other_ready[service.name] = min(service.replicas, self.other_ready[service.name] + lost)
         self._changed_now()
 
     # ================================================================== alerts and people
@@ -663,12 +713,16 @@ class World:
             self.human_action = "abort"
             self.commands.append(CommandRequest(len(self.commands) + 1, Command.ABORT))
         elif s.completed and self.reverted_at is None:
+            # The rollout is over; rolling back a finished release is a new deployment of
+            # the old version, done by a person: the controller has no say any more.
             self.human_action = "rollback"
+            self.controller_retired = True
             duration = sample(self.scenario.response.rollback_duration, human)
             self.cluster.scale(Role.STABLE, self.replicas, self.env.now)  # the old version comes back
             yield self.env.timeout(duration)
             self._sync()
             self.reverted_at = self.env.now
+            self.cluster.scale(Role.CANARY, 0, self.env.now)
         self.human_busy = False
         self._changed_now()
 
@@ -701,11 +755,11 @@ def _dependency_graph(scenario: Scenario) -> nx.DiGraph | None:
     return graph
 
 
-def _arrival_factors(scenario: Scenario, graph: nx.DiGraph | None) -> float:
-    """Requests the service under test receives per user request: users enter at the
-    entry services (nothing calls them) evenly, each call edge multiplies."""
+def _arrival_factors(scenario: Scenario, graph: nx.DiGraph | None) -> dict[str, float]:
+    """Requests each service receives per user request: users enter at the entry services
+    (nothing calls them) evenly, each call edge multiplies."""
     if graph is None:
-        return 1.0
+        return {s.name: (1.0 if s.name == scenario.service_under_test.name else 0.0) for s in scenario.services}
     entries = [n for n in graph.nodes if graph.in_degree(n) == 0]
     if not entries:
         raise ValueError(f"scenario {scenario.name!r}: every service is called by another; no entry for users")
@@ -713,7 +767,7 @@ def _arrival_factors(scenario: Scenario, graph: nx.DiGraph | None) -> float:
     for n in nx.topological_sort(graph):
         for callee in graph.successors(n):
             arrivals[callee] += arrivals[n] * graph.edges[n, callee]["calls_per_request"]
-    return arrivals[scenario.service_under_test.name]
+    return arrivals
 
 
 def _needs_latency(scenario: Scenario, spec: StrategySpec) -> bool:
