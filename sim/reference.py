@@ -83,6 +83,7 @@ class RequestWorld(World):
             if user:
                 self.user_requests += 1
                 self.user_errors += failed
+                self.exposed_requests += self._failure_probability(role, rate, now)[1]
             if counters.buckets is not None:
                 model = self._latency_model(role, now)  # it changes with faults and leaks, not only with the version
                 cumulative = cdfs.get(model)

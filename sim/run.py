@@ -123,6 +123,7 @@ def _row(world: World, scenario: Scenario, spec: StrategySpec, run: int, seed: i
         "rollout_duration": (finished if finished is not None else nan),
         "human_action": world.human_action,
         "ended_at": at(world.env.now),
+        "exposed_requests": int(world.exposed_requests),
         "final_canary_share": float(world.shares(world.env.now)[Role.CANARY]),
         "ends_healthy": not world.impact_on,
     }

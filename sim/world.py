@@ -107,6 +107,7 @@ class World:
     status: RolloutStatus = field(default_factory=RolloutStatus)
     traffic: dict[Role, VersionTraffic] = field(default_factory=lambda: {r: VersionTraffic() for r in ROLES})
     user_requests: int = 0
+    exposed_requests: int = 0  # user requests answered by a version the release made worse
     total_requests: int = 0  # all traffic of the service under test (users + preview), for alerts
     total_errors: int = 0
     user_errors: int = 0
@@ -321,7 +322,10 @@ class World:
             p, harmed = self._failure_probability(role, mean_rate * share + preview, t0)
             p_user += share * p
             impact = impact or (harmed and share > 0)
+            before = self.user_requests
             self._draw_traffic(role, t0, sut_expected * share, preview * dt, p)
+            if harmed:
+                self.exposed_requests += self.user_requests - before
         if self.scenario.monitoring.alerts:
             self._log_segment(t0, t1, req0, err0)
         p_user = self._through_callers(p_user)
