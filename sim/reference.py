@@ -73,7 +73,7 @@ class RequestWorld(World):
                 role = Role.CANARY if rng.random() < shares[Role.CANARY] else Role.STABLE
                 user = True
                 rate *= shares[role]
-            p, _ = self._failure_probability(role, rate, now)
+            p, harmed = self._failure_probability(role, rate, now)
             failed = rng.random() < p
             counters = self.traffic[role]
             counters.requests += 1
@@ -83,7 +83,7 @@ class RequestWorld(World):
             if user:
                 self.user_requests += 1
                 self.user_errors += failed
-                self.exposed_requests += self._failure_probability(role, rate, now)[1]
+                self.exposed_requests += harmed
             if counters.buckets is not None:
                 model = self._latency_model(role, now)  # it changes with faults and leaks, not only with the version
                 cumulative = cdfs.get(model)
