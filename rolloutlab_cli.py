@@ -155,7 +155,7 @@ def _load_scenario_arg(name_or_path: str):
 
 
 def _run_simulation(scenario_arg: str, strategy_args: list[str], runs: int, seed: int | None, executor: str,
-                    fidelity: str, out_dir: Path, as_json: bool, title: str) -> None:
+                    fidelity: str, out_dir: Path, as_json: bool, title: str, report: bool = True) -> None:
     import json
 
     from sim.comparison import comparison_json, render_comparison, summarize
@@ -190,14 +190,30 @@ def _run_simulation(scenario_arg: str, strategy_args: list[str], runs: int, seed
     stem = out_dir / "results"
     csv_path, parquet_path = write_results(df, stem)
     summaries = summarize(df)
+    written = {}
+    if report:
+        from sim.timelines import record_timelines, write_timelines
+
+        timelines = record_timelines(scenario, strategies, df, seed) if scenario.history is None else []
+        write_timelines(timelines, out_dir)
+        written = _write_report(df, timelines, None, out_dir)
     if as_json:
         payload = {"scenario": scenario.name, "runs": runs, "seed": seed, "rows": len(df),
-                   "results": {"csv": str(csv_path), "parquet": str(parquet_path)}, **comparison_json(summaries)}
+                   "results": {"csv": str(csv_path), "parquet": str(parquet_path)},
+                   "report": {k: str(v) for k, v in written.items()}, **comparison_json(summaries)}
         sys.stdout.write(json.dumps(payload, indent=2, allow_nan=False) + "\n")
         return
     render_comparison(summaries, out, title=title)
     history = f" ({len(df)} deployments)" if scenario.history is not None else ""
     out.print(f"{runs} runs per strategy{history}, seed {seed}; results: {csv_path} and {parquet_path}")
+    if written:
+        out.print(f"report: {written['html']} (also {written['markdown']}, {written['summary']})")
+
+
+def _write_report(results, timelines, log, out_dir: Path) -> dict:
+    from reports.document import build_report, write_report
+
+    return write_report(build_report(results, timelines, log), out_dir)
 
 
 RunsOption = Annotated[int, typer.Option(min=1, help="Runs per strategy (histories, for a scenario with history:); run i is the same release for every strategy.")]
@@ -206,6 +222,7 @@ ExecutorOption = Annotated[str, typer.Option(help="serial, process, or dask://HO
 FidelityOption = Annotated[str, typer.Option(help="fast, or request (per-request reference; slow, for checking).")]
 OutOption = Annotated[Path, typer.Option("--out", help="Folder for results.csv and results.parquet.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")]
+ReportOption = Annotated[bool, typer.Option("--report/--no-report", help="Write report.html, report.md and summary.csv beside the results.")]
 
 
 @app.command()
@@ -218,10 +235,11 @@ def simulate(
     fidelity: FidelityOption = "fast",
     out_dir: OutOption = Path("out"),
     as_json: JsonOption = False,
+    report: ReportOption = True,
 ) -> None:
     """Simulate one strategy on a scenario over many seeded runs; print its figures with 95% CIs."""
     _run_simulation(scenario, [strategy], runs, seed, executor, fidelity, out_dir, as_json,
-                    title=f"{strategy} on {scenario}")
+                    title=f"{strategy} on {scenario}", report=report)
 
 
 @app.command()
@@ -234,13 +252,39 @@ def compare(
     fidelity: FidelityOption = "fast",
     out_dir: OutOption = Path("out"),
     as_json: JsonOption = False,
+    report: ReportOption = True,
 ) -> None:
     """Compare strategies on a scenario (default: the bundled standard scenario with blue-green, canary and rolling)."""
     names = [n.strip() for n in strategies.split(",") if n.strip()]
     if not names:
         _bad_input(InputError("--strategies", "name at least one strategy"))
     _run_simulation(scenario, names, runs, seed, executor, fidelity, out_dir, as_json,
-                    title=f"{', '.join(names)} on {scenario}")
+                    title=f"{', '.join(names)} on {scenario}", report=report)
+
+
+@app.command("report")
+def report_command(
+    results: Annotated[Optional[Path], typer.Argument(help="A results table (CSV or Parquet) from simulate, compare, live or validate.")] = None,
+    log: Annotated[Optional[Path], typer.Option("--log", help="A team's deployment log (CSV, JSON, or a GitHub deployments export).")] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for report.html, report.md and summary.csv.")] = Path("report"),
+) -> None:
+    """Write the DORA report (HTML, Markdown, summary CSV) from a results table and/or a deployment log."""
+    from reports.deploy_log import load_deploy_log
+    from sim.results import ResultsError, read_results
+    from sim.timelines import TIMELINES_FILE, read_timelines
+
+    if results is None and log is None:
+        _bad_input(InputError("report", "give a results table, a --log, or both"))
+    try:
+        table = read_results(results) if results is not None else None
+        deployments = load_deploy_log(log) if log is not None else None
+    except (InputError, ResultsError) as error:
+        _bad_input(error)
+    timelines = read_timelines(results.parent / TIMELINES_FILE) if results is not None else []
+    if table is None:
+        table, deployments = deployments, None
+    written = _write_report(table, timelines, deployments, out_dir)
+    out.print(f"report: {written['html']} (also {written['markdown']}, {written['summary']})")
 
 
 def main() -> None:

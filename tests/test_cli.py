@@ -27,7 +27,7 @@ def test_help_lists_only_commands_that_work():
     assert result.returncode == 0
     commands_box = result.stdout.split("Commands", 1)[1]
     listed = set(re.findall(r"^│ (\w[\w-]*)\s", commands_box, flags=re.MULTILINE))
-    assert listed == {"import", "plan", "lint", "simulate", "compare"}
+    assert listed == {"import", "plan", "lint", "simulate", "compare", "report"}
 
 
 def test_plan_of_the_readme_example_promotes():
@@ -163,3 +163,42 @@ def test_history_scenario_writes_one_row_per_deployment(tmp_path):
     df = pd.read_parquet(tmp_path / "results.parquet")
     assert len(df) > 10 and {"deployment", "commit_at", "lead_time", "rework"} <= set(df.columns)
     assert (df["lead_time"] >= 0).all() and (df["started_at"] > df["commit_at"]).all()
+
+
+def test_compare_writes_the_report_and_report_rebuilds_it(tmp_path):
+    """compare writes report.html, report.md and summary.csv; `report RESULTS` rebuilds them from the table."""
+    result = rolloutlab("compare", "--runs", "20", "--executor", "serial", "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    assert "report.html" in result.stdout
+    for name in ("report.html", "report.md", "summary.csv", "timelines.json"):
+        assert (tmp_path / "out" / name).exists(), name
+    again = rolloutlab("report", str(tmp_path / "out" / "results.parquet"), "--out", str(tmp_path / "again"))
+    assert again.returncode == 0, again.stderr
+    html = (tmp_path / "again" / "report.html").read_text()
+    assert "DORA metrics" in html and "Rollout timelines" in html and "data:image/png;base64," in html
+
+
+def test_report_from_a_deployment_log(tmp_path):
+    """A team's deployment log alone gives a report with its DORA metrics."""
+    result = rolloutlab("report", "--log", str(FIXTURES / "logs" / "team.csv"), "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "change failure rate" in (tmp_path / "report.md").read_text().lower()
+
+
+def test_malformed_deployment_log_exits_2_naming_row_and_column(tmp_path):
+    """A log with a bad timestamp names the row and the column, exit 2, no traceback."""
+    path = tmp_path / "log.csv"
+    path.write_text("id,service,commit_time,deploy_time,status\n"
+                    "1,web,2026-01-01T10:00:00Z,2026-01-01T11:00:00Z,success\n"
+                    "2,web,2026-01-02T10:00:00Z,yesterday,success\n")
+    result = rolloutlab("report", "--log", str(path), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "deploy_time" in result.stderr and "row 2" in result.stderr
+
+
+def test_malformed_results_table_exits_2(tmp_path):
+    """A results table missing contract columns is bad input (exit 2) naming the file."""
+    path = tmp_path / "results.csv"
+    path.write_text("source,scenario\nsim,x\n")
+    result = rolloutlab("report", str(path), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr and "results.csv" in result.stderr

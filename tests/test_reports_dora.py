@@ -1,0 +1,162 @@
+"""DORA metrics and tiers over results tables (reports.dora)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from reports.dora import DAY, DEFINITIONS, HOUR, TIERS, WEEK, Tier, classify, compute_dora, dora_frame
+from sim.results import to_frame
+
+E, H, M, L = Tier.ELITE, Tier.HIGH, Tier.MEDIUM, Tier.LOW
+
+TIER_CASES = [
+    # deployments per day: elite is *multiple* per day
+    ("deployment_frequency", 3.0, E, "freq-3-per-day"),
+    ("deployment_frequency", 1.0001, E, "freq-just-over-daily"),
+    ("deployment_frequency", 1.0, H, "freq-exactly-daily-is-high"),
+    ("deployment_frequency", 1 / 7, H, "freq-exactly-weekly-is-high"),
+    ("deployment_frequency", 1 / 7 - 1e-9, M, "freq-just-under-weekly"),
+    ("deployment_frequency", 1 / 30, M, "freq-exactly-monthly-is-medium"),
+    ("deployment_frequency", 1 / 30 - 1e-9, L, "freq-just-under-monthly"),
+    ("deployment_frequency", 1 / 365, L, "freq-yearly-is-low"),
+    # lead time (s): elite is less than one day
+    ("change_lead_time", DAY - 1, E, "lead-just-under-a-day"),
+    ("change_lead_time", DAY, H, "lead-exactly-a-day-is-high"),
+    ("change_lead_time", WEEK, H, "lead-exactly-a-week-is-high"),
+    ("change_lead_time", WEEK + 1, M, "lead-just-over-a-week"),
+    ("change_lead_time", 30 * DAY, M, "lead-exactly-a-month-is-medium"),
+    ("change_lead_time", 30 * DAY + 1, L, "lead-just-over-a-month"),
+    ("change_lead_time", 400 * DAY, L, "lead-over-six-months-is-low"),
+    # change failure rate: at most the cluster's rate
+    ("change_failure_rate", 0.0, E, "cfr-zero"),
+    ("change_failure_rate", 0.05, E, "cfr-exactly-5pc-is-elite"),
+    ("change_failure_rate", 0.0501, H, "cfr-just-over-5pc"),
+    ("change_failure_rate", 0.10, H, "cfr-exactly-10pc-is-high"),
+    ("change_failure_rate", 0.1001, M, "cfr-just-over-10pc"),
+    ("change_failure_rate", 0.15, M, "cfr-exactly-15pc-is-medium"),
+    ("change_failure_rate", 0.1501, L, "cfr-just-over-15pc"),
+    ("change_failure_rate", 0.64, L, "cfr-64pc"),
+    # recovery time (s)
+    ("failed_deployment_recovery_time", HOUR - 1, E, "restore-just-under-an-hour"),
+    ("failed_deployment_recovery_time", HOUR, H, "restore-exactly-an-hour-is-high"),
+    ("failed_deployment_recovery_time", DAY - 1, H, "restore-just-under-a-day"),
+    ("failed_deployment_recovery_time", DAY, M, "restore-exactly-a-day-is-medium"),
+    ("failed_deployment_recovery_time", WEEK, M, "restore-exactly-a-week-is-medium"),
+    ("failed_deployment_recovery_time", WEEK + 1, L, "restore-over-a-week-is-low"),
+    # no tiers
+    ("deployment_rework_rate", 0.01, None, "rework-has-no-tiers"),
+    ("change_failure_rate", None, None, "none-has-no-tier"),
+    ("change_lead_time", float("nan"), None, "nan-has-no-tier"),
+]
+
+
+@pytest.mark.parametrize("metric, value, expected", [c[:3] for c in TIER_CASES], ids=[c[3] for c in TIER_CASES])
+def test_classify_boundaries(metric, value, expected):
+    """A value at or around a tier boundary lands in the tier the report's wording gives it."""
+    assert classify(metric, value) == expected
+
+
+def test_tiers_cite_a_source_and_cover_every_dora_metric():
+    """Every DORA metric has a tier table citing its source; rework says why it has none."""
+    assert set(TIERS) == {"deployment_frequency", "change_lead_time", "change_failure_rate",
+                          "failed_deployment_recovery_time", "deployment_rework_rate"}
+    assert all("2023" in t.source or "2024" in t.source for t in TIERS.values())
+    assert not TIERS["deployment_rework_rate"].bands and "2024" in TIERS["deployment_rework_rate"].note
+    assert set(TIERS) < set(DEFINITIONS) and {"failed_requests", "users_affected_share", "cost"} <= set(DEFINITIONS)
+
+
+def test_classify_unknown_metric_raises():
+    """Asking for the tier of a metric DORA does not define is a programming error."""
+    with pytest.raises(KeyError):
+        classify("uptime", 0.5)
+
+
+def synthetic(n: int = 40, strategy: str = "canary", scenario: str = "s") -> pd.DataFrame:
+    """n history deployments one every 6 hours, every 4th failed, with known columns."""
+    i = np.arange(n)
+    failed = i % 4 == 0
+    return to_frame({
+        "source": "sim", "scenario": scenario, "strategy": strategy, "run": 0, "seed": 1,
+        "release": f"r{k}", "defect": "none", "outcome": "promoted",
+        "started_at": k * 6 * HOUR, "finished_at": k * 6 * HOUR + 600.0, "detected_at": float("nan"),
+        "restored_at": float("nan"), "requests": 1000, "failed_requests": 10 * k,
+        "peak_error_rate": 0.0, "replica_seconds": 100.0 + k,
+        "change_failed": bool(failed[k]), "time_to_restore": 1800.0 + k if failed[k] else float("nan"),
+        "rollout_duration": 600.0 + k, "exposed_requests": 2 * k, "lead_time": 3600.0 * (k + 1),
+        "rework": k % 10 == 0,
+    } for k in i)
+
+
+def test_metrics_on_a_synthetic_table():
+    """Each metric equals its known value on a table built to have it."""
+    [s] = compute_dora(synthetic())
+    assert (s.source, s.scenario, s.strategy, s.deployments) == ("sim", "s", "canary", 40)
+    assert s.deployment_frequency.value == pytest.approx(4.0)  # 39 gaps over 39 x 6 h
+    assert s.deployment_frequency.low < 4.0 < s.deployment_frequency.high
+    assert s.deployment_frequency.tier is Tier.ELITE
+    assert s.lead_time_median.value == pytest.approx(20.5 * 3600)
+    assert s.lead_time_median.tier is Tier.ELITE and s.lead_time_median.low <= s.lead_time_median.value
+    assert s.lead_time_p90.value == pytest.approx(np.quantile(3600.0 * (np.arange(40) + 1), 0.9))
+    assert s.lead_time_p90.tier is None
+    assert s.change_failure_rate.value == pytest.approx(0.25) and s.change_failure_rate.n == 40
+    assert s.change_failure_rate.tier is Tier.LOW
+    assert s.recovery_time_median.value == pytest.approx(1800.0 + np.median(np.arange(0, 40, 4)))
+    assert s.recovery_time_median.tier is Tier.ELITE and s.recovery_time_median.n == 10
+    assert s.rework_rate.value == pytest.approx(0.1) and s.rework_rate.tier is None
+    assert s.failed_requests_mean.value == pytest.approx(195.0)
+    assert s.failed_requests_p99.value is None and "too few" in s.failed_requests_p99.note
+    assert s.users_affected_mean.value == pytest.approx(np.mean(2 * np.arange(40) / 1000))
+    assert s.rollout_duration_median.value == pytest.approx(619.5)
+    assert s.cost_mean.value == pytest.approx(119.5) and s.cost_mean.low < 119.5 < s.cost_mean.high
+
+
+def test_non_history_rows_have_no_frequency_or_lead_time():
+    """Simulated runs all starting at 0 give frequency and lead time None, each with a reason."""
+    df = synthetic(10).drop(columns=["lead_time", "rework"])
+    df["started_at"] = 0.0
+    df["finished_at"] = 600.0
+    df["run"] = np.arange(10)
+    [s] = compute_dora(df)
+    assert s.deployment_frequency.value is None and "history" in s.deployment_frequency.note
+    assert s.lead_time_median.value is None and "commit" in s.lead_time_median.note
+    assert s.rework_rate.value is None and s.rework_rate.note
+
+
+def test_groups_by_source_scenario_and_strategy():
+    """A table mixing scenarios and strategies gives one summary per (source, scenario, strategy)."""
+    df = pd.concat([synthetic(8, "canary", "a"), synthetic(8, "rolling", "a"), synthetic(8, "canary", "b")])
+    keys = [(s.source, s.scenario, s.strategy) for s in compute_dora(df)]
+    assert keys == [("sim", "a", "canary"), ("sim", "a", "rolling"), ("sim", "b", "canary")]
+
+
+def test_dora_frame_is_tidy():
+    """The summary has one row per strategy x metric with value, interval, n, unit and tier."""
+    frame = dora_frame(synthetic())
+    assert list(frame.columns[:10]) == ["source", "scenario", "strategy", "metric", "value", "low", "high",
+                                        "n", "unit", "tier"]
+    assert len(frame) == 13 and frame["metric"].is_unique
+    row = frame.set_index("metric").loc["change_failure_rate"]
+    assert row["value"] == pytest.approx(0.25) and row["tier"] == "low" and row["unit"] == "fraction"
+    assert math.isnan(frame.set_index("metric").loc["failed_requests_p99", "value"])
+
+
+def test_history_run_frequency_matches_deploys_per_day():
+    """A 30-day simulated history of canary deployments gives a finite frequency near deploys_per_day."""
+    from scenarios.schema import Scenario
+    from sim.history import simulate_history
+    from strategies import load_strategy
+
+    scenario = Scenario.model_validate({
+        "name": "h", "duration": "10m", "services": [{"name": "web", "replicas": 4}],
+        "traffic": {"rps": 20}, "history": {"days": 30, "deploys_per_day": 2},
+    })
+    rows = simulate_history(scenario, load_strategy("canary"), 0, np.random.SeedSequence(7), root_seed=7)
+    [s] = compute_dora(to_frame(rows))
+    freq = s.deployment_frequency
+    assert freq.value is not None and math.isfinite(freq.value)
+    assert freq.low <= 2.0 <= freq.high and freq.value == pytest.approx(2.0, rel=0.35)
+    assert s.lead_time_median.value is not None and s.change_failure_rate.n == len(rows)
