@@ -88,6 +88,9 @@ TIER_SOURCE = (
     "(https://octopus.com/blog/software-delivery-performance-clusters-2023)"
 )
 
+# Caveat: these figures were written from the 2023 report's clusters as commonly quoted; the
+# sources searched while writing them did not show the report's table itself, so they
+# have not been checked against it here. Fix them in this one table if they differ.
 # Boundaries read the report's wording literally: "less than" is strict, "between A and B"
 # includes both ends, and a value shared by a strict "< A" and a "between A and B" goes to
 # the latter (worse) tier. Values beyond the low tier's far end (slower than six months)
