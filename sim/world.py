@@ -89,7 +89,7 @@ class TimelinePoint:
     effective_weight: float
     stable_ready: int
     canary_ready: int
-    stable_error_rate: float
+    stable_error_rate: float  # over the interval since the previous point
     canary_error_rate: float
     events: tuple[str, ...] = ()
 
@@ -168,6 +168,7 @@ class World:
         self._segments: deque = deque()
         self._split_cache: dict[float, tuple[int, int]] = {}
         self._latency_snapshots: deque = deque()
+        self._timeline_marks: dict[Role, tuple[int, int, float]] = {}
         self._longest_window = max((r.window for r in self.scenario.monitoring.alerts), default=0.0)
 
     # ================================================================== running
@@ -733,8 +734,16 @@ class World:
     # ================================================================== timeline
 
     def _record(self, obs: Observation) -> None:
+        """A timeline point; error rates are over the interval since the previous point
+        (a point with no new requests for a version repeats its last rate)."""
         shares = self.shares(self.env.now)
-        rates = {r: (self.traffic[r].errors / self.traffic[r].requests if self.traffic[r].requests else 0.0) for r in ROLES}
+        rates = {}
+        for r in ROLES:
+            requests, errors = self.traffic[r].requests, self.traffic[r].errors
+            last_requests, last_errors, last_rate = self._timeline_marks.get(r, (0, 0, 0.0))
+            rate = (errors - last_errors) / (requests - last_requests) if requests > last_requests else last_rate
+            self._timeline_marks[r] = (requests, errors, rate)
+            rates[r] = rate
         self.timeline.append(TimelinePoint(
             at=self.env.now,
             declared_weight=compute_declared_weight(self.spec, self.status, obs),
