@@ -5,8 +5,9 @@ restarted controller knows where it stood, and ``promote`` passes the rung it wa
 
     0 preview   scale the new version (previewReplicaCount or all replicas), wait ready
     1 analysis  prePromotionAnalysis against the preview; failure aborts
-    2 gate      autoPromotionEnabled: false waits for `promote`; autoPromotionSeconds
-                promotes by itself after that long
+    2 gate      autoPromotionEnabled: false waits for `promote` (autoPromotionSeconds is
+                then ignored, as in Argo); otherwise autoPromotionSeconds promotes by itself
+                after that long, and without it the switch is immediate
     3 switch    scale the new version to full, then point the active Service at it
     4 verify    postPromotionAnalysis on live traffic; failure switches back
     then        Promote; the old version is scaled down after scaleDownDelaySeconds
@@ -57,9 +58,10 @@ def reconcile_blue_green(c: Cycle) -> None:
                 return
             c.next_step("prePromotionAnalysis")
         elif rung is Rung.GATE:
-            if not bg.auto_promotion_enabled or bg.auto_promotion_seconds is not None:
-                if bg.auto_promotion_seconds is None:
-                    return c.pause(PauseReason.BLUE_GREEN_PAUSE, "waiting for promote before switching")
+            if not bg.auto_promotion_enabled:
+                # Argo: with auto-promotion disabled, autoPromotionSeconds is ignored
+                return c.pause(PauseReason.BLUE_GREEN_PAUSE, "waiting for promote before switching")
+            if bg.auto_promotion_seconds is not None:
                 c.pause(PauseReason.BLUE_GREEN_PAUSE, f"switching in {bg.auto_promotion_seconds:g}s unless promoted")
                 ends = _or_now(c.status.pause_started_at, c) + bg.auto_promotion_seconds
                 if c.now < ends:

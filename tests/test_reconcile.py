@@ -273,3 +273,18 @@ def test_a_step_analysis_without_count_is_refused():
     template = {"name": "endless", "metrics": [{"name": "e", "successCondition": "result < 0.01"}]}
     with pytest.raises(ValueError, match="never finish: metric 'e' has no count"):
         make_spec({"canary": {"steps": [{"analysis": {"templates": [{"templateName": "endless"}]}}]}}, templates=[template])
+
+
+@pytest.mark.parametrize("enabled, seconds, gated", [(False, None, True), (False, 30, True), (True, 30, False), (True, None, False)],
+                         ids=["disabled-waits", "disabled-ignores-seconds", "enabled-with-seconds", "enabled-immediate"])
+def test_blue_green_promotion_gate(enabled, seconds, gated):
+    """autoPromotionEnabled: false waits for promote even with autoPromotionSeconds (Argo ignores the seconds then)."""
+    bg = {"autoPromotionEnabled": enabled, **({"autoPromotionSeconds": seconds} if seconds is not None else {})}
+    world = IdealWorld(make_spec({"blueGreen": bg}))
+    status = world.run(until=1800)
+    assert (status.pause_reason is PauseReason.BLUE_GREEN_PAUSE) is gated
+    assert status.completed is not gated
+    if not gated and seconds:
+        paused = next(e.at for e in world.events() if e.reason is EventReason.PAUSED)
+        switched = next(e.at for e in world.events() if e.reason is EventReason.SWITCHED)
+        assert switched - paused == pytest.approx(seconds)
