@@ -55,7 +55,10 @@ def import_command(
     if output is None:
         sys.stdout.write(text)
     else:
-        output.write_text(text)
+        try:
+            output.write_text(text)
+        except OSError as error:
+            _bad_input(InputError(str(output), f"cannot write the strategy here: {error.strerror or error}"))
         err.print(f"wrote {output} ({result.source}, {len(result.warnings)} warnings)")
 
 
@@ -183,10 +186,12 @@ def _run_simulation(scenario_arg: str, strategy_args: list[str], runs: int, seed
                       progress=not as_json, **({"run_fn": run_fn} if run_fn else {}))
     except ExecutorError as error:
         _bad_input(error)
+    except OSError as error:  # e.g. a dask:// address nobody answers at
+        _bad_input(InputError(executor, f"the executor could not be reached: {error}"))
     except RunFailed as error:
         err.print(f"[bold red]simulation failed:[/] {error}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    _ensure_out_dir(out_dir)
     stem = out_dir / "results"
     csv_path, parquet_path = write_results(df, stem)
     summaries = summarize(df)
@@ -210,6 +215,13 @@ def _run_simulation(scenario_arg: str, strategy_args: list[str], runs: int, seed
         out.print(f"report: {written['html']} (also {written['markdown']}, {written['summary']})")
 
 
+def _ensure_out_dir(out_dir: Path) -> None:
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        _bad_input(InputError(str(out_dir), f"cannot use this as the output folder: {error.strerror or error}"))
+
+
 def _write_report(results, timelines, log, out_dir: Path) -> dict:
     from reports.document import build_report, write_report
 
@@ -217,7 +229,7 @@ def _write_report(results, timelines, log, out_dir: Path) -> dict:
 
 
 RunsOption = Annotated[int, typer.Option(min=1, help="Runs per strategy (histories, for a scenario with history:); run i is the same release for every strategy.")]
-SeedOption = Annotated[Optional[int], typer.Option(min=0, help="Root seed (default: the scenario's, else 1).")]
+SeedOption = Annotated[Optional[int], typer.Option(min=0, max=2**63 - 1, help="Root seed (default: the scenario's, else 1).")]
 ExecutorOption = Annotated[str, typer.Option(help="serial, process, or dask://HOST:PORT.")]
 FidelityOption = Annotated[str, typer.Option(help="fast, or request (per-request reference; slow, for checking).")]
 OutOption = Annotated[Path, typer.Option("--out", help="Folder for results.csv and results.parquet.")]
@@ -280,7 +292,11 @@ def report_command(
         deployments = load_deploy_log(log) if log is not None else None
     except (InputError, ResultsError) as error:
         _bad_input(error)
-    timelines = read_timelines(results.parent / TIMELINES_FILE) if results is not None else []
+    try:
+        timelines = read_timelines(results.parent / TIMELINES_FILE) if results is not None else []
+    except InputError as error:
+        _bad_input(error)
+    _ensure_out_dir(out_dir)
     if table is None:
         table, deployments = deployments, None
     written = _write_report(table, timelines, deployments, out_dir)

@@ -205,22 +205,23 @@ DEFINITIONS: dict[str, str] = {
         "made to fix a user-facing problem caused by an earlier deployment."
     ),
     "failed_requests": (
-        "Failed requests per deployment: user requests that failed while the deployment "
-        "rolled out and until service was restored; DORA counts a failure once, whatever "
-        "its size, this counts what users felt."
+        "Failed requests per deployment: user requests that failed during the deployment's "
+        "observation window (the scenario's duration from the start of the rollout, the same "
+        "for every strategy; baseline errors included, so compare strategies, not zero); DORA "
+        "counts a failure once, whatever its size, this counts what users felt."
     ),
     "users_affected_share": (
         "Share of users affected per deployment: requests answered by a version the release "
-        "made worse, divided by all requests during the deployment (exposed_requests / "
-        "requests): how much of the traffic a bad release reached before it was stopped."
+        "made worse, divided by all requests in the window (exposed_requests / requests): how "
+        "much of the traffic a bad release reached before it was stopped."
     ),
     "rollout_duration": (
         "Rollout duration: from the start of the rollout until it finished (promoted or "
         "rolled back); the price of caution a progressive strategy pays on every release."
     ),
     "cost": (
-        "Cost: replica-seconds per deployment (pods running times seconds, both versions), "
-        "the extra capacity a strategy holds while it rolls out."
+        "Cost: replica-seconds per deployment over the window (pods running times seconds, both "
+        "versions), which includes the extra capacity a strategy holds while it rolls out."
     ),
 }
 """One paragraph per metric, written into the report."""

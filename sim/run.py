@@ -91,6 +91,8 @@ def _row(world: World, scenario: Scenario, spec: StrategySpec, run: int, seed: i
     harmed = world.impact_started_at is not None
     restored = world.impact_ended_at if (harmed and not world.impact_on) else None
     finished = s.completed_at if s.completed else s.restored_at
+    if world.reverted_at is not None:
+        finished = world.reverted_at  # a release rolled back by hand after promotion ends there
     outcome = _outcome(world, defective, harmed)
     nan = math.nan
 
@@ -110,10 +112,10 @@ def _row(world: World, scenario: Scenario, spec: StrategySpec, run: int, seed: i
         "finished_at": at(finished),
         "detected_at": at(world.detected_at if defective or s.aborted or world.alert_fired_at is not None else None),
         "restored_at": at(restored),
-        "requests": int(world.user_requests),
-        "failed_requests": int(world.user_errors),
+        "requests": int(world.window.requests),
+        "failed_requests": int(world.window.failed_requests),
         "peak_error_rate": float(world.peak_error_rate),
-        "replica_seconds": float(world.cluster.pod_seconds),
+        "replica_seconds": float(world.window.replica_seconds),
         # extra columns
         "change_failed": bool(harmed),  # users were hurt by the change: its code or its migration
         "false_rollback": outcome == "false_rollback",
@@ -123,7 +125,7 @@ def _row(world: World, scenario: Scenario, spec: StrategySpec, run: int, seed: i
         "rollout_duration": (finished if finished is not None else nan),
         "human_action": world.human_action,
         "ended_at": at(world.env.now),
-        "exposed_requests": int(world.exposed_requests),
+        "exposed_requests": int(world.window.exposed_requests),
         "final_canary_share": float(world.shares(world.env.now)[Role.CANARY]),
         "ends_healthy": not world.impact_on,
     }

@@ -20,6 +20,7 @@ from scenarios.schema import Scenario
 from sim.montecarlo import run_seed_sequence
 from sim.run import simulate
 from strategies import StrategySpec
+from strategies.yaml_input import InputError
 
 TIMELINES_FILE = "timelines.json"
 
@@ -61,8 +62,16 @@ def write_timelines(timelines: list[dict[str, Any]], out_dir: Path) -> Path:
 
 
 def read_timelines(path: Path) -> list[dict[str, Any]]:
-    """Timelines written by ``write_timelines``; a missing file means none."""
+    """Timelines written by ``write_timelines``; a missing file means none, a malformed
+    one is bad input (InputError naming the file)."""
     if not path.exists():
         return []
-    return json.loads(path.read_text())
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InputError(str(path), f"not a timelines file: {error}", line=getattr(error, "lineno", None)) from None
+    required = {"scenario", "strategy", "run", "seed", "defect", "outcome", "points"}
+    if not isinstance(data, list) or not all(isinstance(t, dict) and required <= t.keys() for t in data):
+        raise InputError(str(path), f"not a timelines file: expected a list of objects with {', '.join(sorted(required))}")
+    return data
 

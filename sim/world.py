@@ -82,6 +82,16 @@ class VersionTraffic:
         return Counters(self.requests, self.errors, buckets)
 
 
+@dataclass(frozen=True)
+class WindowTotals:
+    """What the results row counts: user traffic and cost over the scenario's window."""
+
+    requests: int
+    failed_requests: int
+    exposed_requests: int
+    replica_seconds: float
+
+
 @dataclass
 class TimelinePoint:
     at: float
@@ -183,6 +193,11 @@ class World:
             self.env.process(self._alert(rule))
         self._schedule_rate_changes(horizon)
         self.env.run(until=self.scenario.duration)
+        self._sync()
+        self.cluster.account_cost(self.env.now)
+        # Requests, failures and cost are counted over the scenario's window, the same
+        # for every strategy and run; the world runs on only to see restores through.
+        self.window = WindowTotals(self.user_requests, self.user_errors, self.exposed_requests, self.cluster.pod_seconds)
         while self.env.now < horizon and not self._settled():
             self.env.run(until=min(horizon, self.env.now + 600.0))
         self._sync()

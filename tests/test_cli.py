@@ -202,3 +202,26 @@ def test_malformed_results_table_exits_2(tmp_path):
     path.write_text("source,scenario\nsim,x\n")
     result = rolloutlab("report", str(path), "--out", str(tmp_path / "out"))
     assert result.returncode == 2 and "Traceback" not in result.stderr and "results.csv" in result.stderr
+
+
+@pytest.mark.parametrize("args", [
+    ("compare", "--runs", "2", "--executor", "serial", "--out", "{file}"),
+    ("import", "examples/argo-rollouts-canary.yaml", "-o", "{missing}/x.yaml"),
+    ("compare", "--runs", "2", "--seed", "99999999999999999999999"),
+], ids=["out-is-a-file", "output-folder-missing", "seed-too-large"])
+def test_unusable_paths_and_values_exit_2(tmp_path, args):
+    """An output path that cannot be used, or a seed out of range, is bad input: exit 2, no traceback."""
+    blocker = tmp_path / "afile"
+    blocker.write_text("")
+    filled = [a.format(file=blocker, missing=tmp_path / "nope") for a in args]
+    result = rolloutlab(*filled)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+
+
+def test_malformed_timelines_file_exits_2(tmp_path):
+    """A broken timelines.json beside the results is bad input naming the file."""
+    out = tmp_path / "out"
+    assert rolloutlab("compare", "--runs", "5", "--executor", "serial", "--out", str(out)).returncode == 0
+    (out / "timelines.json").write_text("{bad")
+    result = rolloutlab("report", str(out / "results.csv"), "--out", str(tmp_path / "r"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr and "timelines.json" in result.stderr

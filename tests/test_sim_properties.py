@@ -51,7 +51,7 @@ def run_world(scenario: Scenario, name: str, seed: int) -> tuple[dict[str, Any],
     spec = spec if spec.replicas else spec.with_replicas(scenario.service_under_test.replicas)
     world = World(scenario, spec, release, streams)
     world.run(horizon=scenario.duration + HORIZON_AFTER_WINDOW)
-    assert (world.user_requests, world.user_errors) == (row["requests"], row["failed_requests"]), (
+    assert (world.window.requests, world.window.failed_requests) == (row["requests"], row["failed_requests"]), (
         "the rebuilt world differs from simulate(): make run_world mirror sim.run.simulate again"
     )
     return row, world
