@@ -8,9 +8,13 @@ deployment rework. Every deployment is one ordinary simulated run (``sim.run``) 
 row, its times shifted to the deployment's start, with extra columns ``deployment``,
 ``commit_at``, ``lead_time`` and ``rework``.
 
-Deployment k of history r draws from ``SeedSequence(seed, spawn_key=(r, k))`` and the
-schedule from ``SeedSequence(seed, spawn_key=(r,))``, so strategies compared on the same
-history see the same schedule and the same releases (common random numbers).
+Randomness is keyed by what a deployment is, not by when it ran: the schedule, each
+planned deployment (by its index) and each fix (by the planned deployment its chain of
+fixes started from, and its depth) have their own seed children. Strategies compared on
+the same history therefore see the same schedule and the same planned releases with the
+same lead times, even after their failures (and so their fixes) differ (common random
+numbers). Lead time runs from commit to the start of the deployment, so a deployment
+queued behind another waits into its lead time.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from scenarios.schema import Scenario
-from sim.run import child_seed, draw_release, make_streams, simulate
+from sim.run import STREAMS, child_seed, draw_release, make_streams, simulate
 from sim.sampling import sample
 from strategies import StrategySpec
 
@@ -36,33 +40,37 @@ def simulate_history(
     history = scenario.history
     if history is None:
         raise ValueError(f"scenario {scenario.name!r} has no history section")
-    schedule_rng = np.random.default_rng(seed_seq)
+    plan_seq, planned_seq, rework_seq = (child_seed(seed_seq, i) for i in range(3))
+    plan_rng = np.random.default_rng(plan_seq)
     span = history.days * DAY
-    count = int(schedule_rng.poisson(history.deploys_per_day * history.days))
-    planned = sorted(float(t) for t in schedule_rng.uniform(0.0, span, size=count))
-    queue: list[tuple[float, int, bool]] = [(t, i, False) for i, t in enumerate(planned)]
+    count = int(plan_rng.poisson(history.deploys_per_day * history.days))
+    planned = sorted(float(t) for t in plan_rng.uniform(0.0, span, size=count))
+    # (due time, order, origin, depth): origin is the planned deployment a chain of fixes
+    # started from, so every deployment's randomness is keyed by what it is, not by when it
+    # happened to run; strategies then share planned releases even after their failures differ
+    queue: list[tuple[float, int, int, int]] = [(t, i, i, 0) for i, t in enumerate(planned)]
     heapq.heapify(queue)
-    defect_probability = history.defect_probability
     rows: list[dict[str, Any]] = []
     busy_until = 0.0
-    k = 0
+    order = count
     while queue:
-        start, _, rework = heapq.heappop(queue)
-        start = max(start, busy_until)  # one deployment at a time: a queued one waits
-        if start > span:
+        due, _, origin, depth = heapq.heappop(queue)
+        if due > span:
             break
-        deploy_seq = child_seed(seed_seq, k)
-        lead = sample(history.lead_time, schedule_rng)
-        release = draw_release(scenario, make_streams(deploy_seq)["release"], defect_probability)
-        result = simulate(scenario, strategy, run, deploy_seq, fidelity, root_seed=root_seed,
-                          release=release, started_at=start)
-        row = result.row
-        row.update(deployment=k, commit_at=start - lead, lead_time=lead, rework=rework,
-                   release=f"{scenario.name}#{run}.{k}")
+        deploy_seq = child_seed(planned_seq, origin) if depth == 0 else child_seed(child_seed(rework_seq, origin), depth)
+        own = np.random.default_rng(child_seed(deploy_seq, len(STREAMS)))  # lead time and fix delay: not a world stream
+        lead = sample(history.lead_time, own)
+        fix_delay = sample(history.rework_delay, own)
+        start = max(due, busy_until)  # one deployment at a time: a queued one waits, and its lead time grows
+        release = draw_release(scenario, make_streams(deploy_seq)["release"], history.defect_probability)
+        row = simulate(scenario, strategy, run, deploy_seq, fidelity, root_seed=root_seed,
+                       release=release, started_at=start).row
+        row.update(deployment=len(rows), commit_at=due - lead, lead_time=start - (due - lead), rework=depth > 0,
+                   release=f"{scenario.name}#{run}.{origin}" + (f"-fix{depth}" if depth else ""))
         rows.append(row)
-        busy_until = max(start, row["finished_at"] if np.isfinite(row["finished_at"]) else start)
+        end = row["finished_at"] if np.isfinite(row["finished_at"]) else start
+        busy_until = max(start, end)
         if row["change_failed"] and np.isfinite(row["restored_at"]):
-            fix_at = row["restored_at"] + sample(history.rework_delay, schedule_rng)
-            heapq.heappush(queue, (fix_at, count + k, True))
-        k += 1
+            order += 1
+            heapq.heappush(queue, (row["restored_at"] + fix_delay, order, origin, depth + 1))
     return rows
