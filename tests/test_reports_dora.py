@@ -145,14 +145,15 @@ def test_dora_frame_is_tidy():
 
 
 def test_history_run_frequency_matches_deploys_per_day():
-    """A 30-day simulated history of canary deployments gives a finite frequency near deploys_per_day."""
+    """A 30-day simulated history of canary deployments (no failures, so no rework adds
+    deployments) gives a frequency whose interval covers deploys_per_day."""
     from scenarios.schema import Scenario
     from sim.history import simulate_history
     from strategies import load_strategy
 
     scenario = Scenario.model_validate({
         "name": "h", "duration": "10m", "services": [{"name": "web", "replicas": 4}],
-        "traffic": {"rps": 20}, "history": {"days": 30, "deploys_per_day": 2},
+        "traffic": {"rps": 20}, "history": {"days": 30, "deploys_per_day": 2, "defect_probability": 0.0},
     })
     rows = simulate_history(scenario, load_strategy("canary"), 0, np.random.SeedSequence(7), root_seed=7)
     [s] = compute_dora(to_frame(rows))
