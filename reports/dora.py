@@ -88,9 +88,10 @@ TIER_SOURCE = (
     "(https://octopus.com/blog/software-delivery-performance-clusters-2023)"
 )
 
-# Caveat: these figures were written from the 2023 report's clusters as commonly quoted; the
-# sources searched while writing them did not show the report's table itself, so they
-# have not been checked against it here. Fix them in this one table if they differ.
+# Caveat: these figures are the 2023 report's clusters as commonly quoted (and as two
+# independent recollections agree: its low cluster has the same throughput bands as
+# medium); the sources searched here did not show the report's table itself, so they have
+# not been checked against it. Fix them in this one table if they differ.
 # Boundaries read the report's wording literally: "less than" is strict, "between A and B"
 # includes both ends, and a value shared by a strict "< A" and a "between A and B" goes to
 # the latter (worse) tier. Values beyond the low tier's far end (slower than six months)
@@ -105,7 +106,8 @@ TIERS: dict[str, TierTable] = {
             Band(Tier.ELITE, "on demand (multiple deploys per day)", 1.0, False),
             Band(Tier.HIGH, "between once per day and once per week", 1.0 / 7, True),
             Band(Tier.MEDIUM, "between once per week and once per month", 1.0 / 30, True),
-            Band(Tier.LOW, "between once per month and once every six months", None, True),
+            Band(Tier.LOW, "between once per week and once per month (the 2023 low cluster shares "
+                           "medium's band; rolloutlab calls that band medium and anything rarer low)", None, True),
         ),
         source=TIER_SOURCE,
     ),
@@ -116,7 +118,8 @@ TIERS: dict[str, TierTable] = {
             Band(Tier.ELITE, "less than one day", DAY, False),
             Band(Tier.HIGH, "between one day and one week", WEEK, True),
             Band(Tier.MEDIUM, "between one week and one month", MONTH, True),
-            Band(Tier.LOW, "between one month and six months", None, True),
+            Band(Tier.LOW, "between one week and one month (the 2023 low cluster shares medium's "
+                           "band; rolloutlab calls that band medium and anything slower low)", None, True),
         ),
         source=TIER_SOURCE,
     ),
