@@ -19,7 +19,7 @@ import pandas as pd
 
 from reports import plots
 from reports.dora import DEFINITIONS, TIERS, compute_dora, dora_frame
-from sim.comparison import FIGURE_METHODS, summarize
+from sim.comparison import FIGURE_METHODS, format_duration, format_percent, format_quantity, summarize
 from sim.world import TimelinePoint
 
 
@@ -147,25 +147,14 @@ def _format_metric(metric) -> str:
 
 
 def _number(value: float, unit: str) -> str:
+    """One figure in the unit it is kept in, written as the terminal comparison writes it."""
     if unit == "s":
-        return _duration(value)
+        return format_duration(value)
     if unit in ("%", "share", "fraction"):
-        return f"{100 * value:.1f}%"
+        return f"{format_percent(value)}%"
     if unit == "deployments/day":
         return f"{value:.2f}/day"
-    if abs(value) >= 1000:
-        return f"{value:,.0f}"
-    return f"{value:.3g}"
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f} min"
-    if seconds < 2 * 86400:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} d"
+    return format_quantity(value)
 
 
 def _definitions_section() -> Section:

@@ -340,7 +340,8 @@ def paired_difference(df: pd.DataFrame, metric: str, a: str, b: str) -> PairedDi
 
 
 def format_duration(seconds: float | None) -> str:
-    """Seconds as a person reads them: "4.2s", "45s", "2m05s", "1h02m05s"; None is "n/a"."""
+    """Seconds as a person reads them: "4.2s", "45s", "2m05s", "1h02m05s", from two days on
+    "3d04h" (lead times, recovery over days); None is "n/a"."""
     if seconds is None or not math.isfinite(seconds):
         return "n/a"
     sign = "-" if seconds < 0 else ""
@@ -348,6 +349,9 @@ def format_duration(seconds: float | None) -> str:
     if seconds < 10:
         return f"{sign}{seconds:.1f}s"
     total = round(seconds)
+    if total >= 2 * 86400:
+        days, rest = divmod(total, 86400)
+        return f"{sign}{days}d{round(rest / 3600):02d}h" if round(rest / 3600) < 24 else f"{sign}{days + 1}d00h"
     hours, rest = divmod(total, 3600)
     minutes, secs = divmod(rest, 60)
     if hours:
