@@ -1,0 +1,374 @@
+"""The real-time runner: the simulator's ``reconcile``, driven by a wall clock.
+
+One loop, the same for every backend (kopf's split: deciding is ``reconcile``'s, doing is
+the backend's)::
+
+    observe    the backend's pods (spec / ready replicas per version) + the metrics
+               source's cumulative counters per version
+    decide     reconcile(spec, status, observation) -> (status, actions)
+    apply      each action through the backend (idempotent, level-style)
+    persist    the status, *after* applying: a runner killed between the two re-decides
+               from the old status and re-applies the same (harmless) actions, while the
+               other order could remember a change the cluster never saw
+    wait       until the status' requeue time, a short tick, or a fault that is due
+
+Time. The controller reads scenario seconds: ``(wall - origin) * time_scale``. The origin
+is persisted with the status, so a restarted runner continues the same clock. A time
+scale above 1 compresses a scenario (a 5-minute pause takes 30 s at scale 10); the results
+record the factor.
+
+A status that says ``completed`` or ``restored`` is final: a restarted runner reports it
+and applies nothing more, so a rollout is never promoted twice.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+from strategies import (
+    Action, Command, CommandRequest, Counters, Event, Observation, Promote, Role, RolloutStatus, ScaleVersion,
+    SetCanaryWeight, StrategySpec, SwitchActive, SwitchPreview, VersionObservation, compute_declared_weight,
+    dump_status, load_status, reconcile,
+)
+
+
+# --------------------------------------------------------------------------- what runs
+
+
+@dataclass(frozen=True)
+class LiveVersion:
+    """One version of the demo service: its name (the ``X-Version`` header, the pods'
+    ``version`` label) and the environment that sets its behaviour (demo_service.py)."""
+
+    name: str
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ReleasePlan:
+    """What one live rollout moves: ``stable`` running at ``replicas``, ``canary`` the new
+    version. ``release`` identifies the rollout in persisted state: a runner that finds
+    state of another release refuses to touch it."""
+
+    app: str
+    release: str
+    replicas: int
+    stable: LiveVersion
+    canary: LiveVersion
+    defect: str = "none"  # the scenario's defect kind the canary carries, or "none"
+
+    def version(self, role: Role) -> LiveVersion:
+        return self.stable if role is Role.STABLE else self.canary
+
+
+# --------------------------------------------------------------------------- the two seams
+
+
+class Backend(Protocol):
+    """Where pods run and traffic is routed (Kubernetes API, or processes + HAProxy).
+
+    Every method that changes something is idempotent: applying the same action twice,
+    or ``ensure`` on a half-built setup, converges to the same state."""
+
+    source: str  # results-table ``source``: "live-kube" or "live-local"
+
+    def attach(self, plan: ReleasePlan, spec: StrategySpec) -> None:
+        """Say which rollout this backend serves; no I/O. Called first, before
+        ``load_state`` (which must know where the app's state lives)."""
+
+    def ensure(self, plan: ReleasePlan, spec: StrategySpec) -> None:
+        """Create what is missing: the stable version at full scale and serving, the
+        canary version defined at the scale the persisted state implies (0 on a first
+        run), the services / router. Never deletes user traffic's path."""
+
+    def observe(self) -> tuple[VersionObservation, VersionObservation]:
+        """(stable, canary) spec/ready/available replicas; counters left empty."""
+
+    def apply(self, action: Action) -> None:
+        """Apply one non-Event action."""
+
+    def load_state(self) -> str | None:
+        """The persisted runner state (JSON) or None."""
+
+    def save_state(self, state: str) -> None:
+        """Persist the runner state (JSON)."""
+
+    # optional: follow(status) — called after each persisted cycle with the new status, for
+    # backends whose platform runs part of the strategy itself (Kubernetes' rolling update).
+
+    def commands(self) -> tuple[CommandRequest, ...]:
+        """Commands a person left for this rollout (promote, abort, ...)."""
+
+    def wait(self, seconds: float) -> None:
+        """Block up to ``seconds`` or until the backend sees a change (a watch event)."""
+
+
+class MetricsSource(Protocol):
+    """Cumulative per-version traffic counters (requests, errors, latency histogram)."""
+
+    def counters(self) -> Mapping[str | None, Counters]:
+        """Keyed by version name; None collects answers that carried no version."""
+
+
+class NoMetrics:
+    """For runs whose analysis reads no traffic (a rolling update, or a control plane
+    without a data path): every version reports zero requests."""
+
+    def counters(self) -> Mapping[str | None, Counters]:
+        return {}
+
+
+# --------------------------------------------------------------------------- persisted state
+
+STATE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class RunnerState:
+    """Everything a restarted runner needs: which release, the clock, the controller's status."""
+
+    release: str
+    origin_wall: float  # wall time of scenario second 0
+    time_scale: float
+    status: RolloutStatus
+    next_command_id: int = 1  # ids this runner gives the commands it is asked to send itself
+
+    def dump(self) -> str:
+        return json.dumps({
+            "v": STATE_VERSION, "release": self.release, "origin_wall": self.origin_wall,
+            "time_scale": self.time_scale, "next_command_id": self.next_command_id,
+            "status": json.loads(dump_status(self.status)),
+        }, separators=(",", ":"))
+
+    @classmethod
+    def load(cls, text: str) -> "RunnerState":
+        data = json.loads(text)
+        if data.get("v") != STATE_VERSION:
+            raise StateError(f"runner state version {data.get('v')!r}, this runner reads {STATE_VERSION}")
+        return cls(data["release"], float(data["origin_wall"]), float(data["time_scale"]),
+                   load_status(json.dumps(data["status"])), int(data.get("next_command_id", 1)))
+
+
+class StateError(RuntimeError):
+    """Persisted state that this run must not touch (another release, a newer format)."""
+
+
+# --------------------------------------------------------------------------- the runner
+
+
+class Clock(Protocol):
+    def __call__(self) -> float: ...
+
+
+@dataclass
+class TimelineEntry:
+    at: float  # scenario seconds
+    stable_ready: int
+    canary_ready: int
+    stable_replicas: int
+    canary_replicas: int
+    declared_weight: float
+    events: tuple[str, ...] = ()
+
+
+@dataclass
+class RunSummary:
+    """What a live run ended with: the final status and the timeline it went through."""
+
+    status: RolloutStatus
+    state: RunnerState
+    timeline: list[TimelineEntry]
+    applied: list[tuple[float, str]]  # (scenario time, action) in the order applied
+    resumed: bool
+    ended_at: float  # scenario seconds
+
+    @property
+    def finished(self) -> bool:
+        return is_final(self.status)
+
+
+def is_final(status: RolloutStatus) -> bool:
+    """Promoted, or rolled back with the stable fully serving again."""
+    return status.completed or (status.aborted and status.restored_at is not None)
+
+
+def describe(action: Action) -> str:
+    """A short, stable text for logs and the timeline."""
+    if isinstance(action, ScaleVersion):
+        return f"scale {action.role.value} to {action.replicas}"
+    if isinstance(action, SetCanaryWeight):
+        return f"weight {action.weight}"
+    if isinstance(action, SwitchActive):
+        return f"active -> {action.role.value}"
+    if isinstance(action, SwitchPreview):
+        return f"preview -> {action.role.value if action.role else 'none'}"
+    if isinstance(action, Promote):
+        return "promote"
+    if isinstance(action, Event):
+        return f"{action.reason.value}: {action.message}"
+    return repr(action)
+
+
+@dataclass
+class Runner:
+    """Drives one release on one backend until it is final or ``max_wall_s`` passes.
+
+    ``faults``: (scenario second, callable) pairs fired once when the clock passes them
+    (the chaos of a live scenario). ``on_cycle`` is called after every persisted cycle
+    with the cycle number; tests use it to kill the runner at a chosen point."""
+
+    spec: StrategySpec
+    plan: ReleasePlan
+    backend: Backend
+    metrics: MetricsSource = field(default_factory=NoMetrics)
+    time_scale: float = 1.0
+    tick_s: float = 0.5  # wall seconds between observations when nothing is due sooner
+    clock: Callable[[], float] = time.time
+    faults: list[tuple[float, Callable[[], None]]] = field(default_factory=list)
+    on_cycle: Callable[[int], None] | None = None
+    log: Callable[[str], None] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.time_scale > 0 or not math.isfinite(self.time_scale):
+            raise ValueError(f"time_scale must be a positive number, got {self.time_scale}")
+        if self.spec.replicas is None:
+            self.spec = self.spec.with_replicas(self.plan.replicas)
+        self._pending_commands: list[CommandRequest] = []
+        self.timeline: list[TimelineEntry] = []
+        self.applied: list[tuple[float, str]] = []
+
+    # ----------------------------------------------------------------- state
+
+    def _initial_state(self) -> tuple[RunnerState, bool]:
+        text = self.backend.load_state()
+        if text is None:
+            return RunnerState(self.plan.release, self.clock(), self.time_scale, RolloutStatus()), False
+        try:
+            state = RunnerState.load(text)
+        except (ValueError, KeyError, TypeError) as error:
+            raise StateError(f"the persisted runner state is unreadable: {error}") from None
+        if state.release != self.plan.release:
+            raise StateError(
+                f"the cluster holds the rollout of release {state.release!r}; this run is {self.plan.release!r}. "
+                "Finish or roll back that one first (or delete its objects)."
+            )
+        return state, True
+
+    def now(self, state: RunnerState) -> float:
+        return (self.clock() - state.origin_wall) * state.time_scale
+
+    def request(self, command: Command) -> None:
+        """Send the controller a command (promote, abort, ...) on the next cycle."""
+        self._pending_commands.append(CommandRequest(0, command))  # id assigned in run()
+
+    # ----------------------------------------------------------------- the loop
+
+    def run(self, max_wall_s: float, *, max_cycles: int | None = None) -> RunSummary:
+        self.backend.attach(self.plan, self.spec)
+        state, resumed = self._initial_state()
+        if not is_final(state.status):
+            # A final rollout may already have removed its losing version: recreating
+            # it "because it is missing" would undo the end (and scale it down again).
+            self.backend.ensure(self.plan, self.spec)
+        deadline = time.monotonic() + max_wall_s
+        faults = sorted(self.faults, key=lambda f: f[0])
+        fired = 0
+        cycle = 0
+        status = state.status
+        while True:
+            now = self.now(state)
+            while fired < len(faults) and faults[fired][0] <= now:
+                self._log(f"t={now:.1f}s fault")
+                faults[fired][1]()
+                fired += 1
+            if is_final(status):
+                # Final: nothing more to decide, but the losing version may still be
+                # waiting for its scale-down delay; keep reconciling until it is gone.
+                if not self._cleanup_pending(status, now):
+                    self._follow(status)  # a runner killed before its last follow-up finishes it here
+                    break
+            state, status = self._cycle(state, now)
+            cycle += 1
+            if self.on_cycle is not None:
+                self.on_cycle(cycle)
+            if max_cycles is not None and cycle >= max_cycles:
+                break
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            self.backend.wait(min(self._wait_s(state, status, faults[fired:]), remaining))
+        return RunSummary(status, state, self.timeline, self.applied, resumed, self.now(state))
+
+    def _cycle(self, state: RunnerState, now: float) -> tuple[RunnerState, RolloutStatus]:
+        stable, canary = self.backend.observe()
+        counters = self.metrics.counters()
+        stable = _with_counters(stable, counters.get(self.plan.stable.name))
+        canary = _with_counters(canary, counters.get(self.plan.canary.name))
+        commands = self.backend.commands()
+        next_id = max(state.next_command_id, state.status.last_command_id + 1)
+        own = []
+        for request in self._pending_commands:
+            own.append(CommandRequest(next_id, request.command))
+            next_id += 1
+        self._pending_commands.clear()
+        observation = Observation(now, stable, canary, tuple(commands) + tuple(own))
+        decided = reconcile(self.spec, state.status, observation)
+        events = []
+        for action in decided.actions:
+            if isinstance(action, Event):
+                events.append(f"{action.reason.value}: {action.message}")
+                self._log(f"t={now:.1f}s {action.reason.value}: {action.message}")
+                continue
+            self.backend.apply(action)
+            self.applied.append((now, describe(action)))
+            self._log(f"t={now:.1f}s {describe(action)}")
+        new_state = RunnerState(state.release, state.origin_wall, state.time_scale, decided.status, next_id)
+        self.backend.save_state(new_state.dump())
+        self._follow(decided.status)
+        self.timeline.append(TimelineEntry(
+            now, stable.ready, canary.ready, stable.replicas, canary.replicas,
+            float(compute_declared_weight(self.spec, decided.status, observation)), tuple(events),
+        ))
+        return new_state, decided.status
+
+    def _follow(self, status: RolloutStatus) -> None:
+        follow = getattr(self.backend, "follow", None)
+        if follow is not None:
+            follow(status)  # backends whose platform runs part of the strategy itself
+
+    def _cleanup_pending(self, status: RolloutStatus, now: float) -> bool:
+        """After the end: does the losing version still have replicas to scale down?"""
+        stable, canary = self.backend.observe()
+        loser = canary if status.aborted else stable
+        if loser.replicas == 0:
+            return False
+        choice = self.spec.strategy.canary or self.spec.strategy.blue_green
+        if status.aborted and choice is not None and choice.abort_scale_down_delay_seconds == 0:
+            return False  # Argo keeps an aborted canary / preview running when the delay is 0
+        return True
+
+    def _wait_s(self, state: RunnerState, status: RolloutStatus, faults) -> float:
+        wait = self.tick_s
+        now = self.now(state)
+        for due in ([status.requeue_at] if status.requeue_at is not None else []) + [f[0] for f in faults[:1]]:
+            wait = min(wait, max(0.0, (due - now) / state.time_scale))
+        return max(wait, 0.01)
+
+    def _log(self, text: str) -> None:
+        if self.log is not None:
+            self.log(text)
+
+
+def _with_counters(version: VersionObservation, counters: Counters | None) -> VersionObservation:
+    if counters is None:
+        return version
+    return VersionObservation(version.replicas, version.ready, version.available, counters)
+
+
+def timeline_points(timeline: Iterable[TimelineEntry]) -> list[dict[str, Any]]:
+    return [asdict(t) for t in timeline]

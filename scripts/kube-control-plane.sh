@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Builds kube-apiserver and kube-controller-manager from Debian's `kubernetes` source
+# package and caches them by version, so tests of the live Kubernetes backend run against a
+# real control plane (with Debian's etcd-server) on machines without a container engine.
+#
+#   scripts/kube-control-plane.sh build   # once per version; prints the bin folder
+#   scripts/kube-control-plane.sh path    # prints the bin folder, exit 1 if not built
+#
+# The deb-src lines are derived from the machine's own apt sources (never written by hand),
+# so the script works on any mirror the machine already uses.
+set -euo pipefail
+
+VERSION="${ROLLOUTLAB_KUBE_VERSION:-1.20.2}"
+CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/rolloutlab/kube-$VERSION"
+BIN="$CACHE/bin"
+
+need_root() {
+    if [ "$(id -u)" != 0 ]; then
+        echo "kube-control-plane: installing build packages needs root (apt-get)" >&2
+        exit 1
+    fi
+}
+
+add_deb_src() {
+    # deb822 sources: copy every "Types: deb" stanza as "Types: deb-src".
+    local out=/etc/apt/sources.list.d/rolloutlab-deb-src.sources
+    local found=0
+    : > "$out.tmp"
+    for f in /etc/apt/sources.list.d/*.sources; do
+        [ -e "$f" ] || continue
+        [ "$f" = "$out" ] && continue
+        if grep -q '^Types: deb$' "$f"; then
+            sed 's/^Types: deb$/Types: deb-src/' "$f" >> "$out.tmp"
+            printf '\n' >> "$out.tmp"
+            found=1
+        fi
+    done
+    # one-line sources: turn "deb URI suite comps" into "deb-src URI suite comps".
+    local list=/etc/apt/sources.list.d/rolloutlab-deb-src.list
+    : > "$list.tmp"
+    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+        [ -e "$f" ] || continue
+        [ "$f" = "$list" ] && continue
+        grep -E '^deb\s' "$f" | sed -E 's/^deb(\s)/deb-src\1/' >> "$list.tmp" || true
+    done
+    [ -s "$list.tmp" ] && found=1
+    mv "$out.tmp" "$out"; mv "$list.tmp" "$list"
+    [ -s "$out" ] || rm -f "$out"
+    [ -s "$list" ] || rm -f "$list"
+    if [ "$found" = 0 ]; then
+        echo "kube-control-plane: no apt 'deb' sources found to derive deb-src lines from" >&2
+        exit 1
+    fi
+}
+
+build() {
+    if [ -x "$BIN/kube-apiserver" ] && [ -x "$BIN/kube-controller-manager" ]; then
+        echo "$BIN"
+        return 0
+    fi
+    need_root
+    add_deb_src
+    apt-get update -q >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+        dpkg-dev golang-go etcd-server jq rsync >&2
+    WORK="$(mktemp -d)"
+    trap 'rm -rf "$WORK"' EXIT
+    (cd "$WORK" && apt-get source -q "kubernetes=$(apt-cache showsrc kubernetes \
+        | awk '/^Version:/{print $2}' | grep -F "$VERSION" | head -1)" >&2)
+    local src
+    src="$(find "$WORK" -mindepth 1 -maxdepth 1 -type d -name 'kubernetes-*' | head -1)"
+    [ -n "$src" ] || { echo "kube-control-plane: source unpack failed" >&2; exit 1; }
+    # The way debian/rules builds it: Kubernetes' own make rules in a GOPATH with the
+    # vendored modules (no network needed).
+    mkdir -p "$src/.go/src/k8s.io"
+    ln -sfn ../../.. "$src/.go/src/k8s.io/kubernetes"
+    (cd "$src" && env GOPATH="$src/.go" CGO_ENABLED=0 GOCACHE="$WORK/gocache" HOME="$WORK" \
+        make WHAT="cmd/kube-apiserver cmd/kube-controller-manager" >&2)
+    rm -rf "$BIN.tmp" "$BIN" "$CACHE/gocache"
+    mkdir -p "$BIN.tmp"
+    cp "$src/_output/bin/kube-apiserver" "$src/_output/bin/kube-controller-manager" "$BIN.tmp/"
+    mv "$BIN.tmp" "$BIN"
+    echo "$BIN"
+}
+
+case "${1:-build}" in
+    build) build ;;
+    path)
+        if [ -x "$BIN/kube-apiserver" ]; then echo "$BIN"; else exit 1; fi ;;
+    *) echo "usage: $0 build|path" >&2; exit 2 ;;
+esac

@@ -1,0 +1,377 @@
+"""The Kubernetes backend against a real control plane (etcd + kube-apiserver +
+kube-controller-manager built from Debian's source package; see tests/kube_cluster.py).
+
+No kubelet runs: ``FakeKubelet`` binds pods and marks them Ready, and ``EndpointTraffic``
+models requests over the real Services' endpoints. The deployment, ReplicaSet, endpoints
+and garbage-collector controllers are the real ones.
+
+``.ci/run`` builds the control plane and sets ROLLOUTLAB_REQUIRE_KUBE=1, so there these
+tests fail instead of skipping when it is missing.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+
+import numpy as np
+import pytest
+
+from tests.kube_cluster import EndpointTraffic, FakeKubelet, has_control_plane, start_control_plane
+
+if not has_control_plane():
+    if os.environ.get("ROLLOUTLAB_REQUIRE_KUBE") == "1":
+        raise RuntimeError("ROLLOUTLAB_REQUIRE_KUBE=1 but the control plane is not built "
+                           "(run scripts/kube-control-plane.sh build; etcd-server and openssl must be installed)")
+    pytest.skip("no Kubernetes control plane built here: run scripts/kube-control-plane.sh build "
+                "(needs root for apt-get; .ci/run does it)", allow_module_level=True)
+
+from kubernetes import client  # noqa: E402
+
+from live.kube import (  # noqa: E402
+    COMMAND_ANNOTATION, STABLE_ANNOTATION, STATE_ANNOTATION, KubeBackend, KubeError, RetryPolicy,
+    parse_command_annotation,
+)
+from live.runner import LiveVersion, ReleasePlan, Runner, RunnerState, StateError  # noqa: E402
+from strategies import Command, CommandRequest, Role, StrategySpec, load_strategy  # noqa: E402
+
+REPLICAS = 4
+SCALE = 60.0  # scenario seconds per wall second: a 2-minute pause takes 2 s
+_names = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    plane = start_control_plane(tmp_path_factory.mktemp("control-plane"))
+    api = plane.api_client()
+    kubelet = FakeKubelet(api).start()
+    yield plane, api, kubelet
+    kubelet.stop()
+    plane.stop()
+
+
+@pytest.fixture
+def ns(cluster):
+    plane, api, kubelet = cluster
+    name = f"t{next(_names)}"
+    client.CoreV1Api(api).create_namespace({"metadata": {"name": name}})
+    return name
+
+
+def fast(spec: StrategySpec, **changes) -> StrategySpec:
+    """The bundled strategy with short delays after the end (so tests see the cleanup)."""
+    data = spec.model_dump(by_alias=True, exclude_none=True)
+    strategy = data["strategy"]
+    for kind in ("canary", "blueGreen"):
+        if kind in strategy:
+            strategy[kind]["scaleDownDelaySeconds"] = 30
+            strategy[kind]["abortScaleDownDelaySeconds"] = 30
+            strategy[kind].update(changes.pop(kind, {}))
+    data.update(changes)
+    return StrategySpec.model_validate(data)
+
+
+def plan(app: str = "demo", canary_error: float = 0.0, **canary_env: str) -> ReleasePlan:
+    return ReleasePlan(
+        app=app, release=f"{app}-v2", replicas=REPLICAS,
+        stable=LiveVersion("v1", {"DEMO_ERROR_RATE": "0.001"}),
+        canary=LiveVersion("v2", {"DEMO_ERROR_RATE": str(canary_error), **canary_env}),
+        defect="error_rate" if canary_error > 0.01 else "none",
+    )
+
+
+def make_runner(api, ns, spec, release, *, backend=None, seed=1, **kwargs):
+    backend = backend or KubeBackend(api, ns, retry=RetryPolicy(attempts=10, base_s=0.05, cap_s=0.5))
+    services = {release.app: 400.0}
+    if spec.strategy.blue_green:
+        services[f"{release.app}-preview"] = 100.0
+    traffic = EndpointTraffic(api, ns, services, rng=np.random.default_rng(np.random.SeedSequence(seed)))
+    runner = Runner(spec, release, backend, traffic, time_scale=SCALE, tick_s=0.1, **kwargs)
+    return runner, backend
+
+
+def endpoint_versions(api, ns, service="demo") -> set[str]:
+    core = client.CoreV1Api(api)
+    endpoints = core.read_namespaced_endpoints(service, ns)
+    pods = {p.metadata.name: p for p in core.list_namespaced_pod(ns).items}
+    names = [a.target_ref.name for s in (endpoints.subsets or []) for a in (s.addresses or [])]
+    return {pods[n].metadata.labels["version"] for n in names if n in pods}
+
+
+def settle(check, timeout=20.0):
+    """Wait for an eventually-true condition about the cluster (bounded)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.1)
+    return check()
+
+
+def service_annotations(api, ns, name="demo"):
+    return client.CoreV1Api(api).read_namespaced_service(name, ns).metadata.annotations or {}
+
+
+# --------------------------------------------------------------------------- the three flows
+
+
+def test_canary_good_release_is_promoted_and_old_version_removed(cluster, ns):
+    _, api, _ = cluster
+    runner, backend = make_runner(api, ns, fast(load_strategy("canary")), plan())
+    summary = runner.run(max_wall_s=90)
+    assert summary.status.completed and not summary.status.aborted, summary.status.message
+    assert any(text.startswith("weight 25") or text == "scale canary to 1" for _, text in summary.applied)
+    objects = backend.objects()
+    assert objects["Deployment"] == ["demo-v2"], objects  # the old stable went after its scale-down delay
+    assert service_annotations(api, ns)[STABLE_ANNOTATION] == "v2"
+    assert settle(lambda: endpoint_versions(api, ns) == {"v2"})
+    d = client.AppsV1Api(api).read_namespaced_deployment("demo-v2", ns)
+    assert d.spec.replicas == REPLICAS and d.status.ready_replicas == REPLICAS
+    # the canary's share grew step by step: the timeline saw both versions ready at once
+    assert any(t.stable_ready and t.canary_ready for t in summary.timeline)
+
+
+def test_canary_bad_release_is_rolled_back_by_analysis(cluster, ns):
+    _, api, _ = cluster
+    runner, backend = make_runner(api, ns, fast(load_strategy("canary")), plan(canary_error=0.3))
+    summary = runner.run(max_wall_s=90)
+    status = summary.status
+    assert status.aborted and status.restored_at is not None, status.message
+    assert "error-rate" in status.abort_reason or "analysis" in status.abort_reason.lower(), status.abort_reason
+    assert backend.objects()["Deployment"] == ["demo-v1"]
+    assert service_annotations(api, ns)[STABLE_ANNOTATION] == "v1"
+    assert settle(lambda: endpoint_versions(api, ns) == {"v1"})
+    # detected by the second failed measurement (failureLimit 1, interval 30 s) after the
+    # analysis started at step 1; wall-clock jitter at 60x adds a few scenario seconds
+    assert status.aborted_at - status.step_started_at <= 120, (status.step_started_at, status.aborted_at)
+
+
+def test_blue_green_good_release_switches_the_active_service(cluster, ns):
+    _, api, _ = cluster
+    runner, backend = make_runner(api, ns, fast(load_strategy("blue-green")), plan())
+    summary = runner.run(max_wall_s=90)
+    assert summary.status.completed, summary.status.message
+    core = client.CoreV1Api(api)
+    assert core.read_namespaced_service("demo", ns).spec.selector["version"] == "v2"
+    assert settle(lambda: endpoint_versions(api, ns) == {"v2"})
+    assert backend.objects()["Deployment"] == ["demo-v2"]
+    switched = [at for at, text in summary.applied if text == "active -> canary"]
+    assert len(switched) == 1
+
+
+def test_blue_green_bad_release_never_reaches_the_active_service(cluster, ns):
+    _, api, _ = cluster
+    runner, backend = make_runner(api, ns, fast(load_strategy("blue-green")), plan(canary_error=0.3))
+    seen = set()
+    runner.on_cycle = lambda n: seen.update(endpoint_versions(api, ns))
+    summary = runner.run(max_wall_s=90)
+    assert summary.status.aborted and summary.status.restored_at is not None
+    assert seen == {"v1"}  # users never reached the bad version: the preview analysis failed it
+    assert "active -> canary" not in [text for _, text in summary.applied]
+    assert backend.objects()["Deployment"] == ["demo-v1"]
+    assert client.CoreV1Api(api).read_namespaced_service("demo-preview", ns).spec.selector["version"] != "v2" or \
+        settle(lambda: endpoint_versions(api, ns, "demo-preview") == set())
+
+
+def test_rolling_update_is_run_by_the_clusters_deployment_controller(cluster, ns):
+    _, api, _ = cluster
+    spec = load_strategy("rolling")
+    runner, backend = make_runner(api, ns, spec, plan())
+    both_seen = []
+    runner.on_cycle = lambda n: both_seen.append(endpoint_versions(api, ns))
+    summary = runner.run(max_wall_s=90)
+    assert summary.status.completed, summary.status.message
+    apps = client.AppsV1Api(api)
+    d = apps.read_namespaced_deployment("demo", ns)
+    assert d.spec.template.metadata.labels["version"] == "v2"
+    assert d.spec.strategy.rolling_update.max_surge == spec.strategy.rolling.max_surge
+    sets = apps.list_namespaced_replica_set(ns).items
+    by_version = {rs.spec.template.metadata.labels["version"]: rs.spec.replicas for rs in sets}
+    assert by_version == {"v1": 0, "v2": REPLICAS}  # ReplicaSets made by the real controller
+    assert {"v1", "v2"} in both_seen  # pod by pod: for a while both versions served
+
+
+def test_rolling_abort_command_rolls_back_like_rollout_undo(cluster, ns):
+    _, api, kubelet = cluster
+    release = plan(DEMO_START_DELAY_S="1.5")  # new pods take a while: time to abort mid-way
+    runner, backend = make_runner(api, ns, load_strategy("rolling"), release)
+    runner.run(max_wall_s=30, max_cycles=3)
+    assert backend.stable_version() == "v1"
+    backend.leave_command(CommandRequest(1, Command.ABORT))  # what `rolloutlab live --abort` does
+    resumed, _ = make_runner(api, ns, load_strategy("rolling"), release)
+    summary = resumed.run(max_wall_s=60)
+    assert summary.resumed and summary.status.aborted and summary.status.restored_at is not None
+    d = client.AppsV1Api(api).read_namespaced_deployment("demo", ns)
+    assert d.spec.template.metadata.labels["version"] == "v1"
+    assert settle(lambda: endpoint_versions(api, ns) == {"v1"})
+
+
+def test_crash_looping_canary_hits_the_progress_deadline_and_aborts(cluster, ns):
+    _, api, _ = cluster
+    spec = fast(load_strategy("canary"), progressDeadlineSeconds=60, progressDeadlineAbort=True)
+    runner, backend = make_runner(api, ns, spec, plan(DEMO_CRASH_ON_START="1"))
+    summary = runner.run(max_wall_s=60)
+    assert summary.status.aborted and "progress deadline" in summary.status.abort_reason, summary.status
+    assert summary.status.restored_at is not None
+    assert any("ProgressDeadlineExceeded" in e for t in summary.timeline for e in t.events)
+    pods = client.CoreV1Api(api).list_namespaced_pod(ns, label_selector="version=v2").items
+    assert pods == [] or all(p.metadata.deletion_timestamp for p in pods)
+
+
+# --------------------------------------------------------------------------- crash and resume
+
+
+def _kill_after(backend: KubeBackend, n: int):
+    """The backend, but the process "dies" right after its n-th applied action — after
+    the cluster changed and before the runner persisted its status."""
+    original = backend.apply
+    count = [0]
+
+    class Killed(BaseException):
+        pass
+
+    def apply(action):
+        original(action)
+        count[0] += 1
+        if count[0] == n:
+            raise Killed()
+
+    backend.apply = apply
+    return Killed
+
+
+@pytest.mark.parametrize("strategy", ["canary", "blue-green"])
+def test_killed_at_every_action_resumes_to_the_same_end(cluster, ns, strategy):
+    _, api, _ = cluster
+    spec = fast(load_strategy(strategy))
+    reference, _ = make_runner(api, ns, spec, plan(app="ref"))
+    expected = reference.run(max_wall_s=90)
+    assert expected.status.completed
+    actions = [text for _, text in expected.applied]
+    assert len(actions) >= 4
+    for n in range(1, len(actions) + 1):
+        app = f"k{n}"
+        runner, backend = make_runner(api, ns, spec, plan(app=app))
+        killed = _kill_after(backend, n)
+        with pytest.raises(killed):
+            runner.run(max_wall_s=90)
+        resumed, backend = make_runner(api, ns, spec, plan(app=app))
+        summary = resumed.run(max_wall_s=90)
+        assert summary.resumed == bool(runner.timeline), n  # resumed iff a cycle was persisted before the kill
+        assert summary.status.completed and not summary.status.aborted, (n, summary.status.message)
+        assert [t for _, t in summary.applied].count("promote") <= 1, n
+        assert backend.objects()["Deployment"] == [f"{app}-v2"], n
+        # a third runner finds a final rollout and changes nothing
+        again, _ = make_runner(api, ns, spec, plan(app=app))
+        assert again.run(max_wall_s=10).applied == [], n
+
+
+def test_killed_runner_can_roll_back_instead_of_resuming(cluster, ns):
+    _, api, _ = cluster
+    spec = fast(load_strategy("canary"))
+    runner, backend = make_runner(api, ns, spec, plan())
+    runner.run(max_wall_s=30, max_cycles=12)
+    stable, canary = backend.observe()
+    assert canary.replicas > 0  # mid-rollout
+    resumed, backend = make_runner(api, ns, spec, plan())
+    resumed.request(Command.ABORT)  # `rolloutlab live --rollback`
+    summary = resumed.run(max_wall_s=60)
+    assert summary.status.aborted and summary.status.restored_at is not None
+    assert backend.objects()["Deployment"] == ["demo-v1"]
+    assert settle(lambda: endpoint_versions(api, ns) == {"v1"})
+
+
+def test_state_of_another_release_is_not_touched(cluster, ns):
+    _, api, _ = cluster
+    runner, backend = make_runner(api, ns, fast(load_strategy("canary")), plan())
+    runner.run(max_wall_s=10, max_cycles=2)
+    other = ReleasePlan("demo", "demo-v3", REPLICAS, LiveVersion("v1"), LiveVersion("v3"))
+    intruder, _ = make_runner(api, ns, fast(load_strategy("canary")), other)
+    with pytest.raises(StateError, match="demo-v2"):
+        intruder.run(max_wall_s=5)
+    state = RunnerState.load(service_annotations(api, ns)[STATE_ANNOTATION])
+    assert state.release == "demo-v2"
+
+
+def test_a_foreign_service_with_the_apps_name_is_refused(cluster, ns):
+    _, api, _ = cluster
+    client.CoreV1Api(api).create_namespaced_service(ns, {
+        "metadata": {"name": "demo"}, "spec": {"selector": {"app": "x"}, "ports": [{"port": 80}]}})
+    runner, _ = make_runner(api, ns, fast(load_strategy("canary")), plan())
+    with pytest.raises(KubeError, match="not managed by rolloutlab"):
+        runner.run(max_wall_s=5)
+
+
+def test_deleting_the_entry_service_garbage_collects_the_app(cluster, ns):
+    _, api, _ = cluster
+    runner, backend = make_runner(api, ns, fast(load_strategy("blue-green")), plan())
+    runner.run(max_wall_s=10, max_cycles=5)
+    assert backend.objects()["Deployment"] == ["demo-v1", "demo-v2"]
+    backend.delete_app()
+    assert settle(lambda: backend.objects() == {"Service": [], "Deployment": [], "ConfigMap": []}, timeout=30)
+    assert settle(lambda: client.CoreV1Api(api).list_namespaced_pod(ns).items == [], timeout=30)
+
+
+# --------------------------------------------------------------------------- commands
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("1 abort", (CommandRequest(1, Command.ABORT),)),
+    ("12 promoteFull", (CommandRequest(12, Command.PROMOTE_FULL),)),
+])
+def test_command_annotation_parses(text, expected):
+    assert parse_command_annotation(text) == expected
+
+
+@pytest.mark.parametrize("text", ["abort", "x abort", "1 explode", "1 abort now"])
+def test_malformed_command_annotation_is_refused_loudly(text):
+    with pytest.raises(KubeError, match=COMMAND_ANNOTATION):
+        parse_command_annotation(text)
+
+
+def test_promote_command_from_the_annotation_passes_an_indefinite_pause(cluster, ns):
+    _, api, _ = cluster
+    spec = fast(load_strategy("canary"), canary={"steps": [{"setWeight": 25}, {"pause": {}}, {"setWeight": 50}]})
+    runner, backend = make_runner(api, ns, spec, plan())
+    runner.run(max_wall_s=20, max_cycles=40)
+    assert runner.timeline and not backend.load_state() is None
+    state = RunnerState.load(backend.load_state())
+    assert state.status.phase.value == "Paused"
+    backend.leave_command(CommandRequest(1, Command.PROMOTE))
+    resumed, _ = make_runner(api, ns, spec, plan())
+    summary = resumed.run(max_wall_s=60)
+    assert summary.status.completed
+
+
+# --------------------------------------------------------------------------- a flaky API server
+
+
+@pytest.mark.parametrize("strategy", ["canary", "blue-green", "rolling"])
+def test_flows_finish_through_injected_api_errors_and_dropped_watches(cluster, ns, strategy):
+    from tests.api_fault_proxy import FaultPlan, FaultProxy
+
+    plane, api, _ = cluster
+    faults = FaultPlan(every=3, watch_cut_s=0.2)
+    with FaultProxy(plane.api_url, faults, plane.ssl_context()) as proxy:
+        flaky = plane.api_client(proxy.url)
+        backend = KubeBackend(flaky, ns, retry=RetryPolicy(attempts=12, base_s=0.02, cap_s=0.3))
+        spec = fast(load_strategy(strategy))
+        runner, backend = make_runner(api, ns, spec, plan(), backend=backend)
+        summary = runner.run(max_wall_s=120)
+    assert summary.status.completed, summary.status.message
+    assert [t for _, t in summary.applied].count("promote") <= 1
+    assert sum(faults.injected.values()) >= 4 and len(faults.injected) >= 4, faults.injected
+    assert faults.watches_cut >= 1
+    assert settle(lambda: endpoint_versions(api, ns) == {"v2"})
+
+
+def test_an_api_error_that_does_not_heal_fails_loudly(cluster, ns):
+    from tests.api_fault_proxy import FaultPlan, FaultProxy
+
+    plane, api, _ = cluster
+    with FaultProxy(plane.api_url, FaultPlan(every=1, faults=("500",)), plane.ssl_context()) as proxy:
+        backend = KubeBackend(plane.api_client(proxy.url), ns, retry=RetryPolicy(attempts=3, base_s=0.01))
+        runner, _ = make_runner(api, ns, fast(load_strategy("canary")), plan(), backend=backend)
+        with pytest.raises(KubeError, match="still failing after 3 attempts"):
+            runner.run(max_wall_s=10)
