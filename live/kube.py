@@ -249,7 +249,8 @@ class KubeBackend:
             # controller's to set); on a resume its current scale is kept.
             self._ensure_deployment(self.deployment_name(Role.CANARY), plan.canary, 0, owner)
         if self.kind is StrategyKind.BLUE_GREEN:
-            self._ensure_service(f"{self.app}-preview", {VERSION_LABEL: NO_VERSION}, owner)
+            preview_port = None if self.node_port is None else self.node_port + 1
+            self._ensure_service(f"{self.app}-preview", {VERSION_LABEL: NO_VERSION}, owner, node_port=preview_port)
         if self.routed:
             for role in Role:
                 self._ensure_service(f"{self.app}-{role.value}", {VERSION_LABEL: plan.version(role).name}, owner)
@@ -293,12 +294,15 @@ class KubeBackend:
             "spec": {"selector": selector, "ports": [{"name": "http", "port": 80, "targetPort": DEMO_PORT}]},
         }
 
-    def _ensure_service(self, name: str, selector: dict, owner: dict) -> None:
+    def _ensure_service(self, name: str, selector: dict, owner: dict, node_port: int | None = None) -> None:
         """Create a Service if missing; an existing one keeps its selector (it may have
         been switched by the controller before a restart)."""
         existing = self._read(lambda: self.core.read_namespaced_service(name, self.namespace), f"read Service {name}")
         if existing is None:
             body = self._service_body(name, {"app": self.app, **selector}, owner)
+            if node_port is not None:
+                body["spec"]["type"] = "NodePort"
+                body["spec"]["ports"][0]["nodePort"] = node_port
             self._create(lambda: self.core.create_namespaced_service(self.namespace, body), f"create Service {name}")
 
     def _ensure_configmap(self, owner: dict) -> None:

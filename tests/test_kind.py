@@ -1,0 +1,60 @@
+"""Live runs on a real kind cluster, with real pods and real traffic.
+
+Opt-in: they need a kind cluster made from live/kind-config.yaml (its NodePort 30080 is
+mapped to 127.0.0.1:30080) and its context named in ROLLOUTLAB_KIND_CONTEXT, e.g.
+
+    kind create cluster --name rolloutlab --config live/kind-config.yaml
+    ROLLOUTLAB_KIND_CONTEXT=kind-rolloutlab pytest tests/test_kind.py
+
+CI has no container engine, so kind cannot run there; the same backend is tested against
+a real control plane in tests/test_kube_backend.py.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+
+CONTEXT = os.environ.get("ROLLOUTLAB_KIND_CONTEXT")
+pytestmark = pytest.mark.skipif(
+    not CONTEXT,
+    reason="needs a kind cluster: set ROLLOUTLAB_KIND_CONTEXT to its kubeconfig context "
+           "(kind create cluster --config live/kind-config.yaml); CI has no container engine",
+)
+
+
+@pytest.fixture
+def namespace():
+    from kubernetes import client, config
+
+    api = config.new_client_from_config(context=CONTEXT)
+    name = f"rolloutlab-{uuid.uuid4().hex[:6]}"
+    client.CoreV1Api(api).create_namespace({"metadata": {"name": name}})
+    yield name
+    client.CoreV1Api(api).delete_namespace(name)
+
+
+@pytest.mark.parametrize("strategy, release, outcome", [
+    ("canary", "bad", "rolled_back"),
+    ("canary", "good", "promoted"),
+    ("blue-green", "bad", "rolled_back"),
+    ("rolling", "good", "promoted"),
+])
+def test_live_rollout_on_kind(namespace, strategy, release, outcome):
+    from live.kube import KubeBackend
+    from live.session import make_plan, run_live
+    from scenarios.schema import bundled_scenario, load_scenario
+    from strategies import load_strategy
+
+    scenario = load_scenario(bundled_scenario("standard"))
+    spec = load_strategy(strategy).with_replicas(3)
+    scale = 10.0
+    plan = make_plan(scenario, spec, release=release, seed=1, time_scale=scale)
+    backend = KubeBackend.from_kubeconfig(CONTEXT, namespace, node_port=30080)
+    result = run_live(scenario, spec, backend, plan, time_scale=scale, seed=1, max_rps=50, max_wall_s=600,
+                      urls={"user": "http://127.0.0.1:30080/", "preview": "http://127.0.0.1:30081/"})
+    assert result.row["source"] == "live-kube"
+    assert result.row["outcome"] == outcome
+    assert result.row["requests"] > 0
