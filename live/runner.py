@@ -239,6 +239,7 @@ class Runner:
         if self.spec.replicas is None:
             self.spec = self.spec.with_replicas(self.plan.replicas)
         self._pending_commands: list[CommandRequest] = []
+        self._prepared: tuple[RunnerState, bool] | None = None
         self.timeline: list[TimelineEntry] = []
         self.applied: list[tuple[float, str]] = []
 
@@ -268,13 +269,38 @@ class Runner:
 
     # ----------------------------------------------------------------- the loop
 
-    def run(self, max_wall_s: float, *, max_cycles: int | None = None) -> RunSummary:
+    def prepare(self) -> tuple[RunnerState, bool]:
+        """Attach, load (and check) the persisted state, create what is missing. ``run``
+        does it itself; a caller that must wait for the setup (to start traffic once the
+        stable version serves) calls it first."""
         self.backend.attach(self.plan, self.spec)
         state, resumed = self._initial_state()
         if not is_final(state.status):
             # A final rollout may already have removed its losing version: recreating
             # it "because it is missing" would undo the end (and scale it down again).
             self.backend.ensure(self.plan, self.spec)
+        self._prepared = (state, resumed)
+        return state, resumed
+
+    def wait_until_stable_serves(self, timeout_s: float) -> None:
+        """Block until the stable version has all its replicas ready (a fresh setup) or,
+        on a resume, at least one ready pod of either version; raise on timeout."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            stable, canary = self.backend.observe()
+            if stable.ready >= self.plan.replicas or (stable.ready + canary.ready > 0 and self._prepared[1]):
+                return
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"the stable version {self.plan.stable.name} has {stable.ready} of "
+                                   f"{self.plan.replicas} pods ready after {timeout_s:.0f}s")
+            self.backend.wait(0.1)
+
+    def run(self, max_wall_s: float, *, max_cycles: int | None = None) -> RunSummary:
+        state, resumed = self._prepared if self._prepared is not None else self.prepare()
+        self._prepared = None
+        if not resumed:
+            # scenario second 0 is when the rollout starts, not when its setup began
+            state = RunnerState(state.release, self.clock(), state.time_scale, state.status, state.next_command_id)
         deadline = time.monotonic() + max_wall_s
         faults = sorted(self.faults, key=lambda f: f[0])
         fired = 0

@@ -1,0 +1,534 @@
+"""The demo service every live run deploys: one HTTP app whose failures are dialled in.
+
+It stands in for a team's real service. A release is this file started with another
+``DEMO_VERSION`` and other fault settings, so a rollout can meet the defects the
+scenarios describe (errors, slowness, slow warm-up, crash on start, a leak that gets
+worse with uptime, a flaky readiness probe) and the runner can measure them.
+
+Self-contained on purpose: Kubernetes ships it as a ConfigMap and runs
+``python demo_service.py`` on the public ``python:3.12-slim`` image with only
+``prometheus-client`` installed beside it. Standard library and ``prometheus_client``
+only; nothing from rolloutlab's packages.
+
+Endpoints
+---------
+``GET /healthz/ready``  200 once warmed up (``DEMO_START_DELAY_S``), 503 before, 503 while
+                        draining, 503 when forced unready or on a flaky probe draw.
+``GET /healthz/live``   200 unless the ``live`` fault is false.
+``GET /metrics``        Prometheus exposition (see "Metrics").
+``GET /fault``          the current fault settings (and their effective values now) as JSON.
+``POST /fault``         a JSON object with any of the fault fields below; answers like GET.
+anything else           the app: 200 with a small JSON body, or 500 with probability
+                        ``error_rate``; always the header ``X-Version: <DEMO_VERSION>``.
+
+Environment
+-----------
+``DEMO_VERSION`` (``v1``), ``DEMO_HOST`` (``0.0.0.0``), ``DEMO_PORT`` (``8080``; 0 picks a
+free port, the start line says which), ``DEMO_SEED`` (unset: from the OS).
+
+Faults (env name = upper-case field name with ``DEMO_`` prefix; all changeable at runtime
+through ``POST /fault``):
+
+- ``error_rate`` (0): probability an app request answers 500.
+- ``latency_ms`` (0): delay added to every app request.
+- ``latency_jitter_ms`` (0) and ``latency_jitter`` (``exponential``): extra random delay.
+  ``exponential`` adds an Exp draw with mean ``latency_jitter_ms`` (a one-sided long tail,
+  like a real service); ``uniform`` adds U(-j, +j) around ``latency_ms`` like ``tc netem
+  delay L j`` (clipped at 0, mean unchanged).
+- ``leak_after_s`` (0), ``leak_error_rate_per_min`` (0), ``leak_latency_ms_per_min`` (0):
+  from ``leak_after_s`` seconds after process start, the error rate grows by
+  ``leak_error_rate_per_min`` per minute (capped at 1) and latency by
+  ``leak_latency_ms_per_min`` per minute. ``leak_after_s`` always counts from process
+  start (``GET /fault`` reports ``uptime_s`` to aim at "now").
+- ``ready`` (unset): force readiness true or false; null returns to natural readiness.
+  Draining and crash-on-start win over a forced true.
+- ``ready_error_rate`` (0): probability a readiness probe answers 503 although the
+  service is ready (a flaky health check).
+- ``live`` (true): false makes ``/healthz/live`` answer 503 (the kubelet restarts the pod).
+
+Lifecycle (env only):
+
+- ``DEMO_START_DELAY_S`` (0): warm-up before readiness turns true.
+- ``DEMO_CRASH_ON_START`` (``0``): ``1``/``true`` makes the process exit with status
+  ``DEMO_CRASH_EXIT_CODE`` (1) after ``DEMO_CRASH_AFTER_S`` (1) seconds, never ready.
+- ``DEMO_DRAIN_S`` (0): on SIGTERM (or SIGINT) readiness answers 503 at once; the
+  service keeps serving in-flight and new requests for ``DEMO_DRAIN_S`` seconds (with
+  ``Connection: close`` so keep-alive clients move elsewhere), then closes its listener,
+  lets requests still running finish (at most ``DEMO_SHUTDOWN_TIMEOUT_S``, 10 s) and
+  exits 0. The default 0 is what an app without a preStop hook does: it stops listening
+  at once, which is why requests fail during switches unless a drain is configured.
+
+Metrics
+-------
+App requests only (``/metrics``, ``/healthz/*`` and ``/fault`` are not counted):
+``demo_requests_total{version,code}``, ``demo_request_duration_seconds{version}`` (a
+histogram with the rollout lab's buckets, observed just before the response is written, so
+a client that has its response can already see it counted), plus
+``demo_version_info{version}`` = 1, ``demo_ready`` (0/1) and
+``demo_in_flight_requests``.
+
+No per-request logging: one line at start and one at exit, on stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import signal
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, fields, replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Mapping
+
+import prometheus_client
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+# Must match strategies.observation.LATENCY_BUCKETS_MS (copied, because this file ships
+# alone; tests/test_demo_service.py asserts they are equal).
+LATENCY_BUCKETS_MS: tuple[float, ...] = (5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, math.inf)
+LATENCY_BUCKETS_S: tuple[float, ...] = tuple(b / 1000.0 for b in LATENCY_BUCKETS_MS)
+
+JITTER_KINDS = ("exponential", "uniform")
+MAX_BODY_BYTES = 64 * 1024
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+@dataclass(frozen=True, slots=True)
+class Faults:
+    """What is wrong with this version right now; every field can change at runtime."""
+
+    error_rate: float = 0.0
+    latency_ms: float = 0.0
+    latency_jitter_ms: float = 0.0
+    latency_jitter: str = "exponential"
+    leak_after_s: float = 0.0
+    leak_error_rate_per_min: float = 0.0
+    leak_latency_ms_per_min: float = 0.0
+    ready: bool | None = None
+    ready_error_rate: float = 0.0
+    live: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("error_rate", "ready_error_rate"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {value}")
+        for name in ("latency_ms", "latency_jitter_ms", "leak_after_s", "leak_error_rate_per_min",
+                     "leak_latency_ms_per_min"):
+            value = getattr(self, name)
+            if not (value >= 0.0 and math.isfinite(value)):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+        if self.latency_jitter not in JITTER_KINDS:
+            raise ValueError(f"latency_jitter must be one of {JITTER_KINDS}, got {self.latency_jitter!r}")
+
+    def leaked_for_min(self, uptime_s: float) -> float:
+        return max(0.0, uptime_s - self.leak_after_s) / 60.0
+
+    def effective_error_rate(self, uptime_s: float) -> float:
+        return min(1.0, self.error_rate + self.leak_error_rate_per_min * self.leaked_for_min(uptime_s))
+
+    def effective_latency_ms(self, uptime_s: float) -> float:
+        return self.latency_ms + self.leak_latency_ms_per_min * self.leaked_for_min(uptime_s)
+
+    def updated(self, changes: Mapping[str, Any]) -> "Faults":
+        """These faults with ``changes`` (a decoded JSON object) applied; ValueError names a bad field."""
+        if not isinstance(changes, Mapping):
+            raise ValueError("the fault body must be a JSON object")
+        known = {f.name: f for f in fields(self)}
+        unknown = sorted(set(changes) - set(known))
+        if unknown:
+            raise ValueError(f"unknown fault fields {unknown}; known: {sorted(known)}")
+        typed: dict[str, Any] = {}
+        for name, value in changes.items():
+            if name == "ready":
+                if value is not None and not isinstance(value, bool):
+                    raise ValueError("ready must be true, false or null")
+            elif name == "live":
+                if not isinstance(value, bool):
+                    raise ValueError("live must be true or false")
+            elif name == "latency_jitter":
+                if not isinstance(value, str):
+                    raise ValueError(f"latency_jitter must be one of {JITTER_KINDS}")
+            else:
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise ValueError(f"{name} must be a number, got {value!r}")
+                value = float(value)
+            typed[name] = value
+        return replace(self, **typed)
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """What the process is started with (environment only)."""
+
+    version: str = "v1"
+    host: str = "0.0.0.0"
+    port: int = 8080
+    seed: int | None = None
+    start_delay_s: float = 0.0
+    crash_on_start: bool = False
+    crash_after_s: float = 1.0
+    crash_exit_code: int = 1
+    drain_s: float = 0.0
+    shutdown_timeout_s: float = 10.0
+    faults: Faults = Faults()
+
+
+def _env_float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a number") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name}={raw!r} must be a finite number >= 0")
+    return value
+
+
+def _env_bool(env: Mapping[str, str], name: str, default: bool | None) -> bool | None:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    word = raw.strip().lower()
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False if word else default
+    raise ValueError(f"{name}={raw!r} is not a boolean (1/0/true/false)")
+
+
+def load_config(env: Mapping[str, str]) -> Config:
+    """The configuration the environment ``env`` describes; ValueError names a bad variable."""
+    port_raw = env.get("DEMO_PORT", "8080").strip() or "8080"
+    if not port_raw.isdigit() or int(port_raw) > 65535:
+        raise ValueError(f"DEMO_PORT={port_raw!r} is not a port number")
+    seed_raw = env.get("DEMO_SEED", "").strip()
+    try:
+        seed = int(seed_raw) if seed_raw else None
+    except ValueError:
+        raise ValueError(f"DEMO_SEED={seed_raw!r} is not an integer") from None
+    exit_raw = env.get("DEMO_CRASH_EXIT_CODE", "1").strip() or "1"
+    if not exit_raw.isdigit() or not 1 <= int(exit_raw) <= 255:
+        raise ValueError(f"DEMO_CRASH_EXIT_CODE={exit_raw!r} must be in 1..255")
+    faults = Faults(
+        error_rate=_env_float(env, "DEMO_ERROR_RATE", 0.0),
+        latency_ms=_env_float(env, "DEMO_LATENCY_MS", 0.0),
+        latency_jitter_ms=_env_float(env, "DEMO_LATENCY_JITTER_MS", 0.0),
+        latency_jitter=(env.get("DEMO_LATENCY_JITTER", "").strip().lower() or "exponential"),
+        leak_after_s=_env_float(env, "DEMO_LEAK_AFTER_S", 0.0),
+        leak_error_rate_per_min=_env_float(env, "DEMO_LEAK_ERROR_RATE_PER_MIN", 0.0),
+        leak_latency_ms_per_min=_env_float(env, "DEMO_LEAK_LATENCY_MS_PER_MIN", 0.0),
+        ready=_env_bool(env, "DEMO_READY", None),
+        ready_error_rate=_env_float(env, "DEMO_READY_ERROR_RATE", 0.0),
+        live=bool(_env_bool(env, "DEMO_LIVE", True)),
+    )
+    return Config(
+        version=env.get("DEMO_VERSION", "v1").strip() or "v1",
+        host=env.get("DEMO_HOST", "0.0.0.0").strip() or "0.0.0.0",
+        port=int(port_raw),
+        seed=seed,
+        start_delay_s=_env_float(env, "DEMO_START_DELAY_S", 0.0),
+        crash_on_start=bool(_env_bool(env, "DEMO_CRASH_ON_START", False)),
+        crash_after_s=_env_float(env, "DEMO_CRASH_AFTER_S", 1.0),
+        crash_exit_code=int(exit_raw),
+        drain_s=_env_float(env, "DEMO_DRAIN_S", 0.0),
+        shutdown_timeout_s=_env_float(env, "DEMO_SHUTDOWN_TIMEOUT_S", 10.0),
+        faults=faults,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AppAnswer:
+    """What one app request gets: a status after a delay."""
+
+    status: int
+    delay_s: float
+
+
+class DemoService:
+    """The service's state, shared by all request threads: faults, readiness, metrics."""
+
+    def __init__(self, config: Config, started_at: float | None = None) -> None:
+        self.config = config
+        self.started_at = time.monotonic() if started_at is None else started_at
+        self._faults = config.faults
+        self._rng = random.Random(config.seed)
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._in_flight = 0
+        self.draining = threading.Event()
+        self.registry = CollectorRegistry(auto_describe=True)
+        version = config.version
+        self._requests = Counter("demo_requests", "App requests answered, by HTTP status code.",
+                                 ["version", "code"], registry=self.registry)
+        self._latency = Histogram("demo_request_duration_seconds", "App request latency as the service measures it.",
+                                  ["version"], buckets=LATENCY_BUCKETS_S, registry=self.registry).labels(version)
+        Gauge("demo_version_info", "The version this process serves (always 1).", ["version"],
+              registry=self.registry).labels(version).set(1)
+        Gauge("demo_ready", "1 when the readiness probe would pass (ignoring flaky draws).",
+              registry=self.registry).set_function(lambda: 1.0 if self.is_ready() else 0.0)
+        Gauge("demo_in_flight_requests", "Requests being handled now (all endpoints).",
+              registry=self.registry).set_function(lambda: float(self._in_flight))
+        # Pre-create the usual series so a scrape shows zeros instead of nothing.
+        for code in ("200", "500"):
+            self._requests.labels(version, code)
+
+    # -- state -------------------------------------------------------------------------
+    def uptime_s(self) -> float:
+        return time.monotonic() - self.started_at
+
+    @property
+    def faults(self) -> Faults:
+        return self._faults
+
+    def update_faults(self, changes: Mapping[str, Any]) -> Faults:
+        with self._lock:
+            self._faults = self._faults.updated(changes)
+            return self._faults
+
+    def fault_report(self) -> dict[str, Any]:
+        faults, uptime = self._faults, self.uptime_s()
+        return {
+            **asdict(faults),
+            "version": self.config.version,
+            "uptime_s": round(uptime, 6),
+            "effective_error_rate": faults.effective_error_rate(uptime),
+            "effective_latency_ms": faults.effective_latency_ms(uptime),
+            "ready_now": self.is_ready(),
+            "draining": self.draining.is_set(),
+        }
+
+    def is_ready(self) -> bool:
+        if self.draining.is_set() or self.config.crash_on_start:
+            return False
+        forced = self._faults.ready
+        if forced is not None:
+            return forced
+        return self.uptime_s() >= self.config.start_delay_s
+
+    def probe_ready(self) -> bool:
+        """One readiness probe: ready, unless the flaky-probe fault draws a failure."""
+        if not self.is_ready():
+            return False
+        rate = self._faults.ready_error_rate
+        if rate <= 0.0:
+            return True
+        with self._lock:
+            return self._rng.random() >= rate
+
+    # -- requests ----------------------------------------------------------------------
+    def draw_app_answer(self) -> AppAnswer:
+        """Status and delay of one app request, from the seeded stream."""
+        faults, uptime = self._faults, self.uptime_s()
+        error_rate = faults.effective_error_rate(uptime)
+        latency_ms = faults.effective_latency_ms(uptime)
+        jitter = faults.latency_jitter_ms
+        with self._lock:
+            failed = self._rng.random() < error_rate
+            if jitter > 0.0:
+                if faults.latency_jitter == "exponential":
+                    latency_ms += self._rng.expovariate(1.0 / jitter)
+                else:
+                    latency_ms = max(0.0, latency_ms + self._rng.uniform(-jitter, jitter))
+        return AppAnswer(500 if failed else 200, latency_ms / 1000.0)
+
+    def record(self, status: int, duration_s: float) -> None:
+        self._requests.labels(self.config.version, str(status)).inc()
+        self._latency.observe(duration_s)
+
+    def enter(self) -> None:
+        with self._lock:
+            self._in_flight += 1
+
+    def leave(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._idle.notify_all()
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        """Wait until no request is being handled; False when ``timeout_s`` ran out first."""
+        deadline = time.monotonic() + timeout_s
+        with self._lock:
+            while self._in_flight > 0:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._idle.wait(left)
+            return True
+
+    def metrics_text(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class DemoHandler(BaseHTTPRequestHandler):
+    """HTTP/1.1 with keep-alive; Nagle off so small responses are not held back."""
+
+    protocol_version = "HTTP/1.1"
+    server_version = "rolloutlab-demo"
+    sys_version = ""
+    disable_nagle_algorithm = True
+    timeout = 120  # idle keep-alive connections are closed after this many seconds
+    server: "DemoHTTPServer"
+
+    def version_string(self) -> str:
+        return self.server_version
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        pass  # per-request logging is too slow at hundreds of requests per second
+
+    # -- plumbing ----------------------------------------------------------------------
+    def _read_body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            self.close_connection = True  # not supported; do not try to find the next request
+            return b""
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = 0
+        if length > MAX_BODY_BYTES:
+            self.close_connection = True
+            return b""
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _send(self, status: int, body: bytes, content_type: str = "application/json",
+              version_header: bool = False) -> None:
+        service = self.server.service
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        if version_header:
+            self.send_header("X-Version", service.config.version)
+        if service.draining.is_set():
+            self.close_connection = True  # move keep-alive clients to the other backends
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _json(self, status: int, payload: Any) -> None:
+        self._send(status, (json.dumps(payload, sort_keys=True) + "\n").encode())
+
+    def _dispatch(self) -> None:
+        service = self.server.service
+        service.enter()
+        try:
+            path = self.path.split("?", 1)[0]
+            body = self._read_body()
+            if path == "/healthz/ready":
+                ok = service.probe_ready()
+                self._json(200 if ok else 503, {"ready": ok})
+            elif path == "/healthz/live":
+                ok = service.faults.live
+                self._json(200 if ok else 503, {"live": ok})
+            elif path == "/metrics":
+                self._send(200, service.metrics_text(), CONTENT_TYPE_LATEST)
+            elif path == "/fault" and self.command in ("GET", "HEAD"):
+                self._json(200, service.fault_report())
+            elif path == "/fault" and self.command == "POST":
+                self._post_fault(body)
+            elif path == "/fault":
+                self._json(405, {"error": "use GET or POST on /fault"})
+            else:
+                self._app()
+        finally:
+            service.leave()
+
+    def _post_fault(self, body: bytes) -> None:
+        service = self.server.service
+        try:
+            changes = json.loads(body.decode() or "{}")
+            service.update_faults(changes)
+        except (ValueError, UnicodeDecodeError) as exc:
+            self._json(400, {"error": str(exc)})
+            return
+        self._json(200, service.fault_report())
+
+    def _app(self) -> None:
+        service = self.server.service
+        begun = time.perf_counter()
+        answer = service.draw_app_answer()
+        if answer.delay_s > 0:
+            time.sleep(answer.delay_s)
+        version = service.config.version
+        payload = {"version": version, "status": answer.status}
+        body = (json.dumps(payload) + "\n").encode()
+        service.record(answer.status, time.perf_counter() - begun)
+        self._send(answer.status, body, version_header=True)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _dispatch
+
+
+class DemoHTTPServer(ThreadingHTTPServer):
+    """One thread per connection (daemon threads), address reuse, a real listen backlog."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 1024  # the default 5 drops SYNs under bursts (1 s client retries)
+
+    def __init__(self, address: tuple[str, int], service: DemoService) -> None:
+        self.service = service
+        super().__init__(address, DemoHandler)
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def main(env: Mapping[str, str] | None = None) -> int:
+    """Run the service until SIGTERM/SIGINT (exit 0) or a crash-on-start (exit non-zero)."""
+    started_at = time.monotonic()
+    try:
+        config = load_config(os.environ if env is None else env)
+    except ValueError as exc:
+        _log(f"demo_service: bad configuration: {exc}")
+        return 2
+    if hasattr(prometheus_client, "disable_created_metrics"):
+        prometheus_client.disable_created_metrics()  # *_created series are noise for a scraper
+    service = DemoService(config, started_at=started_at)
+    server = DemoHTTPServer((config.host, config.port), service)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        service.draining.set()  # readiness answers 503 from now on
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    serving = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                               name="demo-serve", daemon=True)
+    serving.start()
+    host, port = server.server_address[:2]
+    _log(
+        f"demo_service version={config.version} listening={host}:{port} pid={os.getpid()} "
+        f"start_delay_s={config.start_delay_s} drain_s={config.drain_s} crash_on_start={config.crash_on_start} "
+        f"seed={config.seed} faults={json.dumps(asdict(config.faults), sort_keys=True)}"
+    )
+    crash_at = started_at + config.crash_after_s if config.crash_on_start else math.inf
+    # Short waits so signal handlers run promptly on the main thread.
+    while not stop.wait(0.05):
+        if time.monotonic() >= crash_at:
+            _log(f"demo_service version={config.version} crashing on start (exit {config.crash_exit_code})")
+            server.shutdown()
+            server.server_close()
+            return config.crash_exit_code
+    drain_until = time.monotonic() + config.drain_s
+    while (left := drain_until - time.monotonic()) > 0:
+        time.sleep(min(left, 0.05))
+    server.shutdown()
+    server.server_close()
+    idle = service.wait_idle(config.shutdown_timeout_s)
+    _log(f"demo_service version={config.version} stopped after drain_s={config.drain_s} "
+         f"(in-flight requests {'finished' if idle else 'cut off'})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

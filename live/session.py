@@ -1,0 +1,310 @@
+"""One live run of a scenario: the plan, the load, the chaos, the runner, the results row.
+
+Shared by both backends (Kubernetes and local processes): a scenario becomes a
+``ReleasePlan`` (the demo service's environment per version, its times divided by the
+time scale), the scenario's faults become chaos calls on the backend at their scenario
+times, the load generator sends the scenario's traffic (capped at what this machine can
+send), and the run ends as one results-table row (``source`` = the backend's) plus a
+timeline in the simulator's format, so ``rolloutlab report`` reads both unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from live.loadgen import ERROR_OUTCOMES, NOT_SERVED, LoadGenerator, Target
+from live.runner import Backend, LiveVersion, NoMetrics, ReleasePlan, RunSummary, Runner
+from scenarios.schema import Scenario
+from sim.run import draw_release, make_streams
+from sim.montecarlo import run_seed_sequence
+from strategies import Role, StrategySpec
+
+RELEASES = ("bad", "good", "drawn")
+ROUTER_OUTCOMES = ("router_5xx", "connect_refused", "connection_reset")  # answered by nobody or by the router
+
+
+class LiveUnsupported(ValueError):
+    """A scenario feature that has no live counterpart (yet): said, never skipped silently."""
+
+
+# --------------------------------------------------------------------------- the plan
+
+
+def _expected_seconds(distribution) -> float:
+    return float(distribution.expected()) if hasattr(distribution, "expected") else float(distribution.value)
+
+
+def version_env(scenario: Scenario, defect, time_scale: float) -> dict[str, str]:
+    """The demo service's environment for a version carrying ``defect`` (None: healthy)."""
+    service = scenario.service_under_test
+    timing = service.pod_timing
+    start = _expected_seconds(timing.schedule_delay) + _expected_seconds(timing.start_delay)
+    env = {
+        "DEMO_ERROR_RATE": f"{service.baseline_error_rate:g}",
+        "DEMO_LATENCY_MS": f"{service.latency.median_ms:g}",
+        "DEMO_START_DELAY_S": f"{start / time_scale:.3f}",
+        "DEMO_DRAIN_S": f"{min(timing.termination_grace, 5.0) / time_scale:.3f}",
+    }
+    if defect is None:
+        return env
+    kind = defect.kind
+    if kind == "error_rate":
+        env["DEMO_ERROR_RATE"] = f"{min(1.0, service.baseline_error_rate + defect.error_rate):g}"
+    elif kind == "latency":
+        env["DEMO_LATENCY_MS"] = f"{service.latency.median_ms * defect.multiplier + defect.added_ms:g}"
+    elif kind == "crash_on_start":
+        if defect.crash_probability < 1.0:
+            raise LiveUnsupported("crash_on_start with crash_probability below 1 has no live form: "
+                                  "the demo service crashes every pod or none")
+        env["DEMO_CRASH_ON_START"] = "1"
+        env["DEMO_CRASH_AFTER_S"] = f"{defect.crash_after / time_scale:.3f}"
+    elif kind == "leak":
+        env["DEMO_LEAK_AFTER_S"] = f"{defect.after / time_scale:.3f}"
+        # per scenario minute -> per wall minute: time runs time_scale times faster
+        env["DEMO_LEAK_ERROR_RATE_PER_MIN"] = f"{defect.error_rate_per_minute * time_scale:g}"
+        env["DEMO_LEAK_LATENCY_MS_PER_MIN"] = f"{defect.latency_growth_per_minute * time_scale:g}"
+    else:
+        raise LiveUnsupported(f"defect kind {kind!r} has no live form yet (live runs support error_rate, "
+                              "latency, crash_on_start, leak)")
+    return env
+
+
+def pick_defect(scenario: Scenario, release: str, seed: int, run: int):
+    """The canary's defect: the scenario's first (``bad``), none (``good``), or drawn like
+    the simulator draws it for this seed and run (``drawn``)."""
+    if release not in RELEASES:
+        raise ValueError(f"release must be one of {', '.join(RELEASES)}, not {release!r}")
+    if release == "good":
+        return None
+    if release == "bad":
+        if not scenario.release.defects:
+            raise LiveUnsupported(f"scenario {scenario.name!r} declares no defects: a bad release needs one")
+        return scenario.release.defects[0]
+    streams = make_streams(run_seed_sequence(seed, run))
+    return draw_release(scenario, streams["release"]).defect
+
+
+def make_plan(scenario: Scenario, spec: StrategySpec, *, release: str = "bad", seed: int = 0, run: int = 0,
+              time_scale: float = 1.0, app: str = "demo", stable: str = "v1", canary: str = "v2") -> ReleasePlan:
+    defect = pick_defect(scenario, release, seed, run)
+    return ReleasePlan(
+        app=app, release=f"{app}-{canary}", replicas=spec.replicas or scenario.service_under_test.replicas,
+        stable=LiveVersion(stable, version_env(scenario, None, time_scale) | {"DEMO_SEED": str(seed * 2 + 1)}),
+        canary=LiveVersion(canary, version_env(scenario, defect, time_scale) | {"DEMO_SEED": str(seed * 2 + 2)}),
+        defect=defect.kind if defect is not None else "none",
+    )
+
+
+# --------------------------------------------------------------------------- chaos
+
+
+def fault_schedule(scenario: Scenario, backend: Backend, time_scale: float) -> list[tuple[float, Callable[[], None]]]:
+    """The scenario's faults as (scenario second, chaos call) pairs on this backend."""
+    out: list[tuple[float, Callable[[], None]]] = []
+    for fault in scenario.faults:
+        role = {"stable": Role.STABLE, "canary": Role.CANARY}.get(getattr(fault, "version", "any"))
+        if fault.kind == "pod_kill":
+            out.append((fault.at, lambda f=fault, r=role: _call(backend, "kill_pods", f.kind, r, f.count)))
+        elif fault.kind == "node_loss":
+            if hasattr(backend, "lose_node"):
+                duration = None if fault.duration is None else fault.duration / time_scale
+                out.append((fault.at, lambda f=fault, d=duration: backend.lose_node(f.count, d)))
+            else:
+                raise LiveUnsupported(f"node_loss on the {backend.source} backend is not supported")
+        else:
+            raise LiveUnsupported(f"fault kind {fault.kind!r} has no live form yet on {backend.source} "
+                                  "(live runs support pod_kill and node_loss)")
+    return out
+
+
+def _call(backend: Backend, method: str, kind: str, *args) -> None:
+    chaos = getattr(backend, method, None)
+    if chaos is None:
+        raise LiveUnsupported(f"{kind} needs {method}() on the {backend.source} backend")
+    chaos(*args)
+
+
+# --------------------------------------------------------------------------- one run
+
+
+@dataclass
+class LiveRun:
+    row: dict[str, Any]
+    timeline: dict[str, Any]
+    records: pd.DataFrame
+    summary: RunSummary
+
+
+def live_rates(scenario: Scenario, max_rps: float) -> tuple[float, float]:
+    """(user rps, preview rps) the load generator sends: the scenario's, capped together at
+    ``max_rps`` in the same proportion (the results record both)."""
+    user, preview = scenario.traffic.rps, scenario.traffic.preview_rps
+    factor = min(1.0, max_rps / (user + preview)) if user + preview > 0 else 1.0
+    return user * factor, preview * factor
+
+
+def run_live(
+    scenario: Scenario, spec: StrategySpec, backend: Backend, plan: ReleasePlan, *,
+    urls: dict[str, str | None] | None = None, time_scale: float, seed: int, run: int = 0, max_rps: float = 200.0,
+    max_wall_s: float = 600.0, log: Callable[[str], None] | None = None,
+    before_run: Callable[[Runner], None] | None = None,
+) -> LiveRun:
+    """Run the rollout for real with traffic; return its row and timeline."""
+    spec = spec if spec.replicas else spec.with_replicas(plan.replicas)
+    runner = Runner(spec, plan, backend, NoMetrics(), time_scale=time_scale,
+                    faults=fault_schedule(scenario, backend, time_scale), log=log)
+    runner.prepare()
+    # Users arrive once the stable version serves, as on a real service before a release;
+    # traffic into a half-started setup would count start-up failures as the release's.
+    runner.wait_until_stable_serves(timeout_s=min(120.0, max_wall_s))
+    if urls is None:
+        urls = backend.urls()  # a backend that owns its router (local) knows them once set up
+    user_rps, preview_rps = live_rates(scenario, max_rps)
+    targets = [Target("user", urls["user"], user_rps)]
+    if spec.strategy.blue_green and urls.get("preview") and preview_rps > 0:
+        targets.append(Target("preview", urls["preview"], preview_rps))
+    window_s = scenario.duration / time_scale
+    load = LoadGenerator(
+        targets, seed=seed, timeout_s=scenario.service_under_test.request_timeout,
+        max_requests=int(sum(t.rate_rps for t in targets) * (max_wall_s + 5) * 1.5) + 100,
+        max_duration_s=max_wall_s + 5,
+    )
+    runner.metrics = load
+    if before_run is not None:
+        before_run(runner)
+    with load:
+        summary = runner.run(max_wall_s=min(max_wall_s, window_s))
+        # follow the window to its end, as the simulator does, so counts are comparable
+        remaining = window_s - summary.ended_at / time_scale
+        if remaining > 0 and summary.finished:
+            backend.wait(min(remaining, max_wall_s))
+    records = load.records()
+    origin = summary.state.origin_wall
+    offset = (load.started_at_wall or origin) - origin
+    records = records.assign(at=(records["end_s"].fillna(records["scheduled_s"]) + offset) * time_scale)
+    row = results_row(scenario, spec, plan, backend.source, summary, records, run=run, seed=seed,
+                      time_scale=time_scale, user_rps=user_rps, preview_rps=preview_rps)
+    timeline = {"scenario": scenario.name, "strategy": spec.name, "run": run, "seed": seed,
+                "defect": plan.defect, "outcome": row["outcome"], "source": backend.source,
+                "points": timeline_points(summary, records, plan)}
+    return LiveRun(row, timeline, records, summary)
+
+
+# --------------------------------------------------------------------------- the row
+
+
+def outcome_of(summary: RunSummary, defective: bool) -> str:
+    s = summary.status
+    if s.aborted:
+        return "rolled_back" if defective else "false_rollback"
+    if s.completed:
+        return "failed_undetected" if defective else "promoted"
+    return "stuck"
+
+
+def results_row(scenario: Scenario, spec: StrategySpec, plan: ReleasePlan, source: str, summary: RunSummary,
+                records: pd.DataFrame, *, run: int, seed: int, time_scale: float, user_rps: float,
+                preview_rps: float) -> dict[str, Any]:
+    nan = math.nan
+    s = summary.status
+    defective = plan.defect != "none"
+    user = records[(records["target"] == "user") & ~records["outcome"].isin([o.value for o in NOT_SERVED])]
+    failed = user["outcome"].isin([o.value for o in ERROR_OUTCOMES])
+    on_canary = user["version"] == plan.canary.name
+    impact_started = float(user.loc[on_canary, "at"].min()) if defective and on_canary.any() else nan
+    finished = s.completed_at if s.completed else s.restored_at
+    restored = s.restored_at if (s.aborted and s.restored_at is not None) else None
+    if defective and restored is not None and not math.isnan(impact_started):
+        time_to_restore = restored - impact_started
+    else:
+        time_to_restore = nan
+    bins = np.floor(user["at"] / max(scenario.monitoring.scrape_interval, 1e-9)) if len(user) else pd.Series(dtype=float)
+    per_bin = failed.groupby(bins).mean() if len(user) else pd.Series(dtype=float)
+    tail = user.tail(max(1, len(user) // 10))
+    router_failures = int(user["outcome"].isin(ROUTER_OUTCOMES).sum())
+    def at(value):
+        return nan if value is None else float(value)
+    return {
+        "source": source,
+        "scenario": scenario.name,
+        "strategy": spec.name,
+        "run": run,
+        "seed": seed,
+        "release": plan.release,
+        "defect": plan.defect,
+        "outcome": outcome_of(summary, defective),
+        "started_at": at(s.started_at),
+        "finished_at": at(finished),
+        "detected_at": at(s.aborted_at) if s.aborted else nan,
+        "restored_at": at(restored),
+        "requests": int(len(user)),
+        "failed_requests": int(failed.sum()),
+        "peak_error_rate": float(per_bin.max()) if len(per_bin) else 0.0,
+        "replica_seconds": replica_seconds(summary),
+        "change_failed": bool(defective and not math.isnan(impact_started)),
+        "false_rollback": bool(s.aborted and not defective),
+        "impact_started_at": impact_started,
+        "time_to_restore": time_to_restore,
+        "detected_by": "analysis" if s.aborted and "analysis" in (s.abort_reason or "").lower() else
+        ("controller" if s.aborted else "none"),
+        "rollout_duration": at(finished),
+        "human_action": "none",
+        "ended_at": float(summary.ended_at),
+        "exposed_requests": int(on_canary.sum()) if defective else 0,
+        "final_canary_share": float((tail["version"] == plan.canary.name).mean()) if len(tail) else nan,
+        "ends_healthy": bool(s.completed and not defective) or bool(s.aborted and restored is not None),
+        # live only
+        "time_scale": float(time_scale),
+        "live_user_rps": float(user_rps),
+        "live_preview_rps": float(preview_rps),
+        "router_failures": router_failures,  # failed without an answer from any version: the switch's own
+        "release_failures": int((failed & on_canary).sum()),
+        "resumed": bool(summary.resumed),
+    }
+
+
+def replica_seconds(summary: RunSummary) -> float:
+    """Pods running over time (scenario seconds), from the runner's observations."""
+    total, points = 0.0, summary.timeline
+    for a, b in zip(points, points[1:]):
+        total += (a.stable_replicas + a.canary_replicas) * (b.at - a.at)
+    return float(total)
+
+
+def timeline_points(summary: RunSummary, records: pd.DataFrame, plan: ReleasePlan) -> list[dict[str, Any]]:
+    """The runner's timeline in the simulator's ``TimelinePoint`` shape (for the report).
+    The effective weight is the canary's *measured* share of user answers since the
+    previous point (the declared one when no answer arrived); error rates per version too."""
+    points, previous = [], -math.inf
+    user = records[(records["target"] == "user") & records["version"].notna()]
+    errors = user["outcome"].isin([o.value for o in ERROR_OUTCOMES])
+    for entry in summary.timeline:
+        inside = (user["at"] > previous) & (user["at"] <= entry.at)
+        rates = {}
+        for role, version in ((Role.STABLE, plan.stable.name), (Role.CANARY, plan.canary.name)):
+            mine = inside & (user["version"] == version)
+            rates[role] = float(errors[mine].mean()) if mine.any() else 0.0
+        answered = int(inside.sum())
+        share = 100.0 * float((user.loc[inside, "version"] == plan.canary.name).mean()) if answered else None
+        points.append({
+            "at": float(entry.at),
+            "declared_weight": float(entry.declared_weight),
+            "effective_weight": share if share is not None else float(entry.declared_weight),
+            "stable_ready": int(entry.stable_ready),
+            "canary_ready": int(entry.canary_ready),
+            "stable_error_rate": rates[Role.STABLE],
+            "canary_error_rate": rates[Role.CANARY],
+            "events": list(entry.events),
+        })
+        previous = entry.at
+    return points
+
+
+__all__ = ["LiveRun", "LiveUnsupported", "RELEASES", "fault_schedule", "live_rates", "make_plan", "pick_defect",
+           "results_row", "run_live", "version_env"]
