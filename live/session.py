@@ -11,6 +11,7 @@ timeline in the simulator's format, so ``rolloutlab report`` reads both unchange
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -153,7 +154,7 @@ def run_live(
     scenario: Scenario, spec: StrategySpec, backend: Backend, plan: ReleasePlan, *,
     urls: dict[str, str | None] | None = None, time_scale: float, seed: int, run: int = 0, max_rps: float = 200.0,
     max_wall_s: float = 600.0, log: Callable[[str], None] | None = None,
-    before_run: Callable[[Runner], None] | None = None,
+    before_run: Callable[[Runner], None] | None = None, metrics: str = "loadgen",
 ) -> LiveRun:
     """Run the rollout for real with traffic; return its row and timeline."""
     spec = spec if spec.replicas else spec.with_replicas(plan.replicas)
@@ -175,7 +176,14 @@ def run_live(
         max_requests=int(sum(t.rate_rps for t in targets) * (max_wall_s + 5) * 1.5) + 100,
         max_duration_s=max_wall_s + 5,
     )
-    runner.metrics = load
+    if metrics == "scrape":
+        if not hasattr(backend, "metrics_source"):
+            raise LiveUnsupported(f"--metrics scrape needs pod metrics the {backend.source} backend cannot read")
+        runner.metrics = backend.metrics_source()  # the pods' own /metrics (no Prometheus needed)
+    elif metrics == "loadgen":
+        runner.metrics = load  # what users saw, per version
+    else:
+        raise ValueError(f"metrics must be loadgen or scrape, not {metrics!r}")
     if before_run is not None:
         before_run(runner)
     with load:
@@ -183,7 +191,10 @@ def run_live(
         # follow the window to its end, as the simulator does, so counts are comparable
         remaining = window_s - summary.ended_at / time_scale
         if remaining > 0 and summary.finished:
-            backend.wait(min(remaining, max_wall_s))
+            # backend.wait returns early on any change (a pod gone): sleep in a loop to the end
+            follow_until = time.monotonic() + min(remaining, max_wall_s)
+            while (left := follow_until - time.monotonic()) > 0:
+                backend.wait(left)
     records = load.records()
     origin = summary.state.origin_wall
     offset = (load.started_at_wall or origin) - origin
@@ -306,5 +317,24 @@ def timeline_points(summary: RunSummary, records: pd.DataFrame, plan: ReleasePla
     return points
 
 
-__all__ = ["LiveRun", "LiveUnsupported", "RELEASES", "fault_schedule", "live_rates", "make_plan", "pick_defect",
+__all__ = ["BACKENDS", "LiveRun", "LiveUnsupported", "RELEASES", "open_backend", "fault_schedule", "live_rates", "make_plan", "pick_defect",
            "results_row", "run_live", "version_env"]
+
+
+# --------------------------------------------------------------------------- backends by name
+
+BACKENDS = ("local", "kube")
+
+
+def open_backend(name: str, *, state_dir, context: str | None = None, namespace: str = "default",
+                 node_port: int = 30080, seed: int = 0, log: Callable[[str], None] | None = None):
+    """The backend a ``rolloutlab live --backend NAME`` run uses (bad names are ValueError)."""
+    if name == "local":
+        from live.local import LocalBackend
+
+        return LocalBackend(state_dir, seed=seed, log=log)
+    if name == "kube":
+        from live.kube import KubeBackend
+
+        return KubeBackend.from_kubeconfig(context, namespace, node_port=node_port)
+    raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {name!r}")

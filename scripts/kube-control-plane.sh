@@ -11,7 +11,9 @@
 set -euo pipefail
 
 VERSION="${ROLLOUTLAB_KUBE_VERSION:-1.20.2}"
-CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/rolloutlab/kube-$VERSION"
+# Bump when the build recipe changes, so a cached build of an older recipe is not reused.
+RECIPE=2
+CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/rolloutlab/kube-$VERSION-r$RECIPE"
 BIN="$CACHE/bin"
 
 need_root() {
@@ -62,7 +64,7 @@ build() {
     add_deb_src
     apt-get update -q >&2
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-        dpkg-dev golang-go etcd-server jq rsync >&2
+        dpkg-dev golang-go etcd-server jq rsync golang-github-modern-go-reflect2-dev >&2
     WORK="$(mktemp -d)"
     trap 'rm -rf "$WORK"' EXIT
     (cd "$WORK" && apt-get source -q "kubernetes=$(apt-cache showsrc kubernetes \
@@ -70,6 +72,14 @@ build() {
     local src
     src="$(find "$WORK" -mindepth 1 -maxdepth 1 -type d -name 'kubernetes-*' | head -1)"
     [ -n "$src" ] || { echo "kube-control-plane: source unpack failed" >&2; exit 1; }
+    # Kubernetes 1.20 vendors reflect2 1.0.1, whose map iteration crashes the API server
+    # (SIGSEGV in mapiterinit) when built with Go >= 1.18, as Debian's Go 1.19 is: every
+    # custom resource write hits it. reflect2 1.0.2 fixed it; take Debian's copy of it.
+    local reflect2=/usr/share/gocode/src/github.com/modern-go/reflect2
+    [ -d "$reflect2" ] || { echo "kube-control-plane: $reflect2 missing" >&2; exit 1; }
+    rm -rf "$src/vendor/github.com/modern-go/reflect2"
+    mkdir -p "$src/vendor/github.com/modern-go/reflect2"
+    find "$reflect2" -maxdepth 1 -name '*.go' ! -name '*_test.go' -exec cp {} "$src/vendor/github.com/modern-go/reflect2/" \;
     # The way debian/rules builds it: Kubernetes' own make rules in a GOPATH with the
     # vendored modules (no network needed).
     mkdir -p "$src/.go/src/k8s.io"

@@ -36,13 +36,14 @@ def namespace():
     client.CoreV1Api(api).delete_namespace(name)
 
 
-@pytest.mark.parametrize("strategy, release, outcome", [
-    ("canary", "bad", "rolled_back"),
-    ("canary", "good", "promoted"),
-    ("blue-green", "bad", "rolled_back"),
-    ("rolling", "good", "promoted"),
+@pytest.mark.parametrize("strategy, release, outcome, metrics", [
+    ("canary", "bad", "rolled_back", "loadgen"),
+    ("canary", "bad", "rolled_back", "scrape"),  # analysis from the pods' /metrics via the API server
+    ("canary", "good", "promoted", "loadgen"),
+    ("blue-green", "bad", "rolled_back", "loadgen"),
+    ("rolling", "good", "promoted", "loadgen"),
 ])
-def test_live_rollout_on_kind(namespace, strategy, release, outcome):
+def test_live_rollout_on_kind(namespace, strategy, release, outcome, metrics):
     from live.kube import KubeBackend
     from live.session import make_plan, run_live
     from scenarios.schema import bundled_scenario, load_scenario
@@ -53,7 +54,7 @@ def test_live_rollout_on_kind(namespace, strategy, release, outcome):
     scale = 10.0
     plan = make_plan(scenario, spec, release=release, seed=1, time_scale=scale)
     backend = KubeBackend.from_kubeconfig(CONTEXT, namespace, node_port=30080)
-    result = run_live(scenario, spec, backend, plan, time_scale=scale, seed=1, max_rps=50, max_wall_s=600,
+    result = run_live(scenario, spec, backend, plan, time_scale=scale, seed=1, max_rps=50, max_wall_s=600, metrics=metrics,
                       urls={"user": "http://127.0.0.1:30080/", "preview": "http://127.0.0.1:30081/"})
     assert result.row["source"] == "live-kube"
     assert result.row["outcome"] == outcome

@@ -81,13 +81,13 @@ def plan(app: str = "demo", canary_error: float = 0.0, **canary_env: str) -> Rel
     )
 
 
-def make_runner(api, ns, spec, release, *, backend=None, seed=1, **kwargs):
+def make_runner(api, ns, spec, release, *, backend=None, seed=1, scale=SCALE, **kwargs):
     backend = backend or KubeBackend(api, ns, retry=RetryPolicy(attempts=10, base_s=0.05, cap_s=0.5))
     services = {release.app: 400.0}
     if spec.strategy.blue_green:
         services[f"{release.app}-preview"] = 100.0
     traffic = EndpointTraffic(api, ns, services, rng=np.random.default_rng(np.random.SeedSequence(seed)))
-    runner = Runner(spec, release, backend, traffic, time_scale=SCALE, tick_s=0.1, **kwargs)
+    runner = Runner(spec, release, backend, traffic, time_scale=scale, tick_s=0.1, **kwargs)
     return runner, backend
 
 
@@ -222,6 +222,9 @@ def test_crash_looping_canary_hits_the_progress_deadline_and_aborts(cluster, ns)
 # --------------------------------------------------------------------------- crash and resume
 
 
+KILL_SCALE = 150.0  # many runs in this test: the 2-minute pauses take under a second
+
+
 def _kill_after(backend: KubeBackend, n: int):
     """The backend, but the process "dies" right after its n-th applied action — after
     the cluster changed and before the runner persisted its status."""
@@ -245,25 +248,25 @@ def _kill_after(backend: KubeBackend, n: int):
 def test_killed_at_every_action_resumes_to_the_same_end(cluster, ns, strategy):
     _, api, _ = cluster
     spec = fast(load_strategy(strategy))
-    reference, _ = make_runner(api, ns, spec, plan(app="ref"))
+    reference, _ = make_runner(api, ns, spec, plan(app="ref"), scale=KILL_SCALE)
     expected = reference.run(max_wall_s=90)
     assert expected.status.completed
     actions = [text for _, text in expected.applied]
     assert len(actions) >= 4
     for n in range(1, len(actions) + 1):
         app = f"k{n}"
-        runner, backend = make_runner(api, ns, spec, plan(app=app))
+        runner, backend = make_runner(api, ns, spec, plan(app=app), scale=KILL_SCALE)
         killed = _kill_after(backend, n)
         with pytest.raises(killed):
             runner.run(max_wall_s=90)
-        resumed, backend = make_runner(api, ns, spec, plan(app=app))
+        resumed, backend = make_runner(api, ns, spec, plan(app=app), scale=KILL_SCALE)
         summary = resumed.run(max_wall_s=90)
         assert summary.resumed == bool(runner.timeline), n  # resumed iff a cycle was persisted before the kill
         assert summary.status.completed and not summary.status.aborted, (n, summary.status.message)
         assert [t for _, t in summary.applied].count("promote") <= 1, n
         assert backend.objects()["Deployment"] == [f"{app}-v2"], n
         # a third runner finds a final rollout and changes nothing
-        again, _ = make_runner(api, ns, spec, plan(app=app))
+        again, _ = make_runner(api, ns, spec, plan(app=app), scale=KILL_SCALE)
         assert again.run(max_wall_s=10).applied == [], n
 
 
@@ -375,3 +378,61 @@ def test_an_api_error_that_does_not_heal_fails_loudly(cluster, ns):
         runner, _ = make_runner(api, ns, fast(load_strategy("canary")), plan(), backend=backend)
         with pytest.raises(KubeError, match="still failing after 3 attempts"):
             runner.run(max_wall_s=10)
+
+
+# --------------------------------------------------------------------------- Gateway API
+
+
+HTTPROUTE_CRD = {
+    # Only what the backend reads and writes; the real CRD (gateway-api's standard
+    # install) validates much more. Installing it lets the API server serve the group.
+    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    "metadata": {"name": "httproutes.gateway.networking.k8s.io",
+                 # k8s.io groups need this; gateway-api's own CRDs carry the same annotation
+                 "annotations": {"api-approved.kubernetes.io": "https://github.com/kubernetes-sigs/gateway-api/pull/1538"}},
+    "spec": {
+        "group": "gateway.networking.k8s.io", "scope": "Namespaced",
+        "names": {"plural": "httproutes", "singular": "httproute", "kind": "HTTPRoute", "listKind": "HTTPRouteList"},
+        "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+            "type": "object", "x-kubernetes-preserve-unknown-fields": True}}}],
+    },
+}
+
+
+def test_router_canary_without_the_gateway_api_is_refused_with_a_reason(cluster, ns):
+    _, api, _ = cluster
+    spec = fast(load_strategy("canary"), canary={"trafficRouting": "router"})
+    runner, _ = make_runner(api, ns, spec, plan(), backend=KubeBackend(api, ns, use_gateway=False))
+    with pytest.raises(KubeError, match="Gateway API"):
+        runner.run(max_wall_s=5)
+
+
+def test_router_canary_sets_exact_weights_on_an_httproute(cluster, ns):
+    _, api, _ = cluster
+    extensions = client.ApiextensionsV1Api(api)
+    try:
+        extensions.create_custom_resource_definition(HTTPROUTE_CRD)
+    except client.ApiException as error:
+        if error.status != 409:
+            raise
+    custom = client.CustomObjectsApi(api)
+
+    def route_weights():
+        try:
+            route = custom.get_namespaced_custom_object("gateway.networking.k8s.io", "v1", ns, "httproutes", "demo")
+        except client.ApiException:
+            return None
+        return {r["name"]: r["weight"] for r in route["spec"]["rules"][0]["backendRefs"]}
+
+    assert settle(lambda: KubeBackend(api, ns)._has_gateway_api(), timeout=20)
+    spec = fast(load_strategy("canary"), canary={"trafficRouting": "router"})
+    runner, backend = make_runner(api, ns, spec, plan())
+    seen = []
+    runner.on_cycle = lambda n: seen.append(route_weights()["demo-canary"])
+    summary = runner.run(max_wall_s=90)
+    assert summary.status.completed, summary.status.message
+    steps = [w for i, w in enumerate(seen) if i == 0 or w != seen[i - 1]]
+    assert steps == [0, 10, 25, 50, 100], seen  # exactly the declared weights, in order
+    assert route_weights() == {"demo-stable": 0, "demo-canary": 100}
+    core = client.CoreV1Api(api)
+    assert core.read_namespaced_service("demo-canary", ns).spec.selector["version"] == "v2"
