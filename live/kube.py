@@ -574,24 +574,56 @@ class KubeBackend:
         for pod in victims:
             self._delete(lambda p=pod: self.core.delete_namespaced_pod(
                 p.metadata.name, self.namespace, grace_period_seconds=0, _preload_content=False),
-                f"delete pod {p.metadata.name}")
+                f"delete pod {pod.metadata.name}")
         return [p.metadata.name for p in victims]
 
     def evict_node(self, node: str) -> list[str]:
-        """Drain a node: cordon it and evict the app's pods on it through the Eviction API."""
+        """Drain a node: cordon it and evict the app's pods on it through the Eviction API
+        (policy/v1, or policy/v1beta1 on clusters older than 1.22)."""
         retrying(lambda: self.core.patch_node(node, {"spec": {"unschedulable": True}}), self.retry, f"cordon node {node}")
         pods = retrying(lambda: self.core.list_namespaced_pod(
             self.namespace, label_selector=f"app={self.app}", field_selector=f"spec.nodeName={node}"),
             self.retry, "list pods on node")
         evicted = []
         for pod in pods.items:
-            body = client.V1beta1Eviction(metadata=client.V1ObjectMeta(name=pod.metadata.name, namespace=self.namespace)) \
-                if hasattr(client, "V1beta1Eviction") else client.V1Eviction(
-                    metadata=client.V1ObjectMeta(name=pod.metadata.name, namespace=self.namespace))
-            self._delete(lambda p=pod, b=body: self.core.create_namespaced_pod_eviction(p.metadata.name, self.namespace, b),
-                         f"evict pod {pod.metadata.name}")
-            evicted.append(pod.metadata.name)
+            if pod.metadata.deletion_timestamp is None:
+                self._evict(pod.metadata.name)
+                evicted.append(pod.metadata.name)
         return evicted
+
+    def _evict(self, name: str) -> None:
+        def attempt():
+            for version in ("policy/v1", "policy/v1beta1"):
+                body = {"apiVersion": version, "kind": "Eviction",
+                        "metadata": {"name": name, "namespace": self.namespace}}
+                try:
+                    self.core.create_namespaced_pod_eviction(name, self.namespace, body, _preload_content=False)
+                    return
+                except ApiException as error:
+                    if error.status == 404 and "not found" in _api_message(error).lower() and "pod" in _api_message(error).lower():
+                        return  # already gone
+                    if error.status not in (400, 404, 422) or version == "policy/v1beta1":
+                        raise
+        retrying(attempt, self.retry, f"evict pod {name}")
+
+    def lose_node(self, count: int, duration_s: float | None) -> list[str]:
+        """A node loss as the scenario says it: the ``count`` nodes running most of the
+        app's pods are drained (cordoned, pods evicted and rescheduled elsewhere) and come
+        back ``duration_s`` wall seconds later (never, if None)."""
+        pods = retrying(lambda: self.core.list_namespaced_pod(self.namespace, label_selector=f"app={self.app}"),
+                        self.retry, "list pods")
+        load: dict[str, int] = {}
+        for pod in pods.items:
+            if pod.spec.node_name:
+                load[pod.spec.node_name] = load.get(pod.spec.node_name, 0) + 1
+        nodes = sorted(load, key=lambda n: (-load[n], n))[:count]
+        for node in nodes:
+            self.evict_node(node)
+        if duration_s is not None and nodes:
+            timer = threading.Timer(duration_s, lambda: [self.uncordon(n) for n in nodes])
+            timer.daemon = True
+            timer.start()
+        return nodes
 
     def uncordon(self, node: str) -> None:
         retrying(lambda: self.core.patch_node(node, {"spec": {"unschedulable": False}}), self.retry, f"uncordon node {node}")

@@ -436,3 +436,39 @@ def test_router_canary_sets_exact_weights_on_an_httproute(cluster, ns):
     assert route_weights() == {"demo-stable": 0, "demo-canary": 100}
     core = client.CoreV1Api(api)
     assert core.read_namespaced_service("demo-canary", ns).spec.selector["version"] == "v2"
+
+
+# --------------------------------------------------------------------------- chaos
+
+
+def test_killed_pods_are_replaced_by_the_replicaset_controller(cluster, ns):
+    _, api, _ = cluster
+    runner, backend = make_runner(api, ns, fast(load_strategy("canary")), plan())
+    runner.prepare()
+    runner.wait_until_stable_serves(timeout_s=20)
+    core = client.CoreV1Api(api)
+    before = {p.metadata.name for p in core.list_namespaced_pod(ns).items}
+    killed = backend.kill_pods(Role.STABLE, 2)
+    assert len(killed) == 2 and set(killed) <= before
+    assert settle(lambda: backend.observe()[0].ready == REPLICAS and not set(killed) & {
+        p.metadata.name for p in core.list_namespaced_pod(ns).items})
+
+
+def test_node_loss_evicts_its_pods_onto_the_other_nodes_and_the_node_comes_back(cluster, ns):
+    _, api, kubelet = cluster
+    runner, backend = make_runner(api, ns, fast(load_strategy("canary")), plan())
+    runner.prepare()
+    runner.wait_until_stable_serves(timeout_s=20)
+    core = client.CoreV1Api(api)
+    lost = backend.lose_node(1, duration_s=2.0)
+    assert len(lost) == 1
+    node = lost[0]
+    assert core.read_node(node).spec.unschedulable
+
+    def moved():
+        pods = [p for p in core.list_namespaced_pod(ns).items if p.metadata.deletion_timestamp is None]
+        elsewhere = all(p.spec.node_name != node for p in pods)
+        return len(pods) == REPLICAS and elsewhere and backend.observe()[0].ready == REPLICAS
+
+    assert settle(moved)
+    assert settle(lambda: not core.read_node(node).spec.unschedulable, timeout=10)
