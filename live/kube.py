@@ -42,7 +42,7 @@ import urllib3
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
-from live.runner import LiveVersion, ReleasePlan, is_final
+from live.runner import LiveVersion, ReleasePlan, is_final, parse_command
 from strategies import (
     LATENCY_BUCKETS_MS, Action, CommandRequest, Counters, Promote, Role, RolloutStatus, ScaleVersion, SetCanaryWeight, StrategySpec, SwitchActive, SwitchPreview,
     VersionObservation,
@@ -670,16 +670,11 @@ def _pod_ready(pod) -> bool:
 
 
 def parse_command_annotation(text: str) -> tuple[CommandRequest, ...]:
-    """``"<id> <verb>"`` (e.g. ``"3 abort"``); anything else is ignored loudly by raising."""
-    parts = text.split()
-    if len(parts) != 2 or not parts[0].isdigit():
-        raise KubeError(f"annotation {COMMAND_ANNOTATION}={text!r}: expected '<id> <command>', e.g. '1 abort'")
+    """The command annotation's value, ``"<id> <verb>"``; anything else raises KubeError."""
     try:
-        command = Command(parts[1])
-    except ValueError:
-        raise KubeError(f"annotation {COMMAND_ANNOTATION}: unknown command {parts[1]!r}; one of "
-                        f"{', '.join(c.value for c in Command)}") from None
-    return (CommandRequest(int(parts[0]), command),)
+        return (parse_command(text),)
+    except ValueError as error:
+        raise KubeError(f"annotation {COMMAND_ANNOTATION}: {error}") from None
 
 
 # --------------------------------------------------------------------------- metrics without Prometheus

@@ -80,7 +80,7 @@ from live.haproxy import (
     HAPROXY, NO_BACKEND, HAProxyProcess, HealthCheck, Layout, RouterError, RouterFiles, RouterLayout, RouterSettings,
     RouterStats, slot_name,
 )
-from live.runner import LiveVersion, ReleasePlan, RunnerState, StateError
+from live.runner import LiveVersion, ReleasePlan, RunnerState, StateError, parse_command
 from strategies import (
     Action, Command, CommandRequest, Promote, Role, RolloutStatus, ScaleVersion, SetCanaryWeight, StrategySpec,
     SwitchActive, SwitchPreview, VersionObservation,
@@ -1238,15 +1238,10 @@ def parse_commands(text: str, where: os.PathLike | str = COMMANDS_FILE) -> tuple
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue
-        parts = line.split()
-        if len(parts) != 2 or not parts[0].isdigit():
-            raise LocalBackendError(f"{where}:{number}: {raw.strip()!r}: expected '<id> <command>', e.g. '3 abort'")
         try:
-            command = Command(parts[1])
-        except ValueError:
-            raise LocalBackendError(f"{where}:{number}: unknown command {parts[1]!r}; one of "
-                                    f"{', '.join(c.value for c in Command)}") from None
-        out.append(CommandRequest(int(parts[0]), command))
+            out.append(parse_command(line))
+        except ValueError as error:
+            raise LocalBackendError(f"{where}:{number}: {error}") from None
     return tuple(out)
 
 

@@ -154,6 +154,19 @@ class RunnerState:
                    load_status(json.dumps(data["status"])), int(data.get("next_command_id", 1)))
 
 
+def parse_command(text: str) -> CommandRequest:
+    """One command a person leaves for a rollout: ``"<id> <verb>"`` (``"3 abort"``).
+    Raises ValueError saying what is wrong: a command must never be guessed."""
+    parts = text.split()
+    if len(parts) != 2 or not parts[0].isdigit():
+        raise ValueError(f"{text.strip()!r}: expected '<id> <command>', e.g. '3 abort'")
+    try:
+        command = Command(parts[1])
+    except ValueError:
+        raise ValueError(f"unknown command {parts[1]!r}; one of {', '.join(c.value for c in Command)}") from None
+    return CommandRequest(int(parts[0]), command)
+
+
 class StateError(RuntimeError):
     """Persisted state that this run must not touch (another release, a newer format)."""
 
