@@ -507,6 +507,7 @@ class LocalBackend:
         self._lock = threading.RLock()
         self._changed = threading.Condition(threading.Lock())
         self._generation = 0
+        self._observed_generation = 0  # the generation the last observe() saw
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._calls: deque[tuple[Callable[[], Any], Future]] = deque()
@@ -617,6 +618,10 @@ class LocalBackend:
     # ----------------------------------------------------------------- the Backend protocol
 
     def observe(self) -> tuple[VersionObservation, VersionObservation]:
+        with self._changed:
+            # what this observation has seen: wait() wakes for any change after it, even
+            # one made while the runner was still applying actions
+            self._observed_generation = self._generation
         with self._lock:
             self._check_ensured()
             out = []
@@ -678,7 +683,7 @@ class LocalBackend:
         if seconds <= 0:
             return
         with self._changed:
-            generation = self._generation
+            generation = self._observed_generation
             self._changed.wait_for(lambda: self._generation != generation, timeout=seconds)
 
     # ----------------------------------------------------------------- more than the protocol
