@@ -12,6 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from strategies import InputError, load_strategy
@@ -26,14 +27,22 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console(width=None if sys.stdout.isatty() else 120)  # pipes and CI logs get full rows
-err = Console(stderr=True)
+# emoji=False: file:line texts like "x.yaml:100:" must not turn into emoji
+out = Console(width=None if sys.stdout.isatty() else 120, emoji=False)  # pipes and CI logs get full rows
+err = Console(stderr=True, emoji=False)
+
+
+def _say(label: str, message: object) -> None:
+    """One line on stderr: a styled label, then the message as plain text (never markup:
+    "[a, b]" in a message must stay)."""
+    err.print(f"{label} {escape(str(message))}", highlight=False, soft_wrap=True)
 
 EXIT_BAD_INPUT = 2
 
 
 def _bad_input(error: Exception) -> None:
-    err.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+    # The message is data, not markup: "x.yaml:100:" must not become an emoji, "[a, b]" must stay
+    _say("[bold red]error:[/]", error)
     raise typer.Exit(EXIT_BAD_INPUT)
 
 
@@ -51,7 +60,7 @@ def import_command(
         _bad_input(error)
     text = dump_strategy_yaml(result.spec, result.warnings)
     for warning in result.warnings:
-        err.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+        _say("[yellow]warning:[/]", warning)
     if output is None:
         sys.stdout.write(text)
     else:
@@ -112,7 +121,7 @@ def _load_strategy_or_manifest(name_or_path: str):
         result = import_manifest(path)
         err.print(f"imported {path} ({result.source})", highlight=False)
         for warning in result.warnings:
-            err.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+            _say("[yellow]warning:[/]", warning)
         return result.spec
     return load_strategy(path)
 
@@ -136,7 +145,7 @@ def lint(
             out.print(f"[green]ok[/] {path}")
         except InputError as error:
             failed = True
-            err.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+            _say("[bold red]error:[/]", error)
     if failed:
         raise typer.Exit(EXIT_BAD_INPUT)
 
@@ -189,7 +198,7 @@ def _run_simulation(scenario_arg: str, strategy_args: list[str], runs: int, seed
     except OSError as error:  # e.g. a dask:// address nobody answers at
         _bad_input(InputError(executor, f"the executor could not be reached: {error}"))
     except RunFailed as error:
-        err.print(f"[bold red]simulation failed:[/] {error}", highlight=False, soft_wrap=True)
+        _say("[bold red]simulation failed:[/]", error)
         raise typer.Exit(1)
     _ensure_out_dir(out_dir)
     stem = out_dir / "results"
@@ -301,6 +310,201 @@ def report_command(
         table, deployments = deployments, None
     written = _write_report(table, timelines, deployments, out_dir)
     out.print(f"report: {written['html']} (also {written['markdown']}, {written['summary']})")
+
+
+@app.command()
+def check(
+    paths: Annotated[Optional[list[Path]], typer.Argument(help="Scenario files or folders (default: the bundled scenario library).")] = None,
+    runs: Annotated[Optional[int], typer.Option(min=1, help="Runs per strategy and scenario (default 400: the bundled library in under two minutes on two cores).")] = None,
+    seed: SeedOption = None,
+    executor: ExecutorOption = "process",
+    confidence: Annotated[float, typer.Option(min=0.5, max=0.999, help="Confidence level of the intervals expectations are judged with.")] = 0.95,
+    junit: Annotated[Optional[Path], typer.Option("--junit", help="Write JUnit XML here: one testcase per scenario x strategy x expectation.")] = None,
+    report_dir: Annotated[Optional[Path], typer.Option("--report", help="Write report.html, report.md and the results table into this folder.")] = None,
+) -> None:
+    """Run scenario files and judge their expectations; exit 0 if all hold, 1 if one fails, 2 on bad input."""
+    from scenarios.check import DEFAULT_RUNS, run_check_command
+
+    code = run_check_command(paths, runs=runs or DEFAULT_RUNS, seed=seed, confidence=confidence, executor=executor,
+                             junit=junit, report_dir=report_dir, out=out, err=err, progress=sys.stderr.isatty())
+    raise typer.Exit(code)
+
+
+@app.command()
+def live(
+    scenario: Annotated[str, typer.Argument(help="A scenario file or bundled name.")],
+    strategy: Annotated[str, typer.Option("--strategy", "-s", help="A strategy file, bundled name, or Argo/Flagger manifest.")],
+    backend: Annotated[str, typer.Option(help="local (processes behind HAProxy) or kube (a cluster, e.g. kind).")] = "local",
+    context: Annotated[Optional[str], typer.Option(help="kube: the kubeconfig context (default: the current one).")] = None,
+    namespace: Annotated[str, typer.Option(help="kube: the namespace of the demo app.")] = "default",
+    node_port: Annotated[int, typer.Option(min=30000, max=32767, help="kube: NodePort of the entry Service (preview: +1); live/kind-config.yaml maps 30080-30081.")] = 30080,
+    url: Annotated[Optional[str], typer.Option(help="kube: where users reach the app (default http://127.0.0.1:NODE_PORT/).")] = None,
+    time_scale: Annotated[float, typer.Option(min=1.0, help="Scenario seconds per wall second (timers and pod start times are divided by it; recorded in the results).")] = 10.0,
+    release: Annotated[str, typer.Option(help="bad (the scenario's first defect), good, or drawn (as the simulator draws run 0 of the seed).")] = "bad",
+    seed: Annotated[int, typer.Option(min=0, max=2**63 - 1, help="Seed of the load generator and the demo service's draws.")] = 1,
+    max_rps: Annotated[float, typer.Option(min=1.0, help="Cap on the requests per second sent (the scenario's rate, scaled down together with preview traffic).")] = 100.0,
+    replicas: Annotated[Optional[int], typer.Option(min=1, help="Pods per version (default: the scenario's).")] = None,
+    max_minutes: Annotated[float, typer.Option(min=0.1, help="Wall-clock bound of the run.")] = 20.0,
+    rollback: Annotated[bool, typer.Option("--rollback", help="Roll back the rollout an interrupted run left behind instead of resuming it.")] = False,
+    metrics: Annotated[str, typer.Option(help="Analysis data: loadgen (per-version answers the load generator saw) or scrape (kube: the pods' /metrics through the API server, no Prometheus).")] = "loadgen",
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for results.csv, timelines.json and the report.")] = Path("out-live"),
+    report: ReportOption = True,
+) -> None:
+    """Run a scenario's rollout for real (real pods, real traffic, injected faults) with the same controller as the simulator."""
+    import json as _json
+
+    from live.runner import StateError
+    from live.session import BACKENDS, RELEASES, LiveUnsupported, make_plan, open_backend, run_live
+    from sim.results import write_results
+    from strategies.observation import Command
+
+    if backend not in BACKENDS:
+        _bad_input(InputError("--backend", f"must be one of {', '.join(BACKENDS)}, not {backend!r}"))
+    if release not in RELEASES:
+        _bad_input(InputError("--release", f"must be one of {', '.join(RELEASES)}, not {release!r}"))
+    if metrics not in ("loadgen", "scrape") or (metrics == "scrape" and backend != "kube"):
+        _bad_input(InputError("--metrics", f"must be loadgen, or scrape with --backend kube; got {metrics!r}"))
+    try:
+        loaded = _load_scenario_arg(scenario)
+        spec = _load_strategy_or_manifest(strategy)
+    except InputError as error:
+        _bad_input(error)
+    spec = spec.with_replicas(replicas or spec.replicas or loaded.service_under_test.replicas)
+    try:
+        plan = make_plan(loaded, spec, release=release, seed=seed, time_scale=time_scale)
+    except LiveUnsupported as error:
+        _bad_input(InputError(scenario, str(error)))
+    _ensure_out_dir(out_dir)
+    log = (lambda text: err.print(text, highlight=False, soft_wrap=True))
+    urls = None
+    if backend == "kube":
+        base = url or f"http://127.0.0.1:{node_port}/"
+        urls = {"user": base, "preview": f"http://127.0.0.1:{node_port + 1}/" if url is None else None}
+    try:
+        target = open_backend(backend, state_dir=out_dir / "state", context=context, namespace=namespace,
+                              node_port=node_port, seed=seed, log=None)
+    except Exception as error:  # no kubeconfig, unknown context, ...: the user's setup, said plainly
+        _bad_input(InputError(f"--backend {backend}", f"cannot open the backend: {error}"))
+    import pandas as pd
+
+    try:
+        result = run_live(loaded, spec, target, plan, urls=urls, time_scale=time_scale, seed=seed,
+                          max_rps=max_rps, max_wall_s=max_minutes * 60, log=log, metrics=metrics,
+                          before_run=(lambda runner: runner.request(Command.ABORT)) if rollback else None)
+    except (LiveUnsupported, StateError) as error:
+        _bad_input(InputError(scenario, str(error)))
+    except KeyboardInterrupt:
+        where = "in the cluster (annotations of its Service)" if backend == "kube" else f"in {out_dir / 'state'}"
+        err.print(f"[yellow]interrupted:[/] the rollout's state is saved {where}; run the same command again to "
+                  "resume it, or add --rollback to roll it back", highlight=False, soft_wrap=True)
+        raise typer.Exit(130)
+    except (TimeoutError, RuntimeError) as error:
+        _say("[bold red]live run failed:[/]", error)
+        raise typer.Exit(1)
+    finally:
+        close = getattr(target, "close", None)
+        if close is not None:
+            close()
+    df = pd.DataFrame([result.row])
+    csv_path, _ = write_results(df, out_dir / "results")
+    (out_dir / "timelines.json").write_text(_json.dumps([result.timeline], allow_nan=False))
+    row = result.row
+    table = Table(title=f"{spec.name} on {loaded.name}, {backend} ({plan.defect} release, time x{time_scale:g})")
+    for column in ("outcome", "detected_at", "time_to_restore", "rollout_duration", "requests", "failed_requests",
+                   "router_failures", "release_failures"):
+        value = row[column]
+        table.add_row(column, f"{value:.1f}" if isinstance(value, float) else str(value))
+    out.print(table)
+    out.print(f"results: {csv_path} (times in scenario seconds)")
+    if report:
+        written = _write_report(df, [result.timeline], None, out_dir)
+        out.print(f"report: {written['html']}")
+
+
+@app.command()
+def validate(
+    scenario: Annotated[str, typer.Argument(help="A scenario file or bundled name.")],
+    strategy: Annotated[str, typer.Option("--strategy", "-s", help="A strategy file, bundled name, or Argo/Flagger manifest.")],
+    runs: Annotated[int, typer.Option(min=1, help="Simulated runs (the prediction interval needs 39 values at 95%).")] = 500,
+    live_runs: Annotated[int, typer.Option(min=1, help="Live runs on the local backend (each takes the scenario's duration / time scale).")] = 2,
+    seed: SeedOption = None,
+    time_scale: Annotated[float, typer.Option(min=1.0, help="Scenario seconds per wall second of the live runs.")] = 20.0,
+    max_rps: Annotated[float, typer.Option(min=1.0, help="Requests per wall second the live runs send (the simulator gets max_rps / time_scale per scenario second).")] = 100.0,
+    replicas: Annotated[int, typer.Option(min=1, help="Pods per version, live and simulated.")] = 4,
+    release: Annotated[str, typer.Option(help="bad (the scenario's first defect, forced in every run) or good.")] = "bad",
+    hold: Annotated[Optional[list[str]], typer.Option("--hold", help="A metric whose live value must fall inside the prediction (repeatable): detection_time, time_to_restore, failed_fraction, rollout_duration, outcome, effective_weight[@W], switch_failures.")] = None,
+    level: Annotated[float, typer.Option(min=0.5, max=0.999, help="Coverage of the prediction intervals.")] = 0.95,
+    calibrate: Annotated[bool, typer.Option("--calibrate", help="Simulate again with the pod start time measured live, and judge against that.")] = False,
+    executor: ExecutorOption = "serial",
+    max_minutes: Annotated[float, typer.Option(min=0.5, help="Wall-clock bound of the whole validation.")] = 30.0,
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for results.csv (simulated + live rows), live-results.csv, timelines.json, validation.json and the report.")] = Path("out-validate"),
+    report: ReportOption = True,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Print the live runner's log.")] = False,
+) -> None:
+    """Run a scenario in the simulator and live on local processes; judge each live figure against the simulator's prediction interval (exit 1 when a --hold metric falls outside)."""
+    from live.haproxy import HAPROXY
+    from live.runner import StateError
+    from live.session import LiveUnsupported
+    from live.validate import Settings, ValidateError, render_validation, run_validation, write_validation
+    from sim.montecarlo import ExecutorError, RunFailed
+
+    try:
+        settings = Settings(sim_runs=runs, live_runs=live_runs, seed=1 if seed is None else seed, time_scale=time_scale,
+                            max_rps=max_rps, replicas=replicas, release=release, level=level,
+                            hold=tuple(hold or ()), calibrate=calibrate, executor=executor, max_minutes=max_minutes)
+        settings.check()
+    except ValidateError as error:
+        _bad_input(InputError("validate", str(error)))
+    try:
+        loaded = _load_scenario_arg(scenario)
+        spec = _load_strategy_or_manifest(strategy)
+    except InputError as error:
+        _bad_input(error)
+    if seed is None and loaded.seed is not None:
+        from dataclasses import replace
+
+        settings = replace(settings, seed=loaded.seed)
+    if not Path(HAPROXY).exists():
+        _bad_input(InputError("validate", f"HAProxy is not installed at {HAPROXY} (Debian: apt-get install haproxy); "
+                                          "the local backend routes through it"))
+    _ensure_out_dir(out_dir)
+    log = (lambda text: err.print(text, highlight=False, soft_wrap=True)) if verbose else None
+    try:
+        result = run_validation(loaded, spec, settings, state_root=out_dir / "state", log=log,
+                                progress=lambda text: err.print(text, highlight=False, soft_wrap=True))
+    except (ValidateError, LiveUnsupported, StateError, ExecutorError) as error:
+        _bad_input(InputError(scenario, str(error)))
+    except RunFailed as error:
+        _say("[bold red]simulation failed:[/]", error)
+        raise typer.Exit(1)
+    except (TimeoutError, RuntimeError, OSError) as error:
+        _say("[bold red]live run failed:[/]", error)
+        raise typer.Exit(1)
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted:[/] every live backend was closed; nothing is left running", highlight=False)
+        raise typer.Exit(130)
+    render_validation(result, out)
+    written = write_validation(result, out_dir)
+    out.print(f"validation: {written['validation']}; results: {written['results']} (simulated + live rows, "
+              f"scenario seconds), {written['live_results']}")
+    if report:
+        from live.validate import calibration_lines, summary_table, zero_downtime_lines
+        from reports.document import Section, Table as ReportTable, build_report, write_report
+        from sim.results import read_results
+        from sim.timelines import read_timelines
+
+        document = build_report(read_results(written["results"]), read_timelines(written["timelines"]))
+        columns, rows = summary_table(result)
+        document.sections.insert(0, Section(
+            f"Validation: {result.spec.name} on {result.scenario.name}, simulator vs live",
+            paragraphs=["Each live value against the simulator's prediction interval (order statistics, "
+                        f"{settings.level:.0%} coverage for one more run): ✓ inside, ✗ outside.",
+                        *calibration_lines(result), *zero_downtime_lines(result)],
+            tables=[ReportTable(columns, rows, caption="switch_failures: user requests that failed because of a "
+                                                       "routing change itself; the target is 0")]))
+        paths = write_report(document, out_dir)
+        out.print(f"report: {paths['html']}")
+    raise typer.Exit(result.exit_code)
 
 
 def main() -> None:

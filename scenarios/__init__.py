@@ -1,29 +1,24 @@
 """Scenarios: the worlds release strategies are tested in, and ready-made ones to use.
 
 The schema lives in :mod:`scenarios.schema`; bundled scenario files sit next to it
-(``bundled_scenario("standard")``).
+(``bundled_scenario("standard")``) and in ``library/`` (failure scenarios with
+expectations). :mod:`scenarios.check` runs scenario files and judges their expectations
+(``rolloutlab check``), :mod:`scenarios.pytest_plugin` lets pytest do the same, and
+:mod:`scenarios.generate` holds hypothesis strategies for valid scenarios.
+
+Names are imported on first use (PEP 562), so that pytest loading the plugin module in
+every test session of an environment with rolloutlab installed costs nothing until a
+scenario file is collected.
 """
 
-from scenarios.schema import (
-    BUNDLED_SCENARIOS_DIR,
-    Assertion,
-    Defect,
-    Distribution,
-    Expectation,
-    Fault,
-    Migration,
-    Monitoring,
-    Release,
-    Scenario,
-    Service,
-    Traffic,
-    bundled_scenario,
-    load_scenario,
-    parse_assertion,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __all__ = [
     "BUNDLED_SCENARIOS_DIR",
+    "SCENARIO_LIBRARY_DIR",
     "Assertion",
     "Defect",
     "Distribution",
@@ -39,3 +34,29 @@ __all__ = [
     "load_scenario",
     "parse_assertion",
 ]
+
+if TYPE_CHECKING:
+    from scenarios.schema import (
+        BUNDLED_SCENARIOS_DIR,
+        SCENARIO_LIBRARY_DIR,
+        Assertion,
+        Defect,
+        Distribution,
+        Expectation,
+        Fault,
+        Migration,
+        Monitoring,
+        Release,
+        Scenario,
+        Service,
+        Traffic,
+        bundled_scenario,
+        load_scenario,
+        parse_assertion,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        return getattr(importlib.import_module("scenarios.schema"), name)
+    raise AttributeError(f"module 'scenarios' has no attribute {name!r}")

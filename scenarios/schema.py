@@ -11,7 +11,8 @@ Conventions for scenario YAML:
 
 - Field names are ``snake_case`` everywhere (``capacity_rps``, ``success_threshold``).
   Two keys are Python keywords and are spelled as in YAML: ``assert`` (an expectation)
-  and ``for`` (how long an alert condition must hold, like Prometheus' ``for:``).
+  and ``for`` (how long an alert condition must hold, like Prometheus' ``for:``; in an
+  expectation, the strategies it is required of).
 - Unknown fields are errors, so a typo never silently falls back to a default.
 - Durations are seconds: a number (``90``) or a string such as ``"250ms"``, ``"30s"``,
   ``"5m"``, ``"1h30m"``, ``"2d"``. Probabilities and fractions are 0..1 or ``"5%"``.
@@ -41,9 +42,11 @@ from pydantic import (
     model_validator,
 )
 
+from strategies.files import bundled_strategy_names
 from strategies.yaml_input import FieldError, InputError, load_model_file, parse_duration
 
 __all__ = [
+    "ALL_STRATEGIES",
     "BUNDLED_SCENARIOS_DIR",
     "AlertRule",
     "Assertion",
@@ -52,6 +55,7 @@ __all__ = [
     "Defect",
     "Dependency",
     "DependencyFailureFault",
+    "DEFAULT_STRATEGIES",
     "DiurnalProfile",
     "Distribution",
     "ErrorRateDefect",
@@ -78,6 +82,7 @@ __all__ = [
     "PodTiming",
     "ReadinessProbe",
     "Release",
+    "SCENARIO_LIBRARY_DIR",
     "STATS",
     "Scenario",
     "SchemaCompatibility",
@@ -90,12 +95,15 @@ __all__ = [
     "UniformDistribution",
     "ZoneOutageFault",
     "bundled_scenario",
+    "is_strategy_path",
     "load_scenario",
     "parse_assertion",
 ]
 
 BUNDLED_SCENARIOS_DIR = Path(__file__).resolve().parent
 """Folder holding the ready-made scenario files shipped with rolloutlab."""
+SCENARIO_LIBRARY_DIR = BUNDLED_SCENARIOS_DIR / "library"
+"""The scenario library: failure scenarios with expectations, for ``rolloutlab check``."""
 
 # z-scores of the standard normal at 0.90 and 0.99: a lognormal's p90 is median·e^(1.2816σ).
 _Z90 = 1.2815515655446004
@@ -1079,16 +1087,54 @@ def _parse_assertion_input(value: Any) -> Any:
     )
 
 
-class Expectation(_Model):
-    """A requirement on the outcome, checked after a run: ``assert`` is an expression
-    such as ``change_failure_rate <= 0.05`` or ``mttr.p90 <= 300s``."""
+ALL_STRATEGIES = "all"
+"""The ``for:`` value of an expectation that every strategy of the scenario must meet."""
 
-    strategy: Label = "*"
-    """Which strategy it applies to, by name; ``*`` means every strategy."""
+
+def _expectation_shorthand(value: Any) -> Any:
+    """A bare string in ``expect:`` is an expectation for every strategy."""
+    return {"assert": value} if isinstance(value, str) else value
+
+
+def _strategy_selection(value: Any) -> Any:
+    """``for: canary`` stands for ``for: [canary]``."""
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list):
+        raise ValueError(f"'for' is {ALL_STRATEGIES!r}, a strategy name or a list of names, not {value!r}")
+    return value
+
+
+class Expectation(_Model):
+    """A requirement on the outcome, checked after the runs: ``assert`` is an expression
+    such as ``change_failure_rate <= 0.05`` or ``mttr.p90 <= 300s``, required of the
+    strategies named in ``for`` (``all``, one name, or a list). A bare string stands for
+    ``{assert: ..., for: all}``."""
+
+    for_: Annotated[list[Label], Field(min_length=1), BeforeValidator(_strategy_selection)] = Field(
+        default_factory=lambda: [ALL_STRATEGIES], alias="for"
+    )
+    """Names of the strategies it applies to (as in their ``name:``), or ``all``."""
     assertion: Annotated[Assertion, BeforeValidator(_parse_assertion_input)] = Field(
         alias="assert"
     )
     """The parsed expression."""
+
+    def applies_to(self, strategy: str) -> bool:
+        """Whether the strategy called ``strategy`` must meet this expectation."""
+        return ALL_STRATEGIES in self.for_ or strategy in self.for_
+
+
+ExpectationEntry = Annotated[Expectation, BeforeValidator(_expectation_shorthand)]
+
+DEFAULT_STRATEGIES: tuple[str, ...] = ("blue-green", "canary", "rolling")
+"""The strategies a scenario is run with when it names none: the bundled ones."""
+
+
+def is_strategy_path(entry: str) -> bool:
+    """A ``strategies:`` entry naming a file (relative to the scenario) rather than a
+    bundled strategy."""
+    return entry.endswith((".yaml", ".yml")) or "/" in entry or "\\" in entry
 
 
 # --- the scenario -------------------------------------------------------------------------
@@ -1125,8 +1171,14 @@ class Scenario(_Model):
     """How people respond to alerts."""
     history: History | None = None
     """Settings for simulating months of deployments (DORA history mode)."""
-    expect: list[Expectation] = Field(default_factory=list)
-    """Requirements the outcome must meet."""
+    strategies: Annotated[list[Label], Field(min_length=1)] = Field(
+        default_factory=lambda: list(DEFAULT_STRATEGIES)
+    )
+    """Strategies ``rolloutlab check`` runs this scenario with: bundled names
+    (``canary``, ``blue-green``, ``rolling``) or strategy files, relative to the scenario
+    file (``strategies/canary-latency.yaml``). Default: the three bundled ones."""
+    expect: list[ExpectationEntry] = Field(default_factory=list)
+    """Requirements the outcome must meet (``rolloutlab check``)."""
 
     @property
     def service_under_test(self) -> Service:
@@ -1148,6 +1200,7 @@ class Scenario(_Model):
         self._check_traffic()
         self._check_faults(names)
         self._check_migration()
+        self._check_strategies()
         for i, alert in enumerate(self.monitoring.alerts):
             if alert.service is not None and alert.service not in names:
                 raise FieldError(
@@ -1257,6 +1310,22 @@ class Scenario(_Model):
                     f"goes from {self.migration.initial_schema} to {self.migration.final_schema}",
                 )
 
+    def _check_strategies(self) -> None:
+        bundled = bundled_strategy_names()
+        seen: dict[str, int] = {}
+        for i, entry in enumerate(self.strategies):
+            if entry in seen:
+                raise FieldError(
+                    ("strategies", i), f"{entry!r} is listed twice (first at strategies[{seen[entry]}])"
+                )
+            seen[entry] = i
+            if not is_strategy_path(entry) and entry not in bundled:
+                raise FieldError(
+                    ("strategies", i),
+                    f"no bundled strategy {entry!r} (bundled: {', '.join(bundled)}); a strategy "
+                    "file is named by its path ending in .yaml, relative to the scenario file",
+                )
+
     def _check_time(self, path: tuple[str | int, ...], at: float) -> None:
         if at >= self.duration:
             raise FieldError(
@@ -1290,12 +1359,15 @@ def load_scenario(path: str | Path) -> Scenario:
 
 
 def bundled_scenario(name: str = "standard") -> Path:
-    """Path of a scenario shipped with rolloutlab, by name (``standard``)."""
+    """Path of a scenario shipped with rolloutlab, by name: ``standard``, or one of the
+    library's (``error-spike``)."""
     stem = name[: -len(".yaml")] if name.endswith(".yaml") else name
-    path = BUNDLED_SCENARIOS_DIR / f"{stem}.yaml"
-    if "/" in stem or "\\" in stem or not path.is_file():
-        available = sorted(p.stem for p in BUNDLED_SCENARIOS_DIR.glob("*.yaml"))
-        raise InputError(
-            name, f"no bundled scenario of that name (available: {', '.join(available)})"
-        )
-    return path
+    if "/" not in stem and "\\" not in stem:
+        for folder in (BUNDLED_SCENARIOS_DIR, SCENARIO_LIBRARY_DIR):
+            path = folder / f"{stem}.yaml"
+            if path.is_file():
+                return path
+    available = sorted(
+        p.stem for folder in (BUNDLED_SCENARIOS_DIR, SCENARIO_LIBRARY_DIR) for p in folder.glob("*.yaml")
+    )
+    raise InputError(name, f"no bundled scenario of that name (available: {', '.join(available)})")

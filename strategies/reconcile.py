@@ -56,7 +56,10 @@ def reconcile(spec: StrategySpec, status: RolloutStatus, observation: Observatio
     ladder(c)
     if c.status.aborted and not aborted_before:
         ladder(c)  # an analysis just aborted: start the rollback in the same call
+    aborted_before = c.status.aborted
     _check_progress_deadline(c)
+    if c.status.aborted and not aborted_before:
+        ladder(c)  # the progress deadline just aborted: start the rollback in the same call
     c.set(requeue_at=_requeue_at(c))
     return Reconciled(c.status, tuple(c.actions))
 
@@ -163,6 +166,9 @@ def _check_progress_deadline(c: Cycle) -> None:
         if s.deadline_exceeded and marker != s.progress_marker:
             c.set(deadline_exceeded=False, phase=Phase.DEGRADED if s.aborted else Phase.PROGRESSING)
         c.set(progress_marker=marker, last_progress_at=c.now)
+        if c.waiting_on_pods and s.restored_at is None:
+            # the clock (re)starts now: be called at the deadline even if nothing changes
+            c.wake_at(c.now + c.spec.progress_deadline_seconds)
         return
     deadline = _or_now(s.last_progress_at, c) + c.spec.progress_deadline_seconds
     if c.now < deadline:

@@ -27,7 +27,7 @@ def test_help_lists_only_commands_that_work():
     assert result.returncode == 0
     commands_box = result.stdout.split("Commands", 1)[1]
     listed = set(re.findall(r"^│ (\w[\w-]*)\s", commands_box, flags=re.MULTILINE))
-    assert listed == {"import", "plan", "lint", "simulate", "compare", "report"}
+    assert listed == {"import", "plan", "lint", "simulate", "compare", "report", "check", "live", "validate"}
 
 
 def test_plan_of_the_readme_example_promotes():
@@ -88,8 +88,9 @@ def test_bad_scenario_file_exits_2(tmp_path):
 
 
 def test_lint_accepts_the_bundled_files():
-    """The bundled scenario and strategies validate cleanly."""
+    """The bundled scenarios (standard and the library, with its strategy files) and strategies validate cleanly."""
     files = [str(p) for p in (ROOT / "strategies" / "library").glob("*.yaml")] + [str(ROOT / "scenarios" / "standard.yaml")]
+    files += [str(p) for p in sorted((ROOT / "scenarios" / "library").rglob("*.yaml"))]
     result = rolloutlab("lint", *files)
     assert result.returncode == 0, result.stderr
 
@@ -225,3 +226,12 @@ def test_malformed_timelines_file_exits_2(tmp_path):
     (out / "timelines.json").write_text("{bad")
     result = rolloutlab("report", str(out / "results.csv"), "--out", str(tmp_path / "r"))
     assert result.returncode == 2 and "Traceback" not in result.stderr and "timelines.json" in result.stderr
+
+
+def test_error_lines_print_file_line_and_field_as_plain_text(tmp_path):
+    """Rich once rendered "x.yaml:100:" as an emoji and swallowed "[0]" as markup."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\n" + "# pad\n" * 98 + "strategy: {canary: {steps: [{setWeight: 200}]}}\n")
+    result = rolloutlab("lint", str(bad))
+    assert result.returncode == 2
+    assert f"{bad}:100: strategy.canary.steps[0].setWeight" in " ".join(result.stderr.split())

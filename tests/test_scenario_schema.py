@@ -221,6 +221,38 @@ def test_bad_assertions_name_the_expression(text, fragment):
     assert fragment in str(info.value)
 
 
+EXPECTATION_FORMS = [
+    ("bare-string-is-for-all", "- mttr.p90 <= 5m", ["all"]),
+    ("one-name", "- {for: canary, assert: mttr.p90 <= 5m}", ["canary"]),
+    ("a-list", "- {for: [canary, rolling], assert: mttr.p90 <= 5m}", ["canary", "rolling"]),
+    ("for-defaults-to-all", "- {assert: mttr.p90 <= 5m}", ["all"]),
+]
+
+
+@pytest.mark.parametrize(("entry", "names"), [row[1:] for row in EXPECTATION_FORMS],
+                         ids=[row[0] for row in EXPECTATION_FORMS])
+def test_expectation_forms(entry, names):
+    """An expectation is a bare expression (for every strategy) or a mapping whose `for`
+    is a strategy name, a list of names, or `all` (the default)."""
+    (expectation,) = _load(f"name: x\nexpect:\n  {entry}\n").expect
+    assert expectation.for_ == names
+    assert expectation.assertion.text == "mttr.p90 <= 5m"
+    assert expectation.applies_to("blue-green") is ("all" in names)
+    assert expectation.applies_to("canary") is ("all" in names or "canary" in names)
+
+
+def test_scenarios_run_the_bundled_strategies_unless_they_name_others():
+    """A scenario without `strategies:` is run with the three bundled ones; it may name
+    bundled strategies and strategy files (paths ending in .yaml)."""
+    assert _load("name: x\n").strategies == ["blue-green", "canary", "rolling"]
+    assert _load("name: x\nstrategies: [canary, mine/slow.yaml]\n").strategies == ["canary", "mine/slow.yaml"]
+
+
+def test_library_scenarios_are_found_by_name():
+    """bundled_scenario finds the library's scenarios by name too."""
+    assert bundled_scenario("good-release").parent.name == "library"
+
+
 def test_metric_and_stat_tables_match_the_documented_names():
     """The known metrics and statistics are the ones the scenario docs promise."""
     assert set(METRICS) == {
@@ -248,6 +280,19 @@ BAD = [
      "expect[0].assert", 3, "'mttr.p100 <= 3s'"),
     ("expectation-not-a-string", "name: x\nexpect:\n  - assert: 5\n",
      "expect[0].assert", 3, "is a string like"),
+    ("bad-expectation-shorthand", "name: x\nexpect:\n  - mtbf <= 5m\n",
+     "expect[0]", 3, "unknown metric 'mtbf'"),
+    ("bad-expectation-unit", "name: x\nexpect:\n  - {for: canary, assert: mttr.p90 <= 5 parsecs}\n",
+     "expect[0].assert", 3, "is not a time"),
+    ("expectation-for-nobody", "name: x\nexpect:\n  - {for: [], assert: mttr <= 5m}\n",
+     "expect[0].for", 3, "at least 1 item"),
+    ("expectation-for-a-number", "name: x\nexpect:\n  - {for: 5, assert: mttr <= 5m}\n",
+     "expect[0].for", 3, "a strategy name or a list of names"),
+    ("unknown-bundled-strategy", "name: x\nstrategies: [canray]\n",
+     "strategies[0]", 2, "no bundled strategy 'canray'"),
+    ("strategy-listed-twice", "name: x\nstrategies:\n  - canary\n  - canary\n",
+     "strategies[1]", 4, "listed twice"),
+    ("no-strategies", "name: x\nstrategies: []\n", "strategies", 2, "at least 1 item"),
     ("probability-above-one", "name: x\nrelease:\n  defect_probability: 1.5\n",
      "release.defect_probability", 3, "less than or equal to 1"),
     ("percent-probability-above-100", "name: x\nrelease:\n  defect_probability: 150%\n",

@@ -1,6 +1,6 @@
 """Properties every simulated run keeps, over generated valid scenarios.
 
-Scenarios come from ``scenario_strategies.valid_scenarios`` (small worlds that use every
+Scenarios come from ``scenarios.generate.valid_scenarios`` (small worlds that use every
 part of the schema); each is run under a bundled strategy with a random seed. The last
 section keeps the minimal scenarios of simulator bugs these properties found (all fixed):
 overlapping injected faults, a manual rollback after promotion, node faults on a
@@ -18,8 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scenario_strategies import strategy_names, valid_scenarios
 from scenarios import bundled_scenario, load_scenario
+from scenarios.generate import strategy_names, valid_scenarios
 from scenarios.schema import Scenario
 from sim.montecarlo import run_many
 from sim.results import RESULT_COLUMNS, Outcome, to_frame

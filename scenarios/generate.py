@@ -1,4 +1,4 @@
-"""Hypothesis strategies for valid scenarios, shared by the simulator's property tests.
+"""Hypothesis strategies for valid scenarios: property-test your own strategies with them.
 
 ``valid_scenarios()`` draws a whole ``Scenario`` the way a user could write one, always
 through ``Scenario.model_validate`` so everything it yields is something the schema
@@ -6,7 +6,31 @@ accepts and therefore something the simulator must run. The worlds are kept smal
 (a dozen pods, minutes of simulated time, second-scale pod timings) so one run takes
 milliseconds and a property can afford dozens of examples.
 
+``checkable_scenarios()`` adds what ``rolloutlab check`` needs: the strategies to run
+and ``expect:`` entries (``expectation_texts()`` draws valid expressions), and
+``scenario_yaml()`` writes any scenario as a file ``check`` and the pytest plugin read.
 ``strategy_names`` draws one of the bundled rollout strategies.
+
+For example, to check that your own strategy file never leaves users on a broken
+version, whatever the world::
+
+    from hypothesis import given, settings
+    from scenarios.generate import valid_scenarios
+    from sim.run import simulate
+    from sim.montecarlo import run_seed_sequence
+    from strategies import load_strategy
+
+    MINE = load_strategy("deploy/my-canary.yaml")
+
+    @settings(max_examples=50, deadline=None)
+    @given(valid_scenarios())
+    def test_my_canary_ends_healthy_or_promoted(scenario):
+        row = simulate(scenario, MINE.with_replicas(scenario.service_under_test.replicas),
+                       0, run_seed_sequence(1, 0)).row
+        assert row["outcome"] != "stuck"
+
+Hypothesis is a test dependency (``pip install 'rolloutlab[test]'``); nothing in
+rolloutlab imports this module.
 """
 
 from __future__ import annotations
@@ -16,16 +40,26 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from scenarios.schema import Scenario
+import yaml
 
-__all__ = ["SERVICE_NAMES", "ZONES", "strategy_names", "valid_scenarios"]
+from scenarios.schema import DEFAULT_STRATEGIES, METRICS, STATS, Scenario
+
+__all__ = [
+    "SERVICE_NAMES",
+    "ZONES",
+    "checkable_scenarios",
+    "expectation_texts",
+    "scenario_yaml",
+    "strategy_names",
+    "valid_scenarios",
+]
 
 SERVICE_NAMES = ("web", "api", "db")
 """Service names in topological order: a dependency only goes from an earlier to a later one."""
 ZONES = ("a", "b", "c")
 DEFECT_KINDS = ("error_rate", "latency", "crash_on_start", "leak", "full_load_only")
 
-strategy_names = st.sampled_from(["blue-green", "canary", "rolling"])
+strategy_names = st.sampled_from(list(DEFAULT_STRATEGIES))
 """One of the bundled strategies, by the name ``strategies.load_strategy`` takes."""
 
 
@@ -287,3 +321,63 @@ def valid_scenarios(draw: Any, max_rps: float = 2000, max_duration: float = 1800
     if migration is not None:
         data["migration"] = migration
     return Scenario.model_validate(data)
+
+
+# --------------------------------------------------------------------------- expectations
+
+_OPERATORS = ("<", "<=", ">", ">=", "==")
+
+
+@st.composite
+def _expectation_value(draw: Any, kind: str) -> str:
+    """A limit written the way people write it, in the metric's unit."""
+    if kind in ("rate", "fraction"):
+        fraction = draw(_fraction())
+        return f"{round(100 * fraction, 2):g}%" if draw(st.booleans()) else f"{round(fraction, 4):g}"
+    if kind in ("duration", "replica_seconds"):
+        amount = draw(st.integers(0, 600))
+        return f"{amount}{draw(st.sampled_from(['', 's', 'm', 'h']))}"
+    return str(draw(st.integers(0, 100_000)))  # a count
+
+
+@st.composite
+def expectation_texts(draw: Any) -> str:
+    """A valid expectation expression: ``metric[.stat] op value[unit]``, any metric,
+    statistic and operator, with a limit in the metric's unit (``mttr.p90 <= 5m``)."""
+    metric = draw(st.sampled_from(list(METRICS)))
+    kind = METRICS[metric]
+    stat = "" if kind == "rate" else draw(st.sampled_from(["", *(f".{s}" for s in STATS)]))
+    spaces = draw(st.sampled_from([" ", ""]))
+    op = draw(st.sampled_from(_OPERATORS))
+    return f"{metric}{stat}{spaces}{op}{spaces}{draw(_expectation_value(kind))}"
+
+
+@st.composite
+def checkable_scenarios(draw: Any, max_rps: float = 2000, max_duration: float = 1800) -> Scenario:
+    """A valid scenario (``valid_scenarios``) that names 1-3 bundled strategies and
+    carries 1-4 expectations, each for ``all`` or for some of those strategies."""
+    scenario = draw(valid_scenarios(max_rps=max_rps, max_duration=max_duration))
+    names = draw(st.lists(strategy_names, min_size=1, max_size=3, unique=True))
+    expect = []
+    for _ in range(draw(st.integers(1, 4))):
+        entry: Any = draw(expectation_texts())
+        chosen = draw(st.one_of(st.just(None), st.lists(st.sampled_from(names), min_size=1, unique=True)))
+        if chosen is not None:
+            entry = {"for": chosen, "assert": entry}
+        expect.append(entry)
+    data = scenario_document(scenario)
+    data.update(strategies=names, expect=expect)
+    return Scenario.model_validate(data)
+
+
+def scenario_document(scenario: Scenario) -> dict[str, Any]:
+    """The scenario as plain YAML-ready data that validates back to an equal scenario;
+    expectations are written as their expressions."""
+    data = scenario.model_dump(mode="json", by_alias=True)
+    data["expect"] = [{"for": list(e.for_), "assert": e.assertion.text} for e in scenario.expect]
+    return data
+
+
+def scenario_yaml(scenario: Scenario) -> str:
+    """The scenario as a YAML file's text (``rolloutlab check`` and the pytest plugin read it)."""
+    return yaml.safe_dump(scenario_document(scenario), sort_keys=False)

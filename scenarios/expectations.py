@@ -1,0 +1,376 @@
+"""Judging a scenario's expectations on simulated deployments, each with its confidence interval.
+
+An expectation such as ``mttr.p90 <= 300s`` is a claim about the strategy, not about the
+few hundred runs that were simulated: the runs are a sample, and a figure computed from
+a sample is uncertain. So an expectation *holds* only when its figure's whole confidence
+interval is on the right side of the limit -- the upper end for ``<`` and ``<=``, the
+lower end for ``>`` and ``>=``, both ends for ``==``. A figure whose estimate meets the
+limit while its interval crosses it is *unproven*: more runs may show it holds, but these
+runs do not, and the check fails. A figure whose estimate itself breaks the limit is
+*violated*. Too few values for the method is *no data*, which fails too.
+
+What each metric is, per strategy, over the rows (deployments) of one scenario:
+
+================================  =======================  =================================
+metric                            over                     value
+================================  =======================  =================================
+``change_failure_rate``           all deployments          share with ``change_failed``
+``false_rollback_rate``           healthy releases         share rolled back (``false_rollback``)
+``mttr``                          deployments that hurt    ``time_to_restore``
+                                  users (change_failed)
+``failed_requests``               all deployments          ``failed_requests``
+``failed_request_fraction``       all deployments          ``failed_requests / requests``
+``detected_within``               defective releases      ``detected_at - started_at``
+``rollout_duration``              all deployments          ``rollout_duration``
+``cost``                          all deployments          ``replica_seconds``
+================================  =======================  =================================
+
+Never is forever. An incident still going on when the simulation ended, a defective
+release nothing detected, a rollout that never finished: these count as taking forever,
+not as missing values, so ``mttr.p90 <= 5m`` fails when more than one incident in ten is
+never restored, and a mean over them is unbounded. (The printed comparison of
+``sim.comparison`` leaves them out of its medians instead.)
+
+Intervals come from ``sim.comparison``, the project's one implementation: the Wilson
+score interval for rates; distribution-free order-statistic intervals for the median and
+the p90/p95/p99; a BCa bootstrap for means of skewed values (failed requests, times), a
+Student t interval for the mean cost (roughly symmetric per run). ``max`` is the largest
+value the runs produced, judged as observed: no finite sample bounds a maximum.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+
+from scenarios.schema import METRICS, Assertion, Expectation
+from sim.comparison import (
+    CONFIDENCE,
+    Figure,
+    compute_mean_bootstrap_interval,
+    compute_mean_t_interval,
+    compute_order_statistic_ranks,
+    compute_quantile_interval,
+    compute_wilson_interval,
+    format_duration,
+    format_quantity,
+)
+from sim.results import NO_DEFECT, Outcome
+
+__all__ = [
+    "DEFAULT_CONFIDENCE",
+    "Judgement",
+    "MetricSample",
+    "Verdict",
+    "compute_expectation_figure",
+    "compute_metric_sample",
+    "format_metric_value",
+    "judge_assertion",
+    "judge_expectations",
+]
+
+DEFAULT_CONFIDENCE = CONFIDENCE
+"""Confidence level of the intervals expectations are judged with (95%)."""
+
+QUANTILES = {"median": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99}
+
+# A never-ending value is carried as this huge finite number through the quantile
+# functions (numpy's interpolating quantile turns any infinity into NaN), and reported as
+# infinity: anything interpolated towards it stays above _NEVER_FROM.
+_NEVER = 1e300
+_NEVER_FROM = 1e290
+
+
+class Verdict(str, Enum):
+    """How an expectation came out for one strategy."""
+
+    HOLDS = "holds"
+    """The whole confidence interval is on the right side of the limit."""
+    VIOLATED = "violated"
+    """The estimate itself breaks the limit."""
+    UNPROVEN = "unproven"
+    """The estimate meets the limit but the interval crosses it: more runs may show it."""
+    NO_DATA = "no data"
+    """Too few values for the figure (no healthy release, a p99 of 50 values...)."""
+
+
+@dataclass(frozen=True)
+class MetricSample:
+    """The values one metric is computed from, for one strategy."""
+
+    metric: str
+    population: str
+    """What the values are counted over, in words ("healthy releases")."""
+    values: np.ndarray
+    """One value per counted deployment; ``inf`` for never (not restored, not detected,
+    not finished). For a rate, 1.0 or 0.0."""
+    never: int
+    """How many values are ``inf``."""
+
+    @property
+    def n(self) -> int:
+        return int(self.values.size)
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """One expectation judged for one strategy of one scenario."""
+
+    strategy: str
+    assertion: Assertion
+    figure: Figure
+    method: str
+    confidence: float
+    verdict: Verdict
+    sample: MetricSample
+    message: str
+    """One sentence: what was measured, which bound decided, and by how much it held or
+    missed."""
+    index: int = 0
+    """Position of the expectation in the scenario's ``expect`` list."""
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict is Verdict.HOLDS
+
+    @property
+    def measured(self) -> str:
+        """The figure as "value [low, high]" in the metric's unit."""
+        return format_figure_cell(self.figure, self.assertion.metric)
+
+
+# ------------------------------------------------------------------------- the samples
+
+
+def compute_metric_sample(rows: pd.DataFrame, metric: str) -> MetricSample:
+    """The values of ``metric`` over one strategy's results rows (see the module table)."""
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r} (known: {', '.join(METRICS)})")
+    healthy = (rows["defect"] == NO_DEFECT).to_numpy()
+    changed = rows["change_failed"].to_numpy(dtype=bool)
+    if metric == "change_failure_rate":
+        return _sample(metric, "deployments", changed.astype(float))
+    if metric == "false_rollback_rate":
+        rolled_back = (rows["outcome"] == Outcome.FALSE_ROLLBACK.value).to_numpy()
+        return _sample(metric, "healthy releases", rolled_back[healthy].astype(float))
+    if metric == "mttr":
+        return _sample(metric, "deployments that hurt users", _never(rows["time_to_restore"].to_numpy(dtype=float)[changed]))
+    if metric == "failed_requests":
+        return _sample(metric, "deployments", rows["failed_requests"].to_numpy(dtype=float))
+    if metric == "failed_request_fraction":
+        requests = rows["requests"].to_numpy(dtype=float)
+        failed = rows["failed_requests"].to_numpy(dtype=float)
+        fraction = np.divide(failed, requests, out=np.zeros_like(failed), where=requests > 0)
+        return _sample(metric, "deployments", fraction)
+    if metric == "detected_within":
+        detection = (rows["detected_at"] - rows["started_at"]).to_numpy(dtype=float)
+        return _sample(metric, "defective releases", _never(detection[~healthy]))
+    if metric == "rollout_duration":
+        return _sample(metric, "deployments", _never(rows["rollout_duration"].to_numpy(dtype=float)))
+    return _sample(metric, "deployments", rows["replica_seconds"].to_numpy(dtype=float))  # cost
+
+
+def _never(values: np.ndarray) -> np.ndarray:
+    """NaN (it never happened) becomes infinity (it takes forever)."""
+    return np.where(np.isnan(values), np.inf, values)
+
+
+def _sample(metric: str, population: str, values: np.ndarray) -> MetricSample:
+    values = np.asarray(values, dtype=float)
+    return MetricSample(metric, population, values, int(np.isinf(values).sum()))
+
+
+# ------------------------------------------------------------------------- the figures
+
+
+def compute_expectation_figure(
+    sample: MetricSample, stat: str | None, confidence: float = DEFAULT_CONFIDENCE
+) -> tuple[Figure, str]:
+    """The figure an expectation is judged on, with the name of its interval method."""
+    x = sample.values
+    if stat is None:  # a rate
+        return compute_wilson_interval(int(x.sum()), x.size, confidence), "Wilson score interval"
+    if stat == "max":
+        if x.size == 0:
+            return Figure.unavailable(0), "largest value observed, no interval"
+        return Figure(float(x.max()), None, None, x.size), "largest value observed, no interval"
+    if stat == "mean":
+        if sample.never:  # some value is infinite, and so is the mean
+            return Figure(math.inf, math.inf, math.inf, x.size), "mean, unbounded: some never happened"
+        if sample.metric == "cost":
+            return compute_mean_t_interval(x, confidence), "Student t interval"
+        return compute_mean_bootstrap_interval(x, confidence), "BCa bootstrap"
+    q = QUANTILES[stat]
+    figure = compute_quantile_interval(np.where(np.isinf(x), _NEVER, x), q, confidence)
+    return Figure(*(_forever(v) for v in (figure.value, figure.low, figure.high)), figure.n), (
+        "order-statistic interval"
+    )
+
+
+def _forever(value: float | None) -> float | None:
+    return math.inf if value is not None and value >= _NEVER_FROM else value
+
+
+@lru_cache(maxsize=64)
+def minimum_values(q: float, confidence: float) -> int | None:
+    """Fewest values for which quantile ``q`` has an order-statistic interval."""
+    for n in range(1, 100_000):
+        if compute_order_statistic_ranks(n, q, confidence) is not None:
+            return n
+    return None
+
+
+# ------------------------------------------------------------------------- judging
+
+
+def judge_assertion(
+    assertion: Assertion, sample: MetricSample, confidence: float = DEFAULT_CONFIDENCE,
+    strategy: str = "", index: int = 0,
+) -> Judgement:
+    """Judge one expectation on one strategy's sample (see the module docstring)."""
+    figure, method = compute_expectation_figure(sample, assertion.stat, confidence)
+    observed_only = assertion.stat == "max"
+    if figure.value is None or (not observed_only and (figure.low is None or figure.high is None)):
+        verdict = Verdict.NO_DATA
+    elif not assertion.holds(figure.value):
+        verdict = Verdict.VIOLATED
+    elif observed_only or all(assertion.holds(b) for b in _deciding_bounds(assertion.op, figure)):
+        verdict = Verdict.HOLDS
+    else:
+        verdict = Verdict.UNPROVEN
+    message = _explain(assertion, sample, figure, method, confidence, verdict)
+    return Judgement(strategy, assertion, figure, method, confidence, verdict, sample, message, index)
+
+
+def _deciding_bounds(op: str, figure: Figure) -> list[float]:
+    assert figure.low is not None and figure.high is not None
+    if op in ("<", "<="):
+        return [figure.high]
+    if op in (">", ">="):
+        return [figure.low]
+    return [figure.low, figure.high]
+
+
+def judge_expectations(
+    results: pd.DataFrame, expectations: Sequence[Expectation], confidence: float = DEFAULT_CONFIDENCE
+) -> list[Judgement]:
+    """Every expectation for every strategy it applies to, strategy by strategy in the
+    order of the results table, expectations in the order written."""
+    judgements = []
+    for strategy, rows in results.groupby("strategy", sort=False):
+        samples: dict[str, MetricSample] = {}
+        for index, expectation in enumerate(expectations):
+            if not expectation.applies_to(str(strategy)):
+                continue
+            metric = expectation.assertion.metric
+            if metric not in samples:
+                samples[metric] = compute_metric_sample(rows, metric)
+            judgements.append(
+                judge_assertion(expectation.assertion, samples[metric], confidence, str(strategy), index)
+            )
+    return judgements
+
+
+# ------------------------------------------------------------------------- words
+
+
+def format_metric_value(value: float | None, metric: str) -> str:
+    """A value of ``metric`` as a person reads it: 4.1%, 2m05s, 1.2k, never."""
+    if value is None:
+        return "n/a"
+    kind = METRICS[metric]
+    if abs(value) < 1e-12:
+        value = 0.0  # floating-point dust, such as the lower end of a Wilson interval at 0
+    if math.isinf(value):
+        return "never" if kind == "duration" else "unbounded"
+    if kind in ("rate", "fraction"):
+        return f"{format_quantity(100 * value)}%"
+    if kind == "duration":
+        return format_duration(value)
+    if kind == "replica_seconds":
+        return f"{format_quantity(value)} replica·s"
+    return format_quantity(value)
+
+
+def format_figure_cell(figure: Figure, metric: str) -> str:
+    """ "value [low, high]", "value (observed)" or "n/a"."""
+    if figure.value is None:
+        return "n/a"
+    head = format_metric_value(figure.value, metric)
+    if figure.low is None or figure.high is None:
+        return head
+    return f"{head} [{format_metric_value(figure.low, metric)}, {format_metric_value(figure.high, metric)}]"
+
+
+def _difference(amount: float, metric: str) -> str:
+    kind = METRICS[metric]
+    if math.isinf(amount):
+        return "an unbounded amount"
+    if kind in ("rate", "fraction"):
+        return f"{format_quantity(100 * amount)} percentage points"
+    return format_metric_value(amount, metric)
+
+
+_NEVER_WORDS = {
+    "mttr": "never restored before the simulation ended",
+    "detected_within": "never detected",
+    "rollout_duration": "never finished",
+}
+
+
+def _explain(
+    assertion: Assertion, sample: MetricSample, figure: Figure, method: str, confidence: float, verdict: Verdict
+) -> str:
+    metric, limit = assertion.metric, assertion.value
+    level = f"{confidence * 100:g}%"
+    shown_limit = format_metric_value(limit, metric)
+    counted = f"n={sample.n} {sample.population}"
+    never = f"; {sample.never} of {sample.n} {_NEVER_WORDS[metric]}" if sample.never and metric in _NEVER_WORDS else ""
+    if verdict is Verdict.NO_DATA:
+        return _why_no_data(assertion, sample, confidence)
+    with_interval = figure.low is not None and figure.high is not None and "unbounded" not in method
+    how = f"{level} {method}" if with_interval else method
+    measured = f"measured {format_figure_cell(figure, metric)} ({how}, {counted}{never})"
+    assert figure.value is not None
+    if assertion.stat == "max":
+        if verdict is Verdict.HOLDS:
+            return f"{measured}: the largest value meets {assertion.op} {shown_limit}"
+        return (
+            f"{measured}: the largest value breaks {assertion.op} {shown_limit} "
+            f"by {_difference(abs(figure.value - limit), metric)}"
+        )
+    bounds = _deciding_bounds(assertion.op, figure)
+    side = {"<": "upper", "<=": "upper", ">": "lower", ">=": "lower"}.get(assertion.op, "both")
+    if verdict is Verdict.HOLDS:
+        slack = min(abs(b - limit) for b in bounds)
+        where = f"the {side} bound meets" if side != "both" else "both bounds meet"
+        return f"{measured}: {where} {assertion.op} {shown_limit} (margin {_difference(slack, metric)})"
+    if verdict is Verdict.VIOLATED:
+        return (
+            f"{measured}: the estimate breaks {assertion.op} {shown_limit} "
+            f"by {_difference(abs(figure.value - limit), metric)}"
+        )
+    worst = max(bounds, key=lambda b: abs(b - limit) if not assertion.holds(b) else -1.0)
+    return (
+        f"{measured}: the estimate meets {assertion.op} {shown_limit}, but the {level} "
+        f"{side if side != 'both' else 'interval'} bound {format_metric_value(worst, metric)} breaks it "
+        f"by {_difference(abs(worst - limit), metric)}: not shown at {level} (more runs may show it)"
+    )
+
+
+def _why_no_data(assertion: Assertion, sample: MetricSample, confidence: float) -> str:
+    if sample.n == 0:
+        return f"no {sample.population} in these runs, so {assertion.metric} cannot be measured"
+    if assertion.stat in QUANTILES:
+        needed = minimum_values(QUANTILES[assertion.stat], confidence)
+        return (
+            f"a {assertion.stat} needs at least {needed} values for a {confidence * 100:g}% interval, "
+            f"these runs gave {sample.n} {sample.population} (raise --runs)"
+        )
+    return f"{sample.n} value(s) of {sample.population} are too few for an interval (raise --runs)"
