@@ -353,10 +353,12 @@ def live(
     """Run a scenario's rollout for real (real pods, real traffic, injected faults) with the same controller as the simulator."""
     import json as _json
 
+    import math
+
+    from live.loadgen import is_loopback_url
     from live.runner import StateError
     from live.session import BACKENDS, RELEASES, LiveUnsupported, make_plan, open_backend, run_live
     from sim.results import write_results
-    from strategies.observation import Command
 
     if backend not in BACKENDS:
         _bad_input(InputError("--backend", f"must be one of {', '.join(BACKENDS)}, not {backend!r}"))
@@ -364,12 +366,19 @@ def live(
         _bad_input(InputError("--release", f"must be one of {', '.join(RELEASES)}, not {release!r}"))
     if metrics not in ("loadgen", "scrape") or (metrics == "scrape" and backend != "kube"):
         _bad_input(InputError("--metrics", f"must be loadgen, or scrape with --backend kube; got {metrics!r}"))
+    for flag, value in (("--time-scale", time_scale), ("--max-rps", max_rps), ("--max-minutes", max_minutes)):
+        if not math.isfinite(value):
+            _bad_input(InputError(flag, f"must be a finite number, not {value}"))
+    if url is not None and not is_loopback_url(url):
+        _bad_input(InputError("--url", f"{url!r}: the load generator sends traffic to http(s)://127.0.0.1 or localhost only"))
     try:
         loaded = _load_scenario_arg(scenario)
         spec = _load_strategy_or_manifest(strategy)
     except InputError as error:
         _bad_input(error)
     spec = spec.with_replicas(replicas or spec.replicas or loaded.service_under_test.replicas)
+    if backend == "kube" and spec.strategy.blue_green and node_port >= 32767:
+        _bad_input(InputError("--node-port", "blue-green needs NODE_PORT+1 for its preview Service: at most 32766"))
     try:
         plan = make_plan(loaded, spec, release=release, seed=seed, time_scale=time_scale)
     except LiveUnsupported as error:
@@ -390,7 +399,7 @@ def live(
     try:
         result = run_live(loaded, spec, target, plan, urls=urls, time_scale=time_scale, seed=seed,
                           max_rps=max_rps, max_wall_s=max_minutes * 60, log=log, metrics=metrics,
-                          before_run=(lambda runner: runner.request(Command.ABORT)) if rollback else None)
+                          rollback=rollback)
     except (LiveUnsupported, StateError) as error:
         _bad_input(InputError(scenario, str(error)))
     except KeyboardInterrupt:

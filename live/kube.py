@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -42,7 +43,7 @@ import urllib3
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
-from live.runner import LiveVersion, ReleasePlan, is_final, parse_command
+from live.runner import LiveVersion, ReleasePlan, StateError, is_final, parse_command
 from strategies import (
     LATENCY_BUCKETS_MS, Action, CommandRequest, Counters, Promote, Role, RolloutStatus, ScaleVersion, SetCanaryWeight, StrategySpec, SwitchActive, SwitchPreview,
     VersionObservation,
@@ -63,6 +64,7 @@ DEMO_PORT = 8080
 PROMETHEUS_CLIENT = "prometheus-client==0.21.1"
 
 T = TypeVar("T")
+log = logging.getLogger("rolloutlab.live.kube")
 
 
 class KubeError(RuntimeError):
@@ -186,6 +188,8 @@ class KubeBackend:
         self.plan: ReleasePlan | None = None
         self.spec: StrategySpec | None = None
         self._resource_version: str | None = None
+        self._state_seen: str | None = None  # the state annotation as this runner last read or wrote it
+        self._bad_command_seen: str | None = None
         self._lock = threading.Lock()
 
     @classmethod
@@ -281,6 +285,9 @@ class KubeBackend:
             if service is None:  # created meanwhile by another runner
                 service = retrying(lambda: self.core.read_namespaced_service(self.app, self.namespace), self.retry, "read Service")
         else:
+            if service.metadata.deletion_timestamp is not None:
+                raise KubeError(f"Service {self.namespace}/{self.app} is being deleted (with everything it owns); "
+                                "run again once it is gone")
             labels = service.metadata.labels or {}
             if labels.get("app.kubernetes.io/managed-by") != "rolloutlab":
                 raise KubeError(f"Service {self.namespace}/{self.app} exists and is not managed by rolloutlab; "
@@ -368,7 +375,10 @@ class KubeBackend:
             try:
                 return call()
             except ApiException as error:
-                if error.status == 409 and "already exists" in _api_message(error):
+                message = _api_message(error)
+                if error.status == 409 and "being deleted" in message:
+                    raise KubeError(f"{what}: {message}; run again once it is gone") from None
+                if error.status == 409 and "already exists" in message:
                     return None  # an earlier attempt (or a previous runner) created it
                 raise
         return retrying(attempt, self.retry, what)
@@ -494,9 +504,12 @@ class KubeBackend:
                          f"delete Deployment {name}")
 
     def _delete(self, call: Callable[[], Any], what: str) -> None:
+        """Run a call made with ``_preload_content=False`` (its answer, a Status, is not a
+        model the client can read); 404 is fine. The raw answer is read and its connection
+        handed back to the pool."""
         def attempt():
             try:
-                call()
+                _release(call())
             except ApiException as error:
                 if error.status != 404:
                     raise
@@ -508,17 +521,43 @@ class KubeBackend:
         service = self._read(lambda: self.core.read_namespaced_service(self.app, self.namespace), f"read Service {self.app}")
         if service is None:
             return None
-        return (service.metadata.annotations or {}).get(STATE_ANNOTATION)
+        self._state_seen = (service.metadata.annotations or {}).get(STATE_ANNOTATION)
+        return self._state_seen
 
     def save_state(self, state: str) -> None:
-        self._annotate({STATE_ANNOTATION: state})
+        """Write the runner state, but only over the state this runner last read or wrote:
+        a second runner on the same rollout must not move it backwards (a compare-and-swap
+        on the Service's resourceVersion; a concurrent write by a person, e.g. a command
+        annotation, is retried)."""
+        def attempt():
+            service = self.core.read_namespaced_service(self.app, self.namespace)
+            current = (service.metadata.annotations or {}).get(STATE_ANNOTATION)
+            if current == state:
+                return  # an earlier attempt wrote it and its answer was lost
+            if current != self._state_seen:
+                raise StateError("another runner is driving this rollout (its state changed under this one); "
+                                 "stop one of them")
+            body = {"metadata": {"resourceVersion": service.metadata.resource_version,
+                                 "annotations": {STATE_ANNOTATION: state}}}
+            self.core.patch_namespaced_service(self.app, self.namespace, body)
+        retrying(attempt, self.retry, f"save the rollout state on Service {self.app}")
+        self._state_seen = state
 
     def commands(self) -> tuple[CommandRequest, ...]:
         service = self._read(lambda: self.core.read_namespaced_service(self.app, self.namespace), f"read Service {self.app}")
         if service is None:
             return ()
         text = (service.metadata.annotations or {}).get(COMMAND_ANNOTATION)
-        return parse_command_annotation(text) if text else ()
+        if not text:
+            return ()
+        try:
+            return parse_command_annotation(text)
+        except KubeError as error:
+            # A typo must not stop the rollout (or every restart of it): say it, apply nothing.
+            if text != self._bad_command_seen:
+                self._bad_command_seen = text
+                log.warning("ignored: %s", error)
+            return ()
 
     def leave_command(self, request: CommandRequest) -> None:
         """What ``rolloutlab live --abort`` (or ``kubectl annotate``) does."""
@@ -543,6 +582,8 @@ class KubeBackend:
             kwargs["resource_version"] = self._resource_version
         try:
             for event in w.stream(self.core.list_namespaced_pod, self.namespace, **kwargs):
+                if not isinstance(event, dict):
+                    continue  # a blank or undecodable line of the stream
                 obj = event.get("object")
                 if event.get("type") == "ERROR":
                     self._resource_version = None  # 410 Gone: start again from a fresh list
@@ -597,7 +638,8 @@ class KubeBackend:
                 body = {"apiVersion": version, "kind": "Eviction",
                         "metadata": {"name": name, "namespace": self.namespace}}
                 try:
-                    self.core.create_namespaced_pod_eviction(name, self.namespace, body, _preload_content=False)
+                    _release(self.core.create_namespaced_pod_eviction(name, self.namespace, body,
+                                                                      _preload_content=False))
                     return
                 except ApiException as error:
                     if error.status == 404 and "not found" in _api_message(error).lower() and "pod" in _api_message(error).lower():
@@ -658,6 +700,13 @@ class KubeBackend:
         """Delete the entry Service; the garbage collector removes what it owns."""
         self._delete(lambda: self.core.delete_namespaced_service(
             self.app, self.namespace, propagation_policy="Foreground", _preload_content=False), f"delete Service {self.app}")
+
+
+def _release(answer) -> None:
+    """Read a raw (``_preload_content=False``) answer and give its connection back."""
+    if hasattr(answer, "release_conn"):
+        answer.read()
+        answer.release_conn()
 
 
 def _pod_ready(pod) -> bool:
@@ -725,6 +774,7 @@ class PodMetrics:
     def __init__(self, backend: KubeBackend) -> None:
         self.backend = backend
         self._last: dict[str, dict[str, Counters]] = {}  # pod uid -> its last scrape
+        self._base: dict[str, dict[str, Counters]] = {}  # pod uid -> counts of its earlier container lives
 
     def counters(self) -> dict[str | None, Counters]:
         b = self.backend
@@ -738,8 +788,19 @@ class PodMetrics:
                     f"{pod.metadata.name}:{DEMO_PORT}", b.namespace, "metrics", _request_timeout=2)
             except (ApiException, urllib3.exceptions.HTTPError, OSError):
                 continue  # this scrape missed; the pod's last counters stand
-            self._last[pod.metadata.uid] = counters_from_exposition(text)
-        return sum_counters(self._last.values())
+            uid = pod.metadata.uid
+            self._base[uid], self._last[uid] = fold_scrape(
+                self._base.get(uid, {}), self._last.get(uid, {}), counters_from_exposition(text))
+        return sum_counters([*self._base.values(), *self._last.values()])
+
+
+def fold_scrape(base: dict, last: dict, scrape: dict) -> tuple[dict, dict]:
+    """(base, last) after a new scrape of one pod. A counter that fell means the container
+    restarted (same pod, counters from zero): what it had counted moves into ``base``, so
+    the pod's total only grows, as Prometheus' ``rate()`` reads a reset."""
+    if any(scrape.get(v, Counters()).requests < c.requests for v, c in last.items()):
+        base = sum_counters([base, last])
+    return base, scrape
 
 
 def sum_counters(scrapes) -> dict[str | None, Counters]:

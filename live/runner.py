@@ -148,6 +148,8 @@ class RunnerState:
     @classmethod
     def load(cls, text: str) -> "RunnerState":
         data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError(f"expected a JSON object, got {type(data).__name__}")
         if data.get("v") != STATE_VERSION:
             raise StateError(f"runner state version {data.get('v')!r}, this runner reads {STATE_VERSION}")
         return cls(data["release"], float(data["origin_wall"]), float(data["time_scale"]),
@@ -264,13 +266,17 @@ class Runner:
             return RunnerState(self.plan.release, self.clock(), self.time_scale, RolloutStatus()), False
         try:
             state = RunnerState.load(text)
-        except (ValueError, KeyError, TypeError) as error:
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
             raise StateError(f"the persisted runner state is unreadable: {error}") from None
         if state.release != self.plan.release:
             raise StateError(
                 f"the cluster holds the rollout of release {state.release!r}; this run is {self.plan.release!r}. "
                 "Finish or roll back that one first (or delete its objects)."
             )
+        if state.time_scale != self.time_scale:
+            # the status' times are on the saved clock; a second clock would mix the two
+            raise StateError(f"the rollout being resumed runs at time scale {state.time_scale:g}, "
+                             f"not {self.time_scale:g}: resume it with the same --time-scale")
         return state, True
 
     def now(self, state: RunnerState) -> float:
@@ -317,6 +323,11 @@ class Runner:
         deadline = time.monotonic() + max_wall_s
         faults = sorted(self.faults, key=lambda f: f[0])
         fired = 0
+        if resumed:
+            # A fault whose time passed before this restart was injected by the runner that
+            # died (or fell in its downtime): never inject one twice.
+            while fired < len(faults) and faults[fired][0] <= self.now(state):
+                fired += 1
         cycle = 0
         status = state.status
         while True:

@@ -20,13 +20,14 @@ import numpy as np
 import pandas as pd
 
 from live.loadgen import ERROR_OUTCOMES, NOT_SERVED, LoadGenerator, Target
-from live.runner import Backend, LiveVersion, NoMetrics, ReleasePlan, RunSummary, Runner
+from live.runner import Backend, LiveVersion, NoMetrics, ReleasePlan, RunSummary, Runner, StateError, is_final
 from scenarios.schema import Scenario
 from sim.run import draw_release, make_streams
 from sim.montecarlo import run_seed_sequence
-from strategies import Role, StrategySpec
+from strategies import Command, Role, StrategySpec
 
 RELEASES = ("bad", "good", "drawn")
+PEAK_MIN_REQUESTS = 20  # a peak error rate is taken over scrape-interval bins with at least this many requests
 ROUTER_OUTCOMES = ("router_5xx", "connect_refused", "connection_reset")  # answered by nobody or by the router
 
 
@@ -158,13 +159,22 @@ def run_live(
     scenario: Scenario, spec: StrategySpec, backend: Backend, plan: ReleasePlan, *,
     urls: dict[str, str | None] | None = None, time_scale: float, seed: int, run: int = 0, max_rps: float = 200.0,
     max_wall_s: float = 600.0, log: Callable[[str], None] | None = None,
-    before_run: Callable[[Runner], None] | None = None, metrics: str = "loadgen",
+    before_run: Callable[[Runner], None] | None = None, metrics: str = "loadgen", rollback: bool = False,
 ) -> LiveRun:
-    """Run the rollout for real with traffic; return its row and timeline."""
+    """Run the rollout for real with traffic; return its row and timeline. ``rollback``:
+    abort the rollout an interrupted run left behind (StateError if there is none)."""
     spec = spec if spec.replicas else spec.with_replicas(plan.replicas)
     runner = Runner(spec, plan, backend, NoMetrics(), time_scale=time_scale,
                     faults=fault_schedule(scenario, backend, time_scale), log=log)
-    runner.prepare()
+    state, resumed = runner.prepare()
+    if resumed and is_final(state.status):
+        what = "promoted" if state.status.completed else "rolled back"
+        raise StateError(f"release {plan.release} was already {what} by an earlier run; nothing to run "
+                         "(delete the app's objects, or use another app name, for a new experiment)")
+    if rollback and not resumed:
+        raise StateError(f"nothing to roll back: no interrupted rollout of {plan.release} was found")
+    if rollback:
+        runner.request(Command.ABORT)
     # Users arrive once the stable version serves, as on a real service before a release;
     # traffic into a half-started setup would count start-up failures as the release's.
     runner.wait_until_stable_serves(timeout_s=min(120.0, max_wall_s))
@@ -191,7 +201,9 @@ def run_live(
     if before_run is not None:
         before_run(runner)
     with load:
-        summary = runner.run(max_wall_s=min(max_wall_s, window_s))
+        # Until the rollout is final and cleaned up, as the simulator follows a run past its
+        # window; the counts below only take the window's traffic.
+        summary = runner.run(max_wall_s=max_wall_s)
         # follow the window to its end, as the simulator does, so counts are comparable
         remaining = window_s - summary.ended_at / time_scale
         if remaining > 0 and summary.finished:
@@ -214,12 +226,15 @@ def run_live(
 # --------------------------------------------------------------------------- the row
 
 
-def outcome_of(summary: RunSummary, defective: bool) -> str:
+def outcome_of(summary: RunSummary, defective: bool, harmed: bool) -> str:
+    """The simulator's outcome words (sim/run.py ``_outcome``) for a live run."""
     s = summary.status
     if s.aborted:
-        return "rolled_back" if defective else "false_rollback"
+        if not defective:
+            return "false_rollback"
+        return "rolled_back_manual" if detected_by(s) == "manual" else "rolled_back"
     if s.completed:
-        return "failed_undetected" if defective else "promoted"
+        return "failed_undetected" if defective and harmed else "promoted"
     return "stuck"
 
 
@@ -229,18 +244,24 @@ def results_row(scenario: Scenario, spec: StrategySpec, plan: ReleasePlan, sourc
     nan = math.nan
     s = summary.status
     defective = plan.defect != "none"
-    user = records[(records["target"] == "user") & ~records["outcome"].isin([o.value for o in NOT_SERVED])]
+    served = ~records["outcome"].isin([o.value for o in NOT_SERVED])
+    in_window = (records["at"] >= 0) & (records["at"] <= scenario.duration)  # the simulator's counting window
+    user = records[(records["target"] == "user") & served & in_window]
     failed = user["outcome"].isin([o.value for o in ERROR_OUTCOMES])
     on_canary = user["version"] == plan.canary.name
     impact_started = float(user.loc[on_canary, "at"].min()) if defective and on_canary.any() else nan
     finished = s.completed_at if s.completed else s.restored_at
-    restored = s.restored_at if (s.aborted and s.restored_at is not None) else None
-    if defective and restored is not None and not math.isnan(impact_started):
-        time_to_restore = restored - impact_started
-    else:
+    harmed = defective and not math.isnan(impact_started)
+    # as sim/run.py: restored means users were hurt and the harm ended (NaN otherwise,
+    # a false rollback included)
+    restored = s.restored_at if (harmed and s.aborted and s.restored_at is not None) else None
+    time_to_restore = restored - impact_started if restored is not None else nan
+    if time_to_restore < 0:  # a resumed run saw its first canary answer after the restore
         time_to_restore = nan
     bins = np.floor(user["at"] / max(scenario.monitoring.scrape_interval, 1e-9)) if len(user) else pd.Series(dtype=float)
-    per_bin = failed.groupby(bins).mean() if len(user) else pd.Series(dtype=float)
+    grouped = failed.groupby(bins) if len(user) else None
+    # bins of a handful of requests (the window's ragged edges) would make one failure 100%
+    per_bin = grouped.mean()[grouped.size() >= PEAK_MIN_REQUESTS] if grouped is not None else pd.Series(dtype=float)
     tail = user.tail(max(1, len(user) // 10))
     router_failures = int(user["outcome"].isin(ROUTER_OUTCOMES).sum())
     def at(value):
@@ -253,7 +274,7 @@ def results_row(scenario: Scenario, spec: StrategySpec, plan: ReleasePlan, sourc
         "seed": seed,
         "release": plan.release,
         "defect": plan.defect,
-        "outcome": outcome_of(summary, defective),
+        "outcome": outcome_of(summary, defective, harmed),
         "started_at": at(s.started_at),
         "finished_at": at(finished),
         "detected_at": at(s.aborted_at) if s.aborted else nan,
@@ -261,13 +282,12 @@ def results_row(scenario: Scenario, spec: StrategySpec, plan: ReleasePlan, sourc
         "requests": int(len(user)),
         "failed_requests": int(failed.sum()),
         "peak_error_rate": float(per_bin.max()) if len(per_bin) else 0.0,
-        "replica_seconds": replica_seconds(summary),
-        "change_failed": bool(defective and not math.isnan(impact_started)),
+        "replica_seconds": replica_seconds(summary, scenario.duration),
+        "change_failed": bool(harmed),
         "false_rollback": bool(s.aborted and not defective),
         "impact_started_at": impact_started,
         "time_to_restore": time_to_restore,
-        "detected_by": "analysis" if s.aborted and "analysis" in (s.abort_reason or "").lower() else
-        ("controller" if s.aborted else "none"),
+        "detected_by": detected_by(s),
         "rollout_duration": at(finished),
         "human_action": "none",
         "ended_at": float(summary.ended_at),
@@ -284,12 +304,25 @@ def results_row(scenario: Scenario, spec: StrategySpec, plan: ReleasePlan, sourc
     }
 
 
-def replica_seconds(summary: RunSummary) -> float:
-    """Pods running over time (scenario seconds), from the runner's observations."""
+def replica_seconds(summary: RunSummary, duration: float) -> float:
+    """Pods asked for over the scenario's window (scenario seconds), as the simulator
+    counts cost: each observation's replicas hold until the next one, the last until the
+    window ends; nothing outside [0, duration] counts."""
     total, points = 0.0, summary.timeline
-    for a, b in zip(points, points[1:]):
-        total += (a.stable_replicas + a.canary_replicas) * (b.at - a.at)
+    for a, b in zip(points, [*points[1:], None]):
+        start = max(a.at, 0.0)
+        end = min(b.at if b is not None else max(duration, a.at), duration)
+        if end > start:
+            total += (a.stable_replicas + a.canary_replicas) * (end - start)
     return float(total)
+
+
+def detected_by(status) -> str:
+    """Who caught the release, in the simulator's words (sim/world.py)."""
+    if not status.aborted:
+        return ""
+    reason = status.abort_reason or ""
+    return "manual" if "by command" in reason else ("deadline" if "deadline" in reason else "analysis")
 
 
 def timeline_points(summary: RunSummary, records: pd.DataFrame, plan: ReleasePlan) -> list[dict[str, Any]]:

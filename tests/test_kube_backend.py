@@ -472,3 +472,25 @@ def test_node_loss_evicts_its_pods_onto_the_other_nodes_and_the_node_comes_back(
 
     assert settle(moved)
     assert settle(lambda: not core.read_node(node).spec.unschedulable, timeout=10)
+
+
+def test_a_second_runner_on_the_same_rollout_is_stopped_before_it_moves_it_backwards(cluster, ns):
+    _, api, _ = cluster
+    spec = fast(load_strategy("canary"))
+    first, _ = make_runner(api, ns, spec, plan())
+    first.run(max_wall_s=10, max_cycles=3)
+    second, _ = make_runner(api, ns, spec, plan())
+    second.prepare()  # reads the state as it is now
+    first.run(max_wall_s=10, max_cycles=3)  # the first one goes on and writes newer state
+    with pytest.raises(StateError, match="another runner"):
+        second.run(max_wall_s=10, max_cycles=3)
+
+
+def test_a_malformed_command_annotation_is_ignored_not_fatal(cluster, ns):
+    _, api, _ = cluster
+    runner, backend = make_runner(api, ns, fast(load_strategy("canary")), plan())
+    runner.run(max_wall_s=10, max_cycles=2)
+    client.CoreV1Api(api).patch_namespaced_service("demo", ns, {"metadata": {"annotations": {COMMAND_ANNOTATION: "abort"}}})
+    assert backend.commands() == ()
+    summary, _ = make_runner(api, ns, fast(load_strategy("canary")), plan())
+    assert summary.run(max_wall_s=60).status.completed

@@ -38,3 +38,13 @@ def test_scrapes_of_several_pods_add_up_per_version():
 @pytest.mark.parametrize("text", ["", "# nothing here\n", "other_metric 3\n"])
 def test_pages_without_demo_metrics_give_no_counters(text):
     assert counters_from_exposition(text) == {}
+
+
+def test_a_container_restart_keeps_the_pods_earlier_counts():
+    from live.kube import fold_scrape
+
+    base, last = fold_scrape({}, {}, {"v2": Counters(100, 10)})
+    base, last = fold_scrape(base, last, {"v2": Counters(150, 12)})
+    assert sum_counters([base, last])["v2"] == Counters(150, 12)
+    base, last = fold_scrape(base, last, {"v2": Counters(5, 5)})  # restarted: counting from zero again
+    assert sum_counters([base, last])["v2"] == Counters(155, 17)
