@@ -547,7 +547,13 @@ class KubeBackend:
         service = self._read(lambda: self.core.read_namespaced_service(self.app, self.namespace), f"read Service {self.app}")
         if service is None:
             return ()
-        text = (service.metadata.annotations or {}).get(COMMAND_ANNOTATION)
+        annotations = service.metadata.annotations or {}
+        if annotations.get(STATE_ANNOTATION) != self._state_seen:
+            # read every cycle before deciding: a runner whose state is stale stops before
+            # it acts on it, not only when it saves (save_state checks again)
+            raise StateError("another runner is driving this rollout (its state changed under this one); "
+                             "stop one of them")
+        text = annotations.get(COMMAND_ANNOTATION)
         if not text:
             return ()
         try:

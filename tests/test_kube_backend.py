@@ -474,6 +474,10 @@ def test_node_loss_evicts_its_pods_onto_the_other_nodes_and_the_node_comes_back(
     assert settle(lambda: not core.read_node(node).spec.unschedulable, timeout=10)
 
 
+def backend_state(api, ns):
+    return service_annotations(api, ns)[STATE_ANNOTATION]
+
+
 def test_a_second_runner_on_the_same_rollout_is_stopped_before_it_moves_it_backwards(cluster, ns):
     _, api, _ = cluster
     spec = fast(load_strategy("canary"))
@@ -481,7 +485,9 @@ def test_a_second_runner_on_the_same_rollout_is_stopped_before_it_moves_it_backw
     first.run(max_wall_s=10, max_cycles=3)
     second, _ = make_runner(api, ns, spec, plan())
     second.prepare()  # reads the state as it is now
-    first.run(max_wall_s=10, max_cycles=3)  # the first one goes on and writes newer state
+    first.request(Command.ABORT)  # the first one goes on and surely writes a different state
+    first.run(max_wall_s=10, max_cycles=3)
+    assert RunnerState.load(backend_state(api, ns)).status.aborted
     with pytest.raises(StateError, match="another runner"):
         second.run(max_wall_s=10, max_cycles=3)
 
