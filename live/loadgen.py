@@ -78,6 +78,9 @@ ERROR_OUTCOMES = frozenset({
     Outcome.TIMEOUT, Outcome.OTHER,
 })
 # Never reached a verdict: not in counters(), and not requests a user saw.
+NO_ANSWER = frozenset({
+    Outcome.ROUTER_5XX, Outcome.CONNECT_REFUSED, Outcome.CONNECTION_RESET, Outcome.TIMEOUT, Outcome.OTHER,
+})  # failed with no version answering: the router's or the network's (or a starved client's: timeout)
 NOT_SERVED = frozenset({Outcome.DROPPED, Outcome.UNSENT, Outcome.CANCELLED})
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from live.loadgen import ERROR_OUTCOMES, NOT_SERVED, LoadGenerator, Target
+from live.loadgen import ERROR_OUTCOMES, NO_ANSWER, NOT_SERVED, LoadGenerator, Outcome, Target
 from live.runner import Backend, LiveVersion, NoMetrics, ReleasePlan, RunSummary, Runner, StateError, is_final
 from scenarios.schema import Scenario
 from sim.run import draw_release, make_streams
@@ -28,7 +28,8 @@ from strategies import Command, Role, StrategySpec
 
 RELEASES = ("bad", "good", "drawn")
 PEAK_MIN_REQUESTS = 20  # a peak error rate is taken over scrape-interval bins with at least this many requests
-ROUTER_OUTCOMES = ("router_5xx", "connect_refused", "connection_reset")  # answered by nobody or by the router
+# answered by nobody or by the router (timeouts and client-side errors are not the router's)
+ROUTER_OUTCOMES = tuple(sorted(o.value for o in NO_ANSWER - {Outcome.TIMEOUT, Outcome.OTHER}))
 
 
 class LiveUnsupported(ValueError):

@@ -68,7 +68,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from live.loadgen import ERROR_OUTCOMES, NOT_SERVED
+from live.loadgen import ERROR_OUTCOMES, NO_ANSWER, NOT_SERVED
 from live.session import LiveRun, live_rates, make_plan, pick_defect, run_live
 from scenarios.schema import FixedDistribution, LognormalDistribution, Scenario
 from sim.montecarlo import run_many, run_seed_sequence
@@ -81,7 +81,7 @@ LEVEL = 0.95
 RELEASES = ("bad", "good")
 NEVER = math.inf  # something that did not happen within the run: later than any time
 
-NO_ANSWER_OUTCOMES = ("router_5xx", "connect_refused", "connection_reset", "timeout", "other")
+NO_ANSWER_OUTCOMES = tuple(sorted(o.value for o in NO_ANSWER))
 """User requests that failed with no version answering: the router's or the network's."""
 
 
