@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.outside_systems import needs_haproxy
 from live.haproxy import (
     HAPROXY, Layout, RouterFiles, RouterLayout, RouterRetries, RouterSettings, render_config, render_map,
 )
@@ -39,8 +40,7 @@ from strategies.status import evolve
 
 ROOT = Path(__file__).resolve().parents[1]
 
-pytestmark = pytest.mark.skipif(not Path(HAPROXY).exists(), reason=f"HAProxy not installed at {HAPROXY} "
-                                "(Debian: apt-get install haproxy); the local backend routes through it")
+pytestmark = needs_haproxy
 
 FAST = dict(probe=Probe(period_s=0.1, timeout_s=0.25), backoff=Backoff(base_s=0.2, cap_s=0.8),
             termination_grace_s=2.0, seed=11)

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from live.haproxy import HAPROXY
+from tests.outside_systems import needs_haproxy
 from live.validate import (
     NEVER, Kind, LiveResult, Metric, Settings, SwitchFailures, ValidateError, Validation, Verdict,
     check_hold, compute_calibrated_scenario, compute_exit_code, compute_live_scenario, compute_live_step_weights,
@@ -298,9 +298,6 @@ def test_calibrated_scenario_takes_the_measured_pod_start(standard):
 
 # --------------------------------------------------------------------------- the command
 
-REQUIRE_HAPROXY = os.environ.get("ROLLOUTLAB_REQUIRE_HAPROXY") == "1"  # CI: a missing HAProxy fails, never skips
-needs_haproxy = pytest.mark.skipif(not Path(HAPROXY).exists() and not REQUIRE_HAPROXY,
-                                   reason=f"HAProxy not installed at {HAPROXY} (Debian: apt-get install haproxy)")
 
 
 def rolloutlab(*args: str, env: dict | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
