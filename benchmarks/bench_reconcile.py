@@ -15,8 +15,8 @@ import argparse
 import statistics
 import time
 
-from strategies import Role, StrategySpec, load_strategy
-from strategies.dry_run import IdealWorld
+from rolloutlab.strategies import Role, StrategySpec, load_strategy
+from rolloutlab.strategies.dry_run import IdealWorld
 
 JUDGES = {
     "threshold": {"successCondition": "result < 0.02"},

@@ -19,10 +19,10 @@ import time
 
 import numpy as np
 
-from scenarios import bundled_scenario, load_scenario
-from sim.montecarlo import run_many
-from sim.run import simulate
-from strategies import load_strategy
+from rolloutlab.scenarios import bundled_scenario, load_scenario
+from rolloutlab.sim.montecarlo import run_many
+from rolloutlab.sim.run import simulate
+from rolloutlab.strategies import load_strategy
 
 STRATEGIES = ("blue-green", "canary", "rolling")
 

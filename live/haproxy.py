@@ -55,14 +55,12 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
+from rolloutlab.errors import RouterError
+
 HAPROXY = "/usr/sbin/haproxy"
 NO_BACKEND = "be_none"
 SHARED_BACKEND = "be_app"
 SLOT_PLACEHOLDER_PORT = 1  # a disabled slot's address; never contacted (maintenance)
-
-
-class RouterError(RuntimeError):
-    """HAProxy refused a command or did not start; the message says which and why."""
 
 
 # --------------------------------------------------------------------------- settings

@@ -43,13 +43,25 @@ import urllib3
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
-from live.runner import LiveVersion, ReleasePlan, StateError, is_final, parse_command
-from strategies import (
-    LATENCY_BUCKETS_MS, Action, CommandRequest, Counters, Promote, Role, RolloutStatus, ScaleVersion, SetCanaryWeight, StrategySpec, SwitchActive, SwitchPreview,
+from rolloutlab.errors import KubeError, StateError
+from rolloutlab.live.runner import LiveVersion, ReleasePlan, is_final, parse_command
+from rolloutlab.strategies import (
+    LATENCY_BUCKETS_MS,
+    Action,
+    CommandRequest,
+    Counters,
+    Promote,
+    Role,
+    RolloutStatus,
+    ScaleVersion,
+    SetCanaryWeight,
+    StrategySpec,
+    SwitchActive,
+    SwitchPreview,
     VersionObservation,
 )
-from strategies.observation import Command
-from strategies.spec import StrategyKind, TrafficRouting
+from rolloutlab.strategies.observation import Command
+from rolloutlab.strategies.spec import StrategyKind, TrafficRouting
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "rolloutlab"}
 STATE_ANNOTATION = "rolloutlab.io/state"
@@ -65,10 +77,6 @@ PROMETHEUS_CLIENT = "prometheus-client==0.21.1"
 
 T = TypeVar("T")
 log = logging.getLogger("rolloutlab.live.kube")
-
-
-class KubeError(RuntimeError):
-    """The cluster refused something that retrying will not fix (a clear message for the CLI)."""
 
 
 # --------------------------------------------------------------------------- retries

@@ -45,7 +45,7 @@ import httpx
 import numpy as np
 import pandas as pd
 
-from strategies.observation import LATENCY_BUCKETS_MS, Counters
+from rolloutlab.strategies.observation import LATENCY_BUCKETS_MS, Counters
 
 if importlib.util.find_spec("sniffio") is None:  # pragma: no cover - depends on the environment
     # httpcore 1.x tries `import sniffio` on every lock it takes; a failed import is not

@@ -76,17 +76,36 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from live.haproxy import (
-    HAPROXY, NO_BACKEND, HAProxyProcess, HealthCheck, Layout, RouterError, RouterFiles, RouterLayout, RouterSettings,
-    RouterStats, slot_name,
+from rolloutlab.errors import LocalBackendError, RouterError, StateError
+from rolloutlab.live.haproxy import (
+    HAPROXY,
+    NO_BACKEND,
+    HAProxyProcess,
+    HealthCheck,
+    Layout,
+    RouterFiles,
+    RouterLayout,
+    RouterSettings,
+    RouterStats,
+    slot_name,
 )
-from live.runner import LiveVersion, ReleasePlan, RunnerState, StateError, parse_command
-from strategies import (
-    Action, Command, CommandRequest, Promote, Role, RolloutStatus, ScaleVersion, SetCanaryWeight, StrategySpec,
-    SwitchActive, SwitchPreview, VersionObservation,
+from rolloutlab.live.runner import LiveVersion, ReleasePlan, RunnerState, parse_command
+from rolloutlab.strategies import (
+    Action,
+    Command,
+    CommandRequest,
+    Promote,
+    Role,
+    RolloutStatus,
+    ScaleVersion,
+    SetCanaryWeight,
+    StrategySpec,
+    SwitchActive,
+    SwitchPreview,
+    VersionObservation,
 )
-from strategies.cycle import ceil_share
-from strategies.spec import StrategyKind, TrafficRouting
+from rolloutlab.strategies.cycle import ceil_share
+from rolloutlab.strategies.spec import StrategyKind, TrafficRouting
 
 log = logging.getLogger(__name__)
 
@@ -96,10 +115,6 @@ RECORD_FILE = "backend.json"
 COMMANDS_FILE = "commands"
 RECORD_VERSION = 1
 _LISTENING = re.compile(rb"listening=\S*?:(\d+)")
-
-
-class LocalBackendError(RuntimeError):
-    """Something the local backend cannot do; the message names what and why."""
 
 
 # --------------------------------------------------------------------------- settings

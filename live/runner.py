@@ -30,12 +30,28 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-from strategies import (
-    Action, Command, CommandRequest, Counters, Event, Observation, Promote, Role, RolloutStatus, ScaleVersion,
-    SetCanaryWeight, StrategySpec, SwitchActive, SwitchPreview, VersionObservation, compute_declared_weight,
-    dump_status, load_status, reconcile,
+from rolloutlab.errors import StateError
+from rolloutlab.strategies import (
+    Action,
+    Command,
+    CommandRequest,
+    Counters,
+    Event,
+    Observation,
+    Promote,
+    Role,
+    RolloutStatus,
+    ScaleVersion,
+    SetCanaryWeight,
+    StrategySpec,
+    SwitchActive,
+    SwitchPreview,
+    VersionObservation,
+    compute_declared_weight,
+    dump_status,
+    load_status,
+    reconcile,
 )
-
 
 # --------------------------------------------------------------------------- what runs
 
@@ -167,10 +183,6 @@ def parse_command(text: str) -> CommandRequest:
     except ValueError:
         raise ValueError(f"unknown command {parts[1]!r}; one of {', '.join(c.value for c in Command)}") from None
     return CommandRequest(int(parts[0]), command)
-
-
-class StateError(RuntimeError):
-    """Persisted state that this run must not touch (another release, a newer format)."""
 
 
 # --------------------------------------------------------------------------- the runner

@@ -19,21 +19,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from live.loadgen import ERROR_OUTCOMES, NO_ANSWER, NOT_SERVED, LoadGenerator, Outcome, Target
-from live.runner import Backend, LiveVersion, NoMetrics, ReleasePlan, RunSummary, Runner, StateError, is_final
-from scenarios.schema import Scenario
-from sim.run import draw_release, make_streams
-from sim.montecarlo import run_seed_sequence
-from strategies import Command, Role, StrategySpec
+from rolloutlab.errors import LiveUnsupported, StateError
+from rolloutlab.live.loadgen import ERROR_OUTCOMES, NO_ANSWER, NOT_SERVED, LoadGenerator, Outcome, Target
+from rolloutlab.live.runner import Backend, LiveVersion, NoMetrics, ReleasePlan, Runner, RunSummary, is_final
+from rolloutlab.scenarios.release import draw_release, make_streams, run_seed_sequence
+from rolloutlab.scenarios.schema import Scenario
+from rolloutlab.strategies import Command, Role, StrategySpec
 
 RELEASES = ("bad", "good", "drawn")
 PEAK_MIN_REQUESTS = 20  # a peak error rate is taken over scrape-interval bins with at least this many requests
 # answered by nobody or by the router (timeouts and client-side errors are not the router's)
 ROUTER_OUTCOMES = tuple(sorted(o.value for o in NO_ANSWER - {Outcome.TIMEOUT, Outcome.OTHER}))
-
-
-class LiveUnsupported(ValueError):
-    """A scenario feature that has no live counterpart (yet): said, never skipped silently."""
 
 
 # --------------------------------------------------------------------------- the plan
@@ -368,11 +364,11 @@ def open_backend(name: str, *, state_dir, context: str | None = None, namespace:
                  node_port: int = 30080, seed: int = 0, log: Callable[[str], None] | None = None):
     """The backend a ``rolloutlab live --backend NAME`` run uses (bad names are ValueError)."""
     if name == "local":
-        from live.local import LocalBackend
+        from rolloutlab.live.local import LocalBackend
 
         return LocalBackend(state_dir, seed=seed, log=log)
     if name == "kube":
-        from live.kube import KubeBackend
+        from rolloutlab.live.kube import KubeBackend
 
         return KubeBackend.from_kubeconfig(context, namespace, node_port=node_port)
     raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {name!r}")

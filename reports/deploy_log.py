@@ -57,8 +57,8 @@ from typing import Any
 
 import pandas as pd
 
-from sim.results import NO_DEFECT, Outcome, ResultsError, to_frame
-from strategies.yaml_input import InputError
+from rolloutlab.errors import InputError, ResultsError
+from rolloutlab.results.table import NO_DEFECT, Outcome, to_frame
 
 REQUIRED_COLUMNS = ("id", "service", "commit_time", "deploy_time", "status")
 OPTIONAL_COLUMNS = ("failure_time", "restore_time", "rework")

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from reports import plots
-from reports.dora import DEFINITIONS, TIERS, compute_dora, dora_frame
-from sim.comparison import FIGURE_METHODS, format_duration, format_percent, format_quantity, summarize
-from sim.world import TimelinePoint
+from rolloutlab.reports import plots
+from rolloutlab.reports.dora import DEFINITIONS, TIERS, compute_dora, dora_frame
+from rolloutlab.results.statistics import FIGURE_METHODS, format_duration, format_percent, format_quantity, summarize
+from rolloutlab.results.timeline import TimelinePoint
 
 
 @dataclass(frozen=True)

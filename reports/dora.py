@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from sim.comparison import (
+from rolloutlab.results.statistics import (
     CONFIDENCE,
     Figure,
     compute_mean_bootstrap_interval,

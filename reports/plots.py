@@ -31,9 +31,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from sim import comparison
-from sim.comparison import StrategySummary
-from sim.world import TimelinePoint
+from rolloutlab.results import statistics as comparison
+from rolloutlab.results.statistics import StrategySummary
+from rolloutlab.results.timeline import TimelinePoint
 
 __all__ = [
     "GRID_METRICS",

@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from scenarios.schema import (
+    from rolloutlab.scenarios.schema import (
         BUNDLED_SCENARIOS_DIR,
         SCENARIO_LIBRARY_DIR,
         Assertion,
@@ -58,5 +58,5 @@ if TYPE_CHECKING:
 
 def __getattr__(name: str) -> Any:
     if name in __all__:
-        return getattr(importlib.import_module("scenarios.schema"), name)
+        return getattr(importlib.import_module("rolloutlab.scenarios.schema"), name)
     raise AttributeError(f"module 'scenarios' has no attribute {name!r}")

@@ -49,8 +49,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from scenarios.schema import METRICS, Assertion, Expectation
-from sim.comparison import (
+from rolloutlab.results.statistics import (
     CONFIDENCE,
     Figure,
     compute_mean_bootstrap_interval,
@@ -61,7 +60,8 @@ from sim.comparison import (
     format_duration,
     format_quantity,
 )
-from sim.results import NO_DEFECT, Outcome
+from rolloutlab.results.table import NO_DEFECT, Outcome
+from rolloutlab.scenarios.schema import METRICS, Assertion, Expectation
 
 __all__ = [
     "DEFAULT_CONFIDENCE",

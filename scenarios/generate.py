@@ -15,10 +15,10 @@ For example, to check that your own strategy file never leaves users on a broken
 version, whatever the world::
 
     from hypothesis import given, settings
-    from scenarios.generate import valid_scenarios
-    from sim.run import simulate
-    from sim.montecarlo import run_seed_sequence
-    from strategies import load_strategy
+    from rolloutlab.scenarios.generate import valid_scenarios
+    from rolloutlab.sim.run import simulate
+    from rolloutlab.scenarios.release import run_seed_sequence
+    from rolloutlab.strategies import load_strategy
 
     MINE = load_strategy("deploy/my-canary.yaml")
 
@@ -38,11 +38,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import yaml
 from hypothesis import strategies as st
 
-import yaml
-
-from scenarios.schema import DEFAULT_STRATEGIES, METRICS, STATS, Scenario
+from rolloutlab.scenarios.schema import DEFAULT_STRATEGIES, METRICS, STATS, Scenario
 
 __all__ = [
     "SERVICE_NAMES",

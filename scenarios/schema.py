@@ -42,8 +42,9 @@ from pydantic import (
     model_validator,
 )
 
-from strategies.files import bundled_strategy_names
-from strategies.yaml_input import FieldError, InputError, load_model_file, parse_duration
+from rolloutlab.errors import FieldError, InputError
+from rolloutlab.strategies.files import bundled_strategy_names
+from rolloutlab.strategies.yaml_input import load_model_file, parse_duration
 
 __all__ = [
     "ALL_STRATEGIES",

@@ -24,10 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from scenarios.schema import Scenario
-from sim.run import STREAMS, child_seed, draw_release, make_streams, simulate
-from sim.sampling import sample
-from strategies import StrategySpec
+from rolloutlab.scenarios.release import STREAMS, child_seed, draw_release, make_streams
+from rolloutlab.scenarios.schema import Scenario
+from rolloutlab.sim.run import simulate
+from rolloutlab.sim.sampling import sample
+from rolloutlab.strategies import StrategySpec
 
 DAY = 86400.0
 

@@ -32,7 +32,9 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from sim.results import ResultsError, to_frame
+from rolloutlab.errors import DaskUnavailable, ExecutorError, ResultsError, SimulationFailed
+from rolloutlab.results.table import to_frame
+from rolloutlab.scenarios.release import run_seed_sequence
 
 RunFn = Callable[..., Mapping[str, Any]]
 """``run_fn(scenario, strategy, run, seed_seq, fidelity=...) -> row``: one deployment,
@@ -46,28 +48,6 @@ PROGRESS_DELAY_SECONDS = 1.0
 
 _TASKS_PER_WORKER = 8  # chunks per worker: enough to balance load, few enough to amortise pickling
 _MAX_SEED = 2**63  # the seed column is int64
-
-
-class ExecutorError(ValueError):
-    """An executor that cannot be used: a malformed executor string or a missing extra."""
-
-
-class DaskUnavailable(ExecutorError):
-    """A Dask executor was asked for but dask.distributed is not installed."""
-
-
-class RunFailed(RuntimeError):
-    """A simulated run raised: the message names the strategy, run and seed to replay it."""
-
-    def __init__(self, message: str, strategy: str, run: int | None, seed: int) -> None:
-        super().__init__(message)
-        self.strategy = strategy
-        self.run = run  # None when a whole chunk was lost (a worker process died)
-        self.seed = seed
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Crosses process and Dask boundaries with its fields intact.
-        return (type(self), (self.args[0], self.strategy, self.run, self.seed))
 
 
 @dataclass(frozen=True)
@@ -89,14 +69,6 @@ class RunChunk:
 
     def __len__(self) -> int:
         return self.stop - self.start
-
-
-def run_seed_sequence(seed: int, run: int) -> np.random.SeedSequence:
-    """The seed sequence of run ``run`` in a batch seeded ``seed``, shared by every strategy.
-
-    Equal to ``np.random.SeedSequence(seed).spawn(run + 1)[run]``, without spawning the others.
-    """
-    return np.random.SeedSequence(seed, spawn_key=(run,))
 
 
 def parse_executor(spec: str) -> ExecutorChoice:
@@ -125,7 +97,7 @@ def run_chunk(
 ) -> list[dict[str, Any]]:
     """Simulate one chunk's runs (in a worker) and return their rows, each with ``run`` and ``seed``.
 
-    A run that raises, or returns something that is not a row, raises ``RunFailed`` naming
+    A run that raises, or returns something that is not a row, raises ``SimulationFailed`` naming
     the strategy, run and seed, with the worker's traceback in the message.
     """
     rows = []
@@ -137,7 +109,7 @@ def run_chunk(
         except Exception as exc:
             where = f"strategy {chunk.strategy_name!r}, run {run}, seed {seed}"
             function = f"{getattr(run_fn, '__module__', '?')}.{getattr(run_fn, '__qualname__', 'run_fn')}"
-            raise RunFailed(
+            raise SimulationFailed(
                 f"{where} failed: {type(exc).__name__}: {exc}\n"
                 f"replay it: {function}(scenario, strategy, {run}, "
                 f"numpy.random.SeedSequence({seed}, spawn_key=({run},)), fidelity={fidelity!r})\n"
@@ -181,13 +153,13 @@ def run_many(
     - ``run_fn``: the single-run simulator, default ``sim.run.simulate_run``.
     - ``chunk_size``: runs per task, default about ``runs / (8 x workers)``.
 
-    A failing run raises ``RunFailed`` naming the strategy, run and seed to replay.
+    A failing run raises ``SimulationFailed`` naming the strategy, run and seed to replay.
     """
     names = _check_batch(strategies, runs, seed, workers, chunk_size)
     seed = int(seed)
     choice = parse_executor(executor)
     if run_fn is None:
-        from sim.run import simulate_run  # lazy: the simulator is heavy and tests use stand-ins
+        from rolloutlab.sim.run import simulate_run  # lazy: the simulator is heavy and tests use stand-ins
 
         run_fn = simulate_run
     if choice.kind == "process":
@@ -211,7 +183,7 @@ def run_many(
             raise
         # Rows are in (strategy, run) order, so the bad row names the run to replay.
         strategy, run = names[exc.row // runs], exc.row % runs
-        raise RunFailed(
+        raise SimulationFailed(
             f"strategy {strategy!r}, run {run}, seed {seed} produced a row that breaks the results "
             f"contract: {exc}",
             strategy,
@@ -366,10 +338,10 @@ def _gather(
 def _chunk_rows(future: Future, chunk: RunChunk, seed: int) -> list[dict[str, Any]]:
     try:
         return future.result()
-    except RunFailed:
+    except SimulationFailed:
         raise
     except Exception as exc:  # the task never ran to completion: a worker died, or pickling failed
-        raise RunFailed(
+        raise SimulationFailed(
             f"strategy {chunk.strategy_name!r}, runs {chunk.start}..{chunk.stop - 1}, seed {seed}: "
             f"the executor lost the task: {type(exc).__name__}: {exc}",
             chunk.strategy_name,

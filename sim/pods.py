@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from scenarios.schema import Service
-from sim.sampling import sample
-from strategies.observation import Role
+from rolloutlab.scenarios.schema import Service
+from rolloutlab.sim.sampling import sample
+from rolloutlab.strategies.observation import Role
 
 
 @dataclass(slots=True)

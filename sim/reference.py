@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from scenarios.schema import DiurnalProfile, SpikesProfile
-from sim.traffic import rate_at
-from sim.world import ROLES, World
-from strategies.observation import Role
+from rolloutlab.scenarios.schema import DiurnalProfile, SpikesProfile
+from rolloutlab.sim.traffic import rate_at
+from rolloutlab.sim.world import ROLES, World
+from rolloutlab.strategies.observation import Role
 
 
 class RequestWorld(World):

@@ -14,11 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from scenarios.schema import Scenario
-from sim.world import ReleaseDraw, TimelinePoint, World
-from strategies import Role, StrategySpec
+from rolloutlab.results.timeline import TimelinePoint
+from rolloutlab.scenarios.release import ReleaseDraw, draw_release, make_streams
+from rolloutlab.scenarios.schema import Scenario
+from rolloutlab.sim.world import World
+from rolloutlab.strategies import Role, StrategySpec
 
-STREAMS = ("release", "pods", "traffic", "faults", "human", "alerts")
 HORIZON_AFTER_WINDOW = 48 * 3600.0  # a paged human or a repair is followed this long past the window
 FIDELITIES = ("fast", "request")
 
@@ -27,31 +28,6 @@ FIDELITIES = ("fast", "request")
 class RunResult:
     row: dict[str, Any]
     timeline: list[TimelinePoint]
-
-
-def draw_release(scenario: Scenario, rng: np.random.Generator, defect_probability: float | None = None) -> ReleaseDraw:
-    """Whether the release is bad (``defect_probability``) and, if so, which defect it
-    carries (by the defects' relative weights)."""
-    release = scenario.release
-    p = release.defect_probability if defect_probability is None else defect_probability
-    bad = rng.random() < p
-    pick = rng.random()  # drawn either way, so streams stay aligned between good and bad releases
-    if not bad or not release.defects:
-        return ReleaseDraw(None)
-    weights = np.array([d.weight for d in release.defects], dtype=float)
-    index = int(np.searchsorted(np.cumsum(weights) / weights.sum(), pick, side="right"))
-    return ReleaseDraw(release.defects[min(index, len(release.defects) - 1)])
-
-
-def child_seed(seed_seq: np.random.SeedSequence, index: int) -> np.random.SeedSequence:
-    """The ``index``-th child of ``seed_seq``, as ``spawn`` would make it, without changing
-    ``seed_seq`` (``spawn`` counts its calls, so the same object would give new children)."""
-    return np.random.SeedSequence(seed_seq.entropy, spawn_key=tuple(seed_seq.spawn_key) + (index,),
-                                  pool_size=seed_seq.pool_size)
-
-
-def make_streams(seed_seq: np.random.SeedSequence) -> dict[str, np.random.Generator]:
-    return {name: np.random.default_rng(child_seed(seed_seq, i)) for i, name in enumerate(STREAMS)}
 
 
 def simulate_run(
@@ -75,7 +51,7 @@ def simulate(
         release = draw_release(scenario, streams["release"])
     spec = strategy if strategy.replicas else strategy.with_replicas(scenario.service_under_test.replicas)
     if fidelity == "request":
-        from sim.reference import RequestWorld  # the slow per-request reference, only to check the fast mode
+        from rolloutlab.sim.reference import RequestWorld  # the slow per-request reference, only to check the fast mode
 
         world: World = RequestWorld(scenario, spec, release, streams, record_timeline=timeline)
     else:

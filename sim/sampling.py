@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-from scenarios.schema import (
+from rolloutlab.scenarios.schema import (
     ExponentialDistribution,
     FixedDistribution,
     LognormalDistribution,

@@ -9,18 +9,15 @@ deterministic, and raises.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from scenarios.schema import Scenario
-from sim.montecarlo import run_seed_sequence
-from sim.run import simulate
-from strategies import StrategySpec
-from strategies.yaml_input import InputError
+from rolloutlab.scenarios.release import run_seed_sequence
+from rolloutlab.scenarios.schema import Scenario
+from rolloutlab.sim.run import simulate
+from rolloutlab.strategies import StrategySpec
 
 TIMELINES_FILE = "timelines.json"
 
@@ -53,25 +50,3 @@ def record_timelines(scenario: Scenario, strategies: list[StrategySpec], df: pd.
             "points": [asdict(p) for p in result.timeline],
         })
     return out
-
-
-def write_timelines(timelines: list[dict[str, Any]], out_dir: Path) -> Path:
-    path = out_dir / TIMELINES_FILE
-    path.write_text(json.dumps(timelines, allow_nan=False))
-    return path
-
-
-def read_timelines(path: Path) -> list[dict[str, Any]]:
-    """Timelines written by ``write_timelines``; a missing file means none, a malformed
-    one is bad input (InputError naming the file)."""
-    if not path.exists():
-        return []
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise InputError(str(path), f"not a timelines file: {error}", line=getattr(error, "lineno", None)) from None
-    required = {"scenario", "strategy", "run", "seed", "defect", "outcome", "points"}
-    if not isinstance(data, list) or not all(isinstance(t, dict) and required <= t.keys() for t in data):
-        raise InputError(str(path), f"not a timelines file: expected a list of objects with {', '.join(sorted(required))}")
-    return data
-

@@ -38,9 +38,8 @@ from statistics import NormalDist
 import networkx as nx
 import numpy as np
 
-from scenarios.schema import ConstantProfile, DiurnalProfile, Latency, LognormalDistribution
-from scenarios.schema import SpikesProfile
-from strategies.observation import LATENCY_BUCKETS_MS
+from rolloutlab.scenarios.schema import ConstantProfile, DiurnalProfile, Latency, LognormalDistribution, SpikesProfile
+from rolloutlab.strategies.observation import LATENCY_BUCKETS_MS
 
 __all__ = [
     "LatencyModel",

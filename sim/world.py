@@ -26,47 +26,62 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
 
 import networkx as nx
 import numpy as np
 import simpy
 
-from scenarios.schema import (
-    CrashOnStartDefect, DependencyFailureFault, ErrorRateDefect, FullLoadOnlyDefect,
-    IncompatibleMigrationDefect, LatencyDefect, LatencyInjectionFault, LeakDefect, NodeLossFault,
-    PodKillFault, Scenario, SpikesProfile, DiurnalProfile, ZoneOutageFault,
+from rolloutlab.results.timeline import TimelinePoint
+from rolloutlab.scenarios.release import ReleaseDraw
+from rolloutlab.scenarios.schema import (
+    CrashOnStartDefect,
+    DependencyFailureFault,
+    DiurnalProfile,
+    ErrorRateDefect,
+    FullLoadOnlyDefect,
+    IncompatibleMigrationDefect,
+    LatencyDefect,
+    LatencyInjectionFault,
+    LeakDefect,
+    NodeLossFault,
+    PodKillFault,
+    Scenario,
+    SpikesProfile,
+    ZoneOutageFault,
 )
-from sim.pods import Cluster
-from sim.queueing import overload
-from sim.sampling import sample
-from sim.traffic import (
-    LatencyModel, callees_first, combine_failure, draw_window, expected_arrivals, propagate_failures, rate_at,
+from rolloutlab.sim.pods import Cluster
+from rolloutlab.sim.queueing import overload
+from rolloutlab.sim.sampling import sample
+from rolloutlab.sim.traffic import (
+    LatencyModel,
+    callees_first,
+    combine_failure,
+    draw_window,
+    expected_arrivals,
+    propagate_failures,
+    rate_at,
     rate_changes,
 )
-from strategies import (
-    Command, CommandRequest, Counters, Observation, Role, RolloutStatus, StrategySpec, VersionObservation,
-    compute_declared_weight, reconcile,
+from rolloutlab.strategies import (
+    Command,
+    CommandRequest,
+    Counters,
+    Observation,
+    Role,
+    RolloutStatus,
+    StrategySpec,
+    VersionObservation,
+    compute_declared_weight,
+    reconcile,
 )
-from strategies.observation import WindowStats
-from strategies.actions import Event, Promote, ScaleVersion, SetCanaryWeight, SwitchActive, SwitchPreview
-from strategies.spec import Signal, StrategyKind, TrafficRouting
+from rolloutlab.strategies.actions import Event, Promote, ScaleVersion, SetCanaryWeight, SwitchActive, SwitchPreview
+from rolloutlab.strategies.observation import WindowStats
+from rolloutlab.strategies.spec import Signal, StrategyKind, TrafficRouting
 
 ROLES = (Role.STABLE, Role.CANARY)
 LEAK_TICK = 30.0  # seconds between re-evaluations of a leak's growing error rate
 DIURNAL_TICK = 300.0
 ZONE_EVICTION_DELAY = 300.0  # Kubernetes' default pod eviction timeout for NotReady nodes  # seconds between re-evaluations of a diurnal rate (overload follows the rate)
-
-
-@dataclass(frozen=True)
-class ReleaseDraw:
-    """What this run's release is: healthy, or carrying one defect."""
-
-    defect: Any | None  # one of the scenario's defect models, or None
-
-    @property
-    def kind(self) -> str:
-        return "none" if self.defect is None else self.defect.kind
 
 
 @dataclass
@@ -90,18 +105,6 @@ class WindowTotals:
     failed_requests: int
     exposed_requests: int
     replica_seconds: float
-
-
-@dataclass
-class TimelinePoint:
-    at: float
-    declared_weight: float
-    effective_weight: float
-    stable_ready: int
-    canary_ready: int
-    stable_error_rate: float  # over the interval since the previous point
-    canary_error_rate: float
-    events: tuple[str, ...] = ()
 
 
 @dataclass

@@ -3,22 +3,41 @@ judges and replica math. Pure: no simulation kernel, no Kubernetes, no I/O but r
 the user's YAML files, no clock (a test enforces it).
 """
 
-from strategies.actions import (
-    Action, Event, EventReason, Promote, ScaleVersion, SetCanaryWeight, SwitchActive, SwitchPreview,
+from rolloutlab.errors import InputError
+from rolloutlab.strategies.actions import (
+    Action,
+    Event,
+    EventReason,
+    Promote,
+    ScaleVersion,
+    SetCanaryWeight,
+    SwitchActive,
+    SwitchPreview,
 )
-from strategies.files import LIBRARY_DIR, bundled_strategy_names, load_strategy
-from strategies.observation import (
-    LATENCY_BUCKETS_MS, Command, CommandRequest, Counters, MeasurementWindow, Observation, Role,
-    VersionObservation, WindowStats,
+from rolloutlab.strategies.files import LIBRARY_DIR, bundled_strategy_names, load_strategy
+from rolloutlab.strategies.observation import (
+    LATENCY_BUCKETS_MS,
+    Command,
+    CommandRequest,
+    Counters,
+    MeasurementWindow,
+    Observation,
+    Role,
+    VersionObservation,
+    WindowStats,
 )
-from strategies.reconcile import Reconciled, compute_declared_weight, compute_effective_weight, reconcile
-from strategies.replicas import (
-    ReplicaCounts, RollingCounts, canary_replica_step, canary_replica_targets, effective_canary_weight,
-    resolve_int_or_percent, rolling_update_step,
+from rolloutlab.strategies.reconcile import Reconciled, compute_declared_weight, compute_effective_weight, reconcile
+from rolloutlab.strategies.replicas import (
+    ReplicaCounts,
+    RollingCounts,
+    canary_replica_step,
+    canary_replica_targets,
+    effective_canary_weight,
+    resolve_int_or_percent,
+    rolling_update_step,
 )
-from strategies.spec import StrategyKind, StrategySpec
-from strategies.status import AnalysisPhase, Phase, RolloutStatus, dump_status, load_status
-from strategies.yaml_input import InputError
+from rolloutlab.strategies.spec import StrategyKind, StrategySpec
+from rolloutlab.strategies.status import AnalysisPhase, Phase, RolloutStatus, dump_status, load_status
 
 __all__ = [
     "Action", "AnalysisPhase", "Command", "CommandRequest", "Counters", "Event", "EventReason",

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from strategies.observation import Role
+from rolloutlab.strategies.observation import Role
 
 
 @dataclass(frozen=True, slots=True)

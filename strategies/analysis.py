@@ -17,12 +17,11 @@ metric phase: Failed > Error > Inconclusive > Running > Successful.
 
 from __future__ import annotations
 
-
-from strategies.actions import Event, EventReason
-from strategies.judges import MeasurementPhase, judge_measurement
-from strategies.observation import MeasurementWindow, Observation, WindowStats
-from strategies.spec import Metric
-from strategies.status import AnalysisKind, AnalysisPhase, AnalysisRun, Measurement, MetricRun, evolve
+from rolloutlab.strategies.actions import Event, EventReason
+from rolloutlab.strategies.judges import MeasurementPhase, judge_measurement
+from rolloutlab.strategies.observation import MeasurementWindow, Observation, WindowStats
+from rolloutlab.strategies.spec import Metric
+from rolloutlab.strategies.status import AnalysisKind, AnalysisPhase, AnalysisRun, Measurement, MetricRun, evolve
 
 _SEVERITY = {
     AnalysisPhase.FAILED: 4,

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-from strategies.actions import EventReason, SwitchActive, SwitchPreview
-from strategies.cycle import Cycle, or_now as _or_now
-from strategies.observation import Role
-from strategies.spec import BlueGreenStrategy
-from strategies.status import AnalysisKind, AnalysisPhase, PauseReason
+from rolloutlab.strategies.actions import EventReason, SwitchActive, SwitchPreview
+from rolloutlab.strategies.cycle import Cycle
+from rolloutlab.strategies.cycle import or_now as _or_now
+from rolloutlab.strategies.observation import Role
+from rolloutlab.strategies.spec import BlueGreenStrategy
+from rolloutlab.strategies.status import AnalysisKind, AnalysisPhase, PauseReason
 
 
 class Rung(IntEnum):

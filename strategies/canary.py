@@ -16,13 +16,14 @@ pods to carry it.
 
 from __future__ import annotations
 
-from strategies.actions import EventReason, SetCanaryWeight
-from strategies.cycle import Cycle, ceil_share, or_now as _or_now
-from strategies.observation import Role
-from strategies.judges import MeasurementPhase
-from strategies.replicas import canary_replica_step
-from strategies.spec import CanaryStrategy, TrafficRouting
-from strategies.status import AnalysisKind, AnalysisPhase, PauseReason
+from rolloutlab.strategies.actions import EventReason, SetCanaryWeight
+from rolloutlab.strategies.cycle import Cycle, ceil_share
+from rolloutlab.strategies.cycle import or_now as _or_now
+from rolloutlab.strategies.judges import MeasurementPhase
+from rolloutlab.strategies.observation import Role
+from rolloutlab.strategies.replicas import canary_replica_step
+from rolloutlab.strategies.spec import CanaryStrategy, TrafficRouting
+from rolloutlab.strategies.status import AnalysisKind, AnalysisPhase, PauseReason
 
 BACKGROUND = "background"
 

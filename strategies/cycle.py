@@ -10,11 +10,19 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from strategies.actions import Action, Event, EventReason, Promote, ScaleVersion
-from strategies.analysis import advance_analysis, start_analysis, terminate_analysis
-from strategies.observation import Observation, Role
-from strategies.spec import RolloutAnalysis, StrategySpec
-from strategies.status import AnalysisKind, AnalysisPhase, AnalysisRun, PauseReason, Phase, RolloutStatus, evolve
+from rolloutlab.strategies.actions import Action, Event, EventReason, Promote, ScaleVersion
+from rolloutlab.strategies.analysis import advance_analysis, start_analysis, terminate_analysis
+from rolloutlab.strategies.observation import Observation, Role
+from rolloutlab.strategies.spec import RolloutAnalysis, StrategySpec
+from rolloutlab.strategies.status import (
+    AnalysisKind,
+    AnalysisPhase,
+    AnalysisRun,
+    PauseReason,
+    Phase,
+    RolloutStatus,
+    evolve,
+)
 
 
 @dataclass

@@ -12,13 +12,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from strategies.actions import Event, Promote, ScaleVersion
-from strategies.observation import (
-    LATENCY_BUCKETS_MS, Command, CommandRequest, Counters, Observation, Role, VersionObservation,
+from rolloutlab.strategies.actions import Event, Promote, ScaleVersion
+from rolloutlab.strategies.observation import (
+    LATENCY_BUCKETS_MS,
+    Command,
+    CommandRequest,
+    Counters,
+    Observation,
+    Role,
+    VersionObservation,
 )
-from strategies.reconcile import compute_declared_weight, compute_effective_weight, reconcile
-from strategies.spec import StrategySpec
-from strategies.status import RolloutStatus
+from rolloutlab.strategies.reconcile import compute_declared_weight, compute_effective_weight, reconcile
+from rolloutlab.strategies.spec import StrategySpec
+from rolloutlab.strategies.status import RolloutStatus
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from strategies.spec import StrategySpec
-from strategies.yaml_input import InputError, load_model_file
+from rolloutlab.errors import InputError
+from rolloutlab.strategies.spec import StrategySpec
+from rolloutlab.strategies.yaml_input import load_model_file
 
 LIBRARY_DIR = Path(__file__).with_name("library")
 """The bundled strategies: ``blue-green``, ``canary`` and ``rolling``."""

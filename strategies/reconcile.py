@@ -20,16 +20,17 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from strategies.actions import Action, EventReason
-from strategies.blue_green import Rung, reconcile_blue_green
-from strategies.canary import BACKGROUND, declared_canary_weight, reconcile_canary
-from strategies.cycle import Cycle, or_now as _or_now
-from strategies.observation import Command, Observation, Role
-from strategies.analysis import next_analysis_due
-from strategies.replicas import effective_canary_weight
-from strategies.rolling import reconcile_rolling
-from strategies.spec import StrategyKind, StrategySpec, TrafficRouting
-from strategies.status import AnalysisKind, AnalysisPhase, PauseReason, Phase, RolloutStatus
+from rolloutlab.strategies.actions import Action, EventReason
+from rolloutlab.strategies.analysis import next_analysis_due
+from rolloutlab.strategies.blue_green import Rung, reconcile_blue_green
+from rolloutlab.strategies.canary import BACKGROUND, declared_canary_weight, reconcile_canary
+from rolloutlab.strategies.cycle import Cycle
+from rolloutlab.strategies.cycle import or_now as _or_now
+from rolloutlab.strategies.observation import Command, Observation, Role
+from rolloutlab.strategies.replicas import effective_canary_weight
+from rolloutlab.strategies.rolling import reconcile_rolling
+from rolloutlab.strategies.spec import StrategyKind, StrategySpec, TrafficRouting
+from rolloutlab.strategies.status import AnalysisKind, AnalysisPhase, PauseReason, Phase, RolloutStatus
 
 _LADDERS = {
     StrategyKind.CANARY: reconcile_canary,

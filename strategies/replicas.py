@@ -24,12 +24,11 @@ IEEE doubles in both languages) so tie-breaking at exact halves matches Argo bit
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 
 __all__ = [
     "Fenceposts",

@@ -7,9 +7,9 @@ version. Traffic follows ready pods (one Service over both versions).
 
 from __future__ import annotations
 
-from strategies.cycle import Cycle
-from strategies.observation import Role
-from strategies.replicas import rolling_update_step
+from rolloutlab.strategies.cycle import Cycle
+from rolloutlab.strategies.observation import Role
+from rolloutlab.strategies.replicas import rolling_update_step
 
 
 def reconcile_rolling(c: Cycle) -> None:

@@ -36,7 +36,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from strategies.durations import Duration
+from rolloutlab.strategies.durations import Duration
 
 IntOrPercent = int | str
 """Kubernetes' intstr: a replica count (``2``) or a percentage of replicas (``"25%"``)."""

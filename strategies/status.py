@@ -12,7 +12,7 @@ from enum import Enum
 
 from pydantic import TypeAdapter
 
-from strategies.observation import Counters, MeasurementWindow, Role
+from rolloutlab.strategies.observation import Counters, MeasurementWindow, Role
 
 
 class Phase(str, Enum):

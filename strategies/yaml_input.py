@@ -40,6 +40,8 @@ import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from rolloutlab.errors import FieldError, InputError
+
 __all__ = [
     "MAX_EXPANDED_NODES",
     "FieldError",
@@ -67,40 +69,6 @@ _INT_TAG = "tag:yaml.org,2002:int"
 _FLOAT_TAG = "tag:yaml.org,2002:float"
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 _PLAIN_BOOLS = frozenset({"true", "false"})
-
-
-class InputError(Exception):
-    """Bad user input: names the file, the line and the field path."""
-
-    def __init__(
-        self, file: str, message: str, line: int | None = None, field: str | None = None
-    ) -> None:
-        super().__init__(file, message, line, field)
-        self.file = file
-        self.message = message
-        self.line = line
-        self.field = field
-
-    def __str__(self) -> str:
-        where = self.file if self.line is None else f"{self.file}:{self.line}"
-        if self.field:
-            return f"{where}: {self.field}: {self.message}"
-        return f"{where}: {self.message}"
-
-
-class FieldError(ValueError):
-    """Raised by a validator to blame a sub-field rather than the whole model.
-
-    ``path`` is relative to the model whose validator raises it, e.g.
-    ``FieldError(("dependencies", 2, "callee"), "unknown service 'db'")``.
-    :func:`validate_document` appends it to pydantic's location, so the user sees the
-    field and line of the real mistake.
-    """
-
-    def __init__(self, path: Sequence[str | int], message: str) -> None:
-        super().__init__(message)
-        self.path = tuple(path)
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -497,5 +465,5 @@ def load_model_file(path: str | os.PathLike[str], model: type[M]) -> M:
 
 
 # Durations have one home: strategies.durations (re-exported here for scenario code).
-from strategies.durations import parse_duration  # noqa: E402
+from rolloutlab.strategies.durations import parse_duration  # noqa: E402
 

@@ -312,7 +312,7 @@ class EndpointTraffic:
             self.rng = np.random.default_rng(np.random.SeedSequence(0))
 
     def counters(self):
-        from strategies import Counters
+        from rolloutlab.strategies import Counters
 
         now = self.clock()
         if self._last is not None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from live.haproxy import HAPROXY
+from rolloutlab.live.haproxy import HAPROXY
 
 REQUIRE_HAPROXY = os.environ.get("ROLLOUTLAB_REQUIRE_HAPROXY") == "1"
 needs_haproxy = pytest.mark.skipif(

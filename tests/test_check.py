@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from scenarios.check import (
+from rolloutlab.scenarios.schema import SCENARIO_LIBRARY_DIR
+from rolloutlab.workflows.check import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
     EXIT_OK,
@@ -23,7 +24,6 @@ from scenarios.check import (
     load_check_targets,
     run_check_command,
 )
-from scenarios.schema import SCENARIO_LIBRARY_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "check" / "scenarios"
@@ -263,7 +263,7 @@ def test_every_library_scenario_runs_in_the_simulator_as_shipped():
 
 
 def rolloutlab(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "rolloutlab_cli", *args], cwd=ROOT, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "rolloutlab.cli", *args], cwd=ROOT, capture_output=True,
                           text=True, timeout=300)
 
 
@@ -288,6 +288,6 @@ def test_the_check_command_exits_2_on_a_bad_expectation(tmp_path):
 
 def test_the_check_help_states_the_default_run_count():
     """The default run count the command line's help gives is the one the check uses."""
-    from scenarios.check import DEFAULT_RUNS
+    from rolloutlab.workflows.check import DEFAULT_RUNS
 
-    assert f"(default {DEFAULT_RUNS}:" in (ROOT / "rolloutlab_cli.py").read_text()
+    assert f"(default {DEFAULT_RUNS}:" in (ROOT / "rolloutlab" / "cli.py").read_text()

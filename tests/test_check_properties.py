@@ -10,12 +10,11 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rich.console import Console
-
 from yaml_mutations import mutated_lines
 
-from scenarios.check import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, load_check_target, run_check_command
-from scenarios.generate import checkable_scenarios, expectation_texts, scenario_yaml
-from scenarios.schema import Scenario, parse_assertion
+from rolloutlab.scenarios.generate import checkable_scenarios, expectation_texts, scenario_yaml
+from rolloutlab.scenarios.schema import Scenario, parse_assertion
+from rolloutlab.workflows.check import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, load_check_target, run_check_command
 
 PROPERTY = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 seeds = st.integers(0, 2**32 - 1)

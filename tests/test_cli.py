@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from strategies import load_strategy
-from strategies.importers import import_manifest
+from rolloutlab.strategies import load_strategy
+from rolloutlab.strategies.importers import import_manifest
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
 
 
 def rolloutlab(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "rolloutlab_cli", *args], cwd=cwd, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "rolloutlab.cli", *args], cwd=cwd, capture_output=True,
                           text=True, timeout=120)
 
 

@@ -24,8 +24,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from scipy import stats
 
-from live import demo_service
-from strategies.observation import LATENCY_BUCKETS_MS
+from rolloutlab.live import demo_service
+from rolloutlab.strategies.observation import LATENCY_BUCKETS_MS
 
 DEMO = Path(__file__).resolve().parent.parent / "live" / "demo_service.py"
 _LISTENING = re.compile(r"listening=\S*?:(\d+)")

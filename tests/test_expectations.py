@@ -9,7 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scenarios.expectations import (
+from rolloutlab.results.statistics import (
+    compute_mean_bootstrap_interval,
+    compute_mean_t_interval,
+    compute_quantile_interval,
+    compute_wilson_interval,
+)
+from rolloutlab.scenarios.expectations import (
     MetricSample,
     Verdict,
     compute_metric_sample,
@@ -17,13 +23,7 @@ from scenarios.expectations import (
     judge_expectations,
     minimum_values,
 )
-from scenarios.schema import Scenario, parse_assertion
-from sim.comparison import (
-    compute_mean_bootstrap_interval,
-    compute_mean_t_interval,
-    compute_quantile_interval,
-    compute_wilson_interval,
-)
+from rolloutlab.scenarios.schema import Scenario, parse_assertion
 
 INF = math.inf
 NAN = math.nan

@@ -21,16 +21,17 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from strategies.importers import ImportResult, dump_strategy_yaml, import_manifest, import_text
-from strategies.spec import Signal, StrategySpec, TrafficRouting
-from strategies.yaml_input import InputError, parse_yaml_documents, validate_document
+from rolloutlab.errors import InputError
+from rolloutlab.strategies.importers import ImportResult, dump_strategy_yaml, import_manifest, import_text
+from rolloutlab.strategies.spec import Signal, StrategySpec, TrafficRouting
+from rolloutlab.strategies.yaml_input import parse_yaml_documents, validate_document
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
 try:  # the dry run belongs to the controller; skip that part if it is not there yet
-    from strategies.dry_run import IdealWorld
-    from strategies.observation import Command, Role
-    from strategies.status import PauseReason
+    from rolloutlab.strategies.dry_run import IdealWorld
+    from rolloutlab.strategies.observation import Command, Role
+    from rolloutlab.strategies.status import PauseReason
 except ImportError:  # pragma: no cover
     IdealWorld = None
 
@@ -284,7 +285,7 @@ def test_fixture_dump_round_trips(case, imported):
     assert {"name", "strategy"} <= set(body)
 
 
-@pytest.mark.skipif(IdealWorld is None, reason="strategies.dry_run is not present yet")
+@pytest.mark.skipif(IdealWorld is None, reason="rolloutlab.strategies.dry_run is not present yet")
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_fixture_promotes_a_healthy_release(case, imported):
     """In the ideal world a healthy release is promoted, passing only the manifest's manual gates."""
@@ -293,7 +294,7 @@ def test_fixture_promotes_a_healthy_release(case, imported):
     assert gates == case.gates
 
 
-@pytest.mark.skipif(IdealWorld is None, reason="strategies.dry_run is not present yet")
+@pytest.mark.skipif(IdealWorld is None, reason="rolloutlab.strategies.dry_run is not present yet")
 @pytest.mark.parametrize("case", [c for c in CASES if c.catches_bad_canary],
                          ids=[c.fixture for c in CASES if c.catches_bad_canary])
 def test_fixture_rolls_back_a_failing_release(case, imported):
@@ -305,7 +306,7 @@ def test_fixture_rolls_back_a_failing_release(case, imported):
 @pytest.mark.parametrize("name", ["canary", "blue-green", "rolling"])
 def test_dump_round_trips_the_bundled_strategies(name):
     """The writer is not importer-specific: every bundled strategy survives a dump and reload."""
-    from strategies.files import load_strategy
+    from rolloutlab.strategies.files import load_strategy
 
     spec = load_strategy(name)
     assert reload(dump_strategy_yaml(spec)) == spec

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from strategies.judges import MeasurementPhase, judge_measurement
-from strategies.judges.mann_whitney import compute_shift, compute_u_distribution
-from strategies.observation import LATENCY_BUCKETS_MS, MeasurementWindow, WindowStats
-from strategies.spec import (
+from rolloutlab.strategies.judges import MeasurementPhase, judge_measurement
+from rolloutlab.strategies.judges.mann_whitney import compute_shift, compute_u_distribution
+from rolloutlab.strategies.observation import LATENCY_BUCKETS_MS, MeasurementWindow, WindowStats
+from rolloutlab.strategies.spec import (
     Direction,
     JudgeChoice,
     MannWhitneyJudge,

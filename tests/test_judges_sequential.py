@@ -9,14 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from strategies.judges import MeasurementPhase, judge_measurement
-from strategies.judges.sequential import (
+from rolloutlab.strategies.judges import MeasurementPhase, judge_measurement
+from rolloutlab.strategies.judges.sequential import (
     SequentialBounds,
     compute_decisions,
     compute_evidence,
 )
-from strategies.observation import MeasurementWindow, WindowStats
-from strategies.spec import JudgeChoice, Metric, SequentialJudge
+from rolloutlab.strategies.observation import MeasurementWindow, WindowStats
+from rolloutlab.strategies.spec import JudgeChoice, Metric, SequentialJudge
 
 S, F, P, E = (
     MeasurementPhase.SUCCESSFUL,

@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from strategies.judges import MeasurementPhase, judge_measurement, signal_value
-from strategies.judges.threshold import evaluate_conditions
-from strategies.observation import LATENCY_BUCKETS_MS, MeasurementWindow, WindowStats
-from strategies.spec import Condition, Metric, Signal, ThresholdRange
+from rolloutlab.strategies.judges import MeasurementPhase, judge_measurement, signal_value
+from rolloutlab.strategies.judges.threshold import evaluate_conditions
+from rolloutlab.strategies.observation import LATENCY_BUCKETS_MS, MeasurementWindow, WindowStats
+from rolloutlab.strategies.spec import Condition, Metric, Signal, ThresholdRange
 
 S, F, I, E = (
     MeasurementPhase.SUCCESSFUL,

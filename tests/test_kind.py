@@ -44,10 +44,10 @@ def namespace():
     ("rolling", "good", "promoted", "loadgen"),
 ])
 def test_live_rollout_on_kind(namespace, strategy, release, outcome, metrics):
-    from live.kube import KubeBackend
-    from live.session import make_plan, run_live
-    from scenarios.schema import bundled_scenario, load_scenario
-    from strategies import load_strategy
+    from rolloutlab.live.kube import KubeBackend
+    from rolloutlab.live.session import make_plan, run_live
+    from rolloutlab.scenarios.schema import bundled_scenario, load_scenario
+    from rolloutlab.strategies import load_strategy
 
     scenario = load_scenario(bundled_scenario("standard"))
     spec = load_strategy(strategy).with_replicas(3)

@@ -29,12 +29,20 @@ if not has_control_plane():
 
 from kubernetes import client  # noqa: E402
 
-from live.kube import (  # noqa: E402
-    COMMAND_ANNOTATION, STABLE_ANNOTATION, STATE_ANNOTATION, KubeBackend, KubeError, RetryPolicy,
+from rolloutlab.errors import (
+    KubeError,
+    StateError,  # noqa: E402
+)
+from rolloutlab.live.kube import (
+    COMMAND_ANNOTATION,
+    STABLE_ANNOTATION,
+    STATE_ANNOTATION,
+    KubeBackend,
+    RetryPolicy,
     parse_command_annotation,
 )
-from live.runner import LiveVersion, ReleasePlan, Runner, RunnerState, StateError  # noqa: E402
-from strategies import Command, CommandRequest, Role, StrategySpec, load_strategy  # noqa: E402
+from rolloutlab.live.runner import LiveVersion, ReleasePlan, Runner, RunnerState
+from rolloutlab.strategies import Command, CommandRequest, Role, StrategySpec, load_strategy  # noqa: E402
 
 REPLICAS = 4
 SCALE = 60.0  # scenario seconds per wall second: a 2-minute pause takes 2 s

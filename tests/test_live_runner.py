@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import pytest
 
-from live.runner import LiveVersion, ReleasePlan, Runner, RunnerState, StateError
-from strategies import Role, VersionObservation, load_strategy
-from strategies.actions import ScaleVersion
-from strategies.status import RolloutStatus
+from rolloutlab.errors import StateError
+from rolloutlab.live.runner import LiveVersion, ReleasePlan, Runner, RunnerState
+from rolloutlab.strategies import Role, VersionObservation, load_strategy
+from rolloutlab.strategies.actions import ScaleVersion
+from rolloutlab.strategies.status import RolloutStatus
 
 
 class MemoryBackend:
@@ -100,8 +101,8 @@ def test_a_final_rollout_is_not_run_again():
 
 
 def test_run_live_refuses_a_finished_rollout_and_a_rollback_of_nothing():
-    from live.session import make_plan, run_live
-    from scenarios.schema import bundled_scenario, load_scenario
+    from rolloutlab.live.session import make_plan, run_live
+    from rolloutlab.scenarios.schema import bundled_scenario, load_scenario
 
     scenario = load_scenario(bundled_scenario("standard"))
     spec = load_strategy("rolling").with_replicas(4)

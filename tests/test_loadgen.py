@@ -16,8 +16,9 @@ from typing import Iterator
 import numpy as np
 import pytest
 from scipy import stats
+from test_demo_service import DEFAULT_FAULTS, DemoProcess, run_demo
 
-from live.loadgen import (
+from rolloutlab.live.loadgen import (
     ERROR_OUTCOMES,
     LoadGenerator,
     Outcome,
@@ -26,9 +27,7 @@ from live.loadgen import (
     compute_arrival_times,
     is_loopback_url,
 )
-from strategies.observation import LATENCY_BUCKETS_MS, Counters
-from test_demo_service import DEFAULT_FAULTS, DemoProcess, run_demo
-
+from rolloutlab.strategies.observation import LATENCY_BUCKETS_MS, Counters
 
 # ----------------------------------------------------------------------- servers
 

@@ -23,20 +23,33 @@ from pathlib import Path
 
 import pytest
 
-from tests.outside_systems import needs_haproxy
-from live.haproxy import (
-    HAPROXY, Layout, RouterFiles, RouterLayout, RouterRetries, RouterSettings, render_config, render_map,
+from rolloutlab.errors import LocalBackendError
+from rolloutlab.live.haproxy import (
+    HAPROXY,
+    Layout,
+    RouterFiles,
+    RouterLayout,
+    RouterRetries,
+    RouterSettings,
+    render_config,
+    render_map,
 )
-from live.loadgen import ERROR_OUTCOMES, LoadGenerator, Outcome, Target
-from live.local import (
-    Backoff, LocalBackend, LocalBackendError, PodPhase, Probe, parse_commands, record_from_status,
-)
-from live.runner import LiveVersion, ReleasePlan, Runner, RunnerState
-from strategies import (
-    Command, CommandRequest, Role, RolloutStatus, ScaleVersion, SetCanaryWeight, SwitchActive, SwitchPreview,
+from rolloutlab.live.loadgen import ERROR_OUTCOMES, LoadGenerator, Outcome, Target
+from rolloutlab.live.local import Backoff, LocalBackend, PodPhase, Probe, parse_commands, record_from_status
+from rolloutlab.live.runner import LiveVersion, ReleasePlan, Runner, RunnerState
+from rolloutlab.strategies import (
+    Command,
+    CommandRequest,
+    Role,
+    RolloutStatus,
+    ScaleVersion,
+    SetCanaryWeight,
+    SwitchActive,
+    SwitchPreview,
     load_strategy,
 )
-from strategies.status import evolve
+from rolloutlab.strategies.status import evolve
+from tests.outside_systems import needs_haproxy
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -200,7 +213,7 @@ def test_scale_implied_by_a_persisted_status(name, status, desired, weight, acti
 
 def test_a_scenario_probe_is_compressed_by_the_time_scale():
     """A scenario's readiness probe (10 s period, 1 s timeout) at time scale 20."""
-    from scenarios.schema import ReadinessProbe
+    from rolloutlab.scenarios.schema import ReadinessProbe
     probe = Probe.from_readiness(ReadinessProbe(period=10.0, timeout=1.0, failure_threshold=3), time_scale=20.0)
     assert (probe.period_s, probe.timeout_s, probe.success_threshold, probe.failure_threshold) == (0.5, 0.05, 1, 3)
     check = probe.health_check()
@@ -626,9 +639,9 @@ def test_a_new_backend_resumes_a_rollout_closed_mid_way(make_backend, record_pro
 
 CHILD = """
 import json, sys, time
-from live.local import LocalBackend
-from live.runner import LiveVersion, ReleasePlan
-from strategies import load_strategy
+from rolloutlab.live.local import LocalBackend
+from rolloutlab.live.runner import LiveVersion, ReleasePlan
+from rolloutlab.strategies import load_strategy
 backend = LocalBackend(sys.argv[1])
 backend.ensure(ReleasePlan("demo", "r", 2, LiveVersion("v1"), LiveVersion("v2")), load_strategy("rolling"))
 backend.wait_until_serving(10)

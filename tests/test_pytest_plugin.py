@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-import scenarios.check  # noqa: F401 - loaded here: numpy cannot be imported again inside pytester's in-process runs
-from scenarios import pytest_plugin
+import rolloutlab.workflows.check  # noqa: F401 - loaded here: numpy cannot be imported again inside pytester's in-process runs
+from rolloutlab.scenarios import pytest_plugin
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "check" / "scenarios"
@@ -21,7 +21,7 @@ OPTIONS = ("-p", "no:cacheprovider", "--rolloutlab-runs", "30", "--rolloutlab-ex
 def test_the_plugin_is_registered_as_a_pytest11_entry_point():
     """Installing rolloutlab registers the plugin, so `pytest` loads it without -p."""
     plugins = {e.name: e.value for e in importlib.metadata.entry_points(group="pytest11")}
-    assert plugins.get("rolloutlab") == "scenarios.pytest_plugin"
+    assert plugins.get("rolloutlab") == "rolloutlab.workflows.pytest_plugin"
 
 
 def test_scenario_files_become_items_with_the_checks_verdicts(pytester):
@@ -77,8 +77,8 @@ def test_options_come_from_the_ini_file(pytester):
 def test_the_plugin_imports_neither_hypothesis_nor_the_simulator():
     """Loading the plugin (every pytest run in an environment with rolloutlab) imports no
     test-only dependency and not the simulator: both wait for a scenario file."""
-    code = ("import sys, scenarios.pytest_plugin; "
-            "print(sorted(m for m in ('hypothesis', 'sim', 'scipy', 'pandas', 'pydantic', 'scenarios.schema') if m in sys.modules))")
+    code = ("import sys, rolloutlab.workflows.pytest_plugin; "
+            "print(sorted(m for m in ('hypothesis', 'rolloutlab.sim', 'scipy', 'pandas', 'pydantic', 'rolloutlab.scenarios.schema') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"

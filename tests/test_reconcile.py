@@ -8,13 +8,21 @@ from __future__ import annotations
 
 import pytest
 
-from strategies import (
-    Command, Observation, Role, RolloutStatus, StrategySpec, VersionObservation, dump_status, load_status,
-    load_strategy, reconcile,
+from rolloutlab.strategies import (
+    Command,
+    Observation,
+    Role,
+    RolloutStatus,
+    StrategySpec,
+    VersionObservation,
+    dump_status,
+    load_status,
+    load_strategy,
+    reconcile,
 )
-from strategies.actions import EventReason, ScaleVersion, SetCanaryWeight
-from strategies.dry_run import IdealWorld
-from strategies.status import AnalysisPhase, PauseReason, Phase
+from rolloutlab.strategies.actions import EventReason, ScaleVersion, SetCanaryWeight
+from rolloutlab.strategies.dry_run import IdealWorld
+from rolloutlab.strategies.status import AnalysisPhase, PauseReason, Phase
 
 ERROR_RATE_TEMPLATE = {
     "name": "error-rate",

@@ -7,13 +7,20 @@ import math
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from strategies import (
-    Command, Role, ScaleVersion, StrategySpec, canary_replica_targets, dump_status, load_status, reconcile,
+from rolloutlab.strategies import (
+    Command,
+    Role,
+    ScaleVersion,
+    StrategySpec,
+    canary_replica_targets,
+    dump_status,
+    load_status,
+    reconcile,
     resolve_int_or_percent,
 )
-from strategies.dry_run import IdealWorld
-from strategies.spec import StrategyKind, TrafficRouting
-from strategies.status import PauseReason, Phase
+from rolloutlab.strategies.dry_run import IdealWorld
+from rolloutlab.strategies.spec import StrategyKind, TrafficRouting
+from rolloutlab.strategies.status import PauseReason, Phase
 
 TEMPLATES = [
     {"name": "errors", "metrics": [

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from strategies.replicas import (
+from rolloutlab.strategies.replicas import (
     Fenceposts,
     ReplicaCounts,
     RollingCounts,

@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reports.document import build_report, write_report
-from scenarios import bundled_scenario, load_scenario
-from sim.montecarlo import run_many
-from sim.timelines import record_timelines
-from strategies import load_strategy
+from rolloutlab.reports.document import build_report, write_report
+from rolloutlab.scenarios import bundled_scenario, load_scenario
+from rolloutlab.sim.montecarlo import run_many
+from rolloutlab.sim.timelines import record_timelines
+from rolloutlab.strategies import load_strategy
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 playwright = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (pip install -e '.[test]')")

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reports.deploy_log import load_deploy_log
-from reports.dora import compute_dora
-from sim.results import validate_results
-from strategies.yaml_input import InputError
+from rolloutlab.errors import InputError
+from rolloutlab.reports.deploy_log import load_deploy_log
+from rolloutlab.reports.dora import compute_dora
+from rolloutlab.results.table import validate_results
 
 LOGS = Path(__file__).parent / "fixtures" / "logs"
 HEADER = "id,service,commit_time,deploy_time,status,failure_time,restore_time,rework\n"

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reports.dora import DAY, DEFINITIONS, HOUR, TIERS, WEEK, Tier, classify, compute_dora, dora_frame
-from sim.results import to_frame
+from rolloutlab.reports.dora import DAY, DEFINITIONS, HOUR, TIERS, WEEK, Tier, classify, compute_dora, dora_frame
+from rolloutlab.results.table import to_frame
 
 E, H, M, L = Tier.ELITE, Tier.HIGH, Tier.MEDIUM, Tier.LOW
 
@@ -147,9 +147,9 @@ def test_dora_frame_is_tidy():
 def test_history_run_frequency_matches_deploys_per_day():
     """A 30-day simulated history of canary deployments (no failures, so no rework adds
     deployments) gives a frequency whose interval covers deploys_per_day."""
-    from scenarios.schema import Scenario
-    from sim.history import simulate_history
-    from strategies import load_strategy
+    from rolloutlab.scenarios.schema import Scenario
+    from rolloutlab.sim.history import simulate_history
+    from rolloutlab.strategies import load_strategy
 
     scenario = Scenario.model_validate({
         "name": "h", "duration": "10m", "services": [{"name": "web", "replicas": 4}],

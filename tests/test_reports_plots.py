@@ -18,14 +18,15 @@ from matplotlib.collections import PathCollection
 from matplotlib.container import BarContainer, ErrorbarContainer
 from matplotlib.figure import Figure
 
-from reports import plots
-from scenarios import bundled_scenario, load_scenario
-from sim.comparison import Figure as Estimate
-from sim.comparison import summarize
-from sim.montecarlo import run_many, run_seed_sequence
-from sim.run import simulate
-from sim.world import TimelinePoint
-from strategies import load_strategy
+from rolloutlab.reports import plots
+from rolloutlab.results.statistics import Figure as Estimate
+from rolloutlab.results.statistics import summarize
+from rolloutlab.results.timeline import TimelinePoint
+from rolloutlab.scenarios import bundled_scenario, load_scenario
+from rolloutlab.scenarios.release import run_seed_sequence
+from rolloutlab.sim.montecarlo import run_many
+from rolloutlab.sim.run import simulate
+from rolloutlab.strategies import load_strategy
 
 STRATEGIES = ("blue-green", "canary", "rolling")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -80,8 +81,8 @@ def _gids(ax, prefix: str) -> list[str]:
 def test_charts_never_touch_pyplot_global_state():
     """Building and rendering a chart does not import pyplot, so charts are safe in threads and worker processes."""
     code = (
-        "import sys; from reports import plots; "
-        "from sim.world import TimelinePoint; "
+        "import sys; from rolloutlab.reports import plots; "
+        "from rolloutlab.sim.world import TimelinePoint; "
         "plots.figure_png(plots.rollout_timeline([TimelinePoint(0, 10, 10, 1, 1, 0, 0)])); "
         "assert 'matplotlib.pyplot' not in sys.modules"
     )

@@ -8,11 +8,11 @@ import textwrap
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from yaml_mutations import mutated_lines
 
-from scenarios import bundled_scenario, load_scenario
-from scenarios.schema import (
+from rolloutlab.errors import InputError
+from rolloutlab.scenarios import bundled_scenario, load_scenario
+from rolloutlab.scenarios.schema import (
     BUNDLED_SCENARIOS_DIR,
     METRICS,
     STATS,
@@ -23,7 +23,7 @@ from scenarios.schema import (
     UniformDistribution,
     parse_assertion,
 )
-from strategies.yaml_input import InputError, parse_yaml_documents, validate_document
+from rolloutlab.strategies.yaml_input import parse_yaml_documents, validate_document
 
 STANDARD_TEXT = (BUNDLED_SCENARIOS_DIR / "standard.yaml").read_text()
 

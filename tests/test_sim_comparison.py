@@ -12,7 +12,7 @@ import pytest
 from rich.console import Console
 from scipy import stats
 
-from sim.comparison import (
+from rolloutlab.results.statistics import (
     FIGURE_KINDS,
     FIGURE_METHODS,
     Figure,
@@ -30,7 +30,7 @@ from sim.comparison import (
     render_comparison,
     summarize,
 )
-from sim.results import to_frame
+from rolloutlab.results.table import to_frame
 
 # --------------------------------------------------------------------------- Wilson
 

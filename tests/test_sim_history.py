@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from scenarios.schema import Scenario
-from sim.history import simulate_history
-from strategies import load_strategy
+from rolloutlab.scenarios.schema import Scenario
+from rolloutlab.sim.history import simulate_history
+from rolloutlab.strategies import load_strategy
 
 SCENARIO = Scenario.model_validate({
     "name": "h", "duration": "10m", "services": [{"name": "web", "replicas": 4}], "traffic": {"rps": 50},

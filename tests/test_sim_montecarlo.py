@@ -16,16 +16,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim.montecarlo import (
-    DaskUnavailable,
-    ExecutorChoice,
-    ExecutorError,
-    RunFailed,
-    compute_chunks,
-    parse_executor,
-    run_many,
-    run_seed_sequence,
-)
+from rolloutlab.errors import DaskUnavailable, ExecutorError, RunFailed
+from rolloutlab.scenarios.release import run_seed_sequence
+from rolloutlab.sim.montecarlo import ExecutorChoice, compute_chunks, parse_executor, run_many
 
 SEED = 20_240_917
 RUNS = 40
@@ -171,7 +164,7 @@ def test_progress_bar_does_not_change_the_table(
     reference: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With the bar forced on from the first chunk, the batch still returns the same table."""
-    monkeypatch.setattr("sim.montecarlo.PROGRESS_DELAY_SECONDS", 0.0)
+    monkeypatch.setattr("rolloutlab.sim.montecarlo.PROGRESS_DELAY_SECONDS", 0.0)
     table = batch(chunk_size=5, progress=True)
     pd.testing.assert_frame_equal(table, reference)
 

@@ -18,14 +18,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scenarios import bundled_scenario, load_scenario
-from scenarios.generate import strategy_names, valid_scenarios
-from scenarios.schema import Scenario
-from sim.montecarlo import run_many
-from sim.results import RESULT_COLUMNS, Outcome, to_frame
-from sim.run import HORIZON_AFTER_WINDOW, draw_release, make_streams, simulate
-from sim.world import World
-from strategies import Role, StrategySpec, load_strategy
+from rolloutlab.results.table import RESULT_COLUMNS, Outcome, to_frame
+from rolloutlab.scenarios import bundled_scenario, load_scenario
+from rolloutlab.scenarios.generate import strategy_names, valid_scenarios
+from rolloutlab.scenarios.release import draw_release, make_streams
+from rolloutlab.scenarios.schema import Scenario
+from rolloutlab.sim.montecarlo import run_many
+from rolloutlab.sim.run import HORIZON_AFTER_WINDOW, simulate
+from rolloutlab.sim.world import World
+from rolloutlab.strategies import Role, StrategySpec, load_strategy
 
 STRATEGY_NAMES = ("blue-green", "canary", "rolling")
 SPECS: dict[str, StrategySpec] = {name: load_strategy(name) for name in STRATEGY_NAMES}

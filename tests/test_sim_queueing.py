@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from sim.queueing import Overload, erlang_b, erlang_c, overload
+from rolloutlab.sim.queueing import Overload, erlang_b, erlang_c, overload
 
 
 def erlang_c_direct(c: int, a: float) -> float:

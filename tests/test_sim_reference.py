@@ -15,17 +15,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scenarios.schema import Scenario
-from sim.comparison import (
+from rolloutlab.results.statistics import (
     Figure,
     compute_mean_bootstrap_interval,
     compute_mean_t_interval,
     compute_quantile_interval,
     compute_wilson_interval,
 )
-from sim.montecarlo import run_many
-from sim.run import simulate
-from strategies import load_strategy
+from rolloutlab.scenarios.schema import Scenario
+from rolloutlab.sim.montecarlo import run_many
+from rolloutlab.sim.run import simulate
+from rolloutlab.strategies import load_strategy
 
 RUNS = 60
 SEED = 20240917

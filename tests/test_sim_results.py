@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim.results import (
+from rolloutlab.errors import ResultsError
+from rolloutlab.results.table import (
     OUTCOMES,
     RESULT_COLUMNS,
     Outcome,
-    ResultsError,
     read_results,
     to_frame,
     validate_results,
@@ -82,7 +82,7 @@ def test_outcomes_are_documented_str_enum_values() -> None:
         "false_rollback", "repaired_forward", "stuck",
     }
     assert OUTCOMES is Outcome and Outcome.PROMOTED == "promoted"
-    source = Path(__file__).parents[1].joinpath("sim", "results.py").read_text()
+    source = Path(__file__).parents[1].joinpath("results", "table.py").read_text()
     for outcome in Outcome:
         assert f'{outcome.name} = "{outcome.value}"\n    """' in source, f"{outcome.name} is undocumented"
 

@@ -10,13 +10,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scenarios.schema import (
+from rolloutlab.scenarios.schema import (
     ExponentialDistribution,
     FixedDistribution,
     LognormalDistribution,
     UniformDistribution,
 )
-from sim.sampling import sample, sample_many
+from rolloutlab.sim.sampling import sample, sample_many
 
 N = 100_000
 

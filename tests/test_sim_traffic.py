@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import integrate, stats
 
-from scenarios.schema import ConstantProfile, DiurnalProfile, Latency, Spike, SpikesProfile
-from sim.traffic import (
+from rolloutlab.scenarios.schema import ConstantProfile, DiurnalProfile, Latency, Spike, SpikesProfile
+from rolloutlab.sim.traffic import (
     LatencyModel,
     WindowDraw,
     callees_first,
@@ -24,7 +24,7 @@ from sim.traffic import (
     rate_at,
     rate_changes,
 )
-from strategies.observation import LATENCY_BUCKETS_MS
+from rolloutlab.strategies.observation import LATENCY_BUCKETS_MS
 
 CONSTANT = ConstantProfile()
 DAY = DiurnalProfile()

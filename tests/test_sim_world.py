@@ -8,10 +8,11 @@ import math
 import numpy as np
 import pytest
 
-from scenarios.schema import Scenario
-from sim.run import make_streams, draw_release, simulate
-from sim.world import World
-from strategies import Role, StrategySpec, load_strategy
+from rolloutlab.scenarios.release import draw_release, make_streams
+from rolloutlab.scenarios.schema import Scenario
+from rolloutlab.sim.run import simulate
+from rolloutlab.sim.world import World
+from rolloutlab.strategies import Role, StrategySpec, load_strategy
 
 FAST_PODS = {"schedule_delay": 0, "start_delay": 10, "readiness": {"period": 1, "success_threshold": 1}}
 

@@ -20,17 +20,38 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.outside_systems import needs_haproxy
-from live.validate import (
-    NEVER, Kind, LiveResult, Metric, Settings, SwitchFailures, ValidateError, Validation, Verdict,
-    check_hold, compute_calibrated_scenario, compute_exit_code, compute_live_scenario, compute_live_step_weights,
-    compute_metric_values, compute_prediction, compute_prediction_ranks, compute_prediction_set,
-    compute_predictions, compute_sim_step_weights, compute_switch_failures, compute_weight_segments, is_held,
-    judge_value, simulate_world, Judgement,
+from rolloutlab.errors import ValidateError
+from rolloutlab.results.table import read_results
+from rolloutlab.scenarios.schema import bundled_scenario, load_scenario
+from rolloutlab.strategies import load_strategy
+from rolloutlab.workflows.validate import (
+    NEVER,
+    Judgement,
+    Kind,
+    LiveResult,
+    Metric,
+    Settings,
+    SwitchFailures,
+    Validation,
+    Verdict,
+    check_hold,
+    compute_calibrated_scenario,
+    compute_exit_code,
+    compute_live_scenario,
+    compute_live_step_weights,
+    compute_metric_values,
+    compute_prediction,
+    compute_prediction_ranks,
+    compute_prediction_set,
+    compute_predictions,
+    compute_sim_step_weights,
+    compute_switch_failures,
+    compute_weight_segments,
+    is_held,
+    judge_value,
+    simulate_world,
 )
-from scenarios.schema import bundled_scenario, load_scenario
-from sim.results import read_results
-from strategies import load_strategy
+from tests.outside_systems import needs_haproxy
 
 ROOT = Path(__file__).resolve().parent.parent
 DURATION = Metric("detection_time", Kind.DURATION, "")
@@ -301,7 +322,7 @@ def test_calibrated_scenario_takes_the_measured_pod_start(standard):
 
 
 def rolloutlab(*args: str, env: dict | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "rolloutlab_cli", *args], cwd=ROOT, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "rolloutlab.cli", *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=timeout, env={**os.environ, **(env or {})})
 
 
@@ -334,8 +355,8 @@ def test_held_metric_outside_exits_1(standard, tmp_path, monkeypatch):
     """The command exits 1 when a held live value is outside; 0 when only unheld ones are (no processes here)."""
     from typer.testing import CliRunner
 
-    import live.validate as validate_module
-    import rolloutlab_cli
+    import rolloutlab.workflows.validate as validate_module
+    from rolloutlab import cli as rolloutlab_cli
 
     _, sim_world, user, preview = compute_live_scenario(standard, replicas=4, max_rps=100.0, time_scale=20.0)
     spec = load_strategy("canary").with_replicas(4)

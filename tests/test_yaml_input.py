@@ -8,14 +8,12 @@ from typing import Annotated, Literal, Union
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from yaml_mutations import mutated_lines
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from yaml_mutations import mutated_lines
 
-from strategies.yaml_input import (
+from rolloutlab.errors import FieldError, InputError
+from rolloutlab.strategies.yaml_input import (
     MAX_EXPANDED_NODES,
-    FieldError,
-    InputError,
     format_field_path,
     load_model_file,
     parse_duration,

@@ -18,11 +18,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from strategies.importers.argo import ArgoImporter, is_rollout
-from strategies.importers.flagger import FlaggerImporter, is_canary
-from strategies.importers.strategy_yaml import dump_strategy_yaml
-from strategies.spec import StrategySpec
-from strategies.yaml_input import InputError, YamlDocument, parse_yaml_documents, parse_yaml_file
+from rolloutlab.errors import InputError
+from rolloutlab.strategies.importers.argo import ArgoImporter, is_rollout
+from rolloutlab.strategies.importers.flagger import FlaggerImporter, is_canary
+from rolloutlab.strategies.importers.strategy_yaml import dump_strategy_yaml
+from rolloutlab.strategies.spec import StrategySpec
+from rolloutlab.strategies.yaml_input import YamlDocument, parse_yaml_documents, parse_yaml_file
 
 __all__ = ["ImportResult", "dump_strategy_yaml", "import_manifest", "import_text"]
 

@@ -30,16 +30,26 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from strategies.durations import format_duration, parse_duration
-from strategies.importers.conditions import (
-    IDENTITY, SUCCESS_FRACTION, ConditionNotThreshold, Conversion, parse_threshold,
+from rolloutlab.strategies.durations import format_duration, parse_duration
+from rolloutlab.strategies.importers.conditions import (
+    IDENTITY,
+    SUCCESS_FRACTION,
+    ConditionNotThreshold,
+    Conversion,
+    parse_threshold,
 )
-from strategies.importers.manifest import (
-    MISSING, ManifestReader, Origins, Path, as_integer, describe_type, validate_strategy,
+from rolloutlab.strategies.importers.manifest import (
+    MISSING,
+    ManifestReader,
+    Origins,
+    Path,
+    as_integer,
+    describe_type,
+    validate_strategy,
 )
-from strategies.importers.queries import QueryReading, make_reading, query_range_seconds, read_query
-from strategies.spec import Condition, Signal, StrategySpec
-from strategies.yaml_input import YamlDocument
+from rolloutlab.strategies.importers.queries import QueryReading, make_reading, query_range_seconds, read_query
+from rolloutlab.strategies.spec import Condition, Signal, StrategySpec
+from rolloutlab.strategies.yaml_input import YamlDocument
 
 API_GROUP = "argoproj.io"
 API_VERSION = "argoproj.io/v1alpha1"

@@ -31,12 +31,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from strategies.durations import format_duration
-from strategies.importers.conditions import IDENTITY, SUCCESS_FRACTION, Threshold
-from strategies.importers.manifest import MISSING, ManifestReader, Origins, Path, validate_strategy
-from strategies.importers.queries import QueryReading, make_reading, read_query
-from strategies.spec import Signal, StrategySpec
-from strategies.yaml_input import YamlDocument
+from rolloutlab.strategies.durations import format_duration
+from rolloutlab.strategies.importers.conditions import IDENTITY, SUCCESS_FRACTION, Threshold
+from rolloutlab.strategies.importers.manifest import MISSING, ManifestReader, Origins, Path, validate_strategy
+from rolloutlab.strategies.importers.queries import QueryReading, make_reading, read_query
+from rolloutlab.strategies.spec import Signal, StrategySpec
+from rolloutlab.strategies.yaml_input import YamlDocument
 
 API_GROUP = "flagger.app"
 API_VERSION = "flagger.app/v1beta1"

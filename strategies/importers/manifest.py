@@ -20,9 +20,10 @@ from typing import Any
 
 import pydantic
 
-from strategies.durations import parse_duration
-from strategies.spec import StrategySpec
-from strategies.yaml_input import InputError, YamlDocument, format_field_path
+from rolloutlab.errors import InputError
+from rolloutlab.strategies.durations import parse_duration
+from rolloutlab.strategies.spec import StrategySpec
+from rolloutlab.strategies.yaml_input import YamlDocument, format_field_path
 
 Path = tuple[Any, ...]
 MISSING: Any = object()

@@ -22,11 +22,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from strategies.durations import parse_duration
-from strategies.importers.conditions import (
-    ERROR_PERCENT, IDENTITY, SECONDS_TO_MS, SUCCESS_FRACTION, SUCCESS_PERCENT, Conversion,
+from rolloutlab.strategies.durations import parse_duration
+from rolloutlab.strategies.importers.conditions import (
+    ERROR_PERCENT,
+    IDENTITY,
+    SECONDS_TO_MS,
+    SUCCESS_FRACTION,
+    SUCCESS_PERCENT,
+    Conversion,
 )
-from strategies.spec import Signal
+from rolloutlab.strategies.spec import Signal
 
 _QUANTILE = re.compile(r"histogram_quantile\s*\(\s*([-+]?(?:\d+\.?\d*|\.\d+))")
 _MATCHER = re.compile(

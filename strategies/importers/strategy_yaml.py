@@ -19,8 +19,8 @@ import yaml
 from pydantic import BaseModel, BeforeValidator
 from pydantic.fields import FieldInfo
 
-from strategies.durations import format_duration, parse_duration
-from strategies.spec import Metric, StrategySpec
+from rolloutlab.strategies.durations import format_duration, parse_duration
+from rolloutlab.strategies.spec import Metric, StrategySpec
 
 _ALWAYS = {StrategySpec: {"name", "strategy"}, Metric: {"signal", "interval"}}
 _FLOW_KEYS = {"pause", "setCanaryScale", "thresholds", "thresholdRange"}

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from strategies.judges.judgement import Judgement, MeasurementPhase, signal_value
-from strategies.judges.mann_whitney import judge_mann_whitney
-from strategies.judges.sequential import judge_sequential
-from strategies.judges.threshold import judge_threshold
-from strategies.observation import MeasurementWindow
-from strategies.spec import Metric
+from rolloutlab.strategies.judges.judgement import Judgement, MeasurementPhase, signal_value
+from rolloutlab.strategies.judges.mann_whitney import judge_mann_whitney
+from rolloutlab.strategies.judges.sequential import judge_sequential
+from rolloutlab.strategies.judges.threshold import judge_threshold
+from rolloutlab.strategies.observation import MeasurementWindow
+from rolloutlab.strategies.spec import Metric
 
 __all__ = ["Judgement", "MeasurementPhase", "judge_measurement", "signal_value"]
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from strategies.observation import WindowStats
-from strategies.spec import Signal
+from rolloutlab.strategies.observation import WindowStats
+from rolloutlab.strategies.spec import Signal
 
 DEFAULT_LATENCY_QUANTILE = 0.99
 """The quantile a latency signal reads when none is given (the Metric spec's own default)."""

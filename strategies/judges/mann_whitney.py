@@ -51,21 +51,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from functools import lru_cache
 from dataclasses import dataclass
 from enum import Enum
+from functools import lru_cache
 
 import numpy as np
 from scipy import stats
 
-from strategies.judges.judgement import (
+from rolloutlab.strategies.judges.judgement import (
     Judgement,
     MeasurementPhase,
     describe_signal,
     signal_value,
 )
-from strategies.observation import MeasurementWindow
-from strategies.spec import Direction, MannWhitneyJudge, Metric, ScoredSignal
+from rolloutlab.strategies.observation import MeasurementWindow
+from rolloutlab.strategies.spec import Direction, MannWhitneyJudge, Metric, ScoredSignal
 
 EXACT_MAX_SAMPLE = 50
 """Largest sample size (per side) for which the interval uses the exact null distribution

@@ -54,9 +54,9 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.special import logsumexp
 
-from strategies.judges.judgement import Judgement, MeasurementPhase
-from strategies.observation import MeasurementWindow
-from strategies.spec import Metric, SequentialJudge
+from rolloutlab.strategies.judges.judgement import Judgement, MeasurementPhase
+from rolloutlab.strategies.observation import MeasurementWindow
+from rolloutlab.strategies.spec import Metric, SequentialJudge
 
 FAIL_GRID: tuple[float, ...] = (1.25, 1.5, 2.0, 3.0, 5.0, 10.0, 20.0)
 """Alternatives to healthy, as multiples of θ0, mixed with equal weights: a canary from

@@ -30,15 +30,15 @@ window (for reports; the threshold judge never compares against it).
 
 from __future__ import annotations
 
-from strategies.judges.judgement import (
+from rolloutlab.strategies.judges.judgement import (
     Judgement,
     MeasurementPhase,
     describe_signal,
     format_value,
     signal_value,
 )
-from strategies.observation import MeasurementWindow
-from strategies.spec import Condition, Metric, ThresholdRange
+from rolloutlab.strategies.observation import MeasurementWindow
+from rolloutlab.strategies.spec import Condition, Metric, ThresholdRange
 
 
 def evaluate_conditions(

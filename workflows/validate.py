@@ -68,14 +68,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from live.loadgen import ERROR_OUTCOMES, NO_ANSWER, NOT_SERVED
-from live.session import LiveRun, live_rates, make_plan, pick_defect, run_live
-from scenarios.schema import FixedDistribution, LognormalDistribution, Scenario
-from sim.montecarlo import run_many, run_seed_sequence
-from sim.results import to_frame
-from sim.run import simulate
-from sim.world import ReleaseDraw
-from strategies import Role, StrategySpec
+from rolloutlab.errors import ValidateError
+from rolloutlab.live.loadgen import ERROR_OUTCOMES, NO_ANSWER, NOT_SERVED
+from rolloutlab.live.session import LiveRun, live_rates, make_plan, pick_defect, run_live
+from rolloutlab.results.table import to_frame
+from rolloutlab.scenarios.release import ReleaseDraw, run_seed_sequence
+from rolloutlab.scenarios.schema import FixedDistribution, LognormalDistribution, Scenario
+from rolloutlab.sim.montecarlo import run_many
+from rolloutlab.sim.run import simulate
+from rolloutlab.strategies import Role, StrategySpec
 
 LEVEL = 0.95
 RELEASES = ("bad", "good")
@@ -83,10 +84,6 @@ NEVER = math.inf  # something that did not happen within the run: later than any
 
 NO_ANSWER_OUTCOMES = tuple(sorted(o.value for o in NO_ANSWER))
 """User requests that failed with no version answering: the router's or the network's."""
-
-
-class ValidateError(ValueError):
-    """Bad input to a validation (a metric name, a release, a setting); the message says which."""
 
 
 # --------------------------------------------------------------------------- metrics
@@ -476,7 +473,7 @@ class PodTimingSummary:
 def compute_assumed_pod_ready(scenario: Scenario, pods: int = 400, seed: int = 0) -> list[float]:
     """Creation-to-ready times (scenario seconds) of ``pods`` new pods as the simulator
     draws them (``sim.pods.Cluster``, the model itself, not a copy of its formula)."""
-    from sim.pods import Cluster
+    from rolloutlab.sim.pods import Cluster
 
     cluster = Cluster(scenario.service_under_test, np.random.default_rng(seed), lambda _t: None)
     cluster.scale(Role.CANARY, pods, 0.0)
@@ -698,7 +695,7 @@ def simulate_world(scenario: Scenario, spec: StrategySpec, settings: Settings) -
 def open_local_backend(scenario: Scenario, time_scale: float, state_dir: Path, seed: int):
     """A local backend whose probe and grace period are the scenario's, compressed by the
     time scale (a probe timeout is kept at >= 0.25 s wall: a loaded machine answers late)."""
-    from live.local import LocalBackend, Probe
+    from rolloutlab.live.local import LocalBackend, Probe
 
     timing = scenario.service_under_test.pod_timing
     probe = Probe(period_s=max(0.05, timing.readiness.period / time_scale),
@@ -853,7 +850,7 @@ def _jsonable(x: Any) -> Any:
 
 
 def _show(x: Value, kind: Kind | None = None) -> str:
-    from sim.comparison import format_duration
+    from rolloutlab.results.statistics import format_duration
 
     if x is None:
         return "n/a"
@@ -927,7 +924,7 @@ def summary_table(v: Validation) -> tuple[list[str], list[list[str]]]:
 
 
 def calibration_lines(v: Validation) -> list[str]:
-    from sim.comparison import format_duration as d
+    from rolloutlab.results.statistics import format_duration as d
 
     assumed = PodTimingSummary.of(v.assumed_ready_s)
     measured = PodTimingSummary.of([s for r in v.live for s in r.created_to_ready_s])
@@ -1053,8 +1050,8 @@ def results_table(v: Validation) -> pd.DataFrame:
 def write_validation(v: Validation, out_dir: Path) -> dict[str, Path]:
     """results.csv/.parquet (simulated + live rows), live-results.csv, timelines.json (the
     first simulated run and every live run) and validation.json into ``out_dir``."""
-    from sim.results import write_results
-    from sim.timelines import write_timelines
+    from rolloutlab.results.table import write_results
+    from rolloutlab.results.timeline import write_timelines
 
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path, parquet_path = write_results(results_table(v), out_dir / "results")

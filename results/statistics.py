@@ -35,7 +35,7 @@ from rich.console import Console
 from rich.table import Table
 from scipy import stats
 
-from sim.results import NO_DEFECT, RESULT_COLUMNS, Outcome
+from rolloutlab.results.table import NO_DEFECT, RESULT_COLUMNS, Outcome
 
 CONFIDENCE = 0.95
 BOOTSTRAP_RESAMPLES = 4999

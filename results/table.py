@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from rolloutlab.errors import ResultsError
+
 
 class Outcome(str, Enum):
     """How a deployment ended: the ``outcome`` column.
@@ -89,17 +91,6 @@ RESULT_COLUMNS: dict[str, str] = {
 """The contract columns, in order, with their pandas dtypes ("str" is pandas' string dtype)."""
 
 _TIME_COLUMNS = ("finished_at", "detected_at", "restored_at")
-
-
-class ResultsError(ValueError):
-    """A table or file that breaks the results contract; the message names where.
-
-    ``row`` is the 0-based position of the offending row, when one row is to blame.
-    """
-
-    def __init__(self, message: str, row: int | None = None) -> None:
-        super().__init__(message)
-        self.row = row
 
 
 def to_frame(rows: Iterable[Mapping[str, Any]] | pd.DataFrame) -> pd.DataFrame:

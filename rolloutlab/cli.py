@@ -15,10 +15,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from strategies import InputError, load_strategy
-from strategies.actions import EventReason
-from strategies.files import bundled_strategy_names
-from strategies.yaml_input import parse_yaml_file
+from rolloutlab.strategies import InputError, load_strategy
+from rolloutlab.strategies.actions import EventReason
+from rolloutlab.strategies.files import bundled_strategy_names
+from rolloutlab.strategies.yaml_input import parse_yaml_file
 
 app = typer.Typer(
     name="rolloutlab",
@@ -52,7 +52,7 @@ def import_command(
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Write the strategy here instead of stdout.")] = None,
 ) -> None:
     """Convert an Argo Rollouts Rollout or a Flagger Canary into a rolloutlab strategy."""
-    from strategies.importers import dump_strategy_yaml, import_manifest
+    from rolloutlab.strategies.importers import dump_strategy_yaml, import_manifest
 
     try:
         result = import_manifest(file)
@@ -80,8 +80,8 @@ def plan(
     gate_seconds: Annotated[float, typer.Option(min=0, help="Seconds a person takes to pass a manual gate.")] = 60.0,
 ) -> None:
     """Dry-run a strategy in an ideal world and print its plan: steps, pods, declared vs effective weight."""
-    from strategies.dry_run import IdealWorld
-    from strategies.observation import Command
+    from rolloutlab.strategies.dry_run import IdealWorld
+    from rolloutlab.strategies.observation import Command
 
     try:
         spec = _load_strategy_or_manifest(strategy)
@@ -112,8 +112,8 @@ def plan(
 
 def _load_strategy_or_manifest(name_or_path: str):
     """Our strategy file or bundled name; an Argo Rollout or Flagger Canary is imported."""
-    from strategies.files import resolve_strategy_path
-    from strategies.importers import import_manifest
+    from rolloutlab.strategies.files import resolve_strategy_path
+    from rolloutlab.strategies.importers import import_manifest
 
     path = resolve_strategy_path(name_or_path)
     docs = parse_yaml_file(path)
@@ -131,9 +131,9 @@ def lint(
     files: Annotated[list[Path], typer.Argument(help="Strategy or scenario files to validate.")],
 ) -> None:
     """Validate strategy and scenario files; exit 2 naming the file, line and field of the first error in each."""
-    from scenarios.schema import Scenario
-    from strategies.spec import StrategySpec
-    from strategies.yaml_input import validate_document
+    from rolloutlab.scenarios.schema import Scenario
+    from rolloutlab.strategies.spec import StrategySpec
+    from rolloutlab.strategies.yaml_input import validate_document
 
     failed = False
     for path in files:
@@ -158,7 +158,7 @@ DEFAULT_STRATEGIES = "blue-green,canary,rolling"
 
 
 def _load_scenario_arg(name_or_path: str):
-    from scenarios.schema import bundled_scenario, load_scenario
+    from rolloutlab.scenarios.schema import bundled_scenario, load_scenario
 
     path = Path(name_or_path)
     if path.suffix not in (".yaml", ".yml") and not path.exists():
@@ -170,11 +170,11 @@ def _run_simulation(scenario_arg: str, strategy_args: list[str], runs: int, seed
                     fidelity: str, out_dir: Path, as_json: bool, title: str, report: bool = True) -> None:
     import json
 
-    from sim.comparison import comparison_json, render_comparison, summarize
-    from sim.montecarlo import ExecutorError, RunFailed, run_many
-    from sim.results import write_results
-
-    from sim.run import FIDELITIES
+    from rolloutlab.errors import ExecutorError, RunFailed
+    from rolloutlab.results.statistics import comparison_json, render_comparison, summarize
+    from rolloutlab.results.table import write_results
+    from rolloutlab.sim.montecarlo import run_many
+    from rolloutlab.sim.run import FIDELITIES
 
     if fidelity not in FIDELITIES:
         _bad_input(InputError("--fidelity", f"must be one of {', '.join(FIDELITIES)}, not {fidelity!r}"))
@@ -189,7 +189,7 @@ def _run_simulation(scenario_arg: str, strategy_args: list[str], runs: int, seed
     seed = seed if seed is not None else (scenario.seed if scenario.seed is not None else DEFAULT_SEED)
     run_fn = None
     if scenario.history is not None:
-        from sim.history import simulate_history as run_fn  # one row per deployment
+        from rolloutlab.sim.history import simulate_history as run_fn  # one row per deployment
     try:
         df = run_many(scenario, strategies, runs, seed, executor=executor, fidelity=fidelity,
                       progress=not as_json, **({"run_fn": run_fn} if run_fn else {}))
@@ -206,7 +206,8 @@ def _run_simulation(scenario_arg: str, strategy_args: list[str], runs: int, seed
     summaries = summarize(df)
     written = {}
     if report:
-        from sim.timelines import record_timelines, write_timelines
+        from rolloutlab.results.timeline import write_timelines
+        from rolloutlab.sim.timelines import record_timelines
 
         timelines = record_timelines(scenario, strategies, df, seed) if scenario.history is None else []
         write_timelines(timelines, out_dir)
@@ -232,7 +233,7 @@ def _ensure_out_dir(out_dir: Path) -> None:
 
 
 def _write_report(results, timelines, log, out_dir: Path) -> dict:
-    from reports.document import build_report, write_report
+    from rolloutlab.reports.document import build_report, write_report
 
     return write_report(build_report(results, timelines, log), out_dir)
 
@@ -290,9 +291,10 @@ def report_command(
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for report.html, report.md and summary.csv.")] = Path("report"),
 ) -> None:
     """Write the DORA report (HTML, Markdown, summary CSV) from a results table and/or a deployment log."""
-    from reports.deploy_log import load_deploy_log
-    from sim.results import ResultsError, read_results
-    from sim.timelines import TIMELINES_FILE, read_timelines
+    from rolloutlab.errors import ResultsError
+    from rolloutlab.reports.deploy_log import load_deploy_log
+    from rolloutlab.results.table import read_results
+    from rolloutlab.results.timeline import TIMELINES_FILE, read_timelines
 
     if results is None and log is None:
         _bad_input(InputError("report", "give a results table, a --log, or both"))
@@ -323,7 +325,7 @@ def check(
     report_dir: Annotated[Optional[Path], typer.Option("--report", help="Write report.html, report.md and the results table into this folder.")] = None,
 ) -> None:
     """Run scenario files and judge their expectations; exit 0 if all hold, 1 if one fails, 2 on bad input."""
-    from scenarios.check import DEFAULT_RUNS, run_check_command
+    from rolloutlab.workflows.check import DEFAULT_RUNS, run_check_command
 
     code = run_check_command(paths, runs=runs or DEFAULT_RUNS, seed=seed, confidence=confidence, executor=executor,
                              junit=junit, report_dir=report_dir, out=out, err=err, progress=sys.stderr.isatty())
@@ -352,13 +354,12 @@ def live(
 ) -> None:
     """Run a scenario's rollout for real (real pods, real traffic, injected faults) with the same controller as the simulator."""
     import json as _json
-
     import math
 
-    from live.loadgen import is_loopback_url
-    from live.runner import StateError
-    from live.session import BACKENDS, RELEASES, LiveUnsupported, make_plan, open_backend, run_live
-    from sim.results import write_results
+    from rolloutlab.errors import LiveUnsupported, StateError
+    from rolloutlab.live.loadgen import is_loopback_url
+    from rolloutlab.live.session import BACKENDS, RELEASES, make_plan, open_backend, run_live
+    from rolloutlab.results.table import write_results
 
     if backend not in BACKENDS:
         _bad_input(InputError("--backend", f"must be one of {', '.join(BACKENDS)}, not {backend!r}"))
@@ -451,11 +452,9 @@ def validate(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Print the live runner's log.")] = False,
 ) -> None:
     """Run a scenario in the simulator and live on local processes; judge each live figure against the simulator's prediction interval (exit 1 when a --hold metric falls outside)."""
-    from live.haproxy import HAPROXY
-    from live.runner import StateError
-    from live.session import LiveUnsupported
-    from live.validate import Settings, ValidateError, render_validation, run_validation, write_validation
-    from sim.montecarlo import ExecutorError, RunFailed
+    from rolloutlab.errors import ExecutorError, LiveUnsupported, RunFailed, StateError, ValidateError
+    from rolloutlab.live.haproxy import HAPROXY
+    from rolloutlab.workflows.validate import Settings, render_validation, run_validation, write_validation
 
     try:
         settings = Settings(sim_runs=runs, live_runs=live_runs, seed=1 if seed is None else seed, time_scale=time_scale,
@@ -497,10 +496,11 @@ def validate(
     out.print(f"validation: {written['validation']}; results: {written['results']} (simulated + live rows, "
               f"scenario seconds), {written['live_results']}")
     if report:
-        from live.validate import calibration_lines, summary_table, zero_downtime_lines
-        from reports.document import Section, Table as ReportTable, build_report, write_report
-        from sim.results import read_results
-        from sim.timelines import read_timelines
+        from rolloutlab.reports.document import Section, build_report, write_report
+        from rolloutlab.reports.document import Table as ReportTable
+        from rolloutlab.results.table import read_results
+        from rolloutlab.results.timeline import read_timelines
+        from rolloutlab.workflows.validate import calibration_lines, summary_table, zero_downtime_lines
 
         document = build_report(read_results(written["results"]), read_timelines(written["timelines"]))
         columns, rows = summary_table(result)

@@ -76,8 +76,8 @@ class ScenarioFile(pytest.File):
     """A scenario file: one item per strategy x expectation."""
 
     def collect(self):
-        from scenarios.check import load_check_target
-        from strategies.yaml_input import InputError
+        from rolloutlab.errors import InputError
+        from rolloutlab.workflows.check import load_check_target
 
         try:
             target = load_check_target(self.path)
@@ -103,8 +103,8 @@ class ScenarioFile(pytest.File):
         return self._judged[(strategy, index)]
 
     def _run(self) -> None:
-        from scenarios.check import DEFAULT_RUNS, check_target
-        from scenarios.expectations import DEFAULT_CONFIDENCE
+        from rolloutlab.scenarios.expectations import DEFAULT_CONFIDENCE
+        from rolloutlab.workflows.check import DEFAULT_RUNS, check_target
 
         config = self.config
         runs = _setting(config, "--rolloutlab-runs", "rolloutlab_runs", int, DEFAULT_RUNS)

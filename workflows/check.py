@@ -33,11 +33,12 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from scenarios.expectations import DEFAULT_CONFIDENCE, Judgement, Verdict, judge_expectations
-from scenarios.schema import ALL_STRATEGIES, SCENARIO_LIBRARY_DIR, Scenario, is_strategy_path
-from strategies.files import LIBRARY_DIR, load_strategy
-from strategies.spec import StrategySpec
-from strategies.yaml_input import InputError, YamlDocument, format_field_path, parse_yaml_file, validate_document
+from rolloutlab.errors import InputError
+from rolloutlab.scenarios.expectations import DEFAULT_CONFIDENCE, Judgement, Verdict, judge_expectations
+from rolloutlab.scenarios.schema import ALL_STRATEGIES, SCENARIO_LIBRARY_DIR, Scenario, is_strategy_path
+from rolloutlab.strategies.files import LIBRARY_DIR, load_strategy
+from rolloutlab.strategies.spec import StrategySpec
+from rolloutlab.strategies.yaml_input import YamlDocument, format_field_path, parse_yaml_file, validate_document
 
 __all__ = [
     "DEFAULT_RUNS",
@@ -247,11 +248,11 @@ def run_target(
     target: CheckTarget, runs: int, seed: int, *, executor: str = "process", progress: bool = False
 ) -> pd.DataFrame:
     """The results table of ``runs`` runs of every strategy the target names."""
-    from sim.montecarlo import run_many
+    from rolloutlab.sim.montecarlo import run_many
 
     options: dict[str, Any] = {}
     if target.scenario.history is not None:
-        from sim.history import simulate_history  # one row per deployment
+        from rolloutlab.sim.history import simulate_history  # one row per deployment
 
         options["run_fn"] = simulate_history
     return run_many(target.scenario, list(target.strategies), runs, seed, executor=executor,
@@ -264,7 +265,7 @@ def check_target(
 ) -> ScenarioOutcome:
     """Run a target and judge its expectations. A crashing run becomes the outcome's
     error; executor problems (``ExecutorError``, ``OSError``) propagate: they are bad input."""
-    from sim.montecarlo import RunFailed
+    from rolloutlab.errors import RunFailed
 
     chosen = seed if seed is not None else (target.scenario.seed if target.scenario.seed is not None else DEFAULT_SEED)
     started = time.monotonic()
@@ -388,8 +389,9 @@ def write_junit(report: CheckReport, path: str | os.PathLike[str]) -> Path:
 
 def write_check_report(report: CheckReport, out_dir: Path) -> dict[str, Path]:
     """The HTML/Markdown report of every scenario's results, led by the expectations."""
-    from reports.document import Section, Table as ReportTable, build_report, write_report
-    from sim.results import write_results
+    from rolloutlab.reports.document import Section, build_report, write_report
+    from rolloutlab.reports.document import Table as ReportTable
+    from rolloutlab.results.table import write_results
 
     tables = [o.results for o in report.outcomes if o.results is not None]
     if not tables:
@@ -439,7 +441,8 @@ def run_check_command(
 ) -> int:
     """The whole ``rolloutlab check``: returns the exit status (0, 1 or 2) and never raises
     for bad input. ``paths`` default to the bundled scenario library."""
-    from sim.montecarlo import ExecutorError, parse_executor
+    from rolloutlab.errors import ExecutorError
+    from rolloutlab.sim.montecarlo import parse_executor
 
     out = out or Console()
     err = err or Console(stderr=True)
