@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -22,6 +22,7 @@ import pandas as pd
 from rolloutlab.errors import LiveUnsupported, StateError
 from rolloutlab.live.loadgen import ERROR_OUTCOMES, NO_ANSWER, NOT_SERVED, LoadGenerator, Outcome, Target
 from rolloutlab.live.runner import Backend, LiveVersion, NoMetrics, ReleasePlan, Runner, RunSummary, is_final
+from rolloutlab.results.table import DETECTED_BY_ABORT_CAUSE, DetectedBy
 from rolloutlab.scenarios.release import draw_release, make_streams, run_seed_sequence
 from rolloutlab.scenarios.schema import Scenario
 from rolloutlab.strategies import Command, Role, StrategySpec
@@ -229,7 +230,7 @@ def outcome_of(summary: RunSummary, defective: bool, harmed: bool) -> str:
     if s.aborted:
         if not defective:
             return "false_rollback"
-        return "rolled_back_manual" if detected_by(s) == "manual" else "rolled_back"
+        return "rolled_back_manual" if detected_by(s) == DetectedBy.MANUAL else "rolled_back"
     if s.completed:
         return "failed_undetected" if defective and harmed else "promoted"
     return "stuck"
@@ -318,8 +319,7 @@ def detected_by(status) -> str:
     """Who caught the release, in the simulator's words (sim/world.py)."""
     if not status.aborted:
         return ""
-    reason = status.abort_reason or ""
-    return "manual" if "by command" in reason else ("deadline" if "deadline" in reason else "analysis")
+    return DETECTED_BY_ABORT_CAUSE[status.abort_cause.value].value
 
 
 def timeline_points(summary: RunSummary, records: pd.DataFrame, plan: ReleasePlan) -> list[dict[str, Any]]:

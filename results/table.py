@@ -64,6 +64,30 @@ class Outcome(str, Enum):
     deadline, or unable to get pods ready)."""
 
 
+class DetectedBy(str, Enum):
+    """Who or what caught a defective release first: the ``detected_by`` column (empty
+    when nothing did)."""
+
+    ANALYSIS = "analysis"
+    """The rollout's own analysis failed and aborted it."""
+    ALERT = "alert"
+    """A monitoring alert fired and paged a person before the analysis aborted."""
+    MANUAL = "manual"
+    """A person aborted the rollout by command."""
+    DEADLINE = "deadline"
+    """The progress deadline aborted the rollout."""
+
+
+DETECTED_BY_ABORT_CAUSE: dict[str, DetectedBy] = {
+    "AnalysisFailed": DetectedBy.ANALYSIS,
+    "AbortCommand": DetectedBy.MANUAL,
+    "ProgressDeadlineExceeded": DetectedBy.DEADLINE,
+}
+"""The controller's abort cause (``strategies.status.AbortCause`` values) -> ``detected_by``.
+Keyed by value because this package sits below the controller; a test checks the keys
+are exactly the controller's causes."""
+
+
 OUTCOMES = Outcome
 """The outcomes a results row may carry (alias of ``Outcome`` under the contract's name)."""
 

@@ -31,6 +31,7 @@ import networkx as nx
 import numpy as np
 import simpy
 
+from rolloutlab.results.table import DETECTED_BY_ABORT_CAUSE, DetectedBy
 from rolloutlab.results.timeline import TimelinePoint
 from rolloutlab.scenarios.release import ReleaseDraw
 from rolloutlab.scenarios.schema import (
@@ -268,8 +269,7 @@ class World:
         s = self.status
         if s.aborted and not before.aborted and self.detected_at is None:
             self.detected_at = self.env.now
-            self.detected_by = "manual" if "by command" in s.abort_reason else (
-                "deadline" if "deadline" in s.abort_reason else "analysis")
+            self.detected_by = DETECTED_BY_ABORT_CAUSE[s.abort_cause.value].value
 
     # ================================================================== wake-ups
 
@@ -657,7 +657,7 @@ class World:
             if now - pending_since >= rule.for_:
                 self.alert_fired_at = now
                 if self.detected_at is None:
-                    self.detected_at, self.detected_by = now, "alert"
+                    self.detected_at, self.detected_by = now, DetectedBy.ALERT.value
                 if self.record_timeline:
                     self.pending_events.append(f"AlertFired: {rule.name}")
                 self.env.process(self._on_call())

@@ -15,6 +15,7 @@ from rolloutlab.strategies.analysis import advance_analysis, start_analysis, ter
 from rolloutlab.strategies.observation import Observation, Role
 from rolloutlab.strategies.spec import RolloutAnalysis, StrategySpec
 from rolloutlab.strategies.status import (
+    AbortCause,
     AnalysisKind,
     AnalysisPhase,
     AnalysisRun,
@@ -108,11 +109,11 @@ class Cycle:
         self.set(step_index=self.status.step_index + 1, step_started_at=self.now,
                  pause_reason=None, pause_started_at=None)
 
-    def abort(self, reason: str) -> None:
+    def abort(self, reason: str, cause: AbortCause = AbortCause.ANALYSIS_FAILED) -> None:
         if self.status.aborted or self.status.completed:
             return
         self.terminate_analyses()
-        self.set(aborted=True, aborted_at=self.now, abort_reason=reason, phase=Phase.DEGRADED,
+        self.set(aborted=True, aborted_at=self.now, abort_reason=reason, abort_cause=cause, phase=Phase.DEGRADED,
                  pause_reason=None, pause_started_at=None, scale_down_at=None, message=f"aborted: {reason}")
         self.event(EventReason.ABORTED, reason)
 

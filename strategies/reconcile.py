@@ -30,7 +30,7 @@ from rolloutlab.strategies.observation import Command, Observation, Role
 from rolloutlab.strategies.replicas import effective_canary_weight
 from rolloutlab.strategies.rolling import reconcile_rolling
 from rolloutlab.strategies.spec import StrategyKind, StrategySpec, TrafficRouting
-from rolloutlab.strategies.status import AnalysisKind, AnalysisPhase, PauseReason, Phase, RolloutStatus
+from rolloutlab.strategies.status import AbortCause, AnalysisKind, AnalysisPhase, PauseReason, Phase, RolloutStatus
 
 _LADDERS = {
     StrategyKind.CANARY: reconcile_canary,
@@ -86,12 +86,12 @@ def _apply_command(c: Cycle, command: Command) -> str | None:
     if command is Command.ABORT:
         if s.aborted:
             return "already aborted"
-        c.abort("aborted by command")
+        c.abort("aborted by command", AbortCause.COMMAND)
         return None
     if command is Command.RETRY:
         if not s.aborted:
             return "only an aborted rollout can be retried"
-        c.set(**_fresh_progress(c), aborted=False, aborted_at=None, abort_reason="", restored_at=None,
+        c.set(**_fresh_progress(c), aborted=False, aborted_at=None, abort_reason="", abort_cause=None, restored_at=None,
               scale_down_at=None, step_index=0, phase=Phase.PROGRESSING, message="retrying")
         for key in [a.key for a in s.analyses if "@" not in a.key]:
             c.retire_analysis(key)
@@ -180,7 +180,7 @@ def _check_progress_deadline(c: Cycle) -> None:
         c.set(deadline_exceeded=True, phase=Phase.DEGRADED, message=message)
         c.event(EventReason.DEADLINE_EXCEEDED, message)
         if c.spec.progress_deadline_abort:
-            c.abort(f"progress deadline exceeded ({message})")
+            c.abort(f"progress deadline exceeded ({message})", AbortCause.PROGRESS_DEADLINE)
 
 
 def _requeue_at(c: Cycle) -> float | None:

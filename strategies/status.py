@@ -30,6 +30,18 @@ class PauseReason(str, Enum):
     BLUE_GREEN_PAUSE = "BlueGreenPause"
 
 
+class AbortCause(str, Enum):
+    """Why a rollout was aborted (Argo names its condition reasons as constants the same
+    way): code reads the cause, never the message text."""
+
+    ANALYSIS_FAILED = "AnalysisFailed"
+    """A step, background or promotion analysis failed or errored."""
+    COMMAND = "AbortCommand"
+    """A person asked for it (``abort``)."""
+    PROGRESS_DEADLINE = "ProgressDeadlineExceeded"
+    """Pods did not become available within ``progressDeadlineSeconds`` (with ``progressDeadlineAbort``)."""
+
+
 class AnalysisKind(str, Enum):
     STEP = "step"
     BACKGROUND = "background"
@@ -113,7 +125,8 @@ class RolloutStatus:
     switched_at: float | None = None  # blue-green: when the active Service moved to the canary
     aborted: bool = False
     aborted_at: float | None = None
-    abort_reason: str = ""
+    abort_reason: str = ""  # what a person reads
+    abort_cause: AbortCause | None = None  # what code reads
     restored_at: float | None = None  # abort finished: all traffic on a fully available stable
     completed: bool = False
     completed_at: float | None = None  # promotion finished: canary is the new stable
@@ -170,6 +183,6 @@ def load_status(text: str | bytes) -> RolloutStatus:
 
 
 __all__ = [
-    "AnalysisKind", "AnalysisPhase", "AnalysisRun", "Measurement", "MetricRun", "Phase",
+    "AbortCause", "AnalysisKind", "AnalysisPhase", "AnalysisRun", "Measurement", "MetricRun", "Phase",
     "PauseReason", "RolloutStatus", "dump_status", "evolve", "load_status",
 ]

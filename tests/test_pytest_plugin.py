@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import rolloutlab.workflows.check  # noqa: F401 - loaded here: numpy cannot be imported again inside pytester's in-process runs
-from rolloutlab.scenarios import pytest_plugin
+from rolloutlab.workflows import pytest_plugin
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "check" / "scenarios"

@@ -227,3 +227,13 @@ def test_missing_file_is_named(tmp_path: Path) -> None:
     """Reading a file that does not exist names it."""
     with pytest.raises(ResultsError, match="no such file"):
         read_results(tmp_path / "absent.csv")
+
+
+def test_every_abort_cause_maps_to_a_detected_by_value() -> None:
+    """Each of the controller's abort causes names who detected the release; nothing is
+    derived from an abort's message text."""
+    from rolloutlab.results.table import DETECTED_BY_ABORT_CAUSE, DetectedBy
+    from rolloutlab.strategies.status import AbortCause
+
+    assert set(DETECTED_BY_ABORT_CAUSE) == {c.value for c in AbortCause}
+    assert all(isinstance(v, DetectedBy) for v in DETECTED_BY_ABORT_CAUSE.values())
