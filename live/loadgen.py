@@ -57,8 +57,9 @@ VERSION_HEADER = "X-Version"
 _POLL_S = 0.05  # how often the drain wait re-reads its deadline
 
 
-class Outcome(str, Enum):
-    """What became of one scheduled request."""
+class RequestResult(str, Enum):
+    """What became of one scheduled request (not a rollout's ``Outcome``, which is
+    ``rolloutlab.results.table.Outcome``)."""
 
     OK = "ok"  # 1xx-3xx
     HTTP_4XX = "http_4xx"  # the client's fault; not counted as an error
@@ -73,15 +74,15 @@ class Outcome(str, Enum):
     CANCELLED = "cancelled"  # sent, still in flight when the run ended
 
 
-ERROR_OUTCOMES = frozenset({
-    Outcome.APP_5XX, Outcome.ROUTER_5XX, Outcome.CONNECT_REFUSED, Outcome.CONNECTION_RESET,
-    Outcome.TIMEOUT, Outcome.OTHER,
+ERROR_RESULTS = frozenset({
+    RequestResult.APP_5XX, RequestResult.ROUTER_5XX, RequestResult.CONNECT_REFUSED, RequestResult.CONNECTION_RESET,
+    RequestResult.TIMEOUT, RequestResult.OTHER,
 })
 # Never reached a verdict: not in counters(), and not requests a user saw.
 NO_ANSWER = frozenset({
-    Outcome.ROUTER_5XX, Outcome.CONNECT_REFUSED, Outcome.CONNECTION_RESET, Outcome.TIMEOUT, Outcome.OTHER,
+    RequestResult.ROUTER_5XX, RequestResult.CONNECT_REFUSED, RequestResult.CONNECTION_RESET, RequestResult.TIMEOUT, RequestResult.OTHER,
 })  # failed with no version answering: the router's or the network's (or a starved client's: timeout)
-NOT_SERVED = frozenset({Outcome.DROPPED, Outcome.UNSENT, Outcome.CANCELLED})
+NOT_SERVED = frozenset({RequestResult.DROPPED, RequestResult.UNSENT, RequestResult.CANCELLED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +103,7 @@ class RequestRecord:
     scheduled_s: float
     start_s: float | None  # None: dropped
     end_s: float | None  # None: dropped or cancelled
-    outcome: Outcome
+    result: RequestResult
     status: int | None = None  # HTTP status when a response arrived
     version: str | None = None  # X-Version of the response
     latency_ms: float | None = None  # end - start; None when dropped or cancelled
@@ -115,12 +116,12 @@ class LoadTotals:
     scheduled: int
     sent: int  # scheduled - dropped - unsent
     finished: int  # sent requests with a verdict (response or failure)
-    errors: int  # finished with an outcome in ERROR_OUTCOMES
+    errors: int  # finished with a result in ERROR_RESULTS
     dropped: int  # the in-flight cap was full
     unsent: int  # the generator fell behind its schedule and the run ended first
     cancelled: int
     in_flight: int
-    outcomes: dict[str, int] = field(default_factory=dict)
+    results: dict[str, int] = field(default_factory=dict)  # RequestResult value -> requests
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,32 +149,32 @@ def is_loopback_url(url: str) -> bool:
         return False
 
 
-def classify_response(status: int, version: str | None) -> Outcome:
+def classify_response(status: int, version: str | None) -> RequestResult:
     if status >= 500:
-        return Outcome.APP_5XX if version is not None else Outcome.ROUTER_5XX
+        return RequestResult.APP_5XX if version is not None else RequestResult.ROUTER_5XX
     if status >= 400:
-        return Outcome.HTTP_4XX
-    return Outcome.OK
+        return RequestResult.HTTP_4XX
+    return RequestResult.OK
 
 
-def classify_exception(exc: BaseException) -> Outcome:
+def classify_exception(exc: BaseException) -> RequestResult:
     """The error class of a failed request, from the exception and its causes."""
     if isinstance(exc, (TimeoutError, httpx.TimeoutException)):
-        return Outcome.TIMEOUT
+        return RequestResult.TIMEOUT
     cause: BaseException | None = exc
     for _ in range(12):  # bounded walk down the cause chain
         if cause is None:
             break
         if isinstance(cause, ConnectionRefusedError) or getattr(cause, "errno", None) == errno.ECONNREFUSED:
-            return Outcome.CONNECT_REFUSED
+            return RequestResult.CONNECT_REFUSED
         if isinstance(cause, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)) or getattr(
             cause, "errno", None
         ) in (errno.ECONNRESET, errno.EPIPE):
-            return Outcome.CONNECTION_RESET
+            return RequestResult.CONNECTION_RESET
         cause = cause.__cause__ or cause.__context__
     if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)):
-        return Outcome.CONNECTION_RESET  # e.g. "Server disconnected without sending a response"
-    return Outcome.OTHER
+        return RequestResult.CONNECTION_RESET  # e.g. "Server disconnected without sending a response"
+    return RequestResult.OTHER
 
 
 def latency_bucket(latency_ms: float) -> int:
@@ -406,7 +407,7 @@ class LoadGenerator:
         """Cumulative counters per version (X-Version) of requests that got a verdict.
 
         Requests that never reached a version (connection errors, timeouts, router 5xx) are
-        under the key None. Errors are the ERROR_OUTCOMES; latency buckets count every
+        under the key None. Errors are the ERROR_RESULTS; latency buckets count every
         verdict, failures included, with the latency the user saw. Dropped and cancelled
         requests are not here (see ``totals``).
         """
@@ -423,16 +424,16 @@ class LoadGenerator:
 
     def totals(self, target: str | None = None) -> LoadTotals:
         with self._lock:
-            outcomes: dict[str, int] = {}
+            results: dict[str, int] = {}
             for rec in self._records:
                 if target is None or rec.target == target:
-                    outcomes[rec.outcome.value] = outcomes.get(rec.outcome.value, 0) + 1
+                    results[rec.result.value] = results.get(rec.result.value, 0) + 1
             in_flight = sum(self._in_flight.values()) if target is None else self._in_flight[target]
-        dropped = outcomes.get(Outcome.DROPPED.value, 0)
-        unsent = outcomes.get(Outcome.UNSENT.value, 0)
-        cancelled = outcomes.get(Outcome.CANCELLED.value, 0)
-        recorded = sum(outcomes.values())
-        errors = sum(outcomes.get(o.value, 0) for o in ERROR_OUTCOMES)
+        dropped = results.get(RequestResult.DROPPED.value, 0)
+        unsent = results.get(RequestResult.UNSENT.value, 0)
+        cancelled = results.get(RequestResult.CANCELLED.value, 0)
+        recorded = sum(results.values())
+        errors = sum(results.get(o.value, 0) for o in ERROR_RESULTS)
         return LoadTotals(
             scheduled=recorded + in_flight,
             sent=recorded + in_flight - dropped - unsent,
@@ -442,7 +443,7 @@ class LoadGenerator:
             unsent=unsent,
             cancelled=cancelled,
             in_flight=in_flight,
-            outcomes=outcomes,
+            results=results,
         )
 
     def records(self) -> pd.DataFrame:
@@ -457,7 +458,7 @@ class LoadGenerator:
                 "start_s": np.array([np.nan if r.start_s is None else r.start_s for r in rows], dtype=float),
                 "end_s": np.array([np.nan if r.end_s is None else r.end_s for r in rows], dtype=float),
                 "latency_ms": np.array([np.nan if r.latency_ms is None else r.latency_ms for r in rows], dtype=float),
-                "outcome": [r.outcome.value for r in rows],
+                "result": [r.result.value for r in rows],
                 "status": pd.array([r.status for r in rows], dtype="Int64"),
                 "version": pd.array([r.version for r in rows], dtype=object),
             }
@@ -557,7 +558,7 @@ class LoadGenerator:
             url = state.url
             full = sum(self._in_flight.values()) >= self.max_in_flight
             if full:
-                self._records.append(RequestRecord(state.name, url, scheduled, None, None, Outcome.DROPPED))
+                self._records.append(RequestRecord(state.name, url, scheduled, None, None, RequestResult.DROPPED))
             else:
                 self._in_flight[state.name] += 1
         if not full:
@@ -590,7 +591,7 @@ class LoadGenerator:
                     break
                 with self._lock:
                     self._scheduled += 1
-                    self._records.append(RequestRecord(state.name, state.url, due, None, None, Outcome.UNSENT))
+                    self._records.append(RequestRecord(state.name, state.url, due, None, None, RequestResult.UNSENT))
                 state.anchor = due
                 state.unit_left = float(state.rng.exponential())
 
@@ -614,25 +615,25 @@ class LoadGenerator:
                 response = await self._client.get(url)
             status = response.status_code
             version = response.headers.get(VERSION_HEADER)
-            outcome = classify_response(status, version)
+            result = classify_response(status, version)
         except asyncio.CancelledError:
-            self._record(RequestRecord(target, url, scheduled, start, None, Outcome.CANCELLED))
+            self._record(RequestRecord(target, url, scheduled, start, None, RequestResult.CANCELLED))
             raise
-        except Exception as exc:  # every failure becomes an outcome; classify_exception names it
-            outcome = classify_exception(exc)
+        except Exception as exc:  # every failure becomes a result; classify_exception names it
+            result = classify_exception(exc)
         end = self._now()
         latency_ms = (end - start) * 1000.0
-        self._record(RequestRecord(target, url, scheduled, start, end, outcome, status, version, latency_ms))
+        self._record(RequestRecord(target, url, scheduled, start, end, result, status, version, latency_ms))
 
     def _record(self, rec: RequestRecord) -> None:
         with self._lock:
             self._in_flight[rec.target] -= 1
             self._records.append(rec)
-            if rec.outcome in NOT_SERVED:
+            if rec.result in NOT_SERVED:
                 return
             acc = self._counts.setdefault((rec.target, rec.version), [0, 0, [0] * len(LATENCY_BUCKETS_MS)])
             acc[0] += 1
-            acc[1] += rec.outcome in ERROR_OUTCOMES
+            acc[1] += rec.result in ERROR_RESULTS
             acc[2][latency_bucket(rec.latency_ms)] += 1
 
 

@@ -33,6 +33,7 @@ from typing import Any, Protocol
 from rolloutlab.errors import StateError
 from rolloutlab.strategies import (
     Action,
+    AnalysisPhase,
     Command,
     CommandRequest,
     Counters,
@@ -192,6 +193,37 @@ class Clock(Protocol):
     def __call__(self) -> float: ...
 
 
+@dataclass(frozen=True)
+class Waiting:
+    """What a live run is waiting for now, for a progress display: said on every cycle of
+    the runner and every second of any other long wait (nothing here prints)."""
+
+    what: str  # "rollout: step 2 paused (CanaryPauseStep)", "the end of the scenario's window (...)", ...
+    now: float | None  # scenario seconds; None before the rollout's clock starts
+    until: float | None = None  # scenario seconds at which this wait ends, when known
+
+
+Progress = Callable[[Waiting], None]
+
+
+def describe_wait(status: RolloutStatus) -> str:
+    """What the rollout with this status waits for, in a few words (for progress displays)."""
+    if status.completed:
+        return "promoted: the old version's scale-down"
+    if status.aborted:
+        if status.restored_at is None:
+            return "rolling back: the stable version to serve every user again"
+        return "rolled back: the new version's scale-down"
+    if status.started_at is None:
+        return "rollout: starting"
+    if status.pause_reason is not None:
+        return f"rollout: step {status.step_index + 1} paused ({status.pause_reason.value})"
+    running = [a.key for a in status.analyses if a.phase is AnalysisPhase.RUNNING]
+    if running:
+        return f"rollout: step {status.step_index + 1}, analysis {', '.join(running)} running"
+    return f"rollout: step {status.step_index + 1}, the new pods to be ready"
+
+
 @dataclass
 class TimelineEntry:
     at: float  # scenario seconds
@@ -247,7 +279,8 @@ class Runner:
 
     ``faults``: (scenario second, callable) pairs fired once when the clock passes them
     (the chaos of a live scenario). ``on_cycle`` is called after every persisted cycle
-    with the cycle number; tests use it to kill the runner at a chosen point."""
+    with the cycle number; tests use it to kill the runner at a chosen point. ``progress``
+    is told after every cycle what the rollout now waits for (``Waiting``)."""
 
     spec: StrategySpec
     plan: ReleasePlan
@@ -259,6 +292,7 @@ class Runner:
     faults: list[tuple[float, Callable[[], None]]] = field(default_factory=list)
     on_cycle: Callable[[int], None] | None = None
     log: Callable[[str], None] | None = None
+    progress: Progress | None = None  # told, each cycle, what the rollout waits for
 
     def __post_init__(self) -> None:
         if not self.time_scale > 0 or not math.isfinite(self.time_scale):
@@ -321,6 +355,9 @@ class Runner:
             stable, canary = self.backend.observe()
             if stable.ready >= self.plan.replicas or (stable.ready + canary.ready > 0 and self._prepared[1]):
                 return
+            if self.progress is not None:
+                self.progress(Waiting(f"the stable version {self.plan.stable.name} to serve: {stable.ready} of "
+                                      f"{self.plan.replicas} pods ready", None))
             if time.monotonic() >= deadline:
                 raise TimeoutError(f"the stable version {self.plan.stable.name} has {stable.ready} of "
                                    f"{self.plan.replicas} pods ready after {timeout_s:.0f}s")
@@ -358,6 +395,8 @@ class Runner:
             cycle += 1
             if self.on_cycle is not None:
                 self.on_cycle(cycle)
+            if self.progress is not None:
+                self.progress(Waiting(describe_wait(status), now))
             if max_cycles is not None and cycle >= max_cycles:
                 break
             remaining = deadline - time.monotonic()

@@ -20,17 +20,28 @@ import numpy as np
 import pandas as pd
 
 from rolloutlab.errors import LiveUnsupported, StateError
-from rolloutlab.live.loadgen import ERROR_OUTCOMES, NO_ANSWER, NOT_SERVED, LoadGenerator, Outcome, Target
-from rolloutlab.live.runner import Backend, LiveVersion, NoMetrics, ReleasePlan, Runner, RunSummary, is_final
+from rolloutlab.live.loadgen import ERROR_RESULTS, NO_ANSWER, NOT_SERVED, LoadGenerator, RequestResult, Target
+from rolloutlab.live.runner import (
+    Backend,
+    LiveVersion,
+    NoMetrics,
+    Progress,
+    ReleasePlan,
+    Runner,
+    RunSummary,
+    Waiting,
+    is_final,
+)
 from rolloutlab.results.table import DETECTED_BY_ABORT_CAUSE, DetectedBy
 from rolloutlab.scenarios.release import draw_release, make_streams, run_seed_sequence
 from rolloutlab.scenarios.schema import Scenario
 from rolloutlab.strategies import Command, Role, StrategySpec
 
 RELEASES = ("bad", "good", "drawn")
+PROGRESS_EVERY_S = 1.0  # wall seconds between progress reports while following the window
 PEAK_MIN_REQUESTS = 20  # a peak error rate is taken over scrape-interval bins with at least this many requests
 # answered by nobody or by the router (timeouts and client-side errors are not the router's)
-ROUTER_OUTCOMES = tuple(sorted(o.value for o in NO_ANSWER - {Outcome.TIMEOUT, Outcome.OTHER}))
+ROUTER_RESULTS = tuple(sorted(r.value for r in NO_ANSWER - {RequestResult.TIMEOUT, RequestResult.OTHER}))
 
 
 # --------------------------------------------------------------------------- the plan
@@ -158,12 +169,15 @@ def run_live(
     urls: dict[str, str | None] | None = None, time_scale: float, seed: int, run: int = 0, max_rps: float = 200.0,
     max_wall_s: float = 600.0, log: Callable[[str], None] | None = None,
     before_run: Callable[[Runner], None] | None = None, metrics: str = "loadgen", rollback: bool = False,
+    progress: Progress | None = None,
 ) -> LiveRun:
     """Run the rollout for real with traffic; return its row and timeline. ``rollback``:
-    abort the rollout an interrupted run left behind (StateError if there is none)."""
+    abort the rollout an interrupted run left behind (StateError if there is none).
+    ``progress`` is told what the run waits for, on every runner cycle and at least every
+    ``PROGRESS_EVERY_S`` wall seconds of any other long wait (``live.runner.Waiting``)."""
     spec = spec if spec.replicas else spec.with_replicas(plan.replicas)
     runner = Runner(spec, plan, backend, NoMetrics(), time_scale=time_scale,
-                    faults=fault_schedule(scenario, backend, time_scale), log=log)
+                    faults=fault_schedule(scenario, backend, time_scale), log=log, progress=progress)
     state, resumed = runner.prepare()
     if resumed and is_final(state.status):
         what = "promoted" if state.status.completed else "rolled back"
@@ -207,8 +221,14 @@ def run_live(
         if remaining > 0 and summary.finished:
             # backend.wait returns early on any change (a pod gone): sleep in a loop to the end
             follow_until = time.monotonic() + min(remaining, max_wall_s)
+            final = summary.status
+            ended = (f"promoted at t={final.completed_at:.0f}s" if final.completed
+                     else f"rolled back at t={final.restored_at:.0f}s")
+            what = f"the end of the scenario's window (the rollout was {ended})"
             while (left := follow_until - time.monotonic()) > 0:
-                backend.wait(left)
+                if progress is not None:
+                    progress(Waiting(what, runner.now(summary.state), float(scenario.duration)))
+                backend.wait(min(left, PROGRESS_EVERY_S))
     records = load.records()
     origin = summary.state.origin_wall
     offset = (load.started_at_wall or origin) - origin
@@ -242,10 +262,10 @@ def results_row(scenario: Scenario, spec: StrategySpec, plan: ReleasePlan, sourc
     nan = math.nan
     s = summary.status
     defective = plan.defect != "none"
-    served = ~records["outcome"].isin([o.value for o in NOT_SERVED])
+    served = ~records["result"].isin([o.value for o in NOT_SERVED])
     in_window = (records["at"] >= 0) & (records["at"] <= scenario.duration)  # the simulator's counting window
     user = records[(records["target"] == "user") & served & in_window]
-    failed = user["outcome"].isin([o.value for o in ERROR_OUTCOMES])
+    failed = user["result"].isin([r.value for r in ERROR_RESULTS])
     on_canary = user["version"] == plan.canary.name
     impact_started = float(user.loc[on_canary, "at"].min()) if defective and on_canary.any() else nan
     finished = s.completed_at if s.completed else s.restored_at
@@ -261,7 +281,7 @@ def results_row(scenario: Scenario, spec: StrategySpec, plan: ReleasePlan, sourc
     # bins of a handful of requests (the window's ragged edges) would make one failure 100%
     per_bin = grouped.mean()[grouped.size() >= PEAK_MIN_REQUESTS] if grouped is not None else pd.Series(dtype=float)
     tail = user.tail(max(1, len(user) // 10))
-    router_failures = int(user["outcome"].isin(ROUTER_OUTCOMES).sum())
+    router_failures = int(user["result"].isin(ROUTER_RESULTS).sum())
     def at(value):
         return nan if value is None else float(value)
     return {
@@ -328,7 +348,7 @@ def timeline_points(summary: RunSummary, records: pd.DataFrame, plan: ReleasePla
     previous point (the declared one when no answer arrived); error rates per version too."""
     points, previous = [], -math.inf
     user = records[(records["target"] == "user") & records["version"].notna()]
-    errors = user["outcome"].isin([o.value for o in ERROR_OUTCOMES])
+    errors = user["result"].isin([r.value for r in ERROR_RESULTS])
     for entry in summary.timeline:
         inside = (user["at"] > previous) & (user["at"] <= entry.at)
         rates = {}

@@ -18,7 +18,10 @@ rework         no        true/false (also yes/no, 1/0): the deployment fixes an 
                          failure (DORA's deployment rework); default false
 =============  ========  ===============================================================
 
-Times are ISO 8601 with a timezone (``2024-05-01T10:00:00Z``, ``...+02:00``).
+Times are ISO 8601 with a timezone (``2024-05-01T10:00:00Z``, ``...+02:00``), from
+1970-01-01 (``EARLIEST``) up to now plus a day of clock skew (``CLOCK_SKEW``): a commit in
+year 1 or a restore in 2999 is a typing slip, not history, and is rejected rather than
+turned into a lead time of two thousand years.
 
 A GitHub deployments export is read too: a JSON list of deployment objects as the REST
 API returns them (``id``, ``sha``, ``environment``, ``created_at``, optional
@@ -51,7 +54,7 @@ import csv
 import io
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +71,11 @@ _GITHUB_TERMINAL = {"success": "success", "inactive": "success", "failure": "fai
 _TRUE = {"true", "yes", "1", "y", "t"}
 _FALSE = {"false", "no", "0", "n", "f", ""}
 UNKNOWN_DEFECT = "unknown"
+EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
+"""No time in a deployment log is older than this (Unix time 0)."""
+CLOCK_SKEW = timedelta(days=1)
+"""How far past this machine's clock a log's time may be: the log was written by another
+machine, maybe in another timezone with a wrong offset; more than a day ahead is a slip."""
 
 
 @dataclass(frozen=True)
@@ -85,10 +93,11 @@ class LogDeployment:
 
 
 class _Where:
-    """Names a row for error messages: the file, the 1-based data row, and a CSV line."""
+    """Names a row for error messages (the file, the 1-based data row, and a CSV line) and
+    carries the latest time a row may hold."""
 
-    def __init__(self, file: str, row: int, line: int | None = None) -> None:
-        self.file, self.row, self.line = file, row, line
+    def __init__(self, file: str, row: int, latest: datetime, line: int | None = None) -> None:
+        self.file, self.row, self.line, self.latest = file, row, line, latest
 
     def error(self, column: str | None, message: str) -> InputError:
         err = InputError(self.file, f"row {self.row}: {message}", line=self.line, field=column)
@@ -96,8 +105,13 @@ class _Where:
         return err
 
 
-def load_deploy_log(path: str | Path) -> pd.DataFrame:
-    """Read a deployment log (CSV, JSON, or a GitHub deployments export) as a results table."""
+def load_deploy_log(path: str | Path, now: datetime | None = None) -> pd.DataFrame:
+    """Read a deployment log (CSV, JSON, or a GitHub deployments export) as a results table.
+
+    ``now`` (default: this machine's clock) bounds the times the log may hold: none later
+    than ``now + CLOCK_SKEW``.
+    """
+    latest = (now or datetime.now(timezone.utc)) + CLOCK_SKEW
     path = Path(path)
     name = str(path)
     suffix = path.suffix.lower()
@@ -110,9 +124,9 @@ def load_deploy_log(path: str | Path) -> pd.DataFrame:
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(name, f"cannot read the file: {exc}") from None
     if suffix == ".csv":
-        deployments = _parse_csv(name, text)
+        deployments = _parse_csv(name, text, latest)
     else:
-        deployments = _parse_json(name, text)
+        deployments = _parse_json(name, text, latest)
     if not deployments:
         raise InputError(name, "no deployments in the log")
     return compute_log_results(name, deployments)
@@ -121,7 +135,7 @@ def load_deploy_log(path: str | Path) -> pd.DataFrame:
 # --------------------------------------------------------------------------- CSV and JSON
 
 
-def _parse_csv(name: str, text: str) -> list[LogDeployment]:
+def _parse_csv(name: str, text: str, latest: datetime) -> list[LogDeployment]:
     try:
         reader = csv.reader(io.StringIO(text, newline=""))
         header = next(reader, None)
@@ -136,7 +150,7 @@ def _parse_csv(name: str, text: str) -> list[LogDeployment]:
             if not any(c.strip() for c in cells):
                 continue  # blank line
             row += 1
-            where = _Where(name, row, reader.line_num)
+            where = _Where(name, row, latest, reader.line_num)
             if len(cells) != len(header):
                 raise where.error(None, f"{len(cells)} fields, but the header has {len(header)}")
             out.append(_parse_record(dict(zip(header, cells)), where, seen))
@@ -154,7 +168,7 @@ def _check_header(name: str, header: list[str], line: int | None) -> None:
         raise InputError(name, f"missing column(s): {', '.join(missing)}", line=line, field=missing[0])
 
 
-def _parse_json(name: str, text: str) -> list[LogDeployment]:
+def _parse_json(name: str, text: str, latest: datetime) -> list[LogDeployment]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -162,11 +176,11 @@ def _parse_json(name: str, text: str) -> list[LogDeployment]:
     if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
         raise InputError(name, "expected a JSON list of deployment objects")
     if data and _is_github_export(data):
-        return _parse_github(name, data)
+        return _parse_github(name, data, latest)
     out: list[LogDeployment] = []
     seen: dict[str, int] = {}
     for row, item in enumerate(data, start=1):
-        where = _Where(name, row)
+        where = _Where(name, row, latest)
         missing = [c for c in REQUIRED_COLUMNS if c not in item]
         if missing:
             raise where.error(missing[0], f"missing column(s): {', '.join(missing)}")
@@ -237,7 +251,12 @@ def _time(record: dict[str, Any], column: str, where: _Where, required: bool) ->
     try:
         moment.astimezone(timezone.utc)  # year 1 or 9999 with an offset cannot be compared
     except OverflowError:
-        raise where.error(column, f"{raw!r} is out of range") from None
+        raise where.error(column, f"{raw!r} is out of range (1970 to now)") from None
+    if moment < EARLIEST:
+        raise where.error(column, f"{raw!r} is before 1970: not a time a deployment log can hold")
+    if moment > where.latest:
+        raise where.error(column, f"{raw!r} is in the future (later than "
+                                  f"{where.latest.strftime('%Y-%m-%dT%H:%MZ')}, a day from now)")
     return moment
 
 
@@ -255,11 +274,11 @@ def _bool(value: Any, where: _Where) -> bool:
 # --------------------------------------------------------------------------- GitHub export
 
 
-def _parse_github(name: str, data: list[dict[str, Any]]) -> list[LogDeployment]:
+def _parse_github(name: str, data: list[dict[str, Any]], latest: datetime) -> list[LogDeployment]:
     finished: list[tuple[str, str, datetime, str, datetime]] = []  # id, env, created, outcome, at
     seen: dict[str, int] = {}
     for row, item in enumerate(data, start=1):
-        where = _Where(name, row)
+        where = _Where(name, row, latest)
         for column in ("id", "environment", "created_at", "statuses"):
             if column not in item:
                 raise where.error(column, f"missing {column!r} (a GitHub deployment object)")
@@ -277,7 +296,7 @@ def _parse_github(name: str, data: list[dict[str, Any]]) -> list[LogDeployment]:
         statuses = item["statuses"]
         if not isinstance(statuses, list):
             raise where.error("statuses", "expected a list of deployment statuses")
-        latest: tuple[datetime, str] | None = None
+        terminal: tuple[datetime, str] | None = None
         for j, status in enumerate(statuses):
             column = f"statuses[{j}]"
             if not isinstance(status, dict):
@@ -291,10 +310,10 @@ def _parse_github(name: str, data: list[dict[str, Any]]) -> list[LogDeployment]:
             assert at is not None
             if at < created:
                 raise where.error(f"{column}.created_at", "status precedes the deployment's created_at")
-            if state in _GITHUB_TERMINAL and (latest is None or at >= latest[0]):
-                latest = (at, _GITHUB_TERMINAL[state])
-        if latest is not None:
-            finished.append((ident, env, created, latest[1], latest[0]))
+            if state in _GITHUB_TERMINAL and (terminal is None or at >= terminal[0]):
+                terminal = (at, _GITHUB_TERMINAL[state])
+        if terminal is not None:
+            finished.append((ident, env, created, terminal[1], terminal[0]))
     order = sorted(range(len(finished)), key=lambda i: finished[i][2])
     restores: dict[str, datetime] = {}
     rework: set[str] = set()

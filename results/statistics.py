@@ -1,24 +1,34 @@
-"""The printed comparison: per strategy, the figures a team decides on, each with a 95% CI.
+"""The statistics every table and report computes from a results table: intervals, order
+statistics, censoring-aware quantiles, and per-strategy summaries.
 
 Every figure is a point estimate with a confidence interval and the number of values it
-rests on, computed from the results table (``sim.results``) plus three columns the
-simulator adds to each row:
+rests on (:class:`Figure`), computed from the results table (``results.table``) and the
+columns the simulator and the live runner add to each row (``SUMMARY_COLUMNS``):
 
 - ``change_failed`` (bool): the deployment hurt users (DORA's change failure).
 - ``time_to_restore`` (seconds): from the start of user impact to service restored;
-  NaN when there was no impact, or it was never restored in the window.
+  NaN when there was no impact, or it was not restored before the row's window ended.
 - ``rollout_duration`` (seconds): from the rollout's start until it finished (promoted or
-  rolled back); NaN when stuck.
+  rolled back); NaN when it had not finished when the window ended (stuck).
+- ``impact_started_at`` and ``ended_at``: when users started to be hurt, and when the
+  row's observation ended; a time that had not ended by ``ended_at`` is right-censored there.
 
 Methods are chosen to be honest with skewed, lumpy simulation output: proportions use the
-Wilson score interval (good near 0%); quantiles use distribution-free order-statistic
-intervals (no assumption about the shape of repair times); the mean of failed requests, a
-zero-inflated heavy-tailed count, uses a BCa bootstrap with a fixed seed, so the printed
-numbers are reproducible. ``FIGURE_METHODS`` names the method of every figure.
+Wilson score interval (good near 0%); quantiles of amounts use distribution-free
+order-statistic intervals; quantiles of times that may not have ended in the window
+(time to restore, detection, rollout duration) use the Kaplan-Meier estimate with the
+times that did not end right-censored at the window's end (``compute_censored_quantile``),
+so a strategy that never restores half its incidents gets a median "> window", not a
+good one; the mean of failed requests, a zero-inflated heavy-tailed count, uses a BCa
+bootstrap with a fixed seed, so the numbers are reproducible. ``FIGURE_METHODS`` names
+the method of every figure.
 
 Runs from ``sim.montecarlo.run_many`` share their random numbers across strategies, so
 ``paired_difference`` compares two strategies run by run, which is far tighter than
 comparing their separate intervals.
+
+How figures are written (durations, quantities, percentages) is ``results.formatting``;
+how the comparison is printed is ``workflows.compare``.
 """
 
 from __future__ import annotations
@@ -31,19 +41,34 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from rich.console import Console
-from rich.table import Table
 from scipy import stats
 
+from rolloutlab.results.formatting import format_figure
 from rolloutlab.results.table import NO_DEFECT, RESULT_COLUMNS, Outcome
+
+# Re-exported for the modules that imported them from here before the split (reports,
+# workflows.validate); new code imports them from rolloutlab.results.formatting.
+from rolloutlab.results.formatting import (  # noqa: E402,F401  (temporary re-export)
+    format_duration,
+    format_percent,
+    format_quantity,
+)
 
 CONFIDENCE = 0.95
 BOOTSTRAP_RESAMPLES = 4999
 BOOTSTRAP_SEED = 20_240_917
 """Fixed, so a bootstrap interval is the same every time the same table is summarised."""
 
-EXTRA_COLUMNS = ("change_failed", "time_to_restore", "rollout_duration")
+SUMMARY_COLUMNS = ("change_failed", "time_to_restore", "rollout_duration", "impact_started_at", "ended_at")
 """Columns beyond the contract that ``summarize`` needs in every row."""
+
+EXTRA_COLUMNS = SUMMARY_COLUMNS
+"""Former name of ``SUMMARY_COLUMNS`` (``results.table.EXTRA_COLUMNS`` declares every extra column)."""
+
+CENSORED_CI_METHOD = "log-log"
+"""How ``scipy.stats.ecdf`` builds the pointwise interval of the Kaplan-Meier CDF that a
+censored quantile's interval is read from: the log-log transform keeps it inside 0..1
+and covers better than the plain Greenwood interval in small samples."""
 
 _PAIR_KEYS = ["source", "scenario", "seed", "run"]
 
@@ -55,23 +80,39 @@ class Figure:
     ``value`` is None ("n/a") when there are too few values for the method to say
     anything; ``low``/``high`` are None when the estimate exists but its interval does not
     (e.g. a mean of one value).
+
+    For times that may not have ended in the window (``compute_censored_quantile``),
+    ``censored`` says how many of the ``n`` did not end, and an estimate or interval end
+    that lies beyond the longest time observed is ``math.inf`` with ``beyond`` that
+    longest time: the quantile is known only to exceed it ("> 28m20s").
     """
 
     value: float | None
     low: float | None
     high: float | None
     n: int
+    censored: int = 0
+    beyond: float | None = None
 
     @classmethod
-    def unavailable(cls, n: int) -> Figure:
-        return cls(None, None, None, n)
+    def unavailable(cls, n: int, censored: int = 0) -> Figure:
+        return cls(None, None, None, n, censored)
+
+    @property
+    def exceeds_window(self) -> bool:
+        """The estimate lies beyond the longest time observed (shown "> window")."""
+        return self.value is not None and math.isinf(self.value)
 
     def as_dict(self) -> dict[str, float | int | None]:
+        """Plain JSON data. An infinite value or end is null, with ``beyond`` the time it is
+        known to exceed."""
         return {
             "value": _plain(self.value),
             "low": _plain(self.low),
             "high": _plain(self.high),
             "n": int(self.n),
+            "censored": int(self.censored),
+            "beyond": _plain(self.beyond),
         }
 
 
@@ -86,6 +127,7 @@ class StrategySummary:
     mttr_median: Figure
     mttr_p90: Figure
     failed_requests_mean: Figure
+    release_failed_requests_mean: Figure
     failed_requests_p99: Figure
     rollout_duration_median: Figure
     detection_time_median: Figure
@@ -97,33 +139,37 @@ class StrategySummary:
         return {name: value for name, value in values.items() if isinstance(value, Figure)}
 
 
+_CENSORED = "Kaplan-Meier, times not ended in the window right-censored at its end; interval by inverting " \
+            "the log-log pointwise interval of the CDF (Brookmeyer-Crowley)"
+
 FIGURE_METHODS: dict[str, str] = {
     "change_failure_rate": "share of runs with change_failed; Wilson score interval",
     "false_rollback_rate": "share of healthy releases (defect none) rolled back; Wilson score interval",
-    "mttr_median": "median time_to_restore over runs with restored impact; "
-    "order-statistic (binomial) interval",
-    "mttr_p90": "90th percentile of time_to_restore; order-statistic (binomial) interval",
+    "mttr_median": f"median time_to_restore over runs that hurt users; {_CENSORED}",
+    "mttr_p90": f"90th percentile of time_to_restore over runs that hurt users; {_CENSORED}",
     "failed_requests_mean": f"mean failed_requests per run; "
     f"BCa bootstrap ({BOOTSTRAP_RESAMPLES} resamples, fixed seed)",
+    "release_failed_requests_mean": "mean release_failed_requests per run (failed requests beyond the "
+    f"baseline the old version would have failed); BCa bootstrap ({BOOTSTRAP_RESAMPLES} resamples, fixed seed)",
     "failed_requests_p99": "99th percentile of failed_requests per run; order-statistic (binomial) interval",
-    "rollout_duration_median": "median rollout_duration over finished rollouts; "
-    "order-statistic (binomial) interval",
-    "detection_time_median": "median detected_at - started_at over detected defective releases; "
-    "order-statistic (binomial) interval",
+    "rollout_duration_median": f"median rollout_duration; {_CENSORED}",
+    "detection_time_median": f"median detected_at - started_at over defective releases; {_CENSORED}",
     "cost_mean": "mean replica_seconds per run; Student t interval",
 }
 
-_HEADERS = {
-    "change_failure_rate": "change-failure rate",
-    "false_rollback_rate": "false rollbacks",
-    "mttr_median": "MTTR median",
-    "mttr_p90": "MTTR p90",
-    "failed_requests_mean": "failed requests mean",
-    "failed_requests_p99": "failed requests p99",
-    "rollout_duration_median": "rollout median",
-    "detection_time_median": "detection median",
-    "cost_mean": "cost mean (replica·s)",
+FIGURE_KINDS: dict[str, str] = {
+    "change_failure_rate": "percent",
+    "false_rollback_rate": "percent",
+    "mttr_median": "duration",
+    "mttr_p90": "duration",
+    "failed_requests_mean": "quantity",
+    "release_failed_requests_mean": "quantity",
+    "failed_requests_p99": "quantity",
+    "rollout_duration_median": "duration",
+    "detection_time_median": "duration",
+    "cost_mean": "quantity",
 }
+"""The unit of each figure: a percentage, a duration or a plain quantity (``results.formatting``)."""
 
 
 @dataclass(frozen=True)
@@ -206,6 +252,81 @@ def compute_quantile_interval(values: Any, q: float, confidence: float = CONFIDE
     return Figure(float(np.quantile(x, q)), float(x[lo]), float(x[hi]), x.size)
 
 
+def compute_censored_quantile(
+    durations: Any, followed: Any, q: float, confidence: float = CONFIDENCE
+) -> Figure:
+    """Quantile ``q`` of times some of which had not ended when their window closed, with a
+    confidence interval: the Kaplan-Meier estimate, never-ended times right-censored.
+
+    ``durations`` holds one time per item (an incident's time to restore, a release's time
+    to detection); NaN or infinity where it had not ended by the end of the window.
+    ``followed`` (a number, or one per item) is how long each item was observed, from its
+    start to the window's end: a time that did not end is censored there, i.e. it is
+    known to be longer than that, and counts so -- neither dropped (which would flatter a
+    strategy that never restores) nor infinite (which no estimate can average).
+
+    ``scipy.stats.ecdf`` on ``scipy.stats.CensoredData`` gives the Kaplan-Meier CDF F and
+    its pointwise interval (``CENSORED_CI_METHOD``). The estimate is the smallest time with
+    F >= q; the interval inverts the pointwise one (Brookmeyer and Crowley 1982): from the
+    smallest time where the CDF's upper end reaches q to the smallest where its lower end
+    does. Where F never reaches q the quantile lies beyond the longest time observed: the
+    value (or the upper end) is ``math.inf`` and ``Figure.beyond`` is that time, shown
+    "> 28m20s". ``Figure.censored`` counts the items that did not end. Without censoring
+    this is the empirical quantile (the smallest value with at least a share q at or
+    below it).
+    """
+    x = np.asarray(durations, dtype=float).ravel()
+    limits = np.broadcast_to(np.asarray(followed, dtype=float), x.shape)
+    ended = np.isfinite(x)
+    censored = int((~ended).sum())
+    if x.size == 0:
+        return Figure.unavailable(0)
+    if not 0 < q < 1:
+        raise ValueError(f"q must be within (0, 1), got {q}")
+    times = np.maximum(limits[~ended], 0.0)  # an item whose window closed as it started was followed 0 s
+    if not np.isfinite(times).all():
+        raise ValueError("every time that did not end needs a finite followed time (its window's end - its start)")
+    events = x[ended]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "undefined at some observations": F at 0 or 1, handled below
+        result = stats.ecdf(stats.CensoredData(uncensored=events, right=times))
+        band = result.cdf.confidence_interval(confidence, method=CENSORED_CI_METHOD)
+    at = result.cdf.quantiles
+    beyond = float(max(events.max(initial=0.0), times.max(initial=0.0)))
+
+    def first_reaching(probabilities: np.ndarray) -> float:
+        # NaN (the interval is undefined where F is 0 or 1) never counts as reaching q
+        reached = np.flatnonzero(np.nan_to_num(probabilities, nan=-1.0) >= q - 1e-12)
+        return float(at[reached[0]]) if reached.size else math.inf
+
+    value = first_reaching(result.cdf.probabilities)
+    low, high = first_reaching(band.high.probabilities), first_reaching(band.low.probabilities)
+    low, high = min(low, value), max(high, value)  # the estimate is inside its own interval
+    unbounded = math.isinf(value) or math.isinf(high)
+    return Figure(value, low, high, int(x.size), censored, beyond if unbounded else None)
+
+
+def censored_times(rows: pd.DataFrame, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """(durations, followed) of one censorable time over the rows it is counted on, for
+    ``compute_censored_quantile``: ``what`` is ``"time_to_restore"`` (rows that hurt users),
+    ``"detection"`` (defective releases) or ``"rollout_duration"`` (all rows).
+
+    The window of a row ends at ``ended_at`` (the simulator follows a paged person past
+    the scenario's duration until they act; a live run ends when its runner stops):
+    a time that had not ended then is censored at ``ended_at`` minus its start.
+    """
+    if what == "time_to_restore":
+        hurt = _booleans(rows["change_failed"], "change_failed")
+        g = rows.loc[hurt]
+        return _floats(g, "time_to_restore"), _floats(g, "ended_at") - _floats(g, "impact_started_at")
+    if what == "detection":
+        g = rows.loc[rows["defect"] != NO_DEFECT]
+        return _floats(g, "detected_at") - _floats(g, "started_at"), _floats(g, "ended_at") - _floats(g, "started_at")
+    if what == "rollout_duration":
+        return _floats(rows, "rollout_duration"), _floats(rows, "ended_at") - _floats(rows, "started_at")
+    raise ValueError(f"unknown censorable time {what!r}; expected time_to_restore, detection or rollout_duration")
+
+
 def compute_mean_t_interval(values: Any, confidence: float = CONFIDENCE) -> Figure:
     """Mean of the non-NaN ``values`` with a Student t interval, ``mean +- t(n-1) s / sqrt(n)``.
 
@@ -267,7 +388,7 @@ def summarize(df: pd.DataFrame) -> list[StrategySummary]:
     The table must hold one scenario from one source (compare like with like; filter
     first) and carry ``EXTRA_COLUMNS``. See ``FIGURE_METHODS`` for what each figure is.
     """
-    _require_columns(df, [*RESULT_COLUMNS, *EXTRA_COLUMNS])
+    _require_columns(df, [*RESULT_COLUMNS, *SUMMARY_COLUMNS])
     for column in ("scenario", "source"):
         seen = list(pd.unique(df[column]))
         if len(seen) > 1:
@@ -281,19 +402,21 @@ def _summarize_strategy(name: str, g: pd.DataFrame) -> StrategySummary:
     changed = _booleans(g["change_failed"], "change_failed")
     healthy = g["defect"] == NO_DEFECT
     false_rollbacks = int((g.loc[healthy, "outcome"] == Outcome.FALSE_ROLLBACK.value).sum())
-    defective = g.loc[~healthy]
-    detection = (defective["detected_at"] - defective["started_at"]).to_numpy(dtype=float)
+    restore = censored_times(g, "time_to_restore")
+    release_failed = (compute_mean_bootstrap_interval(_floats(g, "release_failed_requests"))
+                      if "release_failed_requests" in g.columns else Figure.unavailable(0))
     return StrategySummary(
         strategy=str(name),
         runs=len(g),
         change_failure_rate=compute_wilson_interval(int(changed.sum()), len(g)),
         false_rollback_rate=compute_wilson_interval(false_rollbacks, int(healthy.sum())),
-        mttr_median=compute_quantile_interval(_floats(g, "time_to_restore"), 0.5),
-        mttr_p90=compute_quantile_interval(_floats(g, "time_to_restore"), 0.9),
+        mttr_median=compute_censored_quantile(*restore, 0.5),
+        mttr_p90=compute_censored_quantile(*restore, 0.9),
         failed_requests_mean=compute_mean_bootstrap_interval(_floats(g, "failed_requests")),
+        release_failed_requests_mean=release_failed,
         failed_requests_p99=compute_quantile_interval(_floats(g, "failed_requests"), 0.99),
-        rollout_duration_median=compute_quantile_interval(_floats(g, "rollout_duration"), 0.5),
-        detection_time_median=compute_quantile_interval(detection, 0.5),
+        rollout_duration_median=compute_censored_quantile(*censored_times(g, "rollout_duration"), 0.5),
+        detection_time_median=compute_censored_quantile(*censored_times(g, "detection"), 0.5),
         cost_mean=compute_mean_t_interval(_floats(g, "replica_seconds")),
     )
 
@@ -334,114 +457,6 @@ def paired_difference(df: pd.DataFrame, metric: str, a: str, b: str) -> PairedDi
         )
     diff = (paired["value_a"] - paired["value_b"]).to_numpy()
     return PairedDifference(metric, a, b, compute_mean_bootstrap_interval(diff))
-
-
-# --------------------------------------------------------------------------- presentation
-
-
-def format_duration(seconds: float | None) -> str:
-    """Seconds as a person reads them: "4.2s", "45s", "2m05s", "1h02m05s", from two days on
-    "3d04h" (lead times, recovery over days); None is "n/a"."""
-    if seconds is None or not math.isfinite(seconds):
-        return "n/a"
-    sign = "-" if seconds < 0 else ""
-    seconds = abs(seconds)
-    if seconds < 10:
-        return f"{sign}{seconds:.1f}s"
-    total = round(seconds)
-    if total >= 2 * 86400:
-        days, rest = divmod(total, 86400)
-        return f"{sign}{days}d{round(rest / 3600):02d}h" if round(rest / 3600) < 24 else f"{sign}{days + 1}d00h"
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{sign}{hours}h{minutes:02d}m{secs:02d}s"
-    if minutes:
-        return f"{sign}{minutes}m{secs:02d}s"
-    return f"{sign}{secs}s"
-
-
-def format_quantity(x: float | None) -> str:
-    """A count or amount to three significant figures: "0.42", "12.3", "987", "12.3k", "4.56M"."""
-    if x is None or not math.isfinite(x):
-        return "n/a"
-    rounded = float(f"{x:.3g}")  # round first, so 999.6 becomes "1k" rather than "1e+03"
-    for scale, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(rounded) >= scale:
-            return f"{rounded / scale:.3g}{suffix}"
-    return f"{rounded:.3g}" if abs(rounded) >= 1e-3 or rounded == 0 else f"{x:.1e}"
-
-
-def format_percent(x: float | None) -> str:
-    """A proportion as a percentage with one decimal, without the sign: 0.041 -> "4.1"."""
-    return "n/a" if x is None or not math.isfinite(x) else f"{100 * x:.1f}"
-
-
-def format_figure(figure: Figure, kind: str) -> str:
-    """A table cell: "4.1% [2.9, 5.6]", "2m05s [1m50s, 2m20s]", "n/a", or "7 [n/a]" without an interval."""
-    if figure.value is None:
-        return "n/a"
-    if kind == "percent":
-        head, fmt = f"{format_percent(figure.value)}%", format_percent
-    elif kind == "duration":
-        head, fmt = format_duration(figure.value), format_duration
-    else:
-        head, fmt = format_quantity(figure.value), format_quantity
-    if figure.low is None or figure.high is None:
-        return f"{head} [n/a]"
-    return f"{head} [{fmt(figure.low)}, {fmt(figure.high)}]"
-
-
-FIGURE_KINDS: dict[str, str] = {
-    "change_failure_rate": "percent",
-    "false_rollback_rate": "percent",
-    "mttr_median": "duration",
-    "mttr_p90": "duration",
-    "failed_requests_mean": "quantity",
-    "failed_requests_p99": "quantity",
-    "rollout_duration_median": "duration",
-    "detection_time_median": "duration",
-    "cost_mean": "quantity",
-}
-"""How each figure is formatted: a percentage, a duration or a plain quantity."""
-
-
-def render_comparison(summaries: list[StrategySummary], console: Console, title: str | None = None) -> None:
-    """Print one table row per strategy, each cell "value [low, high]" at 95% confidence."""
-    table = Table(
-        title=title or f"Strategy comparison ({int(CONFIDENCE * 100)}% confidence intervals)",
-        caption="n/a: too few values for the method. Methods: sim.comparison.FIGURE_METHODS",
-        header_style="bold",
-    )
-    # "fold" rather than an ellipsis: on a narrow terminal a cell wraps, never loses digits.
-    table.add_column("strategy", style="bold", overflow="fold")
-    table.add_column("runs", justify="right", overflow="fold")
-    for key in FIGURE_KINDS:
-        table.add_column(_HEADERS[key], justify="right", overflow="fold")
-    for summary in summaries:
-        figures = summary.figures()
-        table.add_row(
-            summary.strategy,
-            str(summary.runs),
-            *(format_figure(figures[key], kind) for key, kind in FIGURE_KINDS.items()),
-        )
-    console.print(table)
-
-
-def comparison_json(summaries: list[StrategySummary]) -> dict[str, Any]:
-    """The same figures as ``render_comparison``, as plain JSON data (floats, ints, None)."""
-    return {
-        "confidence": CONFIDENCE,
-        "methods": dict(FIGURE_METHODS),
-        "strategies": [
-            {
-                "strategy": s.strategy,
-                "runs": s.runs,
-                **{key: figure.as_dict() for key, figure in s.figures().items()},
-            }
-            for s in summaries
-        ],
-    }
 
 
 # --------------------------------------------------------------------------- internals

@@ -2,10 +2,11 @@
 
 Every producer (the simulator, the local live runner, the Kubernetes live runner) writes
 rows with the same contract columns, so a report never needs to know where a row came
-from. The contract columns come first, in the order of ``RESULT_COLUMNS``; producers may
-add columns of their own after them (the simulator adds ``change_failed``,
-``time_to_restore`` and ``rollout_duration``, which the comparison uses), and every
-function here keeps them.
+from. The contract columns come first, in the order of ``RESULT_COLUMNS``; the extra
+columns a producer writes after them are declared here too (``EXTRA_COLUMNS``: the
+simulator's and the live runner's ``change_failed``, ``time_to_restore``,
+``release_failed_requests``..., history mode's ``lead_time``...), each with its dtype and
+meaning, and every function here keeps them. ``COLUMNS`` holds them all.
 
 Times are seconds on the producer's clock (simulated seconds for ``sim``, seconds since
 the run started for live runners). A moment that never happened (a healthy release is
@@ -18,6 +19,7 @@ reports); both read back to an identical table.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -94,25 +96,89 @@ OUTCOMES = Outcome
 NO_DEFECT = "none"
 """The ``defect`` value of a healthy release."""
 
-RESULT_COLUMNS: dict[str, str] = {
-    "source": "str",  # sim, live-local, live-kube
-    "scenario": "str",
-    "strategy": "str",
-    "run": "int64",  # 0-based run number within a Monte Carlo batch
-    "seed": "int64",  # the batch's root seed: (seed, run) replays the row
-    "release": "str",
-    "defect": "str",  # "none" or the defect kind
-    "outcome": "str",  # an Outcome value
-    "started_at": "float64",
-    "finished_at": "float64",
-    "detected_at": "float64",
-    "restored_at": "float64",
-    "requests": "int64",
-    "failed_requests": "int64",
-    "peak_error_rate": "float64",  # worst per-window failed/total, 0..1
-    "replica_seconds": "float64",  # cost: pods running x seconds, both versions
-}
+@dataclass(frozen=True)
+class Column:
+    """One column of the results table: its name, its pandas dtype ("str" is pandas' string
+    dtype, "bool" numpy's) and what it means, in one line."""
+
+    name: str
+    dtype: str
+    meaning: str
+
+
+CONTRACT_COLUMNS: tuple[Column, ...] = (
+    Column("source", "str", "who produced the row: sim, live-local, live-kube, replay, or a deployment log"),
+    Column("scenario", "str", "the scenario's name"),
+    Column("strategy", "str", "the strategy's name"),
+    Column("run", "int64", "0-based run number within a Monte Carlo batch"),
+    Column("seed", "int64", "the batch's root seed: (seed, run) replays the row"),
+    Column("release", "str", "which release was deployed (scenario#run for the simulator)"),
+    Column("defect", "str", "'none' or the kind of defect the release carried"),
+    Column("outcome", "str", "how the deployment ended: an Outcome value"),
+    Column("started_at", "float64", "when the rollout started (seconds on the producer's clock)"),
+    Column("finished_at", "float64", "when the rollout finished (promoted or rolled back); NaN when it did not"),
+    Column("detected_at", "float64", "when a defect was caught (analysis, alert, person); NaN when never"),
+    Column("detected_by", "str", "who or what caught it first: a DetectedBy value, '' when nothing did"),
+    Column("restored_at", "float64", "when user impact ended; NaN when there was none or it never ended"),
+    Column("requests", "int64", "user requests in the scenario's window"),
+    Column("failed_requests", "int64", "user requests that failed in the window, baseline errors included"),
+    Column("peak_error_rate", "float64", "worst per-window failed/total of user requests, 0..1"),
+    Column("replica_seconds", "float64", "cost: pods running x seconds, both versions, over the window"),
+)
+"""The contract columns, in order: every producer writes them, every report may rely on them."""
+
+EXTRA_COLUMNS: tuple[Column, ...] = (
+    # the simulator and the live runner
+    Column("change_failed", "bool", "the deployment hurt users (its code or its migration): DORA's change failure"),
+    Column("false_rollback", "bool", "a healthy release was rolled back"),
+    Column("impact_started_at", "float64", "when users were first hurt; NaN when they never were"),
+    Column("time_to_restore", "float64",
+           "restored_at - impact_started_at; NaN without impact or when not restored by ended_at (censored)"),
+    Column("rollout_duration", "float64", "seconds from the rollout's start to its finish; NaN when it never finished"),
+    Column("human_action", "str", "what a paged person did: abort, rollback, repair_forward, none or ''"),
+    Column("ended_at", "float64",
+           "when the row's observation ended: times not ended by then are censored here (sim: past the "
+           "scenario's duration while a paged person still acts)"),
+    Column("exposed_requests", "int64", "user requests answered by the defective version"),
+    Column("final_canary_share", "float64", "share of traffic on the new version when observation ended"),
+    Column("ends_healthy", "bool", "no user impact was going on when observation ended"),
+    Column("baseline_failed_requests", "float64",
+           "failures the old version would have produced on the same requests: requests x the service "
+           "under test's baseline_error_rate"),
+    Column("release_failed_requests", "float64",
+           "failed_requests - baseline_failed_requests: failures caused by the release (may be slightly "
+           "negative by chance)"),
+    Column("slo_objective", "float64", "the scenario's SLO: share of requests that must succeed; NaN without one"),
+    Column("slo_window", "float64", "the period the SLO is measured over, in seconds; NaN without one"),
+    # history mode (sim.history)
+    Column("deployment", "int64", "position of the deployment within its history"),
+    Column("commit_at", "float64", "when the deployed change was committed"),
+    Column("lead_time", "float64", "seconds from commit to the start of the deployment"),
+    Column("rework", "bool", "an unplanned fix of a failed deployment"),
+    # live runs (live.session)
+    Column("time_scale", "float64", "scenario seconds per wall second of the live run"),
+    Column("live_user_rps", "float64", "user requests per wall second the load generator sent"),
+    Column("live_preview_rps", "float64", "preview requests per wall second the load generator sent"),
+    Column("router_failures", "int64", "requests that failed without an answer from any version: the switch's own"),
+    Column("release_failures", "int64", "failed requests answered by the new version"),
+    Column("resumed", "bool", "the live run resumed a rollout an earlier runner had left"),
+)
+"""Columns beyond the contract, declared so every producer names a thing the same way.
+Optional: a producer writes those it knows, with this dtype; in a table that mixes
+producers, a row whose producer does not know a column holds a missing value there."""
+
+COLUMNS: dict[str, Column] = {c.name: c for c in (*CONTRACT_COLUMNS, *EXTRA_COLUMNS)}
+"""Every declared column by name: the contract's first, in order, then the extras."""
+
+RESULT_COLUMNS: dict[str, str] = {c.name: c.dtype for c in CONTRACT_COLUMNS}
 """The contract columns, in order, with their pandas dtypes ("str" is pandas' string dtype)."""
+
+CONTRACT_DEFAULTS: dict[str, str] = {"detected_by": ""}
+"""Contract columns a producer may leave out, and what they are then: a deployment log
+does not know who caught a failure."""
+
+_MAY_BE_EMPTY = frozenset({"detected_by"})
+"""Text columns whose empty value means "none"."""
 
 _TIME_COLUMNS = ("finished_at", "detected_at", "restored_at")
 
@@ -222,8 +288,8 @@ def _read_parquet(path: Path) -> pd.DataFrame:
 # --------------------------------------------------------------------------- conforming
 
 
-def _check_columns(frame: pd.DataFrame, where: str) -> None:
-    missing = [name for name in RESULT_COLUMNS if name not in frame.columns]
+def _check_columns(frame: pd.DataFrame, where: str, defaults: Mapping[str, Any] = {}) -> None:  # noqa: B006 - read only
+    missing = [name for name in RESULT_COLUMNS if name not in frame.columns and name not in defaults]
     if missing:
         raise ResultsError(f"{where}: missing contract column(s): {', '.join(missing)}")
     duplicated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
@@ -234,7 +300,10 @@ def _check_columns(frame: pd.DataFrame, where: str) -> None:
 def _conform(frame: pd.DataFrame, where: str, row_label: Callable[[int], str]) -> pd.DataFrame:
     if frame.columns.empty and len(frame) == 0:
         frame = pd.DataFrame({name: [] for name in RESULT_COLUMNS})
-    _check_columns(frame, where)
+    _check_columns(frame, where, CONTRACT_DEFAULTS)
+    missing = {name: value for name, value in CONTRACT_DEFAULTS.items() if name not in frame.columns}
+    if missing:
+        frame = frame.assign(**{name: [value] * len(frame) for name, value in missing.items()})
     extras = [c for c in frame.columns if c not in RESULT_COLUMNS]
     out = {
         name: _cast(frame[name].reset_index(drop=True), name, dtype, where, row_label)
@@ -340,6 +409,8 @@ def _cast_text(series: pd.Series, name: str, where: str, row_label: Callable[[in
         if i is not None:
             raise _bad(where, name, row_label, i, series.iloc[i], "text")
     text = series.astype("str")
+    if name in _MAY_BE_EMPTY:  # empty means "none"; a row from a producer that lacks the column is missing
+        return text.fillna("")
     i = _first(text.isna() | (text.str.len() == 0))
     if i is not None:
         message = f"{where}: column {name!r}, {row_label(i)}: empty; every row needs a {name}"
@@ -355,7 +426,13 @@ def _first(mask: Any) -> int | None:
 def _check_values(df: pd.DataFrame, where: str, row_label: Callable[[int], str]) -> None:
     known = {o.value for o in Outcome}
     value = lambda name, i: df[name].iloc[i]  # noqa: E731
+    causes = {""} | {d.value for d in DetectedBy}
     checks: list[tuple[Any, Callable[[int], str]]] = [
+        (
+            ~df["detected_by"].isin(causes),
+            lambda i: f"column 'detected_by', {row_label(i)}: {value('detected_by', i)!r} is not a detection "
+            f"cause; expected '' or one of {', '.join(sorted(causes - {''}))}",
+        ),
         (
             ~df["outcome"].isin(known),
             lambda i: f"column 'outcome', {row_label(i)}: {value('outcome', i)!r} is not an outcome; "

@@ -6,6 +6,7 @@ and the field, and exits with status 2, never a traceback.
 
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -15,12 +16,35 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from rolloutlab.strategies import InputError, load_strategy
+from rolloutlab.errors import BadInput, RolloutlabError, exit_status
+from rolloutlab.strategies import InputError
 from rolloutlab.strategies.actions import EventReason
+from rolloutlab.workflows import defaults as _DEFAULTS  # run counts, seed, scenario: defined once, there
 from rolloutlab.strategies.files import bundled_strategy_names
 from rolloutlab.strategies.yaml_input import parse_yaml_file
 
-app = typer.Typer(
+class _Commands(typer.Typer):
+    """A Typer whose every command maps rolloutlab's errors to an exit status in one place
+    (``_fail``): bad input exits 2 with one line, a run that failed exits 1."""
+
+    def command(self, *args, **kwargs):
+        register = super().command(*args, **kwargs)
+
+        def decorator(function):
+            @functools.wraps(function)  # typer reads the parameters through __wrapped__
+            def mapped(*call_args, **call_kwargs):
+                try:
+                    return function(*call_args, **call_kwargs)
+                except RolloutlabError as error:
+                    _fail(error)
+
+            register(mapped)
+            return function
+
+        return decorator
+
+
+app = _Commands(
     name="rolloutlab",
     help="Simulate, verify and report on blue-green, canary and rolling release strategies.",
     no_args_is_help=True,
@@ -40,10 +64,15 @@ def _say(label: str, message: object) -> None:
 EXIT_BAD_INPUT = 2
 
 
-def _bad_input(error: Exception) -> None:
+def _fail(error: RolloutlabError) -> None:
+    """The one place errors become exit statuses (``rolloutlab.errors.exit_status``)."""
     # The message is data, not markup: "x.yaml:100:" must not become an emoji, "[a, b]" must stay
-    _say("[bold red]error:[/]", error)
-    raise typer.Exit(EXIT_BAD_INPUT)
+    _say("[bold red]error:[/]" if isinstance(error, BadInput) else "[bold red]failed:[/]", error)
+    raise typer.Exit(exit_status(error))
+
+
+def _bad_input(error: Exception) -> None:
+    _fail(error if isinstance(error, RolloutlabError) else InputError("rolloutlab", str(error)))
 
 
 @app.command("import")
@@ -81,18 +110,15 @@ def plan(
 ) -> None:
     """Dry-run a strategy in an ideal world and print its plan: steps, pods, declared vs effective weight."""
     from rolloutlab.strategies.dry_run import IdealWorld
-    from rolloutlab.strategies.observation import Command
 
     try:
         spec = _load_strategy_or_manifest(strategy)
     except InputError as error:
         _bad_input(error)
-    world = IdealWorld(spec.with_replicas(spec.replicas or replicas), start_delay=start_seconds, rps=rps)
-    horizon = 24 * 3600.0
-    while world.now <= horizon and world.status.outcome == "in_progress":
-        world.run(until=min(horizon, world.now + gate_seconds) if world.status.pause_reason else horizon)
-        if world.status.pause_reason is not None and world.status.outcome == "in_progress":
-            world.command(Command.PROMOTE)  # a person passes the gate
+    # event-driven: every time printed is exact; the operator passes each gate gate_seconds after it is reached
+    world = IdealWorld(spec.with_replicas(spec.replicas or replicas), start_delay=start_seconds, rps=rps,
+                       gate_seconds=gate_seconds)
+    world.run(until=24 * 3600.0)
     table = Table(title=f"{spec.name}: {spec.strategy.kind.value}, {world.spec.replicas} replicas, pods ready {start_seconds:g}s after they are asked for")
     for column in ("t (s)", "event", "declared %", "effective %", "stable ready", "canary ready"):
         table.add_column(column, justify="right" if column != "event" else "left")
@@ -112,18 +138,17 @@ def plan(
 
 def _load_strategy_or_manifest(name_or_path: str):
     """Our strategy file or bundled name; an Argo Rollout or Flagger Canary is imported."""
-    from rolloutlab.strategies.files import resolve_strategy_path
-    from rolloutlab.strategies.importers import import_manifest
+    from rolloutlab.workflows.compare import load_strategy_arg
 
-    path = resolve_strategy_path(name_or_path)
-    docs = parse_yaml_file(path)
-    if any(isinstance(d.data, dict) and d.data.get("kind") in ("Rollout", "Canary") for d in docs):
-        result = import_manifest(path)
-        err.print(f"imported {path} ({result.source})", highlight=False)
-        for warning in result.warnings:
-            _say("[yellow]warning:[/]", warning)
-        return result.spec
-    return load_strategy(path)
+    return load_strategy_arg(name_or_path, note=_note, warn=_warn)
+
+
+def _note(text: str) -> None:
+    err.print(text, highlight=False)
+
+
+def _warn(text: str) -> None:
+    _say("[yellow]warning:[/]", text)
 
 
 @app.command()
@@ -152,77 +177,11 @@ def lint(
 
 # ---------------------------------------------------------------------------- simulator
 
-DEFAULT_RUNS = 1000
-DEFAULT_SEED = 1
-DEFAULT_STRATEGIES = "blue-green,canary,rolling"
-
 
 def _load_scenario_arg(name_or_path: str):
-    from rolloutlab.scenarios.schema import bundled_scenario, load_scenario
+    from rolloutlab.workflows.compare import load_scenario_file
 
-    path = Path(name_or_path)
-    if path.suffix not in (".yaml", ".yml") and not path.exists():
-        path = bundled_scenario(name_or_path)
-    return load_scenario(path)
-
-
-def _run_simulation(scenario_arg: str, strategy_args: list[str], runs: int, seed: int | None, executor: str,
-                    fidelity: str, out_dir: Path, as_json: bool, title: str, report: bool = True) -> None:
-    import json
-
-    from rolloutlab.errors import ExecutorError, RunFailed
-    from rolloutlab.results.statistics import comparison_json, render_comparison, summarize
-    from rolloutlab.results.table import write_results
-    from rolloutlab.sim.montecarlo import run_many
-    from rolloutlab.sim.run import FIDELITIES
-
-    if fidelity not in FIDELITIES:
-        _bad_input(InputError("--fidelity", f"must be one of {', '.join(FIDELITIES)}, not {fidelity!r}"))
-    try:
-        scenario = _load_scenario_arg(scenario_arg)
-        strategies = [_load_strategy_or_manifest(name) for name in strategy_args]
-    except InputError as error:
-        _bad_input(error)
-    names = [s.name for s in strategies]
-    if len(set(names)) != len(names):
-        _bad_input(InputError(",".join(strategy_args), f"two strategies share a name ({', '.join(names)}); names label the results"))
-    seed = seed if seed is not None else (scenario.seed if scenario.seed is not None else DEFAULT_SEED)
-    run_fn = None
-    if scenario.history is not None:
-        from rolloutlab.sim.history import simulate_history as run_fn  # one row per deployment
-    try:
-        df = run_many(scenario, strategies, runs, seed, executor=executor, fidelity=fidelity,
-                      progress=not as_json, **({"run_fn": run_fn} if run_fn else {}))
-    except ExecutorError as error:
-        _bad_input(error)
-    except OSError as error:  # e.g. a dask:// address nobody answers at
-        _bad_input(InputError(executor, f"the executor could not be reached: {error}"))
-    except RunFailed as error:
-        _say("[bold red]simulation failed:[/]", error)
-        raise typer.Exit(1)
-    _ensure_out_dir(out_dir)
-    stem = out_dir / "results"
-    csv_path, parquet_path = write_results(df, stem)
-    summaries = summarize(df)
-    written = {}
-    if report:
-        from rolloutlab.results.timeline import write_timelines
-        from rolloutlab.sim.timelines import record_timelines
-
-        timelines = record_timelines(scenario, strategies, df, seed) if scenario.history is None else []
-        write_timelines(timelines, out_dir)
-        written = _write_report(df, timelines, None, out_dir)
-    if as_json:
-        payload = {"scenario": scenario.name, "runs": runs, "seed": seed, "rows": len(df),
-                   "results": {"csv": str(csv_path), "parquet": str(parquet_path)},
-                   "report": {k: str(v) for k, v in written.items()}, **comparison_json(summaries)}
-        sys.stdout.write(json.dumps(payload, indent=2, allow_nan=False) + "\n")
-        return
-    render_comparison(summaries, out, title=title)
-    history = f" ({len(df)} deployments)" if scenario.history is not None else ""
-    out.print(f"{runs} runs per strategy{history}, seed {seed}; results: {csv_path} and {parquet_path}")
-    if written:
-        out.print(f"report: {written['html']} (also {written['markdown']}, {written['summary']})")
+    return load_scenario_file(name_or_path).scenario
 
 
 def _ensure_out_dir(out_dir: Path) -> None:
@@ -247,11 +206,25 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print the figures as J
 ReportOption = Annotated[bool, typer.Option("--report/--no-report", help="Write report.html, report.md and summary.csv beside the results.")]
 
 
+def _comparison(scenario: str, strategies: list[str] | None, runs: int, seed: int | None, executor: str,
+                fidelity: str, out_dir: Path, as_json: bool, report: bool) -> None:
+    import json
+
+    from rolloutlab.workflows.compare import comparison_payload, print_comparison, run_comparison
+
+    comparison = run_comparison(scenario, strategies, runs=runs, seed=seed, executor=executor, fidelity=fidelity,
+                                out_dir=out_dir, report=report, progress=not as_json, note=_note, warn=_warn)
+    if as_json:
+        sys.stdout.write(json.dumps(comparison_payload(comparison), indent=2, allow_nan=False) + "\n")
+    else:
+        print_comparison(comparison, out)
+
+
 @app.command()
 def simulate(
     scenario: Annotated[str, typer.Argument(help="A scenario file, or a bundled scenario name (standard).")],
-    strategy: Annotated[str, typer.Option("--strategy", "-s", help="A strategy file, bundled name, or Argo/Flagger manifest.")],
-    runs: RunsOption = DEFAULT_RUNS,
+    strategy: Annotated[Optional[str], typer.Option("--strategy", "-s", help="A strategy file, bundled name, or Argo/Flagger manifest (default: each of the scenario's strategies:).")] = None,
+    runs: RunsOption = _DEFAULTS.DEFAULT_RUNS,
     seed: SeedOption = None,
     executor: ExecutorOption = "process",
     fidelity: FidelityOption = "fast",
@@ -260,15 +233,15 @@ def simulate(
     report: ReportOption = True,
 ) -> None:
     """Simulate one strategy on a scenario over many seeded runs; print its figures with 95% CIs."""
-    _run_simulation(scenario, [strategy], runs, seed, executor, fidelity, out_dir, as_json,
-                    title=f"{strategy} on {scenario}", report=report)
+    _comparison(scenario, None if strategy is None else [strategy], runs, seed, executor, fidelity, out_dir,
+                as_json, report)
 
 
 @app.command()
 def compare(
-    scenario: Annotated[str, typer.Argument(help="A scenario file or bundled name.")] = "standard",
-    strategies: Annotated[str, typer.Option(help="Comma-separated strategy files or bundled names.")] = DEFAULT_STRATEGIES,
-    runs: RunsOption = DEFAULT_RUNS,
+    scenario: Annotated[str, typer.Argument(help="A scenario file or bundled name.")] = _DEFAULTS.DEFAULT_SCENARIO,
+    strategies: Annotated[Optional[str], typer.Option(help="Comma-separated strategy files or bundled names (default: the scenario's strategies:, else blue-green, canary and rolling).")] = None,
+    runs: RunsOption = _DEFAULTS.DEFAULT_RUNS,
     seed: SeedOption = None,
     executor: ExecutorOption = "process",
     fidelity: FidelityOption = "fast",
@@ -277,11 +250,8 @@ def compare(
     report: ReportOption = True,
 ) -> None:
     """Compare strategies on a scenario (default: the bundled standard scenario with blue-green, canary and rolling)."""
-    names = [n.strip() for n in strategies.split(",") if n.strip()]
-    if not names:
-        _bad_input(InputError("--strategies", "name at least one strategy"))
-    _run_simulation(scenario, names, runs, seed, executor, fidelity, out_dir, as_json,
-                    title=f"{', '.join(names)} on {scenario}", report=report)
+    names = None if strategies is None else [n.strip() for n in strategies.split(",") if n.strip()]
+    _comparison(scenario, names, runs, seed, executor, fidelity, out_dir, as_json, report)
 
 
 @app.command("report")
@@ -291,22 +261,15 @@ def report_command(
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for report.html, report.md and summary.csv.")] = Path("report"),
 ) -> None:
     """Write the DORA report (HTML, Markdown, summary CSV) from a results table and/or a deployment log."""
-    from rolloutlab.errors import ResultsError
     from rolloutlab.reports.deploy_log import load_deploy_log
     from rolloutlab.results.table import read_results
     from rolloutlab.results.timeline import TIMELINES_FILE, read_timelines
 
     if results is None and log is None:
-        _bad_input(InputError("report", "give a results table, a --log, or both"))
-    try:
-        table = read_results(results) if results is not None else None
-        deployments = load_deploy_log(log) if log is not None else None
-    except (InputError, ResultsError) as error:
-        _bad_input(error)
-    try:
-        timelines = read_timelines(results.parent / TIMELINES_FILE) if results is not None else []
-    except InputError as error:
-        _bad_input(error)
+        raise InputError("report", "give a results table, a --log, or both")
+    table = read_results(results) if results is not None else None
+    deployments = load_deploy_log(log) if log is not None else None
+    timelines = read_timelines(results.parent / TIMELINES_FILE) if results is not None else []
     _ensure_out_dir(out_dir)
     if table is None:
         table, deployments = deployments, None
@@ -353,82 +316,21 @@ def live(
     report: ReportOption = True,
 ) -> None:
     """Run a scenario's rollout for real (real pods, real traffic, injected faults) with the same controller as the simulator."""
-    import json as _json
-    import math
+    from rolloutlab.errors import RolloutlabError, exit_status
+    from rolloutlab.workflows.live import LiveSettings, run_live_command
 
-    from rolloutlab.errors import LiveUnsupported, StateError
-    from rolloutlab.live.loadgen import is_loopback_url
-    from rolloutlab.live.session import BACKENDS, RELEASES, make_plan, open_backend, run_live
-    from rolloutlab.results.table import write_results
-
-    if backend not in BACKENDS:
-        _bad_input(InputError("--backend", f"must be one of {', '.join(BACKENDS)}, not {backend!r}"))
-    if release not in RELEASES:
-        _bad_input(InputError("--release", f"must be one of {', '.join(RELEASES)}, not {release!r}"))
-    if metrics not in ("loadgen", "scrape") or (metrics == "scrape" and backend != "kube"):
-        _bad_input(InputError("--metrics", f"must be loadgen, or scrape with --backend kube; got {metrics!r}"))
-    for flag, value in (("--time-scale", time_scale), ("--max-rps", max_rps), ("--max-minutes", max_minutes)):
-        if not math.isfinite(value):
-            _bad_input(InputError(flag, f"must be a finite number, not {value}"))
-    if url is not None and not is_loopback_url(url):
-        _bad_input(InputError("--url", f"{url!r}: the load generator sends traffic to http(s)://127.0.0.1 or localhost only"))
+    settings = LiveSettings(backend=backend, context=context, namespace=namespace, node_port=node_port, url=url,
+                            time_scale=time_scale, release=release, seed=seed, max_rps=max_rps, replicas=replicas,
+                            max_minutes=max_minutes, rollback=rollback, metrics=metrics, out_dir=out_dir,
+                            report=report)
     try:
-        loaded = _load_scenario_arg(scenario)
-        spec = _load_strategy_or_manifest(strategy)
-    except InputError as error:
-        _bad_input(error)
-    spec = spec.with_replicas(replicas or spec.replicas or loaded.service_under_test.replicas)
-    if backend == "kube" and spec.strategy.blue_green and node_port >= 32767:
-        _bad_input(InputError("--node-port", "blue-green needs NODE_PORT+1 for its preview Service: at most 32766"))
-    try:
-        plan = make_plan(loaded, spec, release=release, seed=seed, time_scale=time_scale)
-    except LiveUnsupported as error:
-        _bad_input(InputError(scenario, str(error)))
-    _ensure_out_dir(out_dir)
-    log = (lambda text: err.print(text, highlight=False, soft_wrap=True))
-    urls = None
-    if backend == "kube":
-        base = url or f"http://127.0.0.1:{node_port}/"
-        urls = {"user": base, "preview": f"http://127.0.0.1:{node_port + 1}/" if url is None else None}
-    try:
-        target = open_backend(backend, state_dir=out_dir / "state", context=context, namespace=namespace,
-                              node_port=node_port, seed=seed, log=None)
-    except Exception as error:  # no kubeconfig, unknown context, ...: the user's setup, said plainly
-        _bad_input(InputError(f"--backend {backend}", f"cannot open the backend: {error}"))
-    import pandas as pd
-
-    try:
-        result = run_live(loaded, spec, target, plan, urls=urls, time_scale=time_scale, seed=seed,
-                          max_rps=max_rps, max_wall_s=max_minutes * 60, log=log, metrics=metrics,
-                          rollback=rollback)
-    except (LiveUnsupported, StateError) as error:
-        _bad_input(InputError(scenario, str(error)))
-    except KeyboardInterrupt:
-        where = "in the cluster (annotations of its Service)" if backend == "kube" else f"in {out_dir / 'state'}"
-        err.print(f"[yellow]interrupted:[/] the rollout's state is saved {where}; run the same command again to "
-                  "resume it, or add --rollback to roll it back", highlight=False, soft_wrap=True)
-        raise typer.Exit(130)
-    except (TimeoutError, RuntimeError) as error:
-        _say("[bold red]live run failed:[/]", error)
-        raise typer.Exit(1)
-    finally:
-        close = getattr(target, "close", None)
-        if close is not None:
-            close()
-    df = pd.DataFrame([result.row])
-    csv_path, _ = write_results(df, out_dir / "results")
-    (out_dir / "timelines.json").write_text(_json.dumps([result.timeline], allow_nan=False))
-    row = result.row
-    table = Table(title=f"{spec.name} on {loaded.name}, {backend} ({plan.defect} release, time x{time_scale:g})")
-    for column in ("outcome", "detected_at", "time_to_restore", "rollout_duration", "requests", "failed_requests",
-                   "router_failures", "release_failures"):
-        value = row[column]
-        table.add_row(column, f"{value:.1f}" if isinstance(value, float) else str(value))
-    out.print(table)
-    out.print(f"results: {csv_path} (times in scenario seconds)")
-    if report:
-        written = _write_report(df, [result.timeline], None, out_dir)
-        out.print(f"report: {written['html']}")
+        settings.check()  # bad options before the files are read
+        code = run_live_command(_load_scenario_arg(scenario), _load_strategy_or_manifest(strategy), settings,
+                                out=out, err=err, where=scenario)
+    except RolloutlabError as error:
+        _say("[bold red]error:[/]" if exit_status(error) == EXIT_BAD_INPUT else "[bold red]live run failed:[/]", error)
+        raise typer.Exit(exit_status(error))
+    raise typer.Exit(code)
 
 
 @app.command()

@@ -1,10 +1,12 @@
 """Scenarios: the worlds release strategies are tested in, and ready-made ones to use.
 
-The schema lives in :mod:`scenarios.schema`; bundled scenario files sit next to it
-(``bundled_scenario("standard")``) and in ``library/`` (failure scenarios with
-expectations). :mod:`scenarios.check` runs scenario files and judges their expectations
-(``rolloutlab check``), :mod:`scenarios.pytest_plugin` lets pytest do the same, and
-:mod:`scenarios.generate` holds hypothesis strategies for valid scenarios.
+The schema is the package :mod:`rolloutlab.scenarios.schema` (one module per section);
+bundled scenario files sit next to it (``bundled_scenario("standard")``) and in
+``library/`` (failure scenarios with expectations). :mod:`.release` draws each run's
+release and responders from a seed, :mod:`.expectations` judges a scenario's
+expectations against a results table, and :mod:`.generate` holds hypothesis strategies
+for valid scenarios. Running scenarios (``rolloutlab check``, the pytest plugin) is
+orchestration and lives in :mod:`rolloutlab.workflows`.
 
 Names are imported on first use (PEP 562), so that pytest loading the plugin module in
 every test session of an environment with rolloutlab installed costs nothing until a

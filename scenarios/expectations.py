@@ -25,17 +25,23 @@ metric                            over                     value
 ``cost``                          all deployments          ``replica_seconds``
 ================================  =======================  =================================
 
-Never is forever. An incident still going on when the simulation ended, a defective
-release nothing detected, a rollout that never finished: these count as taking forever,
-not as missing values, so ``mttr.p90 <= 5m`` fails when more than one incident in ten is
-never restored, and a mean over them is unbounded. (The printed comparison of
-``sim.comparison`` leaves them out of its medians instead.)
+A time that did not end in the window is censored at the window's end, the one rule of
+every table (``results.statistics``). An incident still going on when the run's
+observation ended (``ended_at``), a defective release nothing detected, a rollout that
+never finished: each is known to have lasted at least until the window closed, and
+counts so. Quantiles of ``mttr``, ``detected_within`` and ``rollout_duration`` are
+Kaplan-Meier estimates (``compute_censored_quantile``); when too many never ended for the
+quantile to be reached, it is "> window": ``mttr.p90 <= 5m`` is then violated if the
+window is longer than 5 minutes, and undecided (unproven: a longer window may show it)
+if it is shorter -- a check fails either way. A mean or a maximum over values some of
+which never ended is unbounded.
 
-Intervals come from ``sim.comparison``, the project's one implementation: the Wilson
-score interval for rates; distribution-free order-statistic intervals for the median and
-the p90/p95/p99; a BCa bootstrap for means of skewed values (failed requests, times), a
-Student t interval for the mean cost (roughly symmetric per run). ``max`` is the largest
-value the runs produced, judged as observed: no finite sample bounds a maximum.
+Intervals come from ``results.statistics``, the project's one implementation: the Wilson
+score interval for rates; the Kaplan-Meier quantile interval for the times above;
+distribution-free order-statistic intervals for the median and the p90/p95/p99 of
+amounts; a BCa bootstrap for means of skewed values (failed requests, times), a Student t
+interval for the mean cost (roughly symmetric per run). ``max`` is the largest value the
+runs produced, judged as observed: no finite sample bounds a maximum.
 """
 
 from __future__ import annotations
@@ -49,25 +55,26 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
+from rolloutlab.results.formatting import format_duration, format_quantity
 from rolloutlab.results.statistics import (
     CONFIDENCE,
     Figure,
+    censored_times,
+    compute_censored_quantile,
     compute_mean_bootstrap_interval,
     compute_mean_t_interval,
     compute_order_statistic_ranks,
     compute_quantile_interval,
     compute_wilson_interval,
-    format_duration,
-    format_quantity,
 )
 from rolloutlab.results.table import NO_DEFECT, Outcome
 from rolloutlab.scenarios.schema import METRICS, Assertion, Expectation
 
 __all__ = [
     "DEFAULT_CONFIDENCE",
-    "Judgement",
+    "ExpectationResult",
+    "ExpectationVerdict",
     "MetricSample",
-    "Verdict",
     "compute_expectation_figure",
     "compute_metric_sample",
     "format_metric_value",
@@ -80,14 +87,11 @@ DEFAULT_CONFIDENCE = CONFIDENCE
 
 QUANTILES = {"median": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99}
 
-# A never-ending value is carried as this huge finite number through the quantile
-# functions (numpy's interpolating quantile turns any infinity into NaN), and reported as
-# infinity: anything interpolated towards it stays above _NEVER_FROM.
-_NEVER = 1e300
-_NEVER_FROM = 1e290
+CENSORED_METHOD = "Kaplan-Meier interval, censored at the window's end"
+"""The method named in a message about a quantile of a time that may not end in the window."""
 
 
-class Verdict(str, Enum):
+class ExpectationVerdict(str, Enum):
     """How an expectation came out for one strategy."""
 
     HOLDS = "holds"
@@ -95,7 +99,8 @@ class Verdict(str, Enum):
     VIOLATED = "violated"
     """The estimate itself breaks the limit."""
     UNPROVEN = "unproven"
-    """The estimate meets the limit but the interval crosses it: more runs may show it."""
+    """The estimate meets the limit but the interval crosses it (more runs may show it), or
+    the estimate lies beyond the window and the window is too short to tell."""
     NO_DATA = "no data"
     """Too few values for the figure (no healthy release, a p99 of 50 values...)."""
 
@@ -108,10 +113,13 @@ class MetricSample:
     population: str
     """What the values are counted over, in words ("healthy releases")."""
     values: np.ndarray
-    """One value per counted deployment; ``inf`` for never (not restored, not detected,
-    not finished). For a rate, 1.0 or 0.0."""
-    never: int
-    """How many values are ``inf``."""
+    """One value per counted deployment; ``inf`` for a time that had not ended when the
+    window closed (not restored, not detected, not finished). For a rate, 1.0 or 0.0."""
+    censored: int
+    """How many values are ``inf``: times censored at the window's end."""
+    followed: np.ndarray | None = None
+    """For a time that may not end in the window: how long each deployment was observed
+    (window end - its start), where a value that is ``inf`` is censored; else None."""
 
     @property
     def n(self) -> int:
@@ -119,7 +127,7 @@ class MetricSample:
 
 
 @dataclass(frozen=True)
-class Judgement:
+class ExpectationResult:
     """One expectation judged for one strategy of one scenario."""
 
     strategy: str
@@ -127,7 +135,7 @@ class Judgement:
     figure: Figure
     method: str
     confidence: float
-    verdict: Verdict
+    verdict: ExpectationVerdict
     sample: MetricSample
     message: str
     """One sentence: what was measured, which bound decided, and by how much it held or
@@ -137,7 +145,7 @@ class Judgement:
 
     @property
     def passed(self) -> bool:
-        return self.verdict is Verdict.HOLDS
+        return self.verdict is ExpectationVerdict.HOLDS
 
     @property
     def measured(self) -> str:
@@ -160,7 +168,7 @@ def compute_metric_sample(rows: pd.DataFrame, metric: str) -> MetricSample:
         rolled_back = (rows["outcome"] == Outcome.FALSE_ROLLBACK.value).to_numpy()
         return _sample(metric, "healthy releases", rolled_back[healthy].astype(float))
     if metric == "mttr":
-        return _sample(metric, "deployments that hurt users", _never(rows["time_to_restore"].to_numpy(dtype=float)[changed]))
+        return _censored_sample(metric, "deployments that hurt users", *censored_times(rows, "time_to_restore"))
     if metric == "failed_requests":
         return _sample(metric, "deployments", rows["failed_requests"].to_numpy(dtype=float))
     if metric == "failed_request_fraction":
@@ -169,16 +177,16 @@ def compute_metric_sample(rows: pd.DataFrame, metric: str) -> MetricSample:
         fraction = np.divide(failed, requests, out=np.zeros_like(failed), where=requests > 0)
         return _sample(metric, "deployments", fraction)
     if metric == "detected_within":
-        detection = (rows["detected_at"] - rows["started_at"]).to_numpy(dtype=float)
-        return _sample(metric, "defective releases", _never(detection[~healthy]))
+        return _censored_sample(metric, "defective releases", *censored_times(rows, "detection"))
     if metric == "rollout_duration":
-        return _sample(metric, "deployments", _never(rows["rollout_duration"].to_numpy(dtype=float)))
+        return _censored_sample(metric, "deployments", *censored_times(rows, "rollout_duration"))
     return _sample(metric, "deployments", rows["replica_seconds"].to_numpy(dtype=float))  # cost
 
 
-def _never(values: np.ndarray) -> np.ndarray:
-    """NaN (it never happened) becomes infinity (it takes forever)."""
-    return np.where(np.isnan(values), np.inf, values)
+def _censored_sample(metric: str, population: str, durations: np.ndarray, followed: np.ndarray) -> MetricSample:
+    """A time that had not ended (NaN) is carried as infinity, with how long it was followed."""
+    values = np.where(np.isnan(durations), np.inf, durations)
+    return MetricSample(metric, population, values, int(np.isinf(values).sum()), np.asarray(followed, dtype=float))
 
 
 def _sample(metric: str, population: str, values: np.ndarray) -> MetricSample:
@@ -201,20 +209,15 @@ def compute_expectation_figure(
             return Figure.unavailable(0), "largest value observed, no interval"
         return Figure(float(x.max()), None, None, x.size), "largest value observed, no interval"
     if stat == "mean":
-        if sample.never:  # some value is infinite, and so is the mean
+        if sample.censored:  # some value never ended in the window: no mean bounds it
             return Figure(math.inf, math.inf, math.inf, x.size), "mean, unbounded: some never happened"
         if sample.metric == "cost":
             return compute_mean_t_interval(x, confidence), "Student t interval"
         return compute_mean_bootstrap_interval(x, confidence), "BCa bootstrap"
     q = QUANTILES[stat]
-    figure = compute_quantile_interval(np.where(np.isinf(x), _NEVER, x), q, confidence)
-    return Figure(*(_forever(v) for v in (figure.value, figure.low, figure.high)), figure.n), (
-        "order-statistic interval"
-    )
-
-
-def _forever(value: float | None) -> float | None:
-    return math.inf if value is not None and value >= _NEVER_FROM else value
+    if sample.followed is not None:  # a time: some may not have ended in the window
+        return compute_censored_quantile(x, sample.followed, q, confidence), CENSORED_METHOD
+    return compute_quantile_interval(x, q, confidence), "order-statistic interval"
 
 
 @lru_cache(maxsize=64)
@@ -232,20 +235,35 @@ def minimum_values(q: float, confidence: float) -> int | None:
 def judge_assertion(
     assertion: Assertion, sample: MetricSample, confidence: float = DEFAULT_CONFIDENCE,
     strategy: str = "", index: int = 0,
-) -> Judgement:
+) -> ExpectationResult:
     """Judge one expectation on one strategy's sample (see the module docstring)."""
     figure, method = compute_expectation_figure(sample, assertion.stat, confidence)
     observed_only = assertion.stat == "max"
     if figure.value is None or (not observed_only and (figure.low is None or figure.high is None)):
-        verdict = Verdict.NO_DATA
+        verdict = ExpectationVerdict.NO_DATA
+    elif figure.exceeds_window and figure.beyond is not None:
+        verdict = _judge_beyond(assertion, figure)
     elif not assertion.holds(figure.value):
-        verdict = Verdict.VIOLATED
+        verdict = ExpectationVerdict.VIOLATED
     elif observed_only or all(assertion.holds(b) for b in _deciding_bounds(assertion.op, figure)):
-        verdict = Verdict.HOLDS
+        verdict = ExpectationVerdict.HOLDS
     else:
-        verdict = Verdict.UNPROVEN
+        verdict = ExpectationVerdict.UNPROVEN
     message = _explain(assertion, sample, figure, method, confidence, verdict)
-    return Judgement(strategy, assertion, figure, method, confidence, verdict, sample, message, index)
+    return ExpectationResult(strategy, assertion, figure, method, confidence, verdict, sample, message, index)
+
+
+def _judge_beyond(assertion: Assertion, figure: Figure) -> ExpectationVerdict:
+    """An estimate known only to exceed ``figure.beyond`` (the window): violated when every
+    such value breaks the limit, judged by its lower bound when every such value meets
+    it, undecided (unproven) when the window is too short to tell."""
+    assert figure.beyond is not None and figure.low is not None
+    reaches = figure.beyond >= assertion.value  # everything beyond the window is past the limit
+    if assertion.op in ("<", "<=", "=="):
+        return ExpectationVerdict.VIOLATED if reaches else ExpectationVerdict.UNPROVEN
+    if reaches and assertion.holds(figure.low):
+        return ExpectationVerdict.HOLDS
+    return ExpectationVerdict.UNPROVEN
 
 
 def _deciding_bounds(op: str, figure: Figure) -> list[float]:
@@ -259,7 +277,7 @@ def _deciding_bounds(op: str, figure: Figure) -> list[float]:
 
 def judge_expectations(
     results: pd.DataFrame, expectations: Sequence[Expectation], confidence: float = DEFAULT_CONFIDENCE
-) -> list[Judgement]:
+) -> list[ExpectationResult]:
     """Every expectation for every strategy it applies to, strategy by strategy in the
     order of the results table, expectations in the order written."""
     judgements = []

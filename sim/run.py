@@ -71,6 +71,10 @@ def _row(world: World, scenario: Scenario, spec: StrategySpec, run: int, seed: i
         finished = world.reverted_at  # a release rolled back by hand after promotion ends there
     outcome = _outcome(world, defective, harmed)
     nan = math.nan
+    requests, failed = int(world.window.requests), int(world.window.failed_requests)
+    # what the old version would have failed on the same requests: the release's own share is the rest
+    baseline = requests * scenario.service_under_test.baseline_error_rate
+    slo = getattr(scenario, "slo", None)  # optional scenario field (objective, window in seconds)
 
     def at(value: float | None) -> float:
         return nan if value is None else value + offset
@@ -88,8 +92,8 @@ def _row(world: World, scenario: Scenario, spec: StrategySpec, run: int, seed: i
         "finished_at": at(finished),
         "detected_at": at(world.detected_at if defective or s.aborted or world.alert_fired_at is not None else None),
         "restored_at": at(restored),
-        "requests": int(world.window.requests),
-        "failed_requests": int(world.window.failed_requests),
+        "requests": requests,
+        "failed_requests": failed,
         "peak_error_rate": float(world.peak_error_rate),
         "replica_seconds": float(world.window.replica_seconds),
         # extra columns
@@ -104,6 +108,10 @@ def _row(world: World, scenario: Scenario, spec: StrategySpec, run: int, seed: i
         "exposed_requests": int(world.window.exposed_requests),
         "final_canary_share": float(world.shares(world.env.now)[Role.CANARY]),
         "ends_healthy": not world.impact_on,
+        "baseline_failed_requests": float(baseline),
+        "release_failed_requests": float(failed - baseline),
+        "slo_objective": float(slo.objective) if slo is not None else nan,
+        "slo_window": float(slo.window) if slo is not None else nan,
     }
 
 

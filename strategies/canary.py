@@ -99,6 +99,16 @@ def _reconcile_background_analysis(c: Cycle, cs: CanaryStrategy) -> bool:
         return True
     phase = c.run_analysis(AnalysisKind.BACKGROUND, BACKGROUND, cs.analysis)
     if phase in (AnalysisPhase.FAILED, AnalysisPhase.ERROR):
+        if cs.analysis.hold_on_failure:
+            # Flagger tests its failed-checks threshold at the start of a check, before it
+            # runs new ones (pkg/controller/scheduler.go, advanceCanary: "check if the
+            # number of failed checks reached the threshold" precedes runAnalysis), so the
+            # rollback comes one interval after the check that reached the threshold; the
+            # weight is held until then.
+            rollback_at = _next_check_at(c)
+            if c.now < rollback_at:
+                c.wake_at(rollback_at)
+                return False
         c.abort(f"background analysis {phase.value.lower()}")
         return False
     if phase is AnalysisPhase.INCONCLUSIVE:
@@ -107,14 +117,28 @@ def _reconcile_background_analysis(c: Cycle, cs: CanaryStrategy) -> bool:
     return True
 
 
+_HOLDING_PHASES = (MeasurementPhase.FAILED.value, MeasurementPhase.ERROR.value)
+
+
 def _held_by_failed_check(c: Cycle, cs: CanaryStrategy) -> bool:
-    """Flagger's hold: with ``holdOnFailure``, a failed latest check keeps the step."""
+    """Flagger's hold: with ``holdOnFailure``, a failed or empty latest check keeps the step.
+
+    Flagger returns before ``runCanary`` when a check fails, and a metric query that finds
+    no values fails the check too ("Halt advancement no values found",
+    pkg/controller/scheduler_metrics.go, runBuiltinMetricChecks)."""
     if cs.analysis is None or not cs.analysis.hold_on_failure:
         return False
     run = c.status.analysis(BACKGROUND)
     if run is None or run.phase.done:
         return False
-    return any(m.measurements and m.measurements[-1].phase == MeasurementPhase.FAILED.value for m in run.metrics)
+    return any(m.measurements and m.measurements[-1].phase in _HOLDING_PHASES for m in run.metrics)
+
+
+def _next_check_at(c: Cycle) -> float:
+    """When the finished background run's failing metric would have been measured next."""
+    run = c.status.analysis(BACKGROUND)
+    assert run is not None and run.phase.done
+    return min(m.due_at for m in run.metrics if m.phase is run.phase)
 
 
 def _reconcile_replicas_and_traffic(c: Cycle, cs: CanaryStrategy, weight: int) -> bool:

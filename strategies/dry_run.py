@@ -6,10 +6,17 @@ rate and splits by the effective weight, and each version fails a fixed fraction
 requests. There is no randomness and no fault: this is not the simulator. It answers
 "what does this strategy do, step by step, when everything goes to plan?" and gives
 tests a world that obeys the controller's actions.
+
+Time moves from event to event, never on a grid: the world reconciles when the controller
+asked to be called (``status.requeue_at``: a pause ending, a measurement due, a deadline),
+when one of its own pods becomes ready, right after it applied a change of pod counts (a
+runner's watch event), and when its operator (if it has one) passes a gate. Between two events nothing the controller reads changes except the traffic counters,
+which grow at a constant rate, so every time the dry run reports is exact.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from rolloutlab.strategies.actions import Event, Promote, ScaleVersion
@@ -23,8 +30,11 @@ from rolloutlab.strategies.observation import (
     VersionObservation,
 )
 from rolloutlab.strategies.reconcile import compute_declared_weight, compute_effective_weight, reconcile
-from rolloutlab.strategies.spec import StrategySpec
-from rolloutlab.strategies.status import RolloutStatus
+from rolloutlab.strategies.spec import StrategyKind, StrategySpec
+from rolloutlab.strategies.status import PauseReason, RolloutStatus
+
+
+_CALLS_PER_INSTANT = 100  # a controller that scales this often without time passing has a bug
 
 
 @dataclass(frozen=True)
@@ -59,6 +69,25 @@ class VersionPods:
         )
 
 
+def waits_for_a_person(spec: StrategySpec, status: RolloutStatus) -> bool:
+    """Whether the rollout is paused at a gate only a person passes: a pause step without a
+    duration, blue-green's gate with ``autoPromotionEnabled: false``, or an inconclusive
+    analysis (Argo waits for ``promote`` or ``resume`` there)."""
+    if status.completed or status.aborted or status.pause_reason is None:
+        return False
+    if status.pause_reason is PauseReason.INCONCLUSIVE_ANALYSIS:
+        return True
+    if status.pause_reason is PauseReason.BLUE_GREEN_PAUSE:
+        return not spec.strategy.blue_green.auto_promotion_enabled
+    if spec.strategy.kind is not StrategyKind.CANARY:
+        return False
+    steps = spec.strategy.canary.steps
+    if status.step_index >= len(steps):
+        return False
+    pause = steps[status.step_index].pause
+    return pause is not None and pause.duration is None
+
+
 @dataclass
 class IdealWorld:
     spec: StrategySpec
@@ -66,12 +95,16 @@ class IdealWorld:
     rps: float = 100.0
     preview_rps: float = 5.0  # blue-green: smoke-test traffic the preview Service gets before the switch
     error_rate: dict[Role, float] = field(default_factory=lambda: {Role.STABLE: 0.0, Role.CANARY: 0.0})
+    gate_seconds: float | None = None  # an operator passes every gate this long after it is reached (None: nobody)
     now: float = 0.0
     status: RolloutStatus = field(default_factory=RolloutStatus)
     pods: dict[Role, VersionPods] = field(default_factory=dict)
     commands: list[CommandRequest] = field(default_factory=list)
     log: list[Decision] = field(default_factory=list)  # every reconcile call, in order
     promoted: int = 0
+    gates_passed: int = 0  # promote commands the operator gave
+    _reconciled_at: float | None = None  # the time of the last call, while nothing changed since
+    _gate_passed: float | None = None  # the gate the operator passed last (a gate is passed once)
 
     def __post_init__(self) -> None:
         replicas = self.spec.require_replicas()
@@ -83,11 +116,13 @@ class IdealWorld:
 
     def command(self, command: Command) -> None:
         self.commands.append(CommandRequest(len(self.commands) + 1, command))
+        self._reconciled_at = None
 
     def step(self) -> None:
         """One reconcile call and the application of its actions."""
         obs = self.observe()
         self.status, actions = reconcile(self.spec, self.status, obs)
+        self._reconciled_at = self.now
         self.log.append(Decision(
             self.now, compute_declared_weight(self.spec, self.status, obs),
             compute_effective_weight(self.spec, self.status, obs), obs.stable.ready, obs.canary.ready,
@@ -100,10 +135,12 @@ class IdealWorld:
                 while len(pods) < action.replicas:
                     pods.append(self.now + self.start_delay)
                 del pods[action.replicas:]
+                self._reconciled_at = None  # the controller sees the new pod count at once (a watch event)
             elif isinstance(action, Promote):
                 self.promoted += 1
 
     def advance(self, dt: float) -> None:
+        """Let ``dt`` seconds of traffic flow with the weights of now (nothing is reconciled)."""
         obs = self.observe()
         weight = compute_effective_weight(self.spec, self.status, obs) / 100
         preview = 0.0
@@ -114,19 +151,58 @@ class IdealWorld:
             self.pods[role].requests += requests
             self.pods[role].errors += requests * self.error_rate[role]
         self.now += dt
+        if dt > 0:
+            self._reconciled_at = None
 
-    def run(self, until: float, tick: float = 5.0) -> RolloutStatus:
-        """Reconcile every ``tick`` seconds (or earlier when the controller asks) until
-        the rollout is promoted or rolled back, or ``until`` passes."""
+    def gate_passed_at(self) -> float | None:
+        """When the operator passes the gate the rollout waits at (None: no gate, or no operator)."""
+        if self.gate_seconds is None or not waits_for_a_person(self.spec, self.status):
+            return None
+        started = self.status.pause_started_at
+        at = (self.now if started is None else started) + self.gate_seconds
+        return None if at == self._gate_passed else at
+
+    def next_event_at(self) -> float | None:
+        """The next time something the controller reads changes by itself, or it asked to be called."""
+        times = [t for pods in self.pods.values() for t in pods.ready_at if t > self.now]
+        if self.status.requeue_at is not None:
+            times.append(self.status.requeue_at)
+        gate = self.gate_passed_at()
+        if gate is not None:
+            times.append(gate)
+        later = [t for t in times if t > self.now]
+        return min(later) if later else None
+
+    def finished(self) -> bool:
+        """Promoted with the old version gone, or rolled back with the new version gone."""
+        if self.status.completed:
+            return self.pods[Role.STABLE].observe(self.now).replicas == 0
+        return self.status.restored_at is not None and self.pods[Role.CANARY].observe(self.now).replicas == 0
+
+    def run(self, until: float, tick: float | None = None) -> RolloutStatus:
+        """Reconcile at every event until the rollout is finished, nothing can happen any
+        more without a command (a gate and no operator), or the next event is after
+        ``until``. ``tick`` also reconciles at least that often, as a polling runner would;
+        the times of what happens do not depend on it."""
         while self.now <= until:
-            self.step()
-            if self.status.completed and self.pods[Role.STABLE].observe(self.now).replicas == 0:
+            gate = self.gate_passed_at()
+            if gate is not None and gate <= self.now:
+                self.command(Command.PROMOTE)  # the operator passes the gate
+                self.gates_passed += 1
+                self._gate_passed = gate
+            for _ in range(_CALLS_PER_INSTANT):
+                if self._reconciled_at == self.now:
+                    break
+                self.step()
+            else:
+                raise RuntimeError(f"the controller keeps scaling at t={self.now:g}s without converging")
+            if self.finished():
                 break
-            if self.status.restored_at is not None and self.pods[Role.CANARY].observe(self.now).replicas == 0:
+            nxt = self.next_event_at()
+            if tick is not None:
+                nxt = min(math.inf if nxt is None else nxt, self.now + tick)
+            if nxt is None or nxt > until:
                 break
-            nxt = self.now + tick
-            if self.status.requeue_at is not None:
-                nxt = min(nxt, max(self.status.requeue_at, self.now + 1e-3))
             self.advance(nxt - self.now)
         return self.status
 

@@ -10,7 +10,7 @@ import datetime
 import re
 from typing import Annotated
 
-from pydantic import BeforeValidator, Field, PlainSerializer
+from pydantic import AfterValidator, BeforeValidator, Field, PlainSerializer
 
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|s|m|h|d)")
@@ -64,5 +64,17 @@ def format_duration(seconds: float) -> str:
     return out or "0s"
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0, allow_inf_nan=False), PlainSerializer(float, return_type=float)]
-"""A pydantic field type: accepts numbers or duration strings, holds seconds as float."""
+MAX_DURATION = 366 * 86400.0
+"""Longest duration a strategy may hold: a year. Deadlines, pauses and intervals are
+minutes or hours; a longer value is a typo (``1e20``), and past it timers overflow."""
+
+
+def _at_most_a_year(seconds: float) -> float:
+    if seconds > MAX_DURATION:
+        raise ValueError(f"{seconds:g}s is longer than a year ({MAX_DURATION:g}s), the longest duration that makes sense")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0, allow_inf_nan=False),
+                     AfterValidator(_at_most_a_year), PlainSerializer(float, return_type=float)]
+"""A pydantic field type: accepts numbers or duration strings, holds seconds (0 up to a year) as float."""

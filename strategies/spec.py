@@ -31,36 +31,75 @@ from __future__ import annotations
 import re
 from enum import Enum
 from functools import lru_cache
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from rolloutlab.errors import FieldError
 from rolloutlab.strategies.durations import Duration
+
+MAX_REPLICAS = 10_000
+"""Most pods a strategy may ask for (the scenario schema's bound on a service's replicas)."""
+MAX_MEASUREMENTS = 10_000
+"""Most measurements a metric may count or tolerate (a week of 1-minute intervals)."""
+MAX_FACTOR = 1000.0
+"""Largest relative effect or weight a judge may be given."""
+MIN_INTERVAL = 1.0
+"""Shortest analysis interval: 1 s, the finest resolution of Prometheus-style queries."""
+
+
+def _reject_bool(value: Any) -> Any:
+    # YAML 1.1 reads yes/no/on/off as booleans; pydantic would read them as 1/0.
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, got {str(value).lower()}")
+    return value
+
+
+Number = Annotated[float, BeforeValidator(_reject_bool)]
+"""A number written as one: true/false (YAML's yes/no/on/off) is refused, not read as 1/0."""
+Count = Annotated[int, BeforeValidator(_reject_bool)]
+"""A whole number written as one (no true/false)."""
 
 IntOrPercent = int | str
 """Kubernetes' intstr: a replica count (``2``) or a percentage of replicas (``"25%"``)."""
 
 _PERCENT = re.compile(r"^\d+(\.\d+)?%$")
+_MAX_PERCENT = {"max_surge": 1000.0, "max_unavailable": 100.0}
+"""Kubernetes refuses maxUnavailable above 100%; a surge above 100% adds nothing, and far
+above it is a typo."""
 
 
-def _check_int_or_percent(value: IntOrPercent, field: str) -> IntOrPercent:
+def _check_int_or_percent(value: IntOrPercent, field: str, max_percent: float = 100.0) -> IntOrPercent:
     if isinstance(value, bool):
         raise ValueError(f"{field} must be a replica count or a percentage like '25%'")
     if isinstance(value, int):
         if value < 0:
             raise ValueError(f"{field} must not be negative, got {value}")
+        if value > MAX_REPLICAS:
+            raise ValueError(f"{field} {value} is above {MAX_REPLICAS} replicas, the most that makes sense")
         return value
     if isinstance(value, str) and _PERCENT.match(value.strip()):
+        if float(value.strip()[:-1]) > max_percent:
+            raise ValueError(f"{field} {value.strip()} is above {max_percent:g}% of the replicas")
         return value.strip()
     raise ValueError(f"{field} must be a replica count or a percentage like '25%', got {value!r}")
+
+
+def _format_path(path: tuple[str | int, ...]) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+
+
+def _camel_path(*parts: str | int) -> tuple[str | int, ...]:
+    """A field path in the names YAML uses (``startingStep``), for :class:`FieldError`."""
+    return tuple(to_camel(p) if isinstance(p, str) else p for p in parts)
 
 
 class SpecModel(BaseModel):
     """Base of every spec model: camelCase in YAML, snake_case in Python, unknown keys refused."""
 
     model_config = ConfigDict(
-        extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True
+        extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True, allow_inf_nan=False
     )
 
 
@@ -134,15 +173,15 @@ class Condition(BaseModel):
 class ThresholdRange(SpecModel):
     """Flagger's ``thresholdRange``: a measurement passes when ``min <= value <= max``."""
 
-    min: float | None = None
-    max: float | None = None
+    min: Number | None = None
+    max: Number | None = None
 
     @model_validator(mode="after")
     def _bounds(self) -> "ThresholdRange":
         if self.min is None and self.max is None:
             raise ValueError("thresholdRange needs min, max or both")
         if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError(f"thresholdRange min {self.min} is above max {self.max}")
+            raise FieldError(("max",), f"thresholdRange min {self.min} is above max {self.max}")
         return self
 
 
@@ -153,13 +192,13 @@ class ThresholdJudge(SpecModel):
 class ScoreThresholds(SpecModel):
     """Kayenta's score thresholds: ``score >= pass`` passes, ``>= marginal`` is inconclusive."""
 
-    pass_: float = Field(95.0, alias="pass", ge=0, le=100)
-    marginal: float = Field(75.0, ge=0, le=100)
+    pass_: Number = Field(95.0, alias="pass", ge=0, le=100)
+    marginal: Number = Field(75.0, ge=0, le=100)
 
     @model_validator(mode="after")
     def _order(self) -> "ScoreThresholds":
         if self.marginal > self.pass_:
-            raise ValueError(f"marginal score {self.marginal} is above the pass score {self.pass_}")
+            raise FieldError(("marginal",), f"marginal score {self.marginal} is above the pass score {self.pass_}")
         return self
 
 
@@ -167,12 +206,12 @@ class ScoredSignal(SpecModel):
     """One signal in a Kayenta-style canary config, compared canary vs baseline."""
 
     signal: Signal
-    quantile: float | None = Field(None, gt=0, lt=1)
+    quantile: Number | None = Field(None, gt=0, lt=1)
     direction: Direction = Direction.INCREASE
     critical: bool = False  # a critical signal that fails makes the whole score 0
-    weight: float = Field(1.0, gt=0)
-    allowed_increase: float = Field(1.0, ge=1.0)  # relative effect tolerated: 1.1 = up to 10% worse passes
-    allowed_decrease: float = Field(1.0, ge=1.0)  # a divisor: 1.1 = down to 1/1.1 of the baseline passes (Kayenta writes 0.9)
+    weight: Number = Field(1.0, gt=0, le=MAX_FACTOR)
+    allowed_increase: Number = Field(1.0, ge=1.0, le=MAX_FACTOR)  # relative effect tolerated: 1.1 = up to 10% worse passes
+    allowed_decrease: Number = Field(1.0, ge=1.0, le=MAX_FACTOR)  # a divisor: 1.1 = down to 1/1.1 of the baseline passes (Kayenta writes 0.9)
 
 
 class MannWhitneyJudge(SpecModel):
@@ -180,17 +219,17 @@ class MannWhitneyJudge(SpecModel):
 
     signals: tuple[ScoredSignal, ...] = ()  # empty: the metric's own signal, direction increase
     thresholds: ScoreThresholds = ScoreThresholds()
-    confidence: float = Field(0.95, gt=0.5, lt=1)
-    min_points: int = Field(4, ge=2)  # measurements per version before a classification is made
+    confidence: Number = Field(0.95, gt=0.5, lt=1)
+    min_points: Count = Field(4, ge=2, le=MAX_MEASUREMENTS)  # measurements per version before a classification is made
 
 
 class SequentialJudge(SpecModel):
     """An anytime-valid mixture SPRT on error counts, canary vs baseline (see judges)."""
 
-    alpha: float = Field(0.05, gt=0, lt=0.5)  # bound on the probability of a false alarm (rollback of a good release)
-    beta: float = Field(0.05, gt=0, lt=0.5)  # bound on the probability of an early pass of a bad release
-    tolerance: float = Field(0.0, ge=0)  # relative increase of the error rate still counted as healthy (0.2 = 20%)
-    min_effect: float = Field(1.0, gt=0)  # relative increase that must be caught: "bad" means rate ratio >= (1+tolerance)*(1+min_effect)
+    alpha: Number = Field(0.05, gt=0, lt=0.5)  # bound on the probability of a false alarm (rollback of a good release)
+    beta: Number = Field(0.05, gt=0, lt=0.5)  # bound on the probability of an early pass of a bad release
+    tolerance: Number = Field(0.0, ge=0, le=MAX_FACTOR)  # relative increase of the error rate still counted as healthy (0.2 = 20%)
+    min_effect: Number = Field(1.0, gt=0, le=MAX_FACTOR)  # relative increase that must be caught: "bad" means rate ratio >= (1+tolerance)*(1+min_effect)
 
 
 class JudgeChoice(SpecModel):
@@ -204,7 +243,8 @@ class JudgeChoice(SpecModel):
     def _one(self) -> "JudgeChoice":
         chosen = [n for n in ("threshold", "mann_whitney", "sequential") if getattr(self, n) is not None]
         if len(chosen) > 1:
-            raise ValueError(f"choose one judge, not {', '.join(chosen)}")
+            names = [to_camel(n) for n in chosen]
+            raise FieldError((names[1],), f"choose one judge, not {', '.join(names)}")
         if not chosen:
             object.__setattr__(self, "threshold", ThresholdJudge())
         return self
@@ -226,16 +266,16 @@ class Metric(SpecModel):
 
     name: str = Field(min_length=1)
     signal: Signal = Signal.ERROR_RATE
-    quantile: float | None = Field(None, gt=0, lt=1)
+    quantile: Number | None = Field(None, gt=0, lt=1)
     interval: Duration = 60.0
-    count: int | None = Field(None, ge=1)
+    count: Count | None = Field(None, ge=1, le=MAX_MEASUREMENTS)
     initial_delay: Duration = 0.0
     success_condition: str | None = None
     failure_condition: str | None = None
     threshold_range: ThresholdRange | None = None
-    failure_limit: int = Field(0, ge=0)
-    inconclusive_limit: int = Field(0, ge=0)
-    consecutive_error_limit: int = Field(4, ge=0)
+    failure_limit: Count = Field(0, ge=0, le=MAX_MEASUREMENTS)
+    inconclusive_limit: Count = Field(0, ge=0, le=MAX_MEASUREMENTS)
+    consecutive_error_limit: Count = Field(4, ge=0, le=MAX_MEASUREMENTS)
     judge: JudgeChoice = JudgeChoice()
 
     @field_validator("success_condition", "failure_condition")
@@ -247,16 +287,21 @@ class Metric(SpecModel):
 
     @model_validator(mode="after")
     def _check(self) -> "Metric":
-        if self.interval <= 0:
-            raise ValueError("interval must be longer than 0s")
+        if self.interval < MIN_INTERVAL:
+            raise FieldError(("interval",), f"interval must be at least {MIN_INTERVAL:g}s (a measurement "
+                                            f"over less than a second of traffic means nothing), got {self.interval:g}s")
         if self.signal is Signal.LATENCY and self.quantile is None:
             object.__setattr__(self, "quantile", 0.99)
         if self.judge.kind == "sequential" and self.signal is not Signal.ERROR_RATE:
-            raise ValueError(f"metric {self.name!r}: the sequential judge tests error counts, so signal must be errorRate")
+            raise FieldError(("signal",), f"metric {self.name!r}: the sequential judge tests error counts, "
+                                          "so signal must be errorRate")
         if self.judge.mann_whitney is not None:
-            signals = [s.signal for s in self.judge.mann_whitney.signals] or [self.signal]
+            own = self.judge.mann_whitney.signals
+            signals = [s.signal for s in own] or [self.signal]
             if Signal.THROUGHPUT in signals:
-                raise ValueError(
+                where = (("judge", "mannWhitney", "signals", signals.index(Signal.THROUGHPUT), "signal")
+                         if own else ("signal",))
+                raise FieldError(where, 
                     f"metric {self.name!r}: the mannWhitney judge compares canary with baseline, and their "
                     "throughput differs by the traffic split, not by health; use errorRate or latency"
                 )
@@ -287,9 +332,10 @@ class AnalysisTemplate(SpecModel):
     @classmethod
     def _unique(cls, metrics: tuple[Metric, ...]) -> tuple[Metric, ...]:
         names = [m.name for m in metrics]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"metric names must be unique, repeated: {', '.join(dupes)}")
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                raise FieldError((i, "name"), f"metric name {name!r} is used twice "
+                                              f"(first at metrics[{names.index(name)}]); names must be unique")
         return metrics
 
 
@@ -311,7 +357,7 @@ class BackgroundAnalysis(RolloutAnalysis):
     failing canary stays at its weight until it recovers or reaches ``failureLimit``.
     """
 
-    starting_step: int = Field(0, ge=0)
+    starting_step: Count = Field(0, ge=0)
     hold_on_failure: bool = False
 
 
@@ -327,8 +373,8 @@ class Pause(SpecModel):
 class SetCanaryScale(SpecModel):
     """Scale the canary independently of the traffic weight (router mode only, as in Argo)."""
 
-    weight: int | None = Field(None, ge=0, le=100)
-    replicas: int | None = Field(None, ge=0)
+    weight: Count | None = Field(None, ge=0, le=100)
+    replicas: Count | None = Field(None, ge=0, le=MAX_REPLICAS)
     match_traffic_weight: bool = False
 
     @model_validator(mode="after")
@@ -342,7 +388,7 @@ class SetCanaryScale(SpecModel):
 class CanaryStep(SpecModel):
     """One canary step; exactly one of its fields is set."""
 
-    set_weight: int | None = Field(None, ge=0, le=100)
+    set_weight: Count | None = Field(None, ge=0, le=100)
     pause: Pause | None = None
     analysis: RolloutAnalysis | None = None
     set_canary_scale: SetCanaryScale | None = None
@@ -373,19 +419,23 @@ class CanaryStrategy(SpecModel):
     @field_validator("max_surge", "max_unavailable")
     @classmethod
     def _intstr(cls, value: IntOrPercent, info) -> IntOrPercent:
-        return _check_int_or_percent(value, to_camel(info.field_name))
+        return _check_int_or_percent(value, to_camel(info.field_name), _MAX_PERCENT[info.field_name])
 
     @model_validator(mode="after")
     def _check(self) -> "CanaryStrategy":
         if self.analysis and self.analysis.starting_step > len(self.steps):
-            raise ValueError(
-                f"analysis.startingStep {self.analysis.starting_step} is past the last step ({len(self.steps)} steps)"
+            raise FieldError(
+                _camel_path("analysis", "starting_step"),
+                f"analysis.startingStep {self.analysis.starting_step} is past the last step ({len(self.steps)} steps)",
             )
         if self.traffic_routing is TrafficRouting.NONE:
-            if any(s.set_canary_scale for s in self.steps):
-                raise ValueError("setCanaryScale needs trafficRouting: router (as in Argo Rollouts)")
+            for i, step in enumerate(self.steps):
+                if step.set_canary_scale:
+                    raise FieldError(_camel_path("steps", i, "set_canary_scale"),
+                                     "setCanaryScale needs trafficRouting: router (as in Argo Rollouts)")
             if self.dynamic_stable_scale:
-                raise ValueError("dynamicStableScale needs trafficRouting: router (as in Argo Rollouts)")
+                raise FieldError(_camel_path("dynamic_stable_scale"),
+                                 "dynamicStableScale needs trafficRouting: router (as in Argo Rollouts)")
         return self
 
 
@@ -397,7 +447,7 @@ class BlueGreenStrategy(SpecModel):
 
     active_service: str = "active"
     preview_service: str | None = "preview"
-    preview_replica_count: int | None = Field(None, ge=1)
+    preview_replica_count: Count | None = Field(None, ge=1, le=MAX_REPLICAS)
     auto_promotion_enabled: bool = True
     auto_promotion_seconds: Duration | None = None
     pre_promotion_analysis: RolloutAnalysis | None = None
@@ -415,7 +465,7 @@ class RollingStrategy(SpecModel):
     @field_validator("max_surge", "max_unavailable")
     @classmethod
     def _intstr(cls, value: IntOrPercent, info) -> IntOrPercent:
-        return _check_int_or_percent(value, to_camel(info.field_name))
+        return _check_int_or_percent(value, to_camel(info.field_name), _MAX_PERCENT[info.field_name])
 
 
 class StrategyKind(str, Enum):
@@ -454,7 +504,7 @@ class StrategySpec(SpecModel):
     kind: Literal["Strategy"] = "Strategy"
     name: str = Field(min_length=1)
     description: str = ""
-    replicas: int | None = Field(None, ge=1)
+    replicas: Count | None = Field(None, ge=1, le=MAX_REPLICAS)
     progress_deadline_seconds: Duration = 600.0
     progress_deadline_abort: bool = False
     analysis_templates: tuple[AnalysisTemplate, ...] = ()
@@ -463,38 +513,50 @@ class StrategySpec(SpecModel):
     @model_validator(mode="after")
     def _references(self) -> "StrategySpec":
         names = [t.name for t in self.analysis_templates]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"analysisTemplates names must be unique, repeated: {', '.join(dupes)}")
-        for where, ref in self.analysis_refs():
-            for t in ref.templates:
-                if t.template_name not in names:
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                raise FieldError(("analysisTemplates", i, "name"),
+                                 f"analysis template name {name!r} is used twice (first at "
+                                 f"analysisTemplates[{names.index(name)}]); names must be unique")
+        by_name = {t.name: t for t in self.analysis_templates}
+        for path, ref in self.analysis_ref_paths():
+            for k, t in enumerate(ref.templates):
+                if t.template_name not in by_name:
                     known = ", ".join(names) or "none are defined"
-                    raise ValueError(f"{where} refers to analysis template {t.template_name!r}; known: {known}")
+                    raise FieldError((*path, "templates", k, "templateName"),
+                                     f"no analysis template {t.template_name!r} (analysisTemplates: {known})")
             if not isinstance(ref, BackgroundAnalysis):
-                endless = [m.name for m in self.metrics_for(ref) if m.count is None]
-                if endless:
-                    # Argo would wait on such a run forever; say so before anyone does
-                    raise ValueError(
-                        f"{where} would never finish: metric {endless[0]!r} has no count "
-                        "(only background analysis may run without one)"
-                    )
+                for k, t in enumerate(ref.templates):
+                    endless = [m.name for m in by_name[t.template_name].metrics if m.count is None]
+                    if endless:
+                        # Argo would wait on such a run forever; say so before anyone does
+                        raise FieldError(
+                            (*path, "templates", k, "templateName"),
+                            f"this analysis would never finish: metric {endless[0]!r} of template "
+                            f"{t.template_name!r} has no count (only background analysis may run without one)",
+                        )
         return self
 
-    def analysis_refs(self) -> list[tuple[str, RolloutAnalysis]]:
-        """Every analysis reference in the strategy, with where it sits, for validation and tools."""
-        refs: list[tuple[str, RolloutAnalysis]] = []
+    def analysis_ref_paths(self) -> list[tuple[tuple[str | int, ...], RolloutAnalysis]]:
+        """Every analysis reference in the strategy with its field path in the file, as YAML
+        names it (``("strategy", "canary", "steps", 2, "analysis")``)."""
+        refs: list[tuple[tuple[str | int, ...], RolloutAnalysis]] = []
         s = self.strategy
         if s.canary:
-            refs += [(f"canary.steps[{i}].analysis", st.analysis) for i, st in enumerate(s.canary.steps) if st.analysis]
+            refs += [(("strategy", "canary", "steps", i, "analysis"), st.analysis)
+                     for i, st in enumerate(s.canary.steps) if st.analysis]
             if s.canary.analysis:
-                refs.append(("canary.analysis", s.canary.analysis))
+                refs.append((("strategy", "canary", "analysis"), s.canary.analysis))
         if s.blue_green:
             for name in ("pre_promotion_analysis", "post_promotion_analysis"):
                 ref = getattr(s.blue_green, name)
                 if ref:
-                    refs.append((f"blueGreen.{to_camel(name)}", ref))
+                    refs.append((("strategy", "blueGreen", to_camel(name)), ref))
         return refs
+
+    def analysis_refs(self) -> list[tuple[str, RolloutAnalysis]]:
+        """Every analysis reference in the strategy, with where it sits (``canary.steps[2].analysis``)."""
+        return [(_format_path(path[1:]), ref) for path, ref in self.analysis_ref_paths()]
 
     def metrics_for(self, ref: RolloutAnalysis) -> tuple[Metric, ...]:
         """The metrics an analysis reference runs: its templates' metrics, in order."""

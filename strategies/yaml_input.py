@@ -19,6 +19,11 @@ YAML 1.1 rules (PyYAML's) are kept as they are, with these guards:
 - scalars that YAML 1.1 turns into something the author probably did not mean
   (``yes``/``no``/``on``/``off`` -> bool, ``010`` -> 8, ``1:30`` -> 90, ``2024-01-01`` ->
   date) are remembered, and an error about such a value says how YAML read it;
+- integers with a leading zero, which YAML 1.1 reads as octal (``010`` is 8), are refused
+  wherever a document is validated: nobody writes ``replicas: 010`` meaning 8, and after
+  parsing a schema cannot tell it from 8 (manifests read by the importers keep YAML's
+  reading: there ``defaultMode: 0644`` is octal on purpose). Base 60 stays: ``1:30:00``
+  is the 5400 seconds it looks like;
 - empty documents (nothing between two ``---``) are skipped; a file with no document at
   all is an error.
 
@@ -407,6 +412,24 @@ def _error_message(doc: YamlDocument, error: Mapping[str, Any], path: Path) -> s
     return message + f" (YAML 1.1 reads unquoted {text!r} as {_describe(value)}{advice})"
 
 
+def _refuse_octal(doc: YamlDocument, prefix: Path) -> None:
+    """An InputError for the first integer under ``prefix`` written with a leading zero
+    (``010``), which YAML 1.1 reads as octal (8)."""
+    for path, text in sorted(doc.coerced_scalars.items(), key=lambda item: doc.line_of(item[0])):
+        if path[: len(prefix)] != prefix:
+            continue
+        value: Any = doc.data
+        for part in path:
+            value = _child(value, part)
+        if isinstance(value, bool) or not isinstance(value, int) or ":" in text:
+            continue  # 010.5 is 10.5 either way; 1:30:00 is base 60
+        sign = "-" if text.startswith("-") else ""
+        decimal = sign + (text.lstrip("+-").replace("_", "").lstrip("0") or "0")
+        message = (f"YAML 1.1 reads unquoted {text!r} as the octal number {value}: write {decimal} "
+                   f"(or {value}) without a leading zero, or quote it for text")
+        raise InputError(doc.file, message, line=doc.line_of(path), field=format_field_path(path, doc.data) or None)
+
+
 def validate_document(
     doc: YamlDocument, model: type[M], *, at: Sequence[str | int] = ()
 ) -> M:
@@ -417,6 +440,7 @@ def validate_document(
     message, followed by "(and N more errors)" when there were others.
     """
     prefix = tuple(at)
+    _refuse_octal(doc, prefix)
     data = doc.data
     for i, part in enumerate(prefix):
         child = _child(data, part)

@@ -69,20 +69,11 @@ def reload(text: str) -> StrategySpec:
 
 
 def drive(spec: StrategySpec, replicas: int = 10, canary_error_rate: float = 0.0, budget: float = 7200.0):
-    """Run the ideal world, passing manual gates with `promote` as an operator would."""
-    world = IdealWorld(spec.with_replicas(replicas))
+    """Run the ideal world, passing manual gates with `promote` a minute after they are reached, as an operator would."""
+    world = IdealWorld(spec.with_replicas(replicas), gate_seconds=60.0)
     world.error_rate = {Role.STABLE: 0.0, Role.CANARY: canary_error_rate}
-    gates = 0
-    while world.now <= budget:
-        status = world.run(min(world.now + 300.0, budget))
-        if status.completed or status.restored_at is not None:
-            break
-        waiting = status.pause_reason in (PauseReason.CANARY_PAUSE_STEP, PauseReason.BLUE_GREEN_PAUSE)
-        at_gate = waiting and status.requeue_at is None
-        if at_gate:
-            world.command(Command.PROMOTE)
-            gates += 1
-    return world.status, gates
+    status = world.run(budget)
+    return status, world.gates_passed
 
 
 # --------------------------------------------------------------------------- fixture table
@@ -168,8 +159,9 @@ CASES = [
         "flagger/podinfo-canary.yaml", "flagger-canary", "canary",
         figures={"replicas": None, "progress_deadline_seconds": 60.0, "progress_deadline_abort": True,
                  "strategy.canary.traffic_routing": TrafficRouting.ROUTER,
-                 "strategy.canary.analysis.starting_step": 0},
-        steps=[("w", 10), ("p", 60.0), ("w", 20), ("p", 60.0), ("w", 30), ("p", 60.0), ("w", 40), ("p", 60.0),
+                 "strategy.canary.analysis.starting_step": 2,
+                 "strategy.canary.analysis.hold_on_failure": True},
+        steps=[("s", {"weight": 100}), ("w", 10), ("p", 60.0), ("w", 20), ("p", 60.0), ("w", 30), ("p", 60.0), ("w", 40), ("p", 60.0),
                ("w", 50), ("p", 60.0)],
         metrics={"request-success-rate": {"signal": Signal.ERROR_RATE, "success_condition": "result <= 0.01",
                                           "interval": 60.0, "count": None, "failure_limit": 4},
@@ -195,7 +187,7 @@ CASES = [
     Case(
         "flagger/nginx-custom-latency.yaml", "flagger-canary", "canary",
         figures={"strategy.canary.traffic_routing": TrafficRouting.ROUTER},
-        steps=[x for w in range(5, 51, 5) for x in (("w", w), ("p", 10.0))],
+        steps=[("s", {"weight": 100})] + [x for w in range(5, 51, 5) for x in (("w", w), ("p", 10.0))],
         metrics={"latency": {"signal": Signal.LATENCY, "quantile": 0.99, "success_condition": "result <= 500",
                              "interval": 10.0, "failure_limit": 9}},
         warnings=("MetricTemplate/latency spec.query: interpreted as the p99 latency in seconds",
@@ -209,7 +201,7 @@ CASES = [
     ),
     Case(
         "flagger/istio-step-weights.yaml", "flagger-canary", "canary",
-        steps=[("w", 1), ("p", 60.0), ("w", 2), ("p", 60.0), ("w", 10), ("p", 60.0), ("w", 80), ("p", 60.0)],
+        steps=[("s", {"weight": 100}), ("w", 1), ("p", 60.0), ("w", 2), ("p", 60.0), ("w", 10), ("p", 60.0), ("w", 80), ("p", 60.0)],
         metrics={"request-success-rate": {"failure_limit": 9, "success_condition": "result <= 0.01"}},
         warnings=("traffic router 'istio'",),
         # only 4 checks before promotion but a threshold of 10: holdOnFailure keeps the weight
@@ -627,7 +619,7 @@ FLAGGER_RULES = [
         metrics:
         - name: request-success-rate
           thresholdRange: {min: 99.5}
-        """), steps=[("w", 20), ("p", 30.0), ("w", 40), ("p", 30.0), ("w", 60), ("p", 30.0)],
+        """), steps=[("s", {"weight": 100}), ("w", 20), ("p", 30.0), ("w", 40), ("p", 30.0), ("w", 60), ("p", 30.0)],
         metric={}, figures={"analysis_templates.0.metrics.0.success_condition": "result <= 0.005",
                             "analysis_templates.0.metrics.0.failure_limit": 2}),
     Rule("the kubernetes provider forces 10 iterations", canary("""\
@@ -682,7 +674,7 @@ FLAGGER_RULES = [
           query: |
             100 - sum(rate(istio_requests_total{response_code!="404"}[1m]))
             / sum(rate(istio_requests_total[1m])) * 100
-        """), no_metric=True, steps=[("w", 25), ("p", 60.0), ("w", 50), ("p", 60.0), ("w", 75), ("p", 60.0),
+        """), no_metric=True, steps=[("s", {"weight": 100}), ("w", 25), ("p", 60.0), ("w", 50), ("p", 60.0), ("w", 75), ("p", 60.0),
                                      ("w", 100), ("p", 60.0)],
         warnings=("cannot tell what this query measures",)),
     Rule("skipAnalysis promotes without analysis", canary("""\

@@ -19,9 +19,9 @@ from scipy import stats
 from test_demo_service import DEFAULT_FAULTS, DemoProcess, run_demo
 
 from rolloutlab.live.loadgen import (
-    ERROR_OUTCOMES,
+    ERROR_RESULTS,
     LoadGenerator,
-    Outcome,
+    RequestResult,
     Target,
     classify_exception,
     compute_arrival_times,
@@ -175,7 +175,7 @@ def test_arrivals_are_poisson_at_the_rate(blue):
     assert scheduled.max() < duration
     gaps = np.diff(np.concatenate([[0.0], scheduled])) * rate
     assert stats.kstest(gaps, "expon").pvalue > 0.001
-    assert len(frame) == gen.totals().scheduled  # every arrival has an outcome, sent or not
+    assert len(frame) == gen.totals().scheduled  # every arrival has a result, sent or not
     sent = frame[frame["start_s"].notna()]
     assert len(sent) > 0.5 * len(frame) and (sent["start_s"] >= sent["scheduled_s"]).all()
 
@@ -185,7 +185,7 @@ def test_open_loop_starts_requests_while_earlier_ones_run(blue):
     blue.fault(latency_ms=200)
     gen = run_load(blue.url, 60.0, max_requests=30, max_duration_s=3.0, seed=4)
     frame = gen.records()
-    assert len(frame) == 30 and set(frame["outcome"]) == {Outcome.OK.value}
+    assert len(frame) == 30 and set(frame["result"]) == {RequestResult.OK.value}
     assert frame["latency_ms"].min() >= 200
     assert max_concurrency(frame) >= 5
     assert ((frame["start_s"] - frame["scheduled_s"]) < 0.1).mean() > 0.8  # sent on schedule, not on answers
@@ -238,8 +238,8 @@ def test_the_in_flight_cap_drops_and_counts(blue):
     gen = run_load(blue.url, 100.0, max_requests=40, max_in_flight=3, max_duration_s=3.0)
     frame = gen.records()
     totals = gen.totals()
-    dropped = frame[frame["outcome"] == Outcome.DROPPED.value]
-    sent = frame[frame["outcome"] != Outcome.DROPPED.value]
+    dropped = frame[frame["result"] == RequestResult.DROPPED.value]
+    sent = frame[frame["result"] != RequestResult.DROPPED.value]
     assert len(frame) == 40 and totals.dropped == len(dropped) > 10
     assert dropped["start_s"].isna().all()
     assert max_concurrency(sent) <= 3
@@ -277,13 +277,13 @@ def test_counters_per_version_match_the_records(blue, green):
             assert after[version].requests >= counters.requests and after[version].errors >= counters.errors
 
     frame = gen.records()
-    served = frame[~frame["outcome"].isin([Outcome.DROPPED.value, Outcome.UNSENT.value, Outcome.CANCELLED.value])]
+    served = frame[~frame["result"].isin([RequestResult.DROPPED.value, RequestResult.UNSENT.value, RequestResult.CANCELLED.value])]
 
     def expected(rows) -> Counters:
         buckets = [0] * len(LATENCY_BUCKETS_MS)
         for latency in rows["latency_ms"]:
             buckets[bisect.bisect_left(LATENCY_BUCKETS_MS, latency)] += 1
-        errors = int(rows["outcome"].isin([o.value for o in ERROR_OUTCOMES]).sum())
+        errors = int(rows["result"].isin([o.value for o in ERROR_RESULTS]).sum())
         return Counters(len(rows), errors, tuple(buckets))
 
     assert gen.counters() == {v: expected(rows) for v, rows in served.groupby("version")}
@@ -304,10 +304,10 @@ def test_error_classes(blue, green, router_url, reset_url, closed_url):
     ]
     gen = run_load(targets, max_duration_s=1.2, timeout_s=0.25, seed=6)
     frame = gen.records()
-    frame = frame[frame["outcome"] != Outcome.CANCELLED.value]
+    frame = frame[frame["result"] != RequestResult.CANCELLED.value]
     expected = {"refused": "connect_refused", "router": "router_5xx", "app": "app_5xx", "reset": "connection_reset",
                 "slow": "timeout"}
-    assert {t: set(rows["outcome"]) for t, rows in frame.groupby("target")} == {t: {o} for t, o in expected.items()}
+    assert {t: set(rows["result"]) for t, rows in frame.groupby("target")} == {t: {o} for t, o in expected.items()}
     router = frame[frame["target"] == "router"]
     assert set(router["status"]) == {503} and router["version"].isna().all()
     app = frame[frame["target"] == "app"]
@@ -336,13 +336,13 @@ def test_exceptions_are_classified_by_their_cause():
                 return final
 
     refused = wrapped(ConnectionRefusedError(111, "refused"), httpx.ConnectError)
-    assert classify_exception(refused) == Outcome.CONNECT_REFUSED
+    assert classify_exception(refused) == RequestResult.CONNECT_REFUSED
     reset = wrapped(ConnectionResetError(104, "reset"), httpx.ReadError)
-    assert classify_exception(reset) == Outcome.CONNECTION_RESET
-    assert classify_exception(httpx.ReadTimeout("slow")) == Outcome.TIMEOUT
-    assert classify_exception(TimeoutError()) == Outcome.TIMEOUT
-    assert classify_exception(httpx.RemoteProtocolError("Server disconnected")) == Outcome.CONNECTION_RESET
-    assert classify_exception(ValueError("odd")) == Outcome.OTHER
+    assert classify_exception(reset) == RequestResult.CONNECTION_RESET
+    assert classify_exception(httpx.ReadTimeout("slow")) == RequestResult.TIMEOUT
+    assert classify_exception(TimeoutError()) == RequestResult.TIMEOUT
+    assert classify_exception(httpx.RemoteProtocolError("Server disconnected")) == RequestResult.CONNECTION_RESET
+    assert classify_exception(ValueError("odd")) == RequestResult.OTHER
 
 
 # ----------------------------------------------------------------------- control while running
@@ -409,8 +409,8 @@ def test_a_targets_url_changes_while_running(blue, green):
         gen.set_url(green.url)
         assert gen.wait(5)
     frame = gen.records()
-    assert set(frame["outcome"]) <= {"ok", "cancelled", "unsent"}  # cancelled/unsent: cut by the time bound
-    frame = frame[frame["outcome"] == "ok"]
+    assert set(frame["result"]) <= {"ok", "cancelled", "unsent"}  # cancelled/unsent: cut by the time bound
+    frame = frame[frame["result"] == "ok"]
     on_blue, on_green = frame[frame["url"] == blue.url], frame[frame["url"] == green.url]
     assert len(on_blue) > 10 and len(on_green) > 10
     assert set(on_blue["version"]) == {"v1"} and set(on_green["version"]) == {"v2"}

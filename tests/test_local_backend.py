@@ -34,7 +34,7 @@ from rolloutlab.live.haproxy import (
     render_config,
     render_map,
 )
-from rolloutlab.live.loadgen import ERROR_OUTCOMES, LoadGenerator, Outcome, Target
+from rolloutlab.live.loadgen import ERROR_RESULTS, LoadGenerator, RequestResult, Target
 from rolloutlab.live.local import Backoff, LocalBackend, PodPhase, Probe, parse_commands, record_from_status
 from rolloutlab.live.runner import LiveVersion, ReleasePlan, Runner, RunnerState
 from rolloutlab.strategies import (
@@ -147,7 +147,7 @@ def load(targets, rate: float | None = None, *, seconds: float, timeout_s: float
 
 def failures(totals) -> set[str]:
     """The kinds of failed requests (not the ones never sent or cut by the end of the load)."""
-    return {o for o, n in totals.outcomes.items() if n and Outcome(o) in ERROR_OUTCOMES}
+    return {r for r, n in totals.results.items() if n and RequestResult(r) in ERROR_RESULTS}
 
 
 def get_version(url: str) -> str | None:
@@ -347,17 +347,17 @@ def test_killed_pods_restart_and_the_router_retries_around_them(make_backend, re
     assert all(after[name].pid != before[name].pid and after[name].restarts == 1 for name in killed)
     totals, stats = gen.totals(), backend.router_stats()
     record(record_property, f"sigkill_2_of_4_failures_{'retries' if retries.retries else 'no_retries'}",
-           f"{totals.errors} of {totals.finished} {totals.outcomes} (router retries {stats.retries}, "
+           f"{totals.errors} of {totals.finished} {totals.results} (router retries {stats.retries}, "
            f"redispatches {stats.redispatches}, router 5xx {stats.proxy_5xx})")
     assert totals.finished > 400
     if retries.retries:
-        assert totals.errors <= 2, totals.outcomes
+        assert totals.errors <= 2, totals.results
         assert stats.redispatches > 0  # the retries did happen: requests met the dead pods
     else:
         # requests sent to a dead pod: 503 from the router, or a cut connection when the
         # pod died under them
         assert totals.errors > 0 and failures(totals) <= {"router_5xx", "connection_reset"}
-        assert stats.proxy_5xx == totals.outcomes.get("router_5xx", 0)
+        assert stats.proxy_5xx == totals.results.get("router_5xx", 0)
 
 
 def test_a_stopped_pod_leaves_the_rotation_by_health_check_and_returns(make_backend, record_property):
@@ -387,7 +387,7 @@ def test_a_stopped_pod_leaves_the_rotation_by_health_check_and_returns(make_back
         gen.wait(6.0)
     totals = gen.totals()
     record(record_property, "sigstop_detection_s", round(detected_s, 3))
-    record(record_property, "sigstop_failures", f"{totals.errors} of {totals.finished} {totals.outcomes}")
+    record(record_property, "sigstop_failures", f"{totals.errors} of {totals.finished} {totals.results}")
     assert totals.finished > 600
     # at most its share of traffic for the detection time, with a generous margin
     assert totals.errors <= rate / 4 * detected_s * 2 + 5
@@ -514,18 +514,18 @@ def test_blue_green_switches_under_load_fail_no_request(make_backend, record_pro
         total += len(inside)
         matched += int((inside["version"] == version).sum())
     preview = records[records["target"] == "preview"]
-    preview_failed = preview[preview["outcome"] != "ok"]
+    preview_failed = preview[preview["result"] != "ok"]
     delays = backend.calibration().switch_delays_s
     record(record_property, "blue_green_switch_user_failures",
-           f"{users.errors} of {users.finished} over {len(switches)} switches at 250 rps, {users.outcomes}")
+           f"{users.errors} of {users.finished} over {len(switches)} switches at 250 rps, {users.results}")
     record(record_property, "switch_delay_s", [round(d, 4) for d in delays])
-    assert users.finished > 700 and users.errors == 0 and users.dropped == 0, users.outcomes
+    assert users.finished > 700 and users.errors == 0 and users.dropped == 0, users.results
     assert total > 400 and matched == total, f"{total - matched} of {total} requests answered by the old version"
     assert len(delays) == len(switches) + 1 and max(delays) < 0.3  # + the preview switch
-    assert set(preview_failed["outcome"]) <= {"router_5xx", "cancelled"}
+    assert set(preview_failed["result"]) <= {"router_5xx", "cancelled"}
     pointed = (start[preview_failed.index] > preview_on) & (end[preview_failed.index] < preview_off)
     assert not pointed.any(), "the preview failed while it pointed at a version"
-    after = preview[start[preview.index] > preview_off + 0.1]["outcome"]
+    after = preview[start[preview.index] > preview_off + 0.1]["result"]
     assert set(after) <= {"router_5xx", "cancelled"} and (after == "router_5xx").sum() >= 5
 
 
@@ -567,20 +567,20 @@ def test_runner_drives_the_bundled_strategies_on_local_processes(make_backend, n
         gen.stop(2.0)
     status = summary.status
     record(record_property, f"run_{name}_{'bad' if bad else 'good'}",
-           f"{status.outcome} in {wall:.1f}s wall; user {gen.totals('user').outcomes}")
+           f"{status.outcome} in {wall:.1f}s wall; user {gen.totals('user').results}")
     assert summary.finished and status.outcome == outcome, status.message
     user = gen.records()
     user = user[user["target"] == "user"]
-    failed = user[user["outcome"] != "ok"]
+    failed = user[user["result"] != "ok"]
     if bad:
         assert "analysis" in status.abort_reason
-        assert set(failed["outcome"]) <= {"app_5xx"} and set(failed["version"]) <= {"v2"}
+        assert set(failed["result"]) <= {"app_5xx"} and set(failed["version"]) <= {"v2"}
         if name == "blue-green":
             assert failed.empty  # users never reached the preview
         final = backend.observe()
         assert (final[0].ready, final[1].replicas) == (4, 0)
     else:
-        assert failed.empty, failed["outcome"].value_counts().to_dict()
+        assert failed.empty, failed["result"].value_counts().to_dict()
         assert (user.tail(20)["version"] == "v2").all()
         assert backend.record.promoted and backend.record.stable_version == "v2"
         assert backend.observe()[0].replicas == 0

@@ -279,7 +279,7 @@ def test_analysis_phases_are_recorded_for_reports():
 def test_a_step_analysis_without_count_is_refused():
     """A step analysis whose metric has no count would never finish, so the spec is refused with the reason."""
     template = {"name": "endless", "metrics": [{"name": "e", "successCondition": "result < 0.01"}]}
-    with pytest.raises(ValueError, match="never finish: metric 'e' has no count"):
+    with pytest.raises(ValueError, match="never finish: metric 'e' .*has no count"):
         make_spec({"canary": {"steps": [{"analysis": {"templates": [{"templateName": "endless"}]}}]}}, templates=[template])
 
 

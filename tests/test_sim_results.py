@@ -1,4 +1,4 @@
-"""Specification of sim.results: the results table every producer writes and every report reads."""
+"""Specification of results.table: the results table every producer writes and every report reads."""
 
 from __future__ import annotations
 
@@ -37,6 +37,7 @@ def make_row(**changes: Any) -> dict[str, Any]:
         "started_at": 12.5,
         "finished_at": 612.25,
         "detected_at": NAN,
+        "detected_by": "",
         "restored_at": NAN,
         "requests": 600_000,
         "failed_requests": 17,
@@ -70,9 +71,33 @@ def test_contract_columns_are_those_of_the_architecture_in_order() -> None:
     """The contract columns are exactly ARCHITECTURE.md's list, in its order."""
     assert list(RESULT_COLUMNS) == [
         "source", "scenario", "strategy", "run", "seed", "release", "defect", "outcome",
-        "started_at", "finished_at", "detected_at", "restored_at",
+        "started_at", "finished_at", "detected_at", "detected_by", "restored_at",
         "requests", "failed_requests", "peak_error_rate", "replica_seconds",
     ]
+
+
+def test_every_column_is_declared_with_a_dtype_and_a_meaning() -> None:
+    """Every declared column, contract or extra, has a known dtype and a one-line meaning,
+    and no name is declared twice."""
+    from rolloutlab.results.table import COLUMNS, CONTRACT_COLUMNS, EXTRA_COLUMNS
+
+    names = [c.name for c in (*CONTRACT_COLUMNS, *EXTRA_COLUMNS)]
+    assert len(names) == len(set(names)) == len(COLUMNS)
+    for column in COLUMNS.values():
+        assert column.dtype in ("str", "int64", "float64", "bool"), column
+        assert column.meaning and "\n" not in column.meaning, column
+
+
+def test_detected_by_is_filled_empty_when_a_producer_lacks_it() -> None:
+    """A producer that does not know who caught a failure (a deployment log) gets detected_by
+    "" (none); a value that is not a DetectedBy is refused."""
+    row = make_row()
+    del row["detected_by"]
+    frame = to_frame([row])
+    assert frame["detected_by"].tolist() == [""]
+    assert to_frame([make_row(detected_by="alert")])["detected_by"].tolist() == ["alert"]
+    with pytest.raises(ResultsError, match="column 'detected_by', row 0: 'pager' is not a detection cause"):
+        to_frame([make_row(detected_by="pager")])
 
 
 def test_outcomes_are_documented_str_enum_values() -> None:

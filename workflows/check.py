@@ -33,19 +33,25 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from rolloutlab.errors import InputError
-from rolloutlab.scenarios.expectations import DEFAULT_CONFIDENCE, Judgement, Verdict, judge_expectations
-from rolloutlab.scenarios.schema import ALL_STRATEGIES, SCENARIO_LIBRARY_DIR, Scenario, is_strategy_path
-from rolloutlab.strategies.files import LIBRARY_DIR, load_strategy
+from rolloutlab.errors import InputError, exit_status
+from rolloutlab.scenarios.expectations import (
+    DEFAULT_CONFIDENCE,
+    ExpectationResult,
+    ExpectationVerdict,
+    judge_expectations,
+)
+from rolloutlab.scenarios.schema import ALL_STRATEGIES, SCENARIO_LIBRARY_DIR, Scenario
 from rolloutlab.strategies.spec import StrategySpec
 from rolloutlab.strategies.yaml_input import YamlDocument, format_field_path, parse_yaml_file, validate_document
+from rolloutlab.workflows.compare import ScenarioFile, choose_seed, resolve_scenario_strategies
+from rolloutlab.workflows.defaults import CHECK_RUNS, DEFAULT_SEED
 
 __all__ = [
     "DEFAULT_RUNS",
     "DEFAULT_SEED",
     "CheckReport",
     "CheckTarget",
-    "ScenarioOutcome",
+    "ScenarioCheck",
     "find_scenario_files",
     "load_check_target",
     "load_check_targets",
@@ -56,13 +62,8 @@ __all__ = [
     "write_junit",
 ]
 
-DEFAULT_RUNS = 400
-"""Runs per strategy and scenario when ``--runs`` is not given: enough for the bundled
-library's expectations to be shown at 95% (a false-rollback rate of 0 in 400 healthy
-releases bounds it below 1%), and the whole library runs in under two minutes on two
-cores."""
-DEFAULT_SEED = 1
-"""Root seed when neither ``--seed`` nor the scenario's ``seed:`` gives one."""
+DEFAULT_RUNS = CHECK_RUNS
+"""Runs per strategy and scenario when ``--runs`` is not given (``workflows.defaults``)."""
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 YAML_SUFFIXES = (".yaml", ".yml")
 
@@ -83,11 +84,11 @@ class CheckTarget:
 
 
 @dataclass
-class ScenarioOutcome:
+class ScenarioCheck:
     """What running one target gave: judgements, or the error that stopped the runs."""
 
     target: CheckTarget
-    judgements: list[Judgement] = field(default_factory=list)
+    judgements: list[ExpectationResult] = field(default_factory=list)
     results: pd.DataFrame | None = None
     seed: int = DEFAULT_SEED
     seconds: float = 0.0
@@ -98,7 +99,7 @@ class ScenarioOutcome:
     def passed(self) -> bool:
         return self.error is None and all(j.passed for j in self.judgements)
 
-    def cases(self) -> list[tuple[str, int, Judgement | None]]:
+    def cases(self) -> list[tuple[str, int, ExpectationResult | None]]:
         """(strategy, expectation index, judgement) per testcase; the judgement is None
         when the runs failed."""
         if self.error is None:
@@ -115,7 +116,7 @@ class ScenarioOutcome:
 class CheckReport:
     """All scenarios of one ``check``."""
 
-    outcomes: list[ScenarioOutcome]
+    outcomes: list[ScenarioCheck]
     runs: int
     confidence: float
     skipped: list[Path] = field(default_factory=list)
@@ -188,22 +189,7 @@ def load_check_target(path: str | os.PathLike[str], *, skip_others: bool = False
                          line=documents[1].start_line)
     doc = documents[0]
     scenario = validate_document(doc, Scenario)
-    strategies: list[StrategySpec] = []
-    first_with_name: dict[str, int] = {}
-    for i, entry in enumerate(scenario.strategies):
-        where = ("strategies", i)
-        if is_strategy_path(entry):
-            file = path.parent / entry
-            if not file.is_file():
-                raise _error(doc, where, f"no strategy file {entry!r} (looked for {file})")
-            spec = load_strategy(file)
-        else:  # a bundled name (the schema checked it), whatever files the working folder holds
-            spec = load_strategy(LIBRARY_DIR / f"{entry}.yaml")
-        if spec.name in first_with_name:
-            raise _error(doc, where, f"strategy name {spec.name!r} is already used by strategies"
-                                     f"[{first_with_name[spec.name]}]; names label the results")
-        first_with_name[spec.name] = i
-        strategies.append(spec)
+    strategies = resolve_scenario_strategies(ScenarioFile(scenario, path, doc))
     names = [s.name for s in strategies]
     for i, expectation in enumerate(scenario.expect):
         for j, name in enumerate(expectation.for_):
@@ -248,28 +234,22 @@ def run_target(
     target: CheckTarget, runs: int, seed: int, *, executor: str = "process", progress: bool = False
 ) -> pd.DataFrame:
     """The results table of ``runs`` runs of every strategy the target names."""
-    from rolloutlab.sim.montecarlo import run_many
+    from rolloutlab.workflows.compare import simulate_many
 
-    options: dict[str, Any] = {}
-    if target.scenario.history is not None:
-        from rolloutlab.sim.history import simulate_history  # one row per deployment
-
-        options["run_fn"] = simulate_history
-    return run_many(target.scenario, list(target.strategies), runs, seed, executor=executor,
-                    progress=progress, **options)
+    return simulate_many(target.scenario, list(target.strategies), runs, seed, executor, progress=progress)
 
 
 def check_target(
     target: CheckTarget, runs: int, seed: int | None, confidence: float, *,
     executor: str = "process", progress: bool = False,
-) -> ScenarioOutcome:
+) -> ScenarioCheck:
     """Run a target and judge its expectations. A crashing run becomes the outcome's
     error; executor problems (``ExecutorError``, ``OSError``) propagate: they are bad input."""
     from rolloutlab.errors import RunFailed
 
-    chosen = seed if seed is not None else (target.scenario.seed if target.scenario.seed is not None else DEFAULT_SEED)
+    chosen = choose_seed(seed, target.scenario)
     started = time.monotonic()
-    outcome = ScenarioOutcome(target, seed=chosen)
+    outcome = ScenarioCheck(target, seed=chosen)
     try:
         outcome.results = run_target(target, runs, chosen, executor=executor, progress=progress)
     except RunFailed as error:
@@ -283,7 +263,7 @@ def check_target(
 def run_check(
     targets: Sequence[CheckTarget], runs: int, seed: int | None = None, confidence: float = DEFAULT_CONFIDENCE,
     *, executor: str = "process", progress: bool = False,
-    on_outcome: Callable[[ScenarioOutcome], None] | None = None,
+    on_outcome: Callable[[ScenarioCheck], None] | None = None,
 ) -> CheckReport:
     """Check every target in order; ``on_outcome`` sees each as it finishes."""
     started = time.monotonic()
@@ -300,10 +280,10 @@ def run_check(
 # ------------------------------------------------------------------------- output
 
 _MARKS = {
-    Verdict.HOLDS: ("holds", "green"),
-    Verdict.VIOLATED: ("violated", "bold red"),
-    Verdict.UNPROVEN: ("unproven", "bold red"),
-    Verdict.NO_DATA: ("no data", "bold red"),
+    ExpectationVerdict.HOLDS: ("holds", "green"),
+    ExpectationVerdict.VIOLATED: ("violated", "bold red"),
+    ExpectationVerdict.UNPROVEN: ("unproven", "bold red"),
+    ExpectationVerdict.NO_DATA: ("no data", "bold red"),
 }
 # Everything users wrote or the runs measured goes out as rich Text, never as markup:
 # "[never, never]" would be read as a style and "x.yaml:100:" as an emoji code.
@@ -441,7 +421,7 @@ def run_check_command(
 ) -> int:
     """The whole ``rolloutlab check``: returns the exit status (0, 1 or 2) and never raises
     for bad input. ``paths`` default to the bundled scenario library."""
-    from rolloutlab.errors import ExecutorError
+    from rolloutlab.errors import BadInput, ExecutorError
     from rolloutlab.sim.montecarlo import parse_executor
 
     out = out or Console()
@@ -449,7 +429,7 @@ def run_check_command(
 
     def bad(error: Exception) -> int:
         err.print(Text.assemble(("error:", "bold red"), " ", str(error)), soft_wrap=True)
-        return EXIT_BAD_INPUT
+        return exit_status(error)
 
     if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
         return bad(InputError("--runs", f"must be a whole number of runs, at least 1, not {runs!r}"))
@@ -479,7 +459,7 @@ def run_check_command(
             return bad(InputError(str(where), f"cannot write {option} here: {error.strerror or error}"))
         if option == "--junit" and Path(where).is_dir():
             return bad(InputError(str(where), "--junit names a folder; give a file such as check.xml"))
-    def announce(outcome: ScenarioOutcome) -> None:  # a line per scenario as it finishes, for CI logs
+    def announce(outcome: ScenarioCheck) -> None:  # a line per scenario as it finishes, for CI logs
         if outcome.error is not None:
             status = ("error", "bold red")
         else:
@@ -491,7 +471,7 @@ def run_check_command(
     try:
         report = run_check(targets, runs, seed, confidence, executor=executor, progress=progress,
                            on_outcome=announce)
-    except ExecutorError as error:
+    except BadInput as error:  # an executor that cannot be used or reached
         return bad(error)
     except OSError as error:  # e.g. a dask:// address nobody answers at
         return bad(InputError(executor, f"the executor could not be reached: {error}"))

@@ -1,21 +1,34 @@
 """Flagger ``Canary`` (+ ``MetricTemplate``) -> our spec, reproducing Flagger's schedule.
 
-Flagger runs one loop every ``analysis.interval``: it checks every metric, counts a
-failed check, rolls back once ``threshold`` checks failed, and otherwise advances. How it
-advances depends on the analysis (``pkg/controller/scheduler.go``):
+Flagger runs one loop every ``analysis.interval`` (``advanceCanary`` in
+``pkg/controller/scheduler.go``). The import follows what that loop does, not only the docs:
+
+- the loop that sees a new revision only scales the canary Deployment up, to its full
+  size; nothing else happens until a loop finds the canary ready (``IsCanaryReady``);
+- each later loop first tests the failed-checks threshold (``FailedChecks >= threshold``:
+  roll back), before it runs any new check; then the first loop after the canary is ready
+  starts the analysis without a check, and every loop after it runs one check of all
+  metrics (``runAnalysis``): a failed check (a metric out of range, or a query that found
+  no values) adds one failed check and returns, holding the weight; a passing one advances.
+
+How it advances depends on the analysis:
 
 - **progressive canary** (``stepWeight`` up to ``maxWeight``, or ``stepWeights``): the
   canary weight grows by ``stepWeight`` each interval (capped at 100) until it reaches
-  ``maxWeight``; the next check promotes. That is, per weight ``w``:
-  ``setWeight: w`` then ``pause: {duration: interval}``, with the metrics as a background
-  analysis from step 0, measured every ``interval`` with ``failureLimit: threshold - 1``
-  (fails at the threshold-th failed check) and ``holdOnFailure: true`` (a failed check
-  holds the weight), under ``trafficRouting: router``: Flagger
-  always shifts weights through a mesh or an ingress.
+  ``maxWeight``; the next passing check promotes (``runCanary``). That is
+  ``setCanaryScale: {weight: 100}`` (the full-size canary, ready before any traffic moves),
+  then per weight ``w``: ``setWeight: w`` and ``pause: {duration: interval}``, with the
+  metrics as a background analysis from ``startingStep: 2`` (it starts when the first
+  weight is set, i.e. when the canary is ready), measured every ``interval`` with
+  ``failureLimit: threshold - 1`` and ``holdOnFailure: true``: a failed or empty check
+  holds the weight, and the rollout rolls back at the next check after the threshold-th
+  failed one, as Flagger's threshold test at the start of a loop does. Under
+  ``trafficRouting: router``: Flagger always shifts weights through a mesh or an ingress.
 - **blue/green** (``iterations``; forced by the ``kubernetes`` provider, which cannot
   shift traffic, with ``iterations: 10`` when none is given): the new version runs beside
-  the old one for ``iterations`` checks, then takes all traffic. That is our blue-green
-  with a prePromotionAnalysis of ``count: iterations``.
+  the old one for ``iterations`` checks, then takes all traffic (``runBlueGreen``). That is
+  our blue-green with a prePromotionAnalysis of ``count: iterations``, started once the
+  preview is ready.
 - **A/B testing** (``match`` + ``iterations``) sends requests chosen by header or cookie
   to the canary; rolloutlab cannot choose requests by content, so it is imported as
   blue-green, with a warning.
@@ -203,11 +216,16 @@ class FlaggerImporter:
             if steps:
                 canary["steps"] = steps
             if ref:
-                # Flagger does not advance while a check fails: holdOnFailure keeps the weight
-                canary["analysis"] = {**ref, "holdOnFailure": True}
+                # scheduler.go, advanceCanary: a failed check returns before runCanary (the weight
+                # holds: holdOnFailure), and the threshold is tested when the next loop starts
+                # (holdOnFailure also delays the rollback to the next check). The analysis starts
+                # with the first weight, once the canary is ready (IsCanaryReady precedes it):
+                # after the setCanaryScale and the first setWeight, hence startingStep 2.
+                canary["analysis"] = {**ref, "startingStep": 2, "holdOnFailure": True}
             r.warn(provider_path, f"traffic router {provider!r} is modelled as an exact-weight router")
-            r.warn(ap, "Flagger runs the canary Deployment at full size during the analysis; the imported canary is "
-                       "scaled to its traffic weight (add `setCanaryScale: {weight: 100}` first to match Flagger's cost)")
+            if steps:
+                r.warn(ap, "Flagger sets the first weight at its first check after the canary is ready (up to one "
+                           "interval later); the imported strategy sets it as soon as the canary is ready")
             self.origins.note(("strategy", "canary"), r, ap)
             out["strategy"] = {"canary": canary}
         return validate_strategy(out, self.origins, self.file)
@@ -246,7 +264,9 @@ class FlaggerImporter:
             while w < top:
                 w = min(w + step_weight, 100)
                 weights.append(w)
-        steps: list[dict] = []
+        # Flagger scales the canary Deployment to full size before any traffic moves
+        # (ScaleFromZero when it sees the revision) and keeps it so until promotion.
+        steps: list[dict] = [{"setCanaryScale": {"weight": 100}}]
         for w in weights:
             steps += [{"setWeight": w}, {"pause": {"duration": interval}}]
         self.origins.note(("strategy", "canary", "steps"), r, ap)
@@ -265,9 +285,14 @@ class FlaggerImporter:
                 self.origins.note(("analysisTemplates", 0, "metrics", len(out)), r, mp)
                 out.append(metric)
         if out:
-            pace = ("Flagger also holds the weight while a check fails, here the steps keep their pace" if count is None
-                    else "Flagger also needs `iterations` passing checks, here the analysis ends after `iterations` "
-                         "measurements")
+            if count is None:
+                pace = ("as in Flagger, a failed or empty check holds the weight (holdOnFailure: the next step waits "
+                        "for a passing check), and the rollback comes at the next check after the threshold was "
+                        "reached, one interval later")
+            else:
+                pace = ("Flagger also needs `iterations` passing checks, here the analysis ends after `iterations` "
+                        "measurements; Flagger rolls back at the next check after the threshold was reached, here the "
+                        "preview is dropped at once (no user traffic is on it either way)")
             r.warn((*ap, "threshold"), f"Flagger rolls back after {threshold} failed checks of all metrics together; "
                                        f"here each metric fails on its own at {threshold} failed (or {threshold} "
                                        f"consecutive empty) measurements; {pace}")

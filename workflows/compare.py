@@ -1,0 +1,361 @@
+"""``rolloutlab compare`` and ``simulate``: run strategies on a scenario over many seeded
+runs, summarise each with its confidence intervals, print the comparison, write the
+results table and the report.
+
+Defaults are defined once, in ``workflows.defaults``: how many runs (``DEFAULT_RUNS``;
+``check`` has its own smaller ``CHECK_RUNS``), which seed (``choose_seed``: the command's,
+else the scenario's ``seed:``, else ``DEFAULT_SEED``) and which strategies (the scenario's ``strategies:``,
+whose default is ``scenarios.schema.DEFAULT_STRATEGIES``). A notebook calls
+``simulate_many`` (``rolloutlab.simulate_many``) for the table alone.
+
+The printed table fits a 100-column terminal: headers are short and break between words,
+cells break at their spaces, and no strategy name or header word is cut.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from rolloutlab.errors import InputError
+from rolloutlab.results.formatting import format_figure
+from rolloutlab.results.statistics import (
+    CONFIDENCE,
+    FIGURE_KINDS,
+    FIGURE_METHODS,
+    StrategySummary,
+    summarize,
+)
+from rolloutlab.sim.run import FIDELITIES
+from rolloutlab.scenarios.schema import DEFAULT_STRATEGIES, Scenario, bundled_scenario, is_strategy_path
+from rolloutlab.strategies.files import LIBRARY_DIR, load_strategy, resolve_strategy_path
+from rolloutlab.strategies.spec import StrategySpec
+from rolloutlab.strategies.yaml_input import YamlDocument, format_field_path, parse_yaml_file, validate_document
+from rolloutlab.workflows.defaults import CHECK_RUNS, DEFAULT_RUNS, DEFAULT_SCENARIO, DEFAULT_SEED
+
+__all__ = [
+    "CHECK_RUNS",
+    "DEFAULT_RUNS",
+    "DEFAULT_SCENARIO",
+    "DEFAULT_SEED",
+    "DEFAULT_STRATEGIES",
+    "Comparison",
+    "ScenarioFile",
+    "choose_seed",
+    "comparison_json",
+    "load_scenario_file",
+    "load_strategy_arg",
+    "render_comparison",
+    "resolve_scenario_strategies",
+    "run_comparison",
+    "simulate_many",
+]
+
+Say = Callable[[str], None]
+
+
+def choose_seed(seed: int | None, scenario: Scenario) -> int:
+    """The root seed of a batch: the one asked for, else the scenario's, else ``DEFAULT_SEED``."""
+    if seed is not None:
+        return seed
+    return scenario.seed if scenario.seed is not None else DEFAULT_SEED
+
+
+# ------------------------------------------------------------------------- loading
+
+
+@dataclass(frozen=True)
+class ScenarioFile:
+    """A scenario loaded from its file, with the document (for lines) and the path (for the
+    strategy files it names, relative to it)."""
+
+    scenario: Scenario
+    path: Path
+    document: YamlDocument
+
+
+def load_scenario_file(name_or_path: str | os.PathLike[str]) -> ScenarioFile:
+    """A scenario file, or a bundled scenario by name (``standard``, ``error-spike``).
+
+    Bad input raises ``InputError`` naming the file, line and field."""
+    path = Path(name_or_path)
+    if path.suffix not in (".yaml", ".yml") and not path.exists():
+        path = bundled_scenario(str(name_or_path))
+    documents = parse_yaml_file(path)
+    if len(documents) != 1:
+        raise InputError(str(path), f"expected exactly one YAML document, found {len(documents)}",
+                         line=documents[1].start_line if len(documents) > 1 else None)
+    return ScenarioFile(validate_document(documents[0], Scenario), path, documents[0])
+
+
+def resolve_scenario_strategies(loaded: ScenarioFile) -> list[StrategySpec]:
+    """The strategies a scenario's ``strategies:`` names: bundled names, or files relative
+    to the scenario file. A missing file or two strategies with one name is an
+    ``InputError`` on the entry's line."""
+    doc = loaded.document
+    strategies: list[StrategySpec] = []
+    first_with_name: dict[str, int] = {}
+    for i, entry in enumerate(loaded.scenario.strategies):
+        where = ("strategies", i)
+        if is_strategy_path(entry):
+            file = loaded.path.parent / entry
+            if not file.is_file():
+                raise _entry_error(doc, where, f"no strategy file {entry!r} (looked for {file})")
+            spec = load_strategy(file)
+        else:  # a bundled name (the schema checked it), whatever files the working folder holds
+            spec = load_strategy(LIBRARY_DIR / f"{entry}.yaml")
+        if spec.name in first_with_name:
+            raise _entry_error(doc, where, f"strategy name {spec.name!r} is already used by strategies"
+                                           f"[{first_with_name[spec.name]}]; names label the results")
+        first_with_name[spec.name] = i
+        strategies.append(spec)
+    return strategies
+
+
+def _entry_error(doc: YamlDocument, where: tuple, message: str) -> InputError:
+    return InputError(doc.file, message, line=doc.line_of(where), field=format_field_path(where, doc.data))
+
+
+def load_strategy_arg(name_or_path: str, *, note: Say | None = None, warn: Say | None = None) -> StrategySpec:
+    """A strategy by bundled name or file; an Argo Rollout or Flagger Canary manifest is
+    imported on the fly (``note`` hears that it was, ``warn`` each import warning)."""
+    from rolloutlab.strategies.importers import import_manifest
+
+    path = resolve_strategy_path(name_or_path)
+    docs = parse_yaml_file(path)
+    if any(isinstance(d.data, dict) and d.data.get("kind") in ("Rollout", "Canary") for d in docs):
+        result = import_manifest(path)
+        if note is not None:
+            note(f"imported {path} ({result.source})")
+        for warning in result.warnings:
+            if warn is not None:
+                warn(warning)
+        return result.spec
+    return load_strategy(path)
+
+
+def _strategies_of(loaded: ScenarioFile, names: Sequence[str] | None, note: Say | None,
+                   warn: Say | None) -> list[StrategySpec]:
+    if names is None:
+        return resolve_scenario_strategies(loaded)
+    if not names:
+        raise InputError("--strategies", "name at least one strategy")
+    strategies = [load_strategy_arg(name, note=note, warn=warn) for name in names]
+    labels = [s.name for s in strategies]
+    if len(set(labels)) != len(labels):
+        raise InputError(",".join(names), f"two strategies share a name ({', '.join(labels)}); names label the results")
+    return strategies
+
+
+# ------------------------------------------------------------------------- running
+
+
+def simulate_many(
+    scenario: Scenario | str | os.PathLike[str],
+    strategies: Sequence[StrategySpec | str] | None = None,
+    runs: int = DEFAULT_RUNS,
+    seed: int | None = None,
+    executor: str = "serial",
+    *,
+    fidelity: str = "fast",
+    progress: bool = False,
+) -> pd.DataFrame:
+    """The results table of ``runs`` seeded runs of each strategy on ``scenario``.
+
+    ``scenario`` is a loaded ``Scenario``, a scenario file or a bundled name;
+    ``strategies`` are specs, bundled names or files, default the scenario's
+    ``strategies:``. Run ``i`` is the same release for every strategy (common random
+    numbers), so same arguments give the same table bit for bit, whatever the executor.
+    A scenario with ``history:`` gives one row per deployment.
+    """
+    from rolloutlab.sim.montecarlo import run_many
+
+    loaded: ScenarioFile | None = None
+    if not isinstance(scenario, Scenario):
+        loaded = load_scenario_file(scenario)
+        scenario = loaded.scenario
+    if strategies is None:
+        if loaded is not None:
+            specs = resolve_scenario_strategies(loaded)
+        else:  # a scenario built in memory: its strategies: must be bundled names
+            specs = [load_strategy_arg(entry) for entry in scenario.strategies]
+    else:
+        specs = [s if isinstance(s, StrategySpec) else load_strategy_arg(s) for s in strategies]
+    if fidelity not in FIDELITIES:
+        raise InputError("--fidelity", f"must be one of {', '.join(FIDELITIES)}, not {fidelity!r}")
+    options: dict[str, Any] = {}
+    if scenario.history is not None:
+        from rolloutlab.sim.history import simulate_history  # one row per deployment
+
+        options["run_fn"] = simulate_history
+    try:
+        return run_many(scenario, specs, runs, choose_seed(seed, scenario), executor=executor,
+                        fidelity=fidelity, progress=progress, **options)
+    except OSError as error:  # e.g. a dask:// address nobody answers at
+        raise InputError(executor, f"the executor could not be reached: {error}") from None
+
+
+@dataclass
+class Comparison:
+    """One ``compare`` or ``simulate``: what ran, its table, its figures, what was written."""
+
+    scenario: Scenario
+    strategies: list[StrategySpec]
+    runs: int
+    seed: int
+    results: pd.DataFrame
+    summaries: list[StrategySummary]
+    title: str
+    written: dict[str, Path] = field(default_factory=dict)
+    """results.csv, results.parquet and, with the report, report.html, report.md, summary.csv."""
+
+
+def run_comparison(
+    scenario: str | os.PathLike[str],
+    strategies: Sequence[str] | None = None,
+    *,
+    runs: int = DEFAULT_RUNS,
+    seed: int | None = None,
+    executor: str = "process",
+    fidelity: str = "fast",
+    out_dir: Path = Path("out"),
+    report: bool = True,
+    progress: bool = False,
+    note: Say | None = None,
+    warn: Say | None = None,
+) -> Comparison:
+    """Everything ``compare`` and ``simulate`` do but printing: load, run, write the table
+    (and the report with its timelines), summarise. ``strategies`` None means the
+    scenario's ``strategies:``. Bad input raises ``BadInput``, a crashed run ``RunFailed``."""
+    from rolloutlab.results.table import write_results
+
+    loaded = load_scenario_file(scenario)
+    specs = _strategies_of(loaded, strategies, note, warn)
+    if fidelity not in FIDELITIES:
+        raise InputError("--fidelity", f"must be one of {', '.join(FIDELITIES)}, not {fidelity!r}")
+    chosen = choose_seed(seed, loaded.scenario)
+    df = simulate_many(loaded.scenario, specs, runs, chosen, executor, fidelity=fidelity, progress=progress)
+    _ensure_folder(out_dir)
+    csv_path, parquet_path = write_results(df, out_dir / "results")
+    names = ", ".join(s.name for s in specs)
+    comparison = Comparison(loaded.scenario, specs, runs, chosen, df, summarize(df),
+                            title=f"{names} on {scenario}",
+                            written={"csv": csv_path, "parquet": parquet_path})
+    if report:
+        from rolloutlab.reports.document import build_report, write_report
+        from rolloutlab.results.timeline import write_timelines
+        from rolloutlab.sim.timelines import record_timelines
+
+        timelines = record_timelines(loaded.scenario, specs, df, chosen) if loaded.scenario.history is None else []
+        write_timelines(timelines, out_dir)
+        comparison.written.update(write_report(build_report(df, timelines, None), out_dir))
+    return comparison
+
+
+def _ensure_folder(out_dir: Path) -> None:
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InputError(str(out_dir), f"cannot use this as the output folder: {error.strerror or error}") from None
+
+
+# ------------------------------------------------------------------------- printing
+
+HEADERS: dict[str, str] = {
+    "change_failure_rate": "change failure rate",
+    "false_rollback_rate": "false rollbacks",
+    "mttr_median": "time to restore median",
+    "mttr_p90": "time to restore p90",
+    "failed_requests_mean": "failed requests mean",
+    "release_failed_requests_mean": "of which the release's",
+    "failed_requests_p99": "failed requests p99",
+    "rollout_duration_median": "rollout median",
+    "detection_time_median": "detection median",
+    "cost_mean": "cost mean (replica·s)",
+}
+"""Column headers of the printed comparison, one per figure; words break only between
+words (a 100-column terminal fits them)."""
+
+_CAPTION = ("n/a: too few values. > t: beyond the longest time observed. (k cens.): k times had not "
+            "ended in the window. Methods: results.statistics.FIGURE_METHODS")
+
+
+def comparison_cells(summary: StrategySummary) -> list[str]:
+    """One strategy's row of the printed comparison, after its name and run count."""
+    figures = summary.figures()
+    return [format_figure(figures[key], kind) for key, kind in FIGURE_KINDS.items()]
+
+
+def render_comparison(summaries: list[StrategySummary], console: Console, title: str | None = None) -> None:
+    """Print one table row per strategy, each cell "value [low, high]" at 95% confidence.
+
+    Cells and headers wrap at their spaces, never inside a word ("blue-green" and
+    "1m21s" stay whole): each column is at least as wide as its longest word."""
+    table = Table(
+        title=title or f"Strategy comparison ({int(CONFIDENCE * 100)}% confidence intervals)",
+        caption=_CAPTION,
+        header_style="bold",
+        padding=(0, 0),
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    rows = [[s.strategy, str(s.runs), *comparison_cells(s)] for s in summaries]
+    headers = ["strategy", "runs", *(HEADERS[key] for key in FIGURE_KINDS)]
+    for i, header in enumerate(headers):
+        words = [header, *(row[i] for row in rows)]
+        longest = max(len(word) for text in words for word in text.split())
+        table.add_column(Text(header), justify="left" if i == 0 else "right", min_width=longest,
+                         overflow="fold", style="bold" if i == 0 else None)
+    for row in rows:
+        table.add_row(*(Text(cell) for cell in row))
+    console.print(table)
+
+
+def comparison_json(summaries: list[StrategySummary]) -> dict[str, Any]:
+    """The same figures as ``render_comparison``, as plain JSON data (floats, ints, None;
+    an estimate beyond the window is null with ``beyond`` the longest time observed)."""
+    return {
+        "confidence": CONFIDENCE,
+        "methods": dict(FIGURE_METHODS),
+        "strategies": [
+            {
+                "strategy": s.strategy,
+                "runs": s.runs,
+                **{key: figure.as_dict() for key, figure in s.figures().items()},
+            }
+            for s in summaries
+        ],
+    }
+
+
+def comparison_payload(comparison: Comparison) -> dict[str, Any]:
+    """What ``--json`` prints: the run's settings, where the files went, and the figures."""
+    written = comparison.written
+    return {
+        "scenario": comparison.scenario.name,
+        "runs": comparison.runs,
+        "seed": comparison.seed,
+        "rows": len(comparison.results),
+        "results": {"csv": str(written["csv"]), "parquet": str(written["parquet"])},
+        "report": {k: str(v) for k, v in written.items() if k not in ("csv", "parquet")},
+        **comparison_json(comparison.summaries),
+    }
+
+
+def print_comparison(comparison: Comparison, console: Console) -> None:
+    """The table, then a line on the runs and the files written."""
+    render_comparison(comparison.summaries, console, title=comparison.title)
+    written = comparison.written
+    history = f" ({len(comparison.results)} deployments)" if comparison.scenario.history is not None else ""
+    console.print(Text(f"{comparison.runs} runs per strategy{history}, seed {comparison.seed}; "
+                       f"results: {written['csv']} and {written['parquet']}"))
+    if "html" in written:
+        console.print(Text(f"report: {written['html']} (also {written['markdown']}, {written['summary']})"))

@@ -1,0 +1,233 @@
+"""``rolloutlab live``: one scenario's rollout run for real, from settings to files.
+
+Joins the live runner (``live.session``), a backend opened by name, the results table,
+timelines and the report. The CLI parses arguments, loads the scenario and the strategy,
+and calls :func:`run_live_command`; every error raised here is a ``rolloutlab.errors``
+one (bad input: exit 2; a run that failed: exit 1), and an interrupted run returns 130.
+
+A live run waits a long time in places (the stable version starting, a rollout's pauses,
+and after a rollback the rest of the scenario's window, which the simulator also
+follows): :class:`WaitDisplay` shows each wait as it happens — what the run waits for
+and the scenario time — as a transient rich progress bar on a terminal, or as a line
+whenever the wait changes on a log.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from rolloutlab.errors import InputError, LiveUnsupported, RolloutlabError, RunFailed
+from rolloutlab.live.runner import Waiting
+from rolloutlab.live.session import BACKENDS, RELEASES
+from rolloutlab.scenarios.schema import Scenario
+from rolloutlab.strategies import StrategySpec
+
+METRICS = ("loadgen", "scrape")
+INTERRUPTED = 130  # the shell's status for a run ended by Ctrl-C
+
+SHOWN_COLUMNS = ("outcome", "detected_at", "time_to_restore", "rollout_duration", "requests", "failed_requests",
+                 "baseline_failed_requests", "release_failed_requests", "router_failures", "release_failures")
+"""The figures ``rolloutlab live`` prints (those the row has)."""
+
+
+# --------------------------------------------------------------------------- settings
+
+
+@dataclass(frozen=True)
+class LiveSettings:
+    """The options of one live run (wall-clock bounds in minutes, rates per wall second)."""
+
+    backend: str = "local"
+    context: str | None = None  # kube: the kubeconfig context
+    namespace: str = "default"
+    node_port: int = 30080
+    url: str | None = None
+    time_scale: float = 10.0
+    release: str = "bad"
+    seed: int = 1
+    max_rps: float = 100.0
+    replicas: int | None = None
+    max_minutes: float = 20.0
+    rollback: bool = False
+    metrics: str = "loadgen"
+    out_dir: Path = Path("out-live")
+    report: bool = True
+
+    def check(self) -> None:
+        """Bad options as InputError naming the flag, before anything starts."""
+        from rolloutlab.live.loadgen import is_loopback_url
+
+        for flag, value, allowed in (("--backend", self.backend, BACKENDS), ("--release", self.release, RELEASES)):
+            if value not in allowed:
+                raise InputError(flag, f"must be one of {', '.join(allowed)}, not {value!r}")
+        if self.metrics not in METRICS or (self.metrics == "scrape" and self.backend != "kube"):
+            raise InputError("--metrics", f"must be loadgen, or scrape with --backend kube; got {self.metrics!r}")
+        for flag, number in (("--time-scale", self.time_scale), ("--max-rps", self.max_rps),
+                             ("--max-minutes", self.max_minutes)):
+            if not math.isfinite(number):
+                raise InputError(flag, f"must be a finite number, not {number}")
+        if self.url is not None and not is_loopback_url(self.url):
+            raise InputError("--url", f"{self.url!r}: the load generator sends traffic to http(s)://127.0.0.1 or "
+                                      "localhost only")
+
+    def urls(self) -> dict[str, str | None] | None:
+        """Where users reach the app: the kube NodePorts (or --url); None: the backend knows."""
+        if self.backend != "kube":
+            return None
+        base = self.url or f"http://127.0.0.1:{self.node_port}/"
+        return {"user": base, "preview": f"http://127.0.0.1:{self.node_port + 1}/" if self.url is None else None}
+
+
+# --------------------------------------------------------------------------- progress
+
+
+class WaitDisplay:
+    """Shows what a live run waits for (``live.runner.Waiting``) and the scenario time.
+
+    On a terminal: a transient rich progress bar over the scenario's window, its
+    description the current wait. On a log (not a terminal): a line each time the wait
+    changes, and again every ``repeat_s`` wall seconds of the same wait, so a CI log shows
+    the run is alive without a line per runner cycle."""
+
+    def __init__(self, console: Console, duration: float, label: str = "live", repeat_s: float = 30.0) -> None:
+        self.console = console
+        self.duration = float(duration)
+        self.label = label
+        self.repeat_s = repeat_s
+        self._progress: Any = None
+        self._task: Any = None
+        self._last_line: tuple[str, float] | None = None
+
+    def __enter__(self) -> "WaitDisplay":
+        if self.console.is_terminal:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._progress = Progress(
+                TextColumn(f"[bold]{escape(self.label)}[/]"), BarColumn(bar_width=20),
+                TextColumn("{task.fields[clock]}"), TimeElapsedColumn(), TextColumn("{task.description}"),
+                console=self.console, transient=True)
+            self._task = self._progress.add_task("starting", total=self.duration, clock="")
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def __call__(self, waiting: Waiting) -> None:
+        clock = "" if waiting.now is None else f"t={waiting.now:.0f}s of {self.duration:.0f}s"
+        if self._progress is not None:
+            completed = 0.0 if waiting.now is None else min(max(waiting.now, 0.0), self.duration)
+            self._progress.update(self._task, description=escape(waiting.what), completed=completed, clock=clock)
+            return
+        now = time.monotonic()
+        if self._last_line is not None:
+            what, at = self._last_line
+            if what == waiting.what and now - at < self.repeat_s:
+                return
+        self._last_line = (waiting.what, now)
+        self.console.print(f"{self.label}: {clock + ': ' if clock else ''}waiting for {waiting.what}",
+                           highlight=False, markup=False, soft_wrap=True)
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def run_live_command(scenario: Scenario, spec: StrategySpec, settings: LiveSettings, *, out: Console, err: Console,
+                     where: str | None = None, open_backend: Callable[..., Any] | None = None) -> int:
+    """Run the rollout live, print its figures, write results.csv, timelines.json and the
+    report; return the exit status (0, or 130 when interrupted). ``where`` names the
+    scenario in bad-input messages; ``open_backend`` (tests) replaces
+    ``live.session.open_backend``. Bad input and failed runs raise ``rolloutlab.errors``."""
+    from rolloutlab.live import session
+    from rolloutlab.results.table import to_frame, write_results
+
+    settings.check()
+    where = where or scenario.name
+    spec = spec.with_replicas(settings.replicas or spec.replicas or scenario.service_under_test.replicas)
+    if settings.backend == "kube" and spec.strategy.blue_green and settings.node_port >= 32767:
+        raise InputError("--node-port", "blue-green needs NODE_PORT+1 for its preview Service: at most 32766")
+    try:
+        plan = session.make_plan(scenario, spec, release=settings.release, seed=settings.seed,
+                                 time_scale=settings.time_scale)
+    except LiveUnsupported as error:
+        raise InputError(where, str(error)) from None
+    _ensure_out_dir(settings.out_dir)
+    state_dir = settings.out_dir / "state"
+    try:
+        target = (open_backend or session.open_backend)(
+            settings.backend, state_dir=state_dir, context=settings.context, namespace=settings.namespace,
+            node_port=settings.node_port, seed=settings.seed, log=None)
+    except Exception as error:  # no kubeconfig, unknown context, ...: the user's setup, said plainly
+        raise InputError(f"--backend {settings.backend}", f"cannot open the backend: {error}") from None
+    log = (lambda text: err.print(text, highlight=False, markup=False, soft_wrap=True))
+    try:
+        with WaitDisplay(err, scenario.duration) as display:
+            result = session.run_live(
+                scenario, spec, target, plan, urls=settings.urls(), time_scale=settings.time_scale,
+                seed=settings.seed, max_rps=settings.max_rps, max_wall_s=settings.max_minutes * 60, log=log,
+                metrics=settings.metrics, rollback=settings.rollback, progress=display)
+    except LiveUnsupported as error:
+        raise InputError(where, str(error)) from None
+    except KeyboardInterrupt:
+        saved = ("in the cluster (annotations of its Service)" if settings.backend == "kube" else f"in {state_dir}")
+        err.print(f"[yellow]interrupted:[/] the rollout's state is saved {escape(saved)}; run the same command again "
+                  "to resume it, or add --rollback to roll it back", highlight=False, soft_wrap=True)
+        return INTERRUPTED
+    except RolloutlabError:
+        raise
+    except (TimeoutError, RuntimeError, OSError) as error:  # the backend or the load generator gave up
+        raise RunFailed(f"live run failed: {error}") from error
+    finally:
+        close = getattr(target, "close", None)
+        if close is not None:
+            close()
+    frame = to_frame([result.row])
+    csv_path, _ = write_results(frame, settings.out_dir / "results")
+    (settings.out_dir / "timelines.json").write_text(json.dumps([result.timeline], allow_nan=False))
+    render_live_row(result.row, out, title=f"{spec.name} on {scenario.name}, {settings.backend} "
+                                           f"({plan.defect} release, time x{settings.time_scale:g})")
+    out.print(f"results: {csv_path} (times in scenario seconds)")
+    if settings.report:
+        written = write_report(frame, [result.timeline], settings.out_dir)
+        out.print(f"report: {written['html']}")
+    return 0
+
+
+def render_live_row(row: dict[str, Any], console: Console, title: str) -> None:
+    """The run's figures as a two-column table (times in scenario seconds)."""
+    table = Table(title=title)
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for column in SHOWN_COLUMNS:
+        if column in row:
+            value = row[column]
+            table.add_row(column, f"{value:.1f}" if isinstance(value, float) else str(value))
+    console.print(table)
+
+
+def write_report(results, timelines: list[dict], out_dir: Path) -> dict[str, Path]:
+    from rolloutlab.reports.document import build_report
+    from rolloutlab.reports.document import write_report as write
+
+    return write(build_report(results, timelines, None), out_dir)
+
+
+def _ensure_out_dir(out_dir: Path) -> None:
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InputError(str(out_dir), f"cannot use this as the output folder: {error.strerror or error}") from None
+
+
+__all__ = ["BACKENDS", "LiveSettings", "METRICS", "RELEASES", "WaitDisplay", "render_live_row", "run_live_command"]
