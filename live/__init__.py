@@ -1,2 +1,19 @@
-"""Live runs of the shared controller: the Kubernetes backend and the local-process
-backend behind HAProxy, with real traffic and injected faults. Built by the live issues."""
+"""Live runs of the shared controller: real pods (Kubernetes, or local processes behind
+HAProxy), real traffic, injected faults, and the same ``reconcile`` as the simulator.
+
+What the other packages may use, by module:
+
+- ``runner``: the real-time ``Runner``, the ``Backend`` and ``MetricsSource`` protocols,
+  ``ReleasePlan`` / ``LiveVersion``, the persisted ``RunnerState``, ``Waiting`` (what a
+  run waits for, for progress displays);
+- ``session``: one live run of a scenario (``make_plan``, ``run_live``, its results row
+  and timeline), ``open_backend`` by name;
+- ``memory``: ``MemoryBackend`` / ``MemoryClock`` / ``MemoryMetrics``, the in-memory test
+  double of a backend (as httpx ships ``MockTransport``);
+- ``local``: ``LocalBackend`` (processes behind HAProxy; its parts: ``local_kubelet``,
+  ``local_pods``, ``local_state``, ``calibration``, ``haproxy``);
+- ``kube``: ``KubeBackend`` (its parts: ``kube_objects``, ``kube_chaos``, ``kube_metrics``);
+- ``loadgen``: the open-loop ``LoadGenerator`` (each request's ``RequestResult`` is in
+  ``request_results``);
+- ``demo_service``: the service the live runs deploy (standard library + prometheus-client).
+"""

@@ -26,17 +26,19 @@ rolloutlab`` and ``rolloutlab.io/app: A``):
 Every write retries conflicts (409: re-read, re-apply), throttling (429), server errors
 (5xx) and connection failures with exponential backoff; ``wait`` watches pods and
 reconnects (a dropped watch only ends one wait early: the runner is level-triggered).
+
+Where things are: this module holds ``KubeBackend`` (objects, observe, apply, state,
+commands, waiting); ``live.kube_objects`` the names, the demo pod template and retries;
+``live.kube_chaos`` pod kills and node losses; ``live.kube_metrics`` the pods' own
+counters scraped without Prometheus.
 """
 
 from __future__ import annotations
 
-import copy
-import json
 import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import urllib3
@@ -44,12 +46,31 @@ from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
 from rolloutlab.errors import KubeError, StateError
+from rolloutlab.live.kube_chaos import KubeChaos
+from rolloutlab.live.kube_metrics import PodMetrics
+from rolloutlab.live.kube_objects import (
+    APP_LABEL,
+    COMMAND_ANNOTATION,
+    DEMO_PORT,
+    GATEWAY_GROUP,
+    MANAGED_BY,
+    NO_VERSION,
+    STABLE_ANNOTATION,
+    STATE_ANNOTATION,
+    VERSION_LABEL,
+    RetryPolicy,
+    api_message,
+    demo_configmap_name,
+    demo_pod_template,
+    demo_service_source,
+    pod_ready,
+    release_answer,
+    retrying,
+)
 from rolloutlab.live.runner import LiveVersion, ReleasePlan, is_final, parse_command
 from rolloutlab.strategies import (
-    LATENCY_BUCKETS_MS,
     Action,
     CommandRequest,
-    Counters,
     Promote,
     Role,
     RolloutStatus,
@@ -60,123 +81,16 @@ from rolloutlab.strategies import (
     SwitchPreview,
     VersionObservation,
 )
-from rolloutlab.strategies.observation import Command
 from rolloutlab.strategies.spec import StrategyKind, TrafficRouting
-
-MANAGED_BY = {"app.kubernetes.io/managed-by": "rolloutlab"}
-STATE_ANNOTATION = "rolloutlab.io/state"
-COMMAND_ANNOTATION = "rolloutlab.io/command"
-STABLE_ANNOTATION = "rolloutlab.io/stable-version"
-APP_LABEL = "rolloutlab.io/app"
-VERSION_LABEL = "version"
-NO_VERSION = "rolloutlab-none"  # a selector value no pod has: a Service with no endpoints
-GATEWAY_GROUP = "gateway.networking.k8s.io"
-DEMO_IMAGE = "python:3.12-slim"
-DEMO_PORT = 8080
-PROMETHEUS_CLIENT = "prometheus-client==0.21.1"
 
 T = TypeVar("T")
 log = logging.getLogger("rolloutlab.live.kube")
 
 
-# --------------------------------------------------------------------------- retries
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    attempts: int = 8
-    base_s: float = 0.1
-    cap_s: float = 5.0
-
-    def delays(self):
-        delay = self.base_s
-        for _ in range(self.attempts - 1):
-            yield delay
-            delay = min(self.cap_s, delay * 2)
-
-
-RETRYABLE_STATUS = {409, 429, 500, 502, 503, 504}
-
-
-def retrying(call: Callable[[], T], policy: RetryPolicy, what: str, sleep: Callable[[float], None] = time.sleep) -> T:
-    """Run ``call``; on a retryable failure wait and run it again (the call re-reads what
-    it needs, so a 409 conflict is resolved by the next attempt's fresh read)."""
-    last: Exception | None = None
-    for delay in [*policy.delays(), None]:
-        try:
-            return call()
-        except ApiException as error:
-            if error.status not in RETRYABLE_STATUS:
-                raise KubeError(f"{what}: {error.status} {error.reason}: {_api_message(error)}") from None
-            last = error
-        except (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError, OSError) as error:
-            last = error
-        if delay is None:
-            break
-        sleep(delay)
-    raise KubeError(f"{what}: still failing after {policy.attempts} attempts: {last}")
-
-
-def _api_message(error: ApiException) -> str:
-    try:
-        return json.loads(error.body).get("message", "")
-    except (TypeError, ValueError):
-        return str(error.body or "")[:200]
-
-
-# --------------------------------------------------------------------------- the demo service
-
-
-def demo_configmap_name(app: str) -> str:
-    return f"{app}-demo-service"
-
-
-def demo_pod_template(app: str, version: LiveVersion, extra_labels: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """The demo service on the public Python image, code from a ConfigMap, prometheus-client
-    installed by an init container into a shared volume (no image build needed)."""
-    env = {"DEMO_VERSION": version.name, "DEMO_PORT": str(DEMO_PORT), **version.env}
-    labels = {"app": app, APP_LABEL: app, VERSION_LABEL: version.name, **(extra_labels or {})}
-    return {
-        "metadata": {"labels": labels},
-        "spec": {
-            "terminationGracePeriodSeconds": 30,
-            "initContainers": [{
-                "name": "deps",
-                "image": DEMO_IMAGE,
-                "command": ["pip", "install", "--no-cache-dir", "--target", "/deps", PROMETHEUS_CLIENT],
-                "volumeMounts": [{"name": "deps", "mountPath": "/deps"}],
-            }],
-            "containers": [{
-                "name": "demo",
-                "image": DEMO_IMAGE,
-                "command": ["python", "/app/demo_service.py"],
-                "env": [{"name": k, "value": str(v)} for k, v in sorted(env.items())]
-                + [{"name": "PYTHONPATH", "value": "/deps"}],
-                "ports": [{"name": "http", "containerPort": DEMO_PORT}],
-                "readinessProbe": {"httpGet": {"path": "/healthz/ready", "port": DEMO_PORT},
-                                   "periodSeconds": 2, "failureThreshold": 2},
-                "livenessProbe": {"httpGet": {"path": "/healthz/live", "port": DEMO_PORT},
-                                  "periodSeconds": 5, "failureThreshold": 3},
-                "volumeMounts": [{"name": "code", "mountPath": "/app"}, {"name": "deps", "mountPath": "/deps"}],
-            }],
-            "volumes": [
-                {"name": "code", "configMap": {"name": demo_configmap_name(app)}},
-                {"name": "deps", "emptyDir": {}},
-            ],
-        },
-    }
-
-
-def demo_service_source() -> str:
-    from pathlib import Path
-
-    return (Path(__file__).with_name("demo_service.py")).read_text()
-
-
 # --------------------------------------------------------------------------- the backend
 
 
-class KubeBackend:
+class KubeBackend(KubeChaos):
     """``live.runner.Backend`` on a Kubernetes cluster through the official client."""
 
     source = "live-kube"
@@ -383,7 +297,7 @@ class KubeBackend:
             try:
                 return call()
             except ApiException as error:
-                message = _api_message(error)
+                message = api_message(error)
                 if error.status == 409 and "being deleted" in message:
                     raise KubeError(f"{what}: {message}; run again once it is gone") from None
                 if error.status == 409 and "already exists" in message:
@@ -414,7 +328,7 @@ class KubeBackend:
         selector = ",".join(f"{k}={v}" for k, v in {"app": self.app, **labels}.items())
         pods = retrying(lambda: self.core.list_namespaced_pod(self.namespace, label_selector=selector),
                         self.retry, "list pods")
-        return sum(1 for p in pods.items if _pod_ready(p))
+        return sum(1 for p in pods.items if pod_ready(p))
 
     def _observe_rolling(self) -> tuple[VersionObservation, VersionObservation]:
         assert self.plan is not None
@@ -517,7 +431,7 @@ class KubeBackend:
         handed back to the pool."""
         def attempt():
             try:
-                _release(call())
+                release_answer(call())
             except ApiException as error:
                 if error.status != 404:
                     raise
@@ -617,82 +531,7 @@ class KubeBackend:
         finally:
             w.stop()
 
-    # ----------------------------------------------------------------- chaos
-
-    def kill_pods(self, role: Role | None, count: int) -> list[str]:
-        """Kill pods (``kubectl delete pod``): of one version, or of any when role is None."""
-        assert self.plan is not None
-        labels = {} if role is None else {VERSION_LABEL: self.plan.version(role).name}
-        selector = ",".join(f"{k}={v}" for k, v in {"app": self.app, **labels}.items())
-        pods = retrying(lambda: self.core.list_namespaced_pod(self.namespace, label_selector=selector), self.retry, "list pods")
-        victims = sorted((p for p in pods.items if p.metadata.deletion_timestamp is None), key=lambda p: p.metadata.name)[:count]
-        for pod in victims:
-            self._delete(lambda p=pod: self.core.delete_namespaced_pod(
-                p.metadata.name, self.namespace, grace_period_seconds=0, _preload_content=False),
-                f"delete pod {pod.metadata.name}")
-        return [p.metadata.name for p in victims]
-
-    def evict_node(self, node: str) -> list[str]:
-        """Drain a node: cordon it and evict the app's pods on it through the Eviction API
-        (policy/v1, or policy/v1beta1 on clusters older than 1.22)."""
-        retrying(lambda: self.core.patch_node(node, {"spec": {"unschedulable": True}}), self.retry, f"cordon node {node}")
-        pods = retrying(lambda: self.core.list_namespaced_pod(
-            self.namespace, label_selector=f"app={self.app}", field_selector=f"spec.nodeName={node}"),
-            self.retry, "list pods on node")
-        evicted = []
-        for pod in pods.items:
-            if pod.metadata.deletion_timestamp is None:
-                self._evict(pod.metadata.name)
-                evicted.append(pod.metadata.name)
-        return evicted
-
-    def _evict(self, name: str) -> None:
-        def attempt():
-            for version in ("policy/v1", "policy/v1beta1"):
-                body = {"apiVersion": version, "kind": "Eviction",
-                        "metadata": {"name": name, "namespace": self.namespace}}
-                try:
-                    _release(self.core.create_namespaced_pod_eviction(name, self.namespace, body,
-                                                                      _preload_content=False))
-                    return
-                except ApiException as error:
-                    if error.status == 404 and "not found" in _api_message(error).lower() and "pod" in _api_message(error).lower():
-                        return  # already gone
-                    if error.status not in (400, 404, 422) or version == "policy/v1beta1":
-                        raise
-        retrying(attempt, self.retry, f"evict pod {name}")
-
-    def lose_node(self, count: int, duration_s: float | None) -> list[str]:
-        """A node loss as the scenario says it: the ``count`` nodes running most of the
-        app's pods are drained (cordoned, pods evicted and rescheduled elsewhere) and come
-        back ``duration_s`` wall seconds later (never, if None)."""
-        pods = retrying(lambda: self.core.list_namespaced_pod(self.namespace, label_selector=f"app={self.app}"),
-                        self.retry, "list pods")
-        load: dict[str, int] = {}
-        for pod in pods.items:
-            if pod.spec.node_name:
-                load[pod.spec.node_name] = load.get(pod.spec.node_name, 0) + 1
-        nodes = sorted(load, key=lambda n: (-load[n], n))[:count]
-        for node in nodes:
-            self.evict_node(node)
-        if duration_s is not None and nodes:
-            timer = threading.Timer(duration_s, lambda: [self.uncordon(n) for n in nodes])
-            timer.daemon = True
-            timer.start()
-        return nodes
-
-    def uncordon(self, node: str) -> None:
-        retrying(lambda: self.core.patch_node(node, {"spec": {"unschedulable": False}}), self.retry, f"uncordon node {node}")
-
-    def set_version_env(self, role: Role, env: Mapping[str, str]) -> None:
-        """Roll out a faulty (or fixed) build of a version: patch its pod template's env."""
-        assert self.plan is not None
-        name = self.deployment_name(role)
-        version = self.plan.version(role)
-        merged = LiveVersion(version.name, {**version.env, **env})
-        template = demo_pod_template(self.app, merged)
-        retrying(lambda: self.apps.patch_namespaced_deployment(name, self.namespace, {"spec": {"template": template}}),
-                 self.retry, f"set env of Deployment {name}")
+    # ----------------------------------------------------------------- metrics
 
     def metrics_source(self) -> "PodMetrics":
         """Analysis data scraped from the pods through the API server (no Prometheus)."""
@@ -716,22 +555,6 @@ class KubeBackend:
             self.app, self.namespace, propagation_policy="Foreground", _preload_content=False), f"delete Service {self.app}")
 
 
-def _release(answer) -> None:
-    """Read a raw (``_preload_content=False``) answer and give its connection back."""
-    if hasattr(answer, "release_conn"):
-        answer.read()
-        answer.release_conn()
-
-
-def _pod_ready(pod) -> bool:
-    if pod.metadata.deletion_timestamp is not None:
-        return False
-    for condition in (pod.status.conditions or []) if pod.status else []:
-        if condition.type == "Ready":
-            return condition.status == "True"
-    return False
-
-
 def parse_command_annotation(text: str) -> tuple[CommandRequest, ...]:
     """The command annotation's value, ``"<id> <verb>"``; anything else raises KubeError."""
     try:
@@ -740,90 +563,7 @@ def parse_command_annotation(text: str) -> tuple[CommandRequest, ...]:
         raise KubeError(f"annotation {COMMAND_ANNOTATION}: {error}") from None
 
 
-# --------------------------------------------------------------------------- metrics without Prometheus
-
-
-def counters_from_exposition(text: str) -> dict[str, Counters]:
-    """Per-version cumulative counters from one demo-service pod's ``/metrics`` text:
-    ``demo_requests_total{version,code}`` (5xx are errors) and the latency histogram
-    ``demo_request_duration_seconds`` (its buckets are LATENCY_BUCKETS_MS in seconds)."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    requests: dict[str, int] = {}
-    errors: dict[str, int] = {}
-    cumulative: dict[str, dict[float, float]] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            version = sample.labels.get("version")
-            if version is None:
-                continue
-            if sample.name == "demo_requests_total":
-                n = int(sample.value)
-                requests[version] = requests.get(version, 0) + n
-                if sample.labels.get("code", "").startswith("5"):
-                    errors[version] = errors.get(version, 0) + n
-            elif sample.name == "demo_request_duration_seconds_bucket":
-                le = float(sample.labels["le"])
-                cumulative.setdefault(version, {})[le] = sample.value
-    out = {}
-    for version, n in requests.items():
-        buckets: tuple[int, ...] = ()
-        series = cumulative.get(version)
-        if series:
-            bounds = [b / 1000.0 for b in LATENCY_BUCKETS_MS]
-            running = [int(series.get(b, series.get(float("inf"), 0))) for b in bounds]
-            buckets = tuple(running[0:1] + [b - a for a, b in zip(running, running[1:])])
-            if min(buckets) < 0 or sum(buckets) != n:
-                buckets = ()  # a histogram that does not match the counter is not used
-        out[version] = Counters(n, errors.get(version, 0), buckets)
-    return out
-
-
-class PodMetrics:
-    """A ``live.runner.MetricsSource`` that scrapes every pod of the app through the API
-    server's pod proxy (``/api/v1/namespaces/NS/pods/NAME:8080/proxy/metrics``), so
-    analysis works without Prometheus. Counters of pods that went away are kept (a
-    version's counter only grows, as Prometheus' ``rate()`` assumes across restarts)."""
-
-    def __init__(self, backend: KubeBackend) -> None:
-        self.backend = backend
-        self._last: dict[str, dict[str, Counters]] = {}  # pod uid -> its last scrape
-        self._base: dict[str, dict[str, Counters]] = {}  # pod uid -> counts of its earlier container lives
-
-    def counters(self) -> dict[str | None, Counters]:
-        b = self.backend
-        pods = retrying(lambda: b.core.list_namespaced_pod(b.namespace, label_selector=f"app={b.app}"),
-                        b.retry, "list pods")
-        for pod in pods.items:
-            if not _pod_ready(pod):
-                continue
-            try:
-                text = b.core.connect_get_namespaced_pod_proxy_with_path(
-                    f"{pod.metadata.name}:{DEMO_PORT}", b.namespace, "metrics", _request_timeout=2)
-            except (ApiException, urllib3.exceptions.HTTPError, OSError):
-                continue  # this scrape missed; the pod's last counters stand
-            uid = pod.metadata.uid
-            self._base[uid], self._last[uid] = fold_scrape(
-                self._base.get(uid, {}), self._last.get(uid, {}), counters_from_exposition(text))
-        return sum_counters([*self._base.values(), *self._last.values()])
-
-
-def fold_scrape(base: dict, last: dict, scrape: dict) -> tuple[dict, dict]:
-    """(base, last) after a new scrape of one pod. A counter that fell means the container
-    restarted (same pod, counters from zero): what it had counted moves into ``base``, so
-    the pod's total only grows, as Prometheus' ``rate()`` reads a reset."""
-    if any(scrape.get(v, Counters()).requests < c.requests for v, c in last.items()):
-        base = sum_counters([base, last])
-    return base, scrape
-
-
-def sum_counters(scrapes) -> dict[str | None, Counters]:
-    total: dict[str | None, list] = {}
-    for scrape in scrapes:
-        for version, c in scrape.items():
-            t = total.setdefault(version, [0, 0, None])
-            t[0] += c.requests
-            t[1] += c.errors
-            if c.latency_buckets:
-                t[2] = c.latency_buckets if t[2] is None else tuple(a + b for a, b in zip(t[2], c.latency_buckets))
-    return {v: Counters(r, e, b or ()) for v, (r, e, b) in total.items()}
+__all__ = [
+    "COMMAND_ANNOTATION", "KubeBackend", "PodMetrics", "RetryPolicy", "STABLE_ANNOTATION", "STATE_ANNOTATION",
+    "parse_command_annotation",
+]

@@ -4,7 +4,8 @@ Each named target (``user`` -> the active service, ``preview`` -> the preview se
 ...) gets its own Poisson stream: exponential gaps drawn from a
 ``numpy.random.Generator`` seeded by ``SeedSequence(seed, spawn_key=(crc32(name),))``, so
 a target's schedule depends only on the seed, its name and its rate history, not on the
-other targets or on how fast the service answers.
+other targets or on how fast the service answers. What becomes of each request (its
+``RequestResult``, its record) is ``live.request_results``; the names are importable here.
 
 Open loop: a request starts at its scheduled time whether or not earlier ones finished,
 as real users do. In-flight requests are capped (``max_in_flight``, generous by default);
@@ -26,10 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import bisect
-import errno
 import importlib.util
-import ipaddress
 import json
 import math
 import sys
@@ -37,14 +35,28 @@ import threading
 import time
 import warnings
 import zlib
-from dataclasses import asdict, dataclass, field
-from enum import Enum
+from dataclasses import asdict
 from typing import Sequence
 
 import httpx
 import numpy as np
 import pandas as pd
 
+from rolloutlab.live.request_results import (
+    ERROR_RESULTS,
+    NO_ANSWER,
+    NOT_SERVED,
+    VERSION_HEADER,
+    LoadTotals,
+    RateChange,
+    RequestRecord,
+    RequestResult,
+    Target,
+    classify_exception,
+    classify_response,
+    is_loopback_url,
+    latency_bucket,
+)
 from rolloutlab.strategies.observation import LATENCY_BUCKETS_MS, Counters
 
 if importlib.util.find_spec("sniffio") is None:  # pragma: no cover - depends on the environment
@@ -53,133 +65,7 @@ if importlib.util.find_spec("sniffio") is None:  # pragma: no cover - depends on
     warnings.warn("sniffio is not installed: the load generator runs ~25% slower", RuntimeWarning, stacklevel=1)
 
 DEFAULT_TARGET = "user"
-VERSION_HEADER = "X-Version"
 _POLL_S = 0.05  # how often the drain wait re-reads its deadline
-
-
-class RequestResult(str, Enum):
-    """What became of one scheduled request (not a rollout's ``Outcome``, which is
-    ``rolloutlab.results.table.Outcome``)."""
-
-    OK = "ok"  # 1xx-3xx
-    HTTP_4XX = "http_4xx"  # the client's fault; not counted as an error
-    APP_5XX = "app_5xx"  # 5xx carrying X-Version: the app itself failed
-    ROUTER_5XX = "router_5xx"  # 5xx without X-Version: the proxy/router answered (no backend)
-    CONNECT_REFUSED = "connect_refused"  # nothing listening
-    CONNECTION_RESET = "connection_reset"  # connection broke before a full response (RST or close)
-    TIMEOUT = "timeout"  # no full response within timeout_s
-    OTHER = "other"  # any other client-side failure
-    DROPPED = "dropped"  # not sent: the in-flight cap was full
-    UNSENT = "unsent"  # due before the end, but the generator fell behind and never sent it
-    CANCELLED = "cancelled"  # sent, still in flight when the run ended
-
-
-ERROR_RESULTS = frozenset({
-    RequestResult.APP_5XX, RequestResult.ROUTER_5XX, RequestResult.CONNECT_REFUSED, RequestResult.CONNECTION_RESET,
-    RequestResult.TIMEOUT, RequestResult.OTHER,
-})
-# Never reached a verdict: not in counters(), and not requests a user saw.
-NO_ANSWER = frozenset({
-    RequestResult.ROUTER_5XX, RequestResult.CONNECT_REFUSED, RequestResult.CONNECTION_RESET, RequestResult.TIMEOUT, RequestResult.OTHER,
-})  # failed with no version answering: the router's or the network's (or a starved client's: timeout)
-NOT_SERVED = frozenset({RequestResult.DROPPED, RequestResult.UNSENT, RequestResult.CANCELLED})
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """One stream of users: ``rate_rps`` Poisson arrivals, each a GET of ``url``."""
-
-    name: str
-    url: str
-    rate_rps: float
-
-
-@dataclass(frozen=True, slots=True)
-class RequestRecord:
-    """One scheduled request and what became of it (times in s since the generator started)."""
-
-    target: str
-    url: str
-    scheduled_s: float
-    start_s: float | None  # None: dropped
-    end_s: float | None  # None: dropped or cancelled
-    result: RequestResult
-    status: int | None = None  # HTTP status when a response arrived
-    version: str | None = None  # X-Version of the response
-    latency_ms: float | None = None  # end - start; None when dropped or cancelled
-
-
-@dataclass(frozen=True, slots=True)
-class LoadTotals:
-    """Counts over every scheduled request so far (one target or all)."""
-
-    scheduled: int
-    sent: int  # scheduled - dropped - unsent
-    finished: int  # sent requests with a verdict (response or failure)
-    errors: int  # finished with a result in ERROR_RESULTS
-    dropped: int  # the in-flight cap was full
-    unsent: int  # the generator fell behind its schedule and the run ended first
-    cancelled: int
-    in_flight: int
-    results: dict[str, int] = field(default_factory=dict)  # RequestResult value -> requests
-
-
-@dataclass(frozen=True, slots=True)
-class RateChange:
-    """A rate change as the generator applied it."""
-
-    at_s: float
-    target: str
-    rate_rps: float
-
-
-def is_loopback_url(url: str) -> bool:
-    """True when ``url`` is http(s) to localhost or a loopback address (127.0.0.0/8, ::1)."""
-    try:
-        parsed = httpx.URL(url)
-    except (httpx.InvalidURL, TypeError):
-        return False
-    if parsed.scheme not in ("http", "https") or not parsed.host:
-        return False
-    if parsed.host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(parsed.host).is_loopback
-    except ValueError:
-        return False
-
-
-def classify_response(status: int, version: str | None) -> RequestResult:
-    if status >= 500:
-        return RequestResult.APP_5XX if version is not None else RequestResult.ROUTER_5XX
-    if status >= 400:
-        return RequestResult.HTTP_4XX
-    return RequestResult.OK
-
-
-def classify_exception(exc: BaseException) -> RequestResult:
-    """The error class of a failed request, from the exception and its causes."""
-    if isinstance(exc, (TimeoutError, httpx.TimeoutException)):
-        return RequestResult.TIMEOUT
-    cause: BaseException | None = exc
-    for _ in range(12):  # bounded walk down the cause chain
-        if cause is None:
-            break
-        if isinstance(cause, ConnectionRefusedError) or getattr(cause, "errno", None) == errno.ECONNREFUSED:
-            return RequestResult.CONNECT_REFUSED
-        if isinstance(cause, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)) or getattr(
-            cause, "errno", None
-        ) in (errno.ECONNRESET, errno.EPIPE):
-            return RequestResult.CONNECTION_RESET
-        cause = cause.__cause__ or cause.__context__
-    if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)):
-        return RequestResult.CONNECTION_RESET  # e.g. "Server disconnected without sending a response"
-    return RequestResult.OTHER
-
-
-def latency_bucket(latency_ms: float) -> int:
-    """Index of the LATENCY_BUCKETS_MS bucket holding ``latency_ms`` (upper bounds inclusive, as ``le``)."""
-    return bisect.bisect_left(LATENCY_BUCKETS_MS, latency_ms)
 
 
 def target_rng(seed: int, name: str) -> np.random.Generator:
@@ -671,6 +557,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     json.dump(summarize(gen), sys.stdout, indent=2)
     print()
     return 0
+
+
+__all__ = [  # the request pieces (live.request_results) too: callers import them from here
+    "ERROR_RESULTS", "LoadGenerator", "LoadTotals", "NOT_SERVED", "NO_ANSWER", "RateChange", "RequestRecord",
+    "RequestResult", "Target", "classify_exception", "classify_response", "compute_arrival_times",
+    "is_loopback_url", "latency_bucket", "summarize", "target_rng",
+]
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """The local backend's ReplicaSet and kubelet: pods created and deleted to a wanted scale,
 each pod's process started, probed, restarted with a backoff and stopped with a grace
-period, all from one long-lived supervisor thread; and the chaos done to pods (kill,
+period, all from one long-lived supervisor thread; what callers read about the pods
+(``pods``, ``calibration``, waiting until they serve); and the chaos done to pods (kill,
 pause, faults).
 
 ``PodSupervisor`` is a part of ``live.local.LocalBackend`` kept in its own file (a mixin):
@@ -23,9 +24,10 @@ from concurrent.futures import Future
 from typing import Any
 
 from rolloutlab.errors import LocalBackendError
-from rolloutlab.live.calibration import PodStart
+from rolloutlab.live.calibration import Calibration, PodStart
 from rolloutlab.live.local_pods import (
     LocalPod,
+    PodInfo,
     PodPhase,
     ProbeResult,
     die_with_parent,
@@ -41,6 +43,50 @@ log = logging.getLogger("rolloutlab.live.local")
 
 class PodSupervisor:
     """Pods to a wanted scale and their processes' lives (see the module docstring)."""
+
+    # ----------------------------------------------------------------- what callers read
+
+    def pods(self, role: Role | None = None) -> list[PodInfo]:
+        with self._lock:
+            return [p.info(self.layout) for p in self._pods if role is None or p.role is role]
+
+    def calibration(self) -> Calibration:
+        with self._lock:
+            starts = list(self._pod_starts)
+            for pod in self._pods:  # containers not ready (yet)
+                if pod.process is not None and not pod.ever_ready and pod.phase is PodPhase.RUNNING:
+                    starts.append(PodStart(pod.name, pod.role, pod.version.name, pod.container, pod.started_at, None))
+            return Calibration(None if self._router is None else self._router.started_s, self.probe.period_s,
+                               tuple(starts), tuple(self._switches))
+
+    def wait_until(self, predicate: Callable[[], bool], timeout_s: float) -> bool:
+        """Wait (bounded) until ``predicate()`` holds, re-checking at every change and at
+        least every 50 ms; True if it held."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if predicate():
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self.wait(min(left, 0.05))
+
+    def wait_until_serving(self, timeout_s: float = 15.0) -> None:
+        """Block until every wanted pod is ready and in the router's rotation."""
+        def serving() -> bool:
+            with self._lock:
+                live = [p for p in self._pods if p.phase is not PodPhase.TERMINATING]
+                return len(live) == sum(self.record.desired.values()) and all(p.ready and p.routed for p in live)
+        if not self.wait_until(serving, timeout_s):
+            raise TimeoutError(f"pods not all serving after {timeout_s:g}s: {self.pods()}")
+
+    def child_pids(self) -> list[int]:
+        """Processes this backend runs now (pods and HAProxy); for tests and cleanup checks."""
+        with self._lock:
+            procs = [p.process for p in self._pods if p.process is not None]
+            if self._router is not None and self._router.process is not None:
+                procs.append(self._router.process)
+            return [p.pid for p in procs if p.poll() is None]
 
     # ----------------------------------------------------------------- chaos
 

@@ -229,12 +229,14 @@ def run_live(
                 if progress is not None:
                     progress(Waiting(what, runner.now(summary.state), float(scenario.duration)))
                 backend.wait(min(left, PROGRESS_EVERY_S))
+        observed_until = max(summary.ended_at, runner.now(summary.state))
     records = load.records()
     origin = summary.state.origin_wall
     offset = (load.started_at_wall or origin) - origin
     records = records.assign(at=(records["end_s"].fillna(records["scheduled_s"]) + offset) * time_scale)
     row = results_row(scenario, spec, plan, backend.source, summary, records, run=run, seed=seed,
-                      time_scale=time_scale, user_rps=user_rps, preview_rps=preview_rps)
+                      time_scale=time_scale, user_rps=user_rps, preview_rps=preview_rps,
+                      observed_until=observed_until)
     timeline = {"scenario": scenario.name, "strategy": spec.name, "run": run, "seed": seed,
                 "defect": plan.defect, "outcome": row["outcome"], "source": backend.source,
                 "points": timeline_points(summary, records, plan)}
@@ -258,7 +260,10 @@ def outcome_of(summary: RunSummary, defective: bool, harmed: bool) -> str:
 
 def results_row(scenario: Scenario, spec: StrategySpec, plan: ReleasePlan, source: str, summary: RunSummary,
                 records: pd.DataFrame, *, run: int, seed: int, time_scale: float, user_rps: float,
-                preview_rps: float) -> dict[str, Any]:
+                preview_rps: float, observed_until: float | None = None) -> dict[str, Any]:
+    """The run as one results row (times in scenario seconds). ``observed_until``: when the
+    run stopped watching (after following the window), the row's ``ended_at``, where times
+    that had not ended are censored; the runner's end when not given."""
     nan = math.nan
     s = summary.status
     defective = plan.defect != "none"
@@ -282,6 +287,10 @@ def results_row(scenario: Scenario, spec: StrategySpec, plan: ReleasePlan, sourc
     per_bin = grouped.mean()[grouped.size() >= PEAK_MIN_REQUESTS] if grouped is not None else pd.Series(dtype=float)
     tail = user.tail(max(1, len(user) // 10))
     router_failures = int(user["result"].isin(ROUTER_RESULTS).sum())
+    # the failures the old version would have produced on the same requests, as sim/run.py counts them
+    baseline = len(user) * scenario.service_under_test.baseline_error_rate
+    slo = getattr(scenario, "slo", None)
+
     def at(value):
         return nan if value is None else float(value)
     return {
@@ -308,10 +317,14 @@ def results_row(scenario: Scenario, spec: StrategySpec, plan: ReleasePlan, sourc
         "detected_by": detected_by(s),
         "rollout_duration": at(finished),
         "human_action": "none",
-        "ended_at": float(summary.ended_at),
+        "ended_at": float(max(summary.ended_at, observed_until if observed_until is not None else -math.inf)),
         "exposed_requests": int(on_canary.sum()) if defective else 0,
         "final_canary_share": float((tail["version"] == plan.canary.name).mean()) if len(tail) else nan,
         "ends_healthy": bool(s.completed and not defective) or bool(s.aborted and restored is not None),
+        "baseline_failed_requests": float(baseline),
+        "release_failed_requests": float(int(failed.sum()) - baseline),
+        "slo_objective": float(slo.objective) if slo is not None else nan,
+        "slo_window": float(slo.window) if slo is not None else nan,
         # live only
         "time_scale": float(time_scale),
         "live_user_rps": float(user_rps),

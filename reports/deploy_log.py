@@ -41,7 +41,9 @@ failure, ``restored_at`` = restore; ``finished_at`` unknown, NaN); outcome ``pro
 for success, ``rolled_back`` for rolled_back, ``rolled_back_manual`` for a failure that
 was restored (people restored service; the log does not say how), ``failed_undetected``
 for a failure without a restore. ``change_failed`` = status is not success,
-``time_to_restore`` = restore - failure, ``lead_time`` = deploy - commit, ``rework``;
+``impact_started_at`` = failure, ``time_to_restore`` = restore - failure, ``ended_at`` =
+the latest time in the log (a failure not restored by then is censored there, as the
+simulator censors at its window's end), ``lead_time`` = deploy - commit, ``rework``;
 request counts are 0 and cost, peak error rate and rollout duration NaN (unknown).
 
 Malformed input raises ``InputError`` naming the file, the row (1-based data row; for
@@ -54,7 +56,7 @@ import csv
 import io
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +73,7 @@ _GITHUB_TERMINAL = {"success": "success", "inactive": "success", "failure": "fai
 _TRUE = {"true", "yes", "1", "y", "t"}
 _FALSE = {"false", "no", "0", "n", "f", ""}
 UNKNOWN_DEFECT = "unknown"
-EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 """No time in a deployment log is older than this (Unix time 0)."""
 CLOCK_SKEW = timedelta(days=1)
 """How far past this machine's clock a log's time may be: the log was written by another
@@ -111,7 +113,7 @@ def load_deploy_log(path: str | Path, now: datetime | None = None) -> pd.DataFra
     ``now`` (default: this machine's clock) bounds the times the log may hold: none later
     than ``now + CLOCK_SKEW``.
     """
-    latest = (now or datetime.now(timezone.utc)) + CLOCK_SKEW
+    latest = (now or datetime.now(UTC)) + CLOCK_SKEW
     path = Path(path)
     name = str(path)
     suffix = path.suffix.lower()
@@ -249,7 +251,7 @@ def _time(record: dict[str, Any], column: str, where: _Where, required: bool) ->
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise where.error(column, f"{raw!r} has no timezone (add Z or +HH:MM)")
     try:
-        moment.astimezone(timezone.utc)  # year 1 or 9999 with an offset cannot be compared
+        moment.astimezone(UTC)  # year 1 or 9999 with an offset cannot be compared
     except OverflowError:
         raise where.error(column, f"{raw!r} is out of range (1970 to now)") from None
     if moment < EARLIEST:
@@ -341,7 +343,10 @@ def compute_log_results(name: str, deployments: list[LogDeployment]) -> pd.DataF
     """The results table of parsed deployments: one row each, in deployment order."""
     ordered = sorted(deployments, key=lambda d: d.deploy_time)
     t0 = ordered[0].deploy_time
-    seconds = lambda t: float("nan") if t is None else (t - t0).total_seconds()  # noqa: E731
+    seconds = lambda t: float("nan") if t is None else (t - t0).total_seconds()
+    # The log watched until the last moment it records: a failure not restored by then is
+    # censored there, the one rule for times that did not end.
+    last = max(t for d in ordered for t in (d.deploy_time, d.failure_time, d.restore_time) if t is not None)
     counts: dict[str, int] = {}
     rows = []
     for d in ordered:
@@ -366,7 +371,8 @@ def compute_log_results(name: str, deployments: list[LogDeployment]) -> pd.DataF
             "detected_at": seconds(d.failure_time), "restored_at": seconds(d.restore_time),
             "requests": 0, "failed_requests": 0, "peak_error_rate": float("nan"),
             "replica_seconds": float("nan"),
-            "change_failed": failed, "time_to_restore": restore, "rollout_duration": float("nan"),
+            "change_failed": failed, "impact_started_at": seconds(d.failure_time),
+            "time_to_restore": restore, "ended_at": seconds(last), "rollout_duration": float("nan"),
             "exposed_requests": 0, "deployment": k, "commit_at": seconds(d.commit_time),
             "lead_time": lead, "rework": d.rework, "service": d.service,
         })

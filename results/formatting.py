@@ -4,7 +4,7 @@ figures, proportions as percentages, and a figure with its interval as one table
 Every table and report writes numbers through these, so the terminal, the Markdown and
 the HTML report say the same thing the same way. A figure whose estimate lies beyond
 the longest time observed (a censored median, see
-``results.statistics.compute_censored_quantile``) is written "> 28m20s", never as a
+``results.statistics.compute_censored_quantile``) is written ">28m20s", never as a
 number and never left out.
 """
 
@@ -59,17 +59,18 @@ def format_percent(x: float | None) -> str:
 
 
 def format_beyond(beyond: float | None, kind: str = "duration") -> str:
-    """An amount known only to exceed ``beyond`` (the longest time observed): "> 28m20s";
-    "> ?" when even that is unknown."""
+    """An amount known only to exceed ``beyond`` (the longest time observed): ">28m20s",
+    without a space so that a table never wraps the sign away from its number; ">?" when
+    even that is unknown."""
     if beyond is None or not math.isfinite(beyond):
-        return "> ?"
-    return f"> {_formatter(kind)(beyond)}"
+        return ">?"
+    return f">{_formatter(kind)(beyond)}"
 
 
 def format_figure(figure: Figure, kind: str) -> str:
     """A table cell: "4.1% [2.9, 5.6]", "2m05s [1m50s, 2m20s]", "n/a", or "7 [n/a]" without an
     interval. An estimate or an interval end beyond the longest time observed is written
-    "> 28m20s" (``figure.beyond``); a censored figure says how many values were censored,
+    ">28m20s" (``figure.beyond``); a censored figure says how many values were censored,
     "12m [9m, 15m] (3 cens.)"."""
     if figure.value is None:
         return "n/a"

@@ -43,16 +43,15 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from rolloutlab.results.formatting import format_figure
-from rolloutlab.results.table import NO_DEFECT, RESULT_COLUMNS, Outcome
-
 # Re-exported for the modules that imported them from here before the split (reports,
 # workflows.validate); new code imports them from rolloutlab.results.formatting.
-from rolloutlab.results.formatting import (  # noqa: E402,F401  (temporary re-export)
+from rolloutlab.results.formatting import (  # noqa: F401  (temporary re-export)
     format_duration,
+    format_figure,
     format_percent,
     format_quantity,
 )
+from rolloutlab.results.table import NO_DEFECT, RESULT_COLUMNS, Outcome
 
 CONFIDENCE = 0.95
 BOOTSTRAP_RESAMPLES = 4999
@@ -84,7 +83,7 @@ class Figure:
     For times that may not have ended in the window (``compute_censored_quantile``),
     ``censored`` says how many of the ``n`` did not end, and an estimate or interval end
     that lies beyond the longest time observed is ``math.inf`` with ``beyond`` that
-    longest time: the quantile is known only to exceed it ("> 28m20s").
+    longest time: the quantile is known only to exceed it (">28m20s").
     """
 
     value: float | None
@@ -100,7 +99,7 @@ class Figure:
 
     @property
     def exceeds_window(self) -> bool:
-        """The estimate lies beyond the longest time observed (shown "> window")."""
+        """The estimate lies beyond the longest time observed (shown ">28m20s", the window)."""
         return self.value is not None and math.isinf(self.value)
 
     def as_dict(self) -> dict[str, float | int | None]:
@@ -269,9 +268,11 @@ def compute_censored_quantile(
     its pointwise interval (``CENSORED_CI_METHOD``). The estimate is the smallest time with
     F >= q; the interval inverts the pointwise one (Brookmeyer and Crowley 1982): from the
     smallest time where the CDF's upper end reaches q to the smallest where its lower end
-    does. Where F never reaches q the quantile lies beyond the longest time observed: the
+    does. When nothing is censored, F is the plain ECDF and its exact binomial
+    (Clopper-Pearson) band is used instead, whose inversion is the distribution-free
+    order-statistic interval of ``compute_quantile_interval``. Where F never reaches q the quantile lies beyond the longest time observed: the
     value (or the upper end) is ``math.inf`` and ``Figure.beyond`` is that time, shown
-    "> 28m20s". ``Figure.censored`` counts the items that did not end. Without censoring
+    ">28m20s". ``Figure.censored`` counts the items that did not end. Without censoring
     this is the empirical quantile (the smallest value with at least a share q at or
     below it).
     """
@@ -293,6 +294,11 @@ def compute_censored_quantile(
         band = result.cdf.confidence_interval(confidence, method=CENSORED_CI_METHOD)
     at = result.cdf.quantiles
     beyond = float(max(events.max(initial=0.0), times.max(initial=0.0)))
+    if censored:
+        upper, lower = _fill_undefined_band(result.cdf.probabilities, band.high.probabilities,
+                                            band.low.probabilities, at, np.concatenate([events, times]), confidence)
+    else:  # the exact binomial band: its inversion is the order-statistic interval of compute_quantile_interval
+        upper, lower = _clopper_pearson_band(result.cdf.probabilities, x.size, confidence)
 
     def first_reaching(probabilities: np.ndarray) -> float:
         # NaN (the interval is undefined where F is 0 or 1) never counts as reaching q
@@ -300,10 +306,41 @@ def compute_censored_quantile(
         return float(at[reached[0]]) if reached.size else math.inf
 
     value = first_reaching(result.cdf.probabilities)
-    low, high = first_reaching(band.high.probabilities), first_reaching(band.low.probabilities)
+    low, high = first_reaching(upper), first_reaching(lower)
     low, high = min(low, value), max(high, value)  # the estimate is inside its own interval
     unbounded = math.isinf(value) or math.isinf(high)
     return Figure(value, low, high, int(x.size), censored, beyond if unbounded else None)
+
+
+def _clopper_pearson_band(estimate: np.ndarray, n: int, confidence: float) -> tuple[np.ndarray, np.ndarray]:
+    """(upper, lower) exact binomial (Clopper-Pearson) band of an ECDF of ``n`` values
+    at its steps: with k values at or below t, F(t) is within
+    ``Beta(k, n-k+1).ppf(alpha/2)`` .. ``Beta(k+1, n-k).ppf(1-alpha/2)``."""
+    k = np.rint(estimate * n)
+    tail = (1 - confidence) / 2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        lower = np.where(k > 0, stats.beta.ppf(tail, k, n - k + 1), 0.0)
+        upper = np.where(k < n, stats.beta.ppf(1 - tail, k + 1, n - k), 1.0)
+    return upper, lower
+
+
+def _fill_undefined_band(
+    estimate: np.ndarray, upper: np.ndarray, lower: np.ndarray, at: np.ndarray, observed: np.ndarray,
+    confidence: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The log-log band is undefined where the estimate is 0 (nothing ended yet) or 1
+    (everything at risk ended): there, use the exact binomial bound for zero of the ``m``
+    items at risk surviving (Clopper-Pearson, ``(alpha/2) ** (1/m)``), so that ten equal
+    values have a median of exactly that value rather than an unbounded one."""
+    upper, lower = upper.copy(), lower.copy()
+    tail = (1 - confidence) / 2
+    at_risk = np.array([(observed >= t).sum() for t in at], dtype=float)
+    for i in np.flatnonzero(np.isnan(lower) & (estimate >= 1 - 1e-12)):
+        before = 1.0 - (lower[i - 1] if i > 0 and np.isfinite(lower[i - 1]) else 0.0)  # S's upper end before t
+        lower[i] = 1.0 - before * (1.0 - tail ** (1.0 / at_risk[i]))
+    for i in np.flatnonzero(np.isnan(upper) & (estimate <= 1e-12)):
+        upper[i] = 1.0 - tail ** (1.0 / at_risk[i])
+    return upper, lower
 
 
 def censored_times(rows: pd.DataFrame, what: str) -> tuple[np.ndarray, np.ndarray]:

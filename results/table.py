@@ -246,10 +246,10 @@ def read_results(path: str | Path) -> pd.DataFrame:
     suffix = path.suffix.lower()
     if suffix == ".csv":
         frame = _read_csv(path)
-        row_label: Callable[[int], str] = lambda i: f"row {i} (line {i + 2})"  # noqa: E731 - header is line 1
+        row_label: Callable[[int], str] = lambda i: f"row {i} (line {i + 2})"
     elif suffix in (".parquet", ".pq"):
         frame = _read_parquet(path)
-        row_label = lambda i: f"row {i}"  # noqa: E731
+        row_label = lambda i: f"row {i}"
     else:
         raise ResultsError(f"{path}: unknown results format {path.suffix!r}; expected .csv or .parquet")
     return _conform(frame, where=str(path), row_label=row_label)
@@ -288,7 +288,7 @@ def _read_parquet(path: Path) -> pd.DataFrame:
 # --------------------------------------------------------------------------- conforming
 
 
-def _check_columns(frame: pd.DataFrame, where: str, defaults: Mapping[str, Any] = {}) -> None:  # noqa: B006 - read only
+def _check_columns(frame: pd.DataFrame, where: str, defaults: Mapping[str, Any] = {}) -> None:
     missing = [name for name in RESULT_COLUMNS if name not in frame.columns and name not in defaults]
     if missing:
         raise ResultsError(f"{where}: missing contract column(s): {', '.join(missing)}")
@@ -425,7 +425,7 @@ def _first(mask: Any) -> int | None:
 
 def _check_values(df: pd.DataFrame, where: str, row_label: Callable[[int], str]) -> None:
     known = {o.value for o in Outcome}
-    value = lambda name, i: df[name].iloc[i]  # noqa: E731
+    value = lambda name, i: df[name].iloc[i]
     causes = {""} | {d.value for d in DetectedBy}
     checks: list[tuple[Any, Callable[[int], str]]] = [
         (

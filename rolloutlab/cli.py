@@ -19,9 +19,10 @@ from rich.table import Table
 from rolloutlab.errors import BadInput, RolloutlabError, exit_status
 from rolloutlab.strategies import InputError
 from rolloutlab.strategies.actions import EventReason
-from rolloutlab.workflows import defaults as _DEFAULTS  # run counts, seed, scenario: defined once, there
 from rolloutlab.strategies.files import bundled_strategy_names
 from rolloutlab.strategies.yaml_input import parse_yaml_file
+from rolloutlab.workflows import defaults as _DEFAULTS  # run counts, seed, scenario: defined once, there
+
 
 class _Commands(typer.Typer):
     """A Typer whose every command maps rolloutlab's errors to an exit status in one place
@@ -159,6 +160,7 @@ def lint(
     from rolloutlab.scenarios.schema import Scenario
     from rolloutlab.strategies.spec import StrategySpec
     from rolloutlab.strategies.yaml_input import validate_document
+    from rolloutlab.workflows.check import load_check_target
 
     failed = False
     for path in files:
@@ -167,6 +169,10 @@ def lint(
             for doc in docs:
                 model = StrategySpec if isinstance(doc.data, dict) and "strategy" in doc.data else Scenario
                 validate_document(doc, model)
+                if model is Scenario and len(docs) == 1:
+                    # what `check` loads too: the strategy files it names, and that every
+                    # expectation's `for` names one of them
+                    load_check_target(path)
             out.print(f"[green]ok[/] {path}")
         except InputError as error:
             failed = True
@@ -280,7 +286,7 @@ def report_command(
 @app.command()
 def check(
     paths: Annotated[Optional[list[Path]], typer.Argument(help="Scenario files or folders (default: the bundled scenario library).")] = None,
-    runs: Annotated[Optional[int], typer.Option(min=1, help="Runs per strategy and scenario (default 400: the bundled library in under two minutes on two cores).")] = None,
+    runs: Annotated[int, typer.Option(min=1, help="Runs per strategy and scenario (the bundled library in under two minutes on two cores).")] = _DEFAULTS.CHECK_RUNS,
     seed: SeedOption = None,
     executor: ExecutorOption = "process",
     confidence: Annotated[float, typer.Option(min=0.5, max=0.999, help="Confidence level of the intervals expectations are judged with.")] = 0.95,
@@ -288,9 +294,9 @@ def check(
     report_dir: Annotated[Optional[Path], typer.Option("--report", help="Write report.html, report.md and the results table into this folder.")] = None,
 ) -> None:
     """Run scenario files and judge their expectations; exit 0 if all hold, 1 if one fails, 2 on bad input."""
-    from rolloutlab.workflows.check import DEFAULT_RUNS, run_check_command
+    from rolloutlab.workflows.check import run_check_command
 
-    code = run_check_command(paths, runs=runs or DEFAULT_RUNS, seed=seed, confidence=confidence, executor=executor,
+    code = run_check_command(paths, runs=runs, seed=seed, confidence=confidence, executor=executor,
                              junit=junit, report_dir=report_dir, out=out, err=err, progress=sys.stderr.isatty())
     raise typer.Exit(code)
 
@@ -316,21 +322,15 @@ def live(
     report: ReportOption = True,
 ) -> None:
     """Run a scenario's rollout for real (real pods, real traffic, injected faults) with the same controller as the simulator."""
-    from rolloutlab.errors import RolloutlabError, exit_status
     from rolloutlab.workflows.live import LiveSettings, run_live_command
 
     settings = LiveSettings(backend=backend, context=context, namespace=namespace, node_port=node_port, url=url,
                             time_scale=time_scale, release=release, seed=seed, max_rps=max_rps, replicas=replicas,
                             max_minutes=max_minutes, rollback=rollback, metrics=metrics, out_dir=out_dir,
                             report=report)
-    try:
-        settings.check()  # bad options before the files are read
-        code = run_live_command(_load_scenario_arg(scenario), _load_strategy_or_manifest(strategy), settings,
-                                out=out, err=err, where=scenario)
-    except RolloutlabError as error:
-        _say("[bold red]error:[/]" if exit_status(error) == EXIT_BAD_INPUT else "[bold red]live run failed:[/]", error)
-        raise typer.Exit(exit_status(error))
-    raise typer.Exit(code)
+    settings.check()  # bad options before the files are read
+    raise typer.Exit(run_live_command(_load_scenario_arg(scenario), _load_strategy_or_manifest(strategy), settings,
+                                      out=out, err=err, where=scenario))
 
 
 @app.command()
@@ -354,68 +354,15 @@ def validate(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Print the live runner's log.")] = False,
 ) -> None:
     """Run a scenario in the simulator and live on local processes; judge each live figure against the simulator's prediction interval (exit 1 when a --hold metric falls outside)."""
-    from rolloutlab.errors import ExecutorError, LiveUnsupported, RunFailed, StateError, ValidateError
-    from rolloutlab.live.haproxy import HAPROXY
-    from rolloutlab.workflows.validate import Settings, render_validation, run_validation, write_validation
+    from rolloutlab.workflows.validate import Settings, run_validate_command
 
-    try:
-        settings = Settings(sim_runs=runs, live_runs=live_runs, seed=1 if seed is None else seed, time_scale=time_scale,
-                            max_rps=max_rps, replicas=replicas, release=release, level=level,
-                            hold=tuple(hold or ()), calibrate=calibrate, executor=executor, max_minutes=max_minutes)
-        settings.check()
-    except ValidateError as error:
-        _bad_input(InputError("validate", str(error)))
-    try:
-        loaded = _load_scenario_arg(scenario)
-        spec = _load_strategy_or_manifest(strategy)
-    except InputError as error:
-        _bad_input(error)
-    if seed is None and loaded.seed is not None:
-        from dataclasses import replace
-
-        settings = replace(settings, seed=loaded.seed)
-    if not Path(HAPROXY).exists():
-        _bad_input(InputError("validate", f"HAProxy is not installed at {HAPROXY} (Debian: apt-get install haproxy); "
-                                          "the local backend routes through it"))
-    _ensure_out_dir(out_dir)
-    log = (lambda text: err.print(text, highlight=False, soft_wrap=True)) if verbose else None
-    try:
-        result = run_validation(loaded, spec, settings, state_root=out_dir / "state", log=log,
-                                progress=lambda text: err.print(text, highlight=False, soft_wrap=True))
-    except (ValidateError, LiveUnsupported, StateError, ExecutorError) as error:
-        _bad_input(InputError(scenario, str(error)))
-    except RunFailed as error:
-        _say("[bold red]simulation failed:[/]", error)
-        raise typer.Exit(1)
-    except (TimeoutError, RuntimeError, OSError) as error:
-        _say("[bold red]live run failed:[/]", error)
-        raise typer.Exit(1)
-    except KeyboardInterrupt:
-        err.print("[yellow]interrupted:[/] every live backend was closed; nothing is left running", highlight=False)
-        raise typer.Exit(130)
-    render_validation(result, out)
-    written = write_validation(result, out_dir)
-    out.print(f"validation: {written['validation']}; results: {written['results']} (simulated + live rows, "
-              f"scenario seconds), {written['live_results']}")
-    if report:
-        from rolloutlab.reports.document import Section, build_report, write_report
-        from rolloutlab.reports.document import Table as ReportTable
-        from rolloutlab.results.table import read_results
-        from rolloutlab.results.timeline import read_timelines
-        from rolloutlab.workflows.validate import calibration_lines, summary_table, zero_downtime_lines
-
-        document = build_report(read_results(written["results"]), read_timelines(written["timelines"]))
-        columns, rows = summary_table(result)
-        document.sections.insert(0, Section(
-            f"Validation: {result.spec.name} on {result.scenario.name}, simulator vs live",
-            paragraphs=["Each live value against the simulator's prediction interval (order statistics, "
-                        f"{settings.level:.0%} coverage for one more run): ✓ inside, ✗ outside.",
-                        *calibration_lines(result), *zero_downtime_lines(result)],
-            tables=[ReportTable(columns, rows, caption="switch_failures: user requests that failed because of a "
-                                                       "routing change itself; the target is 0")]))
-        paths = write_report(document, out_dir)
-        out.print(f"report: {paths['html']}")
-    raise typer.Exit(result.exit_code)
+    settings = Settings(sim_runs=runs, live_runs=live_runs, seed=1 if seed is None else seed, time_scale=time_scale,
+                        max_rps=max_rps, replicas=replicas, release=release, level=level, hold=tuple(hold or ()),
+                        calibrate=calibrate, executor=executor, max_minutes=max_minutes)
+    settings.check()  # bad options before the files are read
+    raise typer.Exit(run_validate_command(_load_scenario_arg(scenario), _load_strategy_or_manifest(strategy), settings,
+                                          out_dir=out_dir, out=out, err=err, report=report, verbose=verbose,
+                                          seed_given=seed is not None))
 
 
 def main() -> None:

@@ -298,15 +298,18 @@ def judge_expectations(
 # ------------------------------------------------------------------------- words
 
 
-def format_metric_value(value: float | None, metric: str) -> str:
-    """A value of ``metric`` as a person reads it: 4.1%, 2m05s, 1.2k, never."""
+def format_metric_value(value: float | None, metric: str, beyond: float | None = None) -> str:
+    """A value of ``metric`` as a person reads it: 4.1%, 2m05s, 1.2k; a time beyond the
+    window ">28m20s" (``beyond``, the longest time observed); an unbounded amount "unbounded"."""
     if value is None:
         return "n/a"
     kind = METRICS[metric]
     if abs(value) < 1e-12:
         value = 0.0  # floating-point dust, such as the lower end of a Wilson interval at 0
     if math.isinf(value):
-        return "never" if kind == "duration" else "unbounded"
+        if beyond is not None:
+            return f">{format_metric_value(beyond, metric)}"
+        return "unbounded"
     if kind in ("rate", "fraction"):
         return f"{format_quantity(100 * value)}%"
     if kind == "duration":
@@ -317,13 +320,17 @@ def format_metric_value(value: float | None, metric: str) -> str:
 
 
 def format_figure_cell(figure: Figure, metric: str) -> str:
-    """ "value [low, high]", "value (observed)" or "n/a"."""
+    """ "value [low, high]", "value (observed)", ">28m20s [25m00s, >28m20s] (3 cens.)" or "n/a";
+    a figure of times says how many had not ended in the window (censored)."""
     if figure.value is None:
         return "n/a"
-    head = format_metric_value(figure.value, metric)
+    head = format_metric_value(figure.value, metric, figure.beyond)
+    censored = f" ({figure.censored} cens.)" if figure.censored else ""
     if figure.low is None or figure.high is None:
-        return head
-    return f"{head} [{format_metric_value(figure.low, metric)}, {format_metric_value(figure.high, metric)}]"
+        return head + censored
+    low = format_metric_value(figure.low, metric, figure.beyond)
+    high = format_metric_value(figure.high, metric, figure.beyond)
+    return f"{head} [{low}, {high}]{censored}"
 
 
 def _difference(amount: float, metric: str) -> str:
@@ -335,51 +342,78 @@ def _difference(amount: float, metric: str) -> str:
     return format_metric_value(amount, metric)
 
 
-_NEVER_WORDS = {
-    "mttr": "never restored before the simulation ended",
-    "detected_within": "never detected",
-    "rollout_duration": "never finished",
+_CENSORED_WORDS = {
+    "mttr": "not restored when the window ended",
+    "detected_within": "not detected when the window ended",
+    "rollout_duration": "not finished when the window ended",
 }
 
 
 def _explain(
-    assertion: Assertion, sample: MetricSample, figure: Figure, method: str, confidence: float, verdict: Verdict
+    assertion: Assertion, sample: MetricSample, figure: Figure, method: str, confidence: float,
+    verdict: ExpectationVerdict,
 ) -> str:
     metric, limit = assertion.metric, assertion.value
     level = f"{confidence * 100:g}%"
     shown_limit = format_metric_value(limit, metric)
     counted = f"n={sample.n} {sample.population}"
-    never = f"; {sample.never} of {sample.n} {_NEVER_WORDS[metric]}" if sample.never and metric in _NEVER_WORDS else ""
-    if verdict is Verdict.NO_DATA:
+    censored = (f"; {sample.censored} of {sample.n} {_CENSORED_WORDS[metric]} (censored there)"
+                if sample.censored and metric in _CENSORED_WORDS else "")
+    if verdict is ExpectationVerdict.NO_DATA:
         return _why_no_data(assertion, sample, confidence)
     with_interval = figure.low is not None and figure.high is not None and "unbounded" not in method
     how = f"{level} {method}" if with_interval else method
-    measured = f"measured {format_figure_cell(figure, metric)} ({how}, {counted}{never})"
+    measured = f"measured {format_figure_cell(figure, metric)} ({how}, {counted}{censored})"
     assert figure.value is not None
     if assertion.stat == "max":
-        if verdict is Verdict.HOLDS:
+        if verdict is ExpectationVerdict.HOLDS:
             return f"{measured}: the largest value meets {assertion.op} {shown_limit}"
         return (
             f"{measured}: the largest value breaks {assertion.op} {shown_limit} "
             f"by {_difference(abs(figure.value - limit), metric)}"
         )
+    if figure.exceeds_window and figure.beyond is not None:
+        return _explain_beyond(assertion, figure, measured, verdict, level)
     bounds = _deciding_bounds(assertion.op, figure)
     side = {"<": "upper", "<=": "upper", ">": "lower", ">=": "lower"}.get(assertion.op, "both")
-    if verdict is Verdict.HOLDS:
+    if verdict is ExpectationVerdict.HOLDS:
         slack = min(abs(b - limit) for b in bounds)
         where = f"the {side} bound meets" if side != "both" else "both bounds meet"
         return f"{measured}: {where} {assertion.op} {shown_limit} (margin {_difference(slack, metric)})"
-    if verdict is Verdict.VIOLATED:
+    if verdict is ExpectationVerdict.VIOLATED:
         return (
             f"{measured}: the estimate breaks {assertion.op} {shown_limit} "
             f"by {_difference(abs(figure.value - limit), metric)}"
         )
     worst = max(bounds, key=lambda b: abs(b - limit) if not assertion.holds(b) else -1.0)
+    if math.isinf(worst) and figure.beyond is not None:
+        return (
+            f"{measured}: the estimate meets {assertion.op} {shown_limit}, but the {level} {side} bound lies "
+            f"beyond the longest time observed ({format_metric_value(figure.beyond, metric)}): not shown at "
+            f"{level} (more runs, or a longer window, may show it)"
+        )
     return (
         f"{measured}: the estimate meets {assertion.op} {shown_limit}, but the {level} "
         f"{side if side != 'both' else 'interval'} bound {format_metric_value(worst, metric)} breaks it "
         f"by {_difference(abs(worst - limit), metric)}: not shown at {level} (more runs may show it)"
     )
+
+
+def _explain_beyond(
+    assertion: Assertion, figure: Figure, measured: str, verdict: ExpectationVerdict, level: str
+) -> str:
+    metric = assertion.metric
+    assert figure.beyond is not None
+    window = format_metric_value(figure.beyond, metric)
+    shown_limit = format_metric_value(assertion.value, metric)
+    head = f"{measured}: too many never ended for the {assertion.stat} to be reached, so it is beyond {window}"
+    if verdict is ExpectationVerdict.VIOLATED:
+        return f"{head}, which breaks {assertion.op} {shown_limit} by more than " \
+               f"{_difference(abs(figure.beyond - assertion.value), metric)}"
+    if verdict is ExpectationVerdict.HOLDS:
+        return f"{head}, and the {level} lower bound meets {assertion.op} {shown_limit}"
+    return (f"{head}: the window is too short to tell whether it meets {assertion.op} {shown_limit} "
+            "(undecided; a longer window or more runs may show it)")
 
 
 def _why_no_data(assertion: Assertion, sample: MetricSample, confidence: float) -> str:

@@ -247,14 +247,14 @@ def _fault(draw: Any, services: list[dict[str, Any]], under_test: dict[str, Any]
 
 
 @st.composite
-def _alert(draw: Any, name: str) -> dict[str, Any]:
+def _alert(draw: Any, name: str, duration: float) -> dict[str, Any]:
     metric = draw(st.sampled_from(["error_rate", "latency_p99"]))
     threshold = draw(_fraction(0.001, 0.5)) if metric == "error_rate" else draw(_seconds(50, 3000))
     return {
         "name": name,
         "metric": metric,
         "threshold": threshold,
-        "for": draw(_seconds(0, 180)),
+        "for": draw(_seconds(0, min(180, duration / 2))),  # a rule that can fire inside the window
         "window": draw(_seconds(10, 180)),
         "evaluation_interval": draw(_seconds(10, 60)),
     }
@@ -274,7 +274,9 @@ def valid_scenarios(draw: Any, max_rps: float = 2000, max_duration: float = 1800
     - up to 3 faults inside the window: pod kills, node loss, an outage of one of the
       service under test's zones, a dependency failing or slowing down;
     - an optional expand/contract migration;
-    - up to 2 alert rules (error rate, p99 latency) and a quick on-call response;
+    - up to 2 alert rules (error rate, p99 latency) that can fire inside the window, and
+      a quick on-call response;
+    - half of the time, a service level objective (99% to 99.99% over a week or a month);
     - a window of 2 minutes to ``max_duration`` seconds.
     """
     duration = draw(_seconds(120, max(120.0, min(max_duration, 1800))))
@@ -302,7 +304,7 @@ def valid_scenarios(draw: Any, max_rps: float = 2000, max_duration: float = 1800
     }
     faults = draw(st.lists(_fault(services, under_test, duration), max_size=3))
     alert_count = draw(st.sampled_from([1, 2, 0]))
-    alerts = [draw(_alert(f"alert-{i}")) for i in range(alert_count)]
+    alerts = [draw(_alert(f"alert-{i}", duration)) for i in range(alert_count)]
     data: dict[str, Any] = {
         "name": "generated",
         "duration": duration,
@@ -319,6 +321,9 @@ def valid_scenarios(draw: Any, max_rps: float = 2000, max_duration: float = 1800
     }
     if migration is not None:
         data["migration"] = migration
+    if draw(st.booleans()):
+        data["slo"] = {"objective": draw(st.sampled_from(["99%", "99.9%", 0.995, "99.99%"])),
+                       "window": draw(st.sampled_from(["7d", "28d", "30d"]))}
     return Scenario.model_validate(data)
 
 

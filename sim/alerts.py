@@ -7,6 +7,12 @@ the first evaluation that sees it above starts the pending time, an evaluation t
 sees it at or below resets it. The first rule to fire pages the on-call person
 (``sim.oncall``); after that, rules are no longer evaluated (nobody is paged twice).
 
+The service was running before the rollout started, so a window reaching back before
+t = 0 holds the traffic served then: the stable version alone, at its baseline (the
+world as it stood at t = 0, before any change), drawn once per run in pieces that end
+where the first windows start (:meth:`Monitor.draw_history`). An alert therefore never
+judges a few seconds of traffic as if they were a whole window.
+
 The fast world counts traffic per interval between two state changes, not per request,
 so the traffic inside a window whose start falls inside a counted interval is drawn:
 see :meth:`Monitor.total_at`.
@@ -18,10 +24,12 @@ import math
 from collections import deque
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from rolloutlab.results.table import DetectedBy
 from rolloutlab.scenarios.schema import AlertRule
 from rolloutlab.sim.oncall import on_call
-from rolloutlab.sim.traffic import rate_at
+from rolloutlab.sim.traffic import draw_window, expected_arrivals, rate_at
 from rolloutlab.strategies import Role
 from rolloutlab.strategies.observation import WindowStats
 
@@ -54,8 +62,49 @@ class Monitor:
         self.world = world
         self._segments: deque = deque()
         self._split_cache: dict[float, tuple[int, int]] = {}
-        self._latency_snapshots: deque = deque()
+        self._latency_snapshots: dict[str, deque] = {}  # per latency rule: (time, cumulative buckets)
         self._longest_window = max((r.window for r in world.scenario.monitoring.alerts), default=0.0)
+
+    def draw_history(self, rng: np.random.Generator) -> None:
+        """The traffic the stable served before the rollout, back to the start of the
+        longest window: cut at every time a window will start from before t = 0, so
+        windows start on a piece's edge, and drawn piece by piece (requests ~ Poisson,
+        failures ~ Binomial, latencies ~ Multinomial, as the world draws its traffic).
+        Counts are kept relative to t = 0 (negative before it)."""
+        world = self.world
+        rules = world.scenario.monitoring.alerts
+        if not rules:
+            return
+        edges = {0.0, -self._longest_window}
+        for rule in rules:
+            k = 1
+            while k * rule.evaluation_interval < rule.window:
+                edges.add(k * rule.evaluation_interval - rule.window)
+                k += 1
+        cuts = sorted(edges)
+        traffic = world.scenario.traffic
+        latency = world.latency_model(Role.STABLE, 0.0) if world.want_latency else None
+        pieces = []
+        for t0, t1 in zip(cuts, cuts[1:]):
+            expected = expected_arrivals(traffic.profile, traffic.rps, t0, t1) * world.arrival_factor
+            p = world.failure_probability(Role.STABLE, expected / (t1 - t0), 0.0)[0]
+            pieces.append((t0, t1, draw_window(rng, expected, p, latency)))
+        requests = errors = 0
+        buckets = np.zeros(len(pieces[0][2].latency_buckets), dtype=np.int64) if latency is not None else None
+        history = []
+        for t0, t1, draw in reversed(pieces):  # cumulative counts from t = 0 backwards
+            requests, errors = requests - draw.requests, errors - draw.errors
+            history.append((t0, t1, requests, errors, draw.requests, draw.errors))
+            if buckets is not None:
+                buckets = buckets - np.asarray(draw.latency_buckets, dtype=np.int64)
+                for rule in rules:
+                    if rule.metric == "latency_p99":
+                        self._latency_snapshots.setdefault(rule.name, deque()).appendleft((t0, buckets))
+        self._segments.extendleft(history)
+        if buckets is not None:
+            for rule in rules:
+                if rule.metric == "latency_p99":
+                    self._latency_snapshots[rule.name].append((0.0, np.zeros_like(buckets)))
 
     # ------------------------------------------------------------------ the rule
 
@@ -104,14 +153,14 @@ class Monitor:
     def window_value(self, rule: AlertRule, now: float) -> float | None:
         """The rule's metric over the window ending ``now`` (None: no requests in it)."""
         world = self.world
-        start = max(0.0, now - rule.window)
+        start = now - rule.window
         if rule.metric == "error_rate":
             req0, err0 = self.total_at(start)
             requests, errors = world.total_requests - req0, world.total_errors - err0
             return errors / requests if requests > 0 else None
         if not world.want_latency:
             return None
-        snapshots = self._latency_snapshots
+        snapshots = self._latency_snapshots.setdefault(rule.name, deque())
         snapshots.append((now, world.traffic[Role.STABLE].buckets + world.traffic[Role.CANARY].buckets))
         while len(snapshots) > 1 and snapshots[1][0] <= start:
             snapshots.popleft()

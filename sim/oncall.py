@@ -1,14 +1,17 @@
 """The on-call person: paged by monitoring, they act after their response time.
 
-What they do depends on what they find when they decide:
+What they do depends on what they find when they decide. Every rollback they make takes
+``rollback_duration`` from that decision until it is issued and the router switched:
 
-- the rollout is still going: they abort it (a command to the controller);
+- the rollout is still going: they abort it (a command to the controller, issued
+  ``rollback_duration`` after the decision). Should the rollout complete meanwhile, the
+  abort comes too late and they roll the finished release back instead (below);
 - the release was already promoted: they roll it back by hand, a new deployment of the
   old version the controller has no say in (the old version's pods start at once, the
   router switches ``rollback_duration`` later);
 - the schema makes the old version fail too (a contract migration ran too early):
-  rolling back cannot help, so they stop the rollout and repair forward, which takes
-  the migration's ``rollforward_repair_time``.
+  rolling back cannot help, so they stop the rollout (an abort, as above) and repair
+  forward, which takes the migration's ``rollforward_repair_time`` from the decision.
 
 All their times come from the ``human`` stream, so every strategy of a run meets the same
 person.
@@ -37,29 +40,48 @@ def on_call(world: World):
     s = world.status
     if not world.schema_ok(Role.STABLE) and not world.repaired:
         world.human_action = "repair_forward"
-        if not s.completed and not s.aborted:
-            _abort(world)
-            world.changed_now()
         repair = world.scenario.migration.rollforward_repair_time
-        yield env.timeout(sample(repair, human))
+        if not s.completed and not s.aborted:
+            rollback = sample(response.rollback_duration, human)
+            done_at = env.now + sample(repair, human)
+            yield env.timeout(rollback)
+            world.sync()
+            if not world.status.completed and not world.status.aborted:
+                _abort(world)
+                world.changed_now()
+            yield env.timeout(max(0.0, done_at - env.now))
+        else:
+            yield env.timeout(sample(repair, human))
         world.sync()
         world.repaired = True
     elif not s.completed and not s.aborted:
-        world.human_action = "abort"
-        _abort(world)
-    elif s.completed and world.reverted_at is None:
-        # The rollout is over; rolling back a finished release is a new deployment of
-        # the old version, done by a person: the controller has no say any more.
-        world.human_action = "rollback"
-        world.controller_retired = True
-        duration = sample(response.rollback_duration, human)
-        world.cluster.scale(Role.STABLE, world.replicas, env.now)  # the old version comes back
-        yield env.timeout(duration)
+        yield env.timeout(sample(response.rollback_duration, human))
         world.sync()
-        world.reverted_at = env.now
-        world.cluster.scale(Role.CANARY, 0, env.now)
+        s = world.status
+        if not s.completed and not s.aborted:  # (aborted meanwhile: the controller was first)
+            world.human_action = "abort"
+            _abort(world)
+        elif s.completed and world.reverted_at is None:
+            world.human_action = "rollback"  # it completed meanwhile: roll the release back
+            yield from _roll_back_finished(world)
+    elif s.completed and world.reverted_at is None:
+        world.human_action = "rollback"
+        yield from _roll_back_finished(world)
     world.human_busy = False
     world.changed_now()
+
+
+def _roll_back_finished(world: World):
+    """The rollout is over; rolling back a finished release is a new deployment of the
+    old version, done by a person: the controller has no say any more."""
+    env = world.env
+    world.controller_retired = True
+    duration = sample(world.scenario.response.rollback_duration, world.streams["human"])
+    world.cluster.scale(Role.STABLE, world.replicas, env.now)  # the old version comes back
+    yield env.timeout(duration)
+    world.sync()
+    world.reverted_at = env.now
+    world.cluster.scale(Role.CANARY, 0, env.now)
 
 
 def _abort(world: World) -> None:

@@ -3,10 +3,14 @@
 A pod's life, as Kubernetes runs it: created -> scheduled after ``schedule_delay`` ->
 its container starts; the app is up ``start_delay`` later; the kubelet probes readiness
 every ``period`` from ``initial_delay`` on, and the pod is Ready (takes traffic) after
-``success_threshold`` probes in a row pass. A pod on a lost node is NotReady at once
-(its endpoints go), and is evicted and replaced elsewhere after the eviction delay
-unless the node came back first. Deleting a pod removes it from endpoints at once; a
-ReplicaSet replaces pods that die, so the count stays what the controller asked for.
+``success_threshold`` probes in a row pass. A Ready pod that later fails
+``failure_threshold`` probes in a row is NotReady until it passes again (``sim.probes``
+decides when; ``Pod.probe_failed``). A pod on a lost node is NotReady at once (its
+endpoints go), and is evicted and replaced elsewhere after the eviction delay unless the
+node came back first. Deleting a pod removes it from endpoints at once, and the requests
+it is still answering get ``termination_grace`` to finish (the world counts those that
+cannot: ``on_terminate``); a ReplicaSet replaces pods that die, so the count stays what
+the controller asked for.
 """
 
 from __future__ import annotations
@@ -32,10 +36,11 @@ class Pod:
     ready_at: float | None  # when readiness passes (None: not scheduled yet / never)
     deleted_at: float | None = None
     crashed: bool = False  # crash-looping: never Ready while the defect holds
+    probe_failed: bool = False  # failed its readiness probe: out of the endpoints until it passes again
 
     def is_ready(self, now: float, node_down: bool) -> bool:
         return (
-            self.deleted_at is None and not self.crashed and not node_down
+            self.deleted_at is None and not self.crashed and not node_down and not self.probe_failed
             and self.ready_at is not None and self.ready_at <= now
         )
 
@@ -48,6 +53,7 @@ class Cluster:
     rng: np.random.Generator
     on_ready_at: Callable[[float], None]  # schedules a wake-up of the world at a time
     crash_probability: float = 0.0  # crash_on_start defect: chance a canary pod crash-loops, never Ready
+    on_terminate: Callable[[list[Pod], float], None] | None = None  # serving pods about to be deleted
     next_id: int = 0
     pods: dict[Role, list[Pod]] = field(default_factory=lambda: {Role.STABLE: [], Role.CANARY: []})
     desired: dict[Role, int] = field(default_factory=lambda: {Role.STABLE: 0, Role.CANARY: 0})
@@ -119,8 +125,7 @@ class Cluster:
             # Kubernetes deletes not-ready pods first, then the newest
             down = self.down_nodes
             victims = sorted(alive, key=lambda p: (p.is_ready(now, p.node in down), p.created_at, p.id))
-            for pod in victims[:excess]:
-                pod.deleted_at = now
+            self._terminate(victims[:excess], now)
 
     def _create(self, role: Role, now: float) -> Pod:
         timing = self.service.pod_timing
@@ -148,6 +153,17 @@ class Cluster:
         candidates = [n for n in range(self.node_count) if n not in self.down_nodes] or list(range(self.node_count))
         return min(candidates, key=lambda n: (load[n], n))
 
+    def _terminate(self, pods: list[Pod], now: float) -> None:
+        """Delete ``pods``; those serving first tell the world what they were answering."""
+        if self.on_terminate is not None:
+            down = self.down_nodes
+            serving = [p for p in pods if p.is_ready(now, p.node in down)]
+            if serving:
+                self.on_terminate(serving, now)
+        for pod in pods:
+            pod.deleted_at = now
+        self.changed()  # counts taken above (by the world too) are stale now
+
     def _new_id(self) -> int:
         self.next_id += 1
         return self.next_id
@@ -163,8 +179,7 @@ class Cluster:
         if not alive:
             return 0
         chosen = self.rng.choice(len(alive), size=min(count, len(alive)), replace=False)
-        for index in sorted(int(i) for i in chosen):
-            alive[index].deleted_at = now
+        self._terminate([alive[int(i)] for i in sorted(int(i) for i in chosen)], now)
         for r in roles:
             self._converge(r, now)
         return len(chosen)
@@ -200,6 +215,7 @@ class Cluster:
             for p in self.alive(role):
                 if p.node in returned and p.ready_at is not None and p.ready_at < back:
                     p.ready_at = back
+                    p.probe_failed = False  # probed afresh: Ready again after the passes above
         self.on_ready_at(back)
 
     def nodes_in_zone(self, zone: str) -> list[int]:

@@ -18,46 +18,59 @@ import numpy as np
 
 from rolloutlab.scenarios.schema import DiurnalProfile, SpikesProfile
 from rolloutlab.sim.traffic import rate_at
+from rolloutlab.sim.alerts import Monitor
 from rolloutlab.sim.world import ROLES, World
 from rolloutlab.strategies.observation import Role
 
 
+class ExactMonitor(Monitor):
+    """Alert rules that evaluate every tick and read window starts from snapshots of the
+    counted requests (every evaluation tick is synced, so each start is a recorded time)."""
+
+    skips_unreachable = False  # evaluate every tick: the reference skips nothing
+
+    def __init__(self, world: World) -> None:
+        super().__init__(world)
+        self.snapshots: dict[float, tuple[int, int]] = {0.0: (0, 0)}
+
+    def total_at(self, when: float) -> tuple[int, int]:
+        """Exact: the recorded totals at ``when`` (or the latest recorded time before it);
+        before the rollout, the drawn history's."""
+        if when < 0:
+            return super().total_at(when)
+        if when in self.snapshots:
+            return self.snapshots[when]
+        earlier = [t for t in self.snapshots if t <= when]
+        return self.snapshots[max(earlier)] if earlier else (0, 0)
+
+
 class RequestWorld(World):
     def run(self, horizon: float) -> None:
-        self._snapshots: dict[float, tuple[int, int]] = {0.0: (0, 0)}
         self.env.process(self._arrivals())
         super().run(horizon)
+
+    def _make_monitor(self) -> Monitor:
+        return ExactMonitor(self)
 
     # traffic is counted request by request, so intervals carry no draws
     def _draw_traffic(self, role: Role, t0: float, users: float, preview: float, p: float) -> None:
         return None
 
-    def _sync(self) -> None:
-        super()._sync()
-        self._snapshots[self.env.now] = (self.total_requests, self.total_errors)
-
-    def _alert_cannot_breach(self, rule) -> bool:
-        return False  # evaluate every tick: the reference skips nothing
-
-    def _total_at(self, when: float) -> tuple[int, int]:
-        """Exact: every evaluation tick synced, so a window's start is a recorded time (or
-        the latest recorded time before it)."""
-        if when in self._snapshots:
-            return self._snapshots[when]
-        earlier = [t for t in self._snapshots if t <= when]
-        return self._snapshots[max(earlier)] if earlier else (0, 0)
+    def sync(self) -> None:
+        super().sync()
+        self.monitor.snapshots[self.env.now] = (self.total_requests, self.total_errors)
 
     def _arrivals(self):
         rng = self.streams["traffic"]
         traffic = self.scenario.traffic
-        peak = _peak_rate(traffic.profile, traffic.rps) * self._arrival_factor
+        peak = _peak_rate(traffic.profile, traffic.rps) * self.arrival_factor
         preview_rate = traffic.preview_rps
         total_rate = peak + preview_rate
         cdfs: dict = {}
         while True:
             yield self.env.timeout(rng.exponential(1.0 / total_rate))
             now = self.env.now
-            self._sync()
+            self.sync()
             if rng.random() * total_rate >= peak:
                 # a preview request: only while a preview Service has a version with no users
                 role = self.preview
@@ -66,14 +79,14 @@ class RequestWorld(World):
                 user = False
                 rate = preview_rate
             else:
-                rate = rate_at(traffic.profile, traffic.rps, now) * self._arrival_factor
+                rate = rate_at(traffic.profile, traffic.rps, now) * self.arrival_factor
                 if rng.random() * peak >= rate:
                     continue  # thinned: the rate is below its peak now
                 shares = self.shares(now)
                 role = Role.CANARY if rng.random() < shares[Role.CANARY] else Role.STABLE
                 user = True
                 rate *= shares[role]
-            p, harmed = self._failure_probability(role, rate, now)
+            p, harmed = self.failure_probability(role, rate, now)
             failed = rng.random() < p
             counters = self.traffic[role]
             counters.requests += 1

@@ -191,6 +191,25 @@ class LatencyModel:
         shift = self.added_ms + self.queue_wait_ms
         return shift + self.median_ms * self.multiplier * math.exp(self.sigma * _z(q))
 
+    def with_queue_wait(self, ms: float) -> LatencyModel:
+        """The same model with a mean queueing delay of ``ms`` added to every answer."""
+        if ms == self.queue_wait_ms:
+            return self
+        return LatencyModel(self.median_ms, self.sigma, self.multiplier, self.added_ms, ms)
+
+    def exceedance(self, ms: float) -> float:
+        """P(response time > ``ms``): the chance that a check with a timeout of ``ms``
+        times out waiting for this answer."""
+        return _lognormal_sf(ms - self.added_ms - self.queue_wait_ms, self.median_ms * self.multiplier, self.sigma)
+
+    def mean_excess(self, ms: float) -> float:
+        """E[(response time - ``ms``)⁺] in ms: how far answers run past ``ms`` on average
+        (0 for those that finish within it). For the lognormal body X = s·e^{σZ} and
+        h = ms - shift > 0 it is the Black-Scholes call price
+        ``s·e^{σ²/2}·Φ(d₂ + σ) - h·Φ(d₂)`` with d₂ = ln(s/h)/σ; for h <= 0 it is
+        E[X] - h."""
+        return _mean_excess(ms - self.added_ms - self.queue_wait_ms, self.median_ms * self.multiplier, self.sigma)
+
 
 @lru_cache(maxsize=1024)
 def _z(q: float) -> float:
@@ -209,6 +228,31 @@ def _bucket_probabilities(
     array = np.array(probs)
     array.flags.writeable = False
     return probs, array
+
+
+@lru_cache(maxsize=4096)
+def _lognormal_sf(x: float, scale: float, sigma: float) -> float:
+    """P(scale·e^{σZ} > x), computed as the upper tail itself (no 1 - cdf cancellation)."""
+    if x <= 0:
+        return 1.0
+    if sigma == 0:
+        return 1.0 if scale > x else 0.0
+    return 0.5 * math.erfc(math.log(x / scale) / (sigma * math.sqrt(2.0)))
+
+
+@lru_cache(maxsize=4096)
+def _mean_excess(h: float, scale: float, sigma: float) -> float:
+    """E[(scale·e^{σZ} - h)⁺]."""
+    if h <= 0:
+        return scale * math.exp(0.5 * sigma * sigma) - h
+    if sigma == 0:
+        return max(0.0, scale - h)
+    d2 = math.log(scale / h) / sigma
+    return max(0.0, scale * math.exp(0.5 * sigma * sigma) * _normal_cdf(d2 + sigma) - h * _normal_cdf(d2))
+
+
+def _normal_cdf(x: float) -> float:
+    return 0.5 * math.erfc(-x / math.sqrt(2.0))
 
 
 def _lognormal_cdf(x: float, scale: float, sigma: float) -> float:

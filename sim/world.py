@@ -1,16 +1,19 @@
 """One simulated rollout: a SimPy world that drives the shared controller, unchanged.
 
-Actors are generator processes (SimPy style): the controller calls
-``strategies.reconcile`` whenever the world changes or the controller asked to be woken
-(``status.requeue_at``) and applies its actions; the fault injector, alert rules, the
-on-call human and the migration runner act at their own times. Pods become ready on
-scheduled events (``sim.pods``).
+Actors are generator processes (SimPy style), each in the module named after what it
+models: the controller (here) calls ``strategies.reconcile`` whenever the world changes
+or the controller asked to be woken (``status.requeue_at``) and applies its actions; the
+fault injector (``sim.faults``), the alert rules (``sim.alerts``), the on-call person
+(``sim.oncall``) and the migration runner (``sim.migrations``) act at their own times.
+Pods become ready on scheduled events (``sim.pods``); failures travel along the call
+graph (``sim.dependencies``).
 
 Traffic is never simulated request by request here (that is ``sim.reference``): the
 world is piecewise constant between two state changes, so before any change the
 traffic since the previous one is drawn in one go -- requests ~ Poisson(Λ), failures ~
 Binomial(requests, p) (Poisson thinning), latencies ~ Multinomial over the histogram
-buckets -- by ``_advance_traffic``. Every state change goes through ``_sync`` first.
+buckets -- by ``_advance_traffic``. Every state change goes through ``sync`` first and
+is announced by ``changed_now`` after.
 
 What is measured for the results table:
 
@@ -24,47 +27,41 @@ What is measured for the results table:
 from __future__ import annotations
 
 import math
-from collections import deque
 from dataclasses import dataclass, field
 
-import networkx as nx
 import numpy as np
 import simpy
 
-from rolloutlab.results.table import DETECTED_BY_ABORT_CAUSE, DetectedBy
+from rolloutlab.results.table import DETECTED_BY_ABORT_CAUSE
 from rolloutlab.results.timeline import TimelinePoint
 from rolloutlab.scenarios.release import ReleaseDraw
 from rolloutlab.scenarios.schema import (
     CrashOnStartDefect,
-    DependencyFailureFault,
     DiurnalProfile,
     ErrorRateDefect,
     FullLoadOnlyDefect,
-    IncompatibleMigrationDefect,
     LatencyDefect,
-    LatencyInjectionFault,
     LeakDefect,
-    NodeLossFault,
-    PodKillFault,
     Scenario,
     SpikesProfile,
-    ZoneOutageFault,
 )
-from rolloutlab.sim.pods import Cluster
+from rolloutlab.sim.alerts import Monitor
+from rolloutlab.sim.dependencies import Dependencies
+from rolloutlab.sim.faults import inject_faults
+from rolloutlab.sim.healthcheck import ServiceHealthCheck
+from rolloutlab.sim.migrations import compute_schema_error_rate, compute_schema_ok, run_migrations, run_migrations_at
+from rolloutlab.sim.pods import Cluster, Pod
+from rolloutlab.sim.probes import ReadinessProbes
 from rolloutlab.sim.queueing import overload
-from rolloutlab.sim.sampling import sample
 from rolloutlab.sim.traffic import (
     LatencyModel,
-    callees_first,
     combine_failure,
     draw_window,
     expected_arrivals,
-    propagate_failures,
     rate_at,
     rate_changes,
 )
 from rolloutlab.strategies import (
-    Command,
     CommandRequest,
     Counters,
     Observation,
@@ -76,13 +73,11 @@ from rolloutlab.strategies import (
     reconcile,
 )
 from rolloutlab.strategies.actions import Event, Promote, ScaleVersion, SetCanaryWeight, SwitchActive, SwitchPreview
-from rolloutlab.strategies.observation import WindowStats
 from rolloutlab.strategies.spec import Signal, StrategyKind, TrafficRouting
 
 ROLES = (Role.STABLE, Role.CANARY)
 LEAK_TICK = 30.0  # seconds between re-evaluations of a leak's growing error rate
-DIURNAL_TICK = 300.0
-ZONE_EVICTION_DELAY = 300.0  # Kubernetes' default pod eviction timeout for NotReady nodes  # seconds between re-evaluations of a diurnal rate (overload follows the rate)
+DIURNAL_TICK = 300.0  # seconds between re-evaluations of a diurnal rate (overload follows the rate)
 
 
 @dataclass
@@ -133,9 +128,10 @@ class World:
     repaired: bool = False  # a roll-forward fix made every version work on the schema
     reverted_at: float | None = None  # a manual rollback after promotion finished
     commands: list[CommandRequest] = field(default_factory=list)
-    impact_started_at: float | None = None
-    impact_ended_at: float | None = None
+    impact_started_at: float | None = None  # the first moment users were harmed
+    impact_ended_at: float | None = None  # the end of the last harm period
     impact_on: bool = False
+    impact_periods: list[list[float]] = field(default_factory=list)  # [start, end] of each; end inf while on
     detected_at: float | None = None
     detected_by: str = ""
     alert_fired_at: float | None = None
@@ -155,56 +151,59 @@ class World:
         self.sut = self.scenario.service_under_test
         self.replicas = self.spec.require_replicas()
         self.cluster = Cluster(self.sut, self.streams["pods"], self._wake_at,
-                               crash_probability=self._crash_probability())
+                               crash_probability=self._crash_probability(), on_terminate=self._in_flight_lost)
         self.cluster.start_ready(Role.STABLE, self.replicas, 0.0)
-        self._changed = self.env.event()
-        self._graph = _dependency_graph(self.scenario)
-        if self._graph is not None:
-            self._order = callees_first(self._graph)
-            # seen from its callers, the service under test fails as its versions do
-            # (their own failures already include what its callees cause)
-            self._upstream = self._graph.copy()
-            self._upstream.remove_edges_from(list(self._graph.out_edges(self.sut.name)))
-            self._upstream_order = callees_first(self._upstream)
-        self._service_arrivals = _arrival_factors(self.scenario, self._graph)
-        self._arrival_factor = self._service_arrivals[self.sut.name]
-        self._entries = [n for n in self._graph.nodes if self._graph.in_degree(n) == 0] if self._graph is not None else []
-        self._want_latency = _needs_latency(self.scenario, self.spec)
+        self.changed = self.env.event()  # succeeds (and is replaced) whenever the world changes
+        self.dependencies = Dependencies(self.scenario)
+        self.arrival_factor = self.dependencies.arrivals[self.sut.name]
+        self.want_latency = _needs_latency(self.scenario, self.spec)
         base_latency = LatencyModel.from_latency(self.sut.latency)
         self._latency = {Role.STABLE: base_latency, Role.CANARY: base_latency}
         self._bucket_count = len(base_latency.bucket_probabilities())
-        if self._want_latency:
+        if self.want_latency:
             for role in ROLES:
                 self.traffic[role].buckets = np.zeros(self._bucket_count, dtype=np.int64)
         migration = self.scenario.migration
         self.schema = migration.initial_schema if migration else 0
         self._leak_ticking = False
-        self._segments: deque = deque()
-        self._split_cache: dict[float, tuple[int, int]] = {}
-        self._latency_snapshots: deque = deque()
         self._timeline_marks: dict[Role, tuple[int, int, float]] = {}
-        self._longest_window = max((r.window for r in self.scenario.monitoring.alerts), default=0.0)
+        # Randomness the streams of a run did not foresee comes from children of the pods
+        # stream (spawning leaves its draws untouched), one per purpose.
+        probes_rng, checks_rng, self._history_rng, self._grace_rng = self.streams["pods"].spawn(4)
+        self._checks_due = False
+        self.monitor = self._make_monitor()
+        self.probes = ReadinessProbes(self, probes_rng)
+        self.health_check = ServiceHealthCheck(self, checks_rng)
+
+    def _make_monitor(self) -> Monitor:
+        return Monitor(self)
 
     # ================================================================== running
+
+    def start(self, horizon: float) -> None:
+        """Set every actor going at t = 0 (``env.run`` then moves time on)."""
+        self.monitor.draw_history(self._history_rng)
+        self.env.process(self._controller())
+        self.env.process(inject_faults(self))
+        self.env.process(run_migrations(self))
+        for rule in self.scenario.monitoring.alerts:
+            self.env.process(self.monitor.watch(rule))
+        self._schedule_rate_changes(horizon)
+        self._checks_follow()
 
     def run(self, horizon: float) -> None:
         """Run until the rollout and everything it set off have settled (at least the
         scenario's duration, at most ``horizon`` seconds)."""
-        self.env.process(self._controller())
-        self.env.process(self._faults())
-        self.env.process(self._migrations())
-        for rule in self.scenario.monitoring.alerts:
-            self.env.process(self._alert(rule))
-        self._schedule_rate_changes(horizon)
+        self.start(horizon)
         self.env.run(until=self.scenario.duration)
-        self._sync()
+        self.sync()
         self.cluster.account_cost(self.env.now)
         # Requests, failures and cost are counted over the scenario's window, the same
         # for every strategy and run; the world runs on only to see restores through.
         self.window = WindowTotals(self.user_requests, self.user_errors, self.exposed_requests, self.cluster.pod_seconds)
         while self.env.now < horizon and not self._settled():
             self.env.run(until=min(horizon, self.env.now + 600.0))
-        self._sync()
+        self.sync()
         self.cluster.account_cost(self.env.now)
 
     def _settled(self) -> bool:
@@ -218,7 +217,7 @@ class World:
 
     def _controller(self):
         while not self.controller_retired:
-            self._sync()
+            self.sync()
             obs = self._observe()
             before = self.status
             self.status, actions = reconcile(self.spec, before, obs)
@@ -231,9 +230,9 @@ class World:
                 continue
             wake = self.status.requeue_at
             if wake is None:
-                yield self._changed
+                yield self.changed
             else:
-                yield self.env.timeout(max(0.0, wake - self.env.now)) | self._changed
+                yield self.env.timeout(max(0.0, wake - self.env.now)) | self.changed
 
     def _observe(self) -> Observation:
         now = self.env.now
@@ -259,11 +258,11 @@ class World:
             elif isinstance(action, SwitchPreview):
                 self.preview = action.role
             elif isinstance(action, Promote):
-                self._run_migrations_at("after_promotion")
+                run_migrations_at(self, "after_promotion")
             elif isinstance(action, Event) and self.record_timeline:
                 self.pending_events.append(f"{action.reason.value}: {action.message}")
         if any(not isinstance(a, Event) for a in actions):
-            self._changed_now()  # observers (alert rules) look again; the controller re-loops itself
+            self.changed_now()  # observers (alert rules) look again; the controller re-loops itself
 
     def _note_detection(self, before: RolloutStatus) -> None:
         s = self.status
@@ -273,14 +272,27 @@ class World:
 
     # ================================================================== wake-ups
 
-    def _changed_now(self) -> None:
-        if not self._changed.triggered:
-            self._changed.succeed()
-            self._changed = self.env.event()
+    def changed_now(self) -> None:
+        """The world changed: wake whoever waits for a change (the controller, alert rules
+        sleeping while they cannot breach), and let the periodic checks know."""
+        if not self.changed.triggered:
+            self.changed.succeed()
+            self.changed = self.env.event()
+        if not self._checks_due:
+            self._checks_due = True
+            _EndOfInstant(self.env, lambda _e: self._checks_follow())
+
+    def _checks_follow(self) -> None:
+        """Readiness probes and the health check fail as the world makes them from now on
+        (called once the instant's changes are all made: a check at this very time sees
+        their outcome)."""
+        self._checks_due = False
+        self.probes.world_changed()
+        self.health_check.world_changed()
 
     def _wake_at(self, when: float) -> None:
         delay = max(0.0, when - self.env.now)
-        self.env.timeout(delay).callbacks.append(lambda _e: (self._sync(), self._changed_now()))
+        self.env.timeout(delay).callbacks.append(lambda _e: (self.sync(), self.changed_now()))
 
     def _schedule_rate_changes(self, horizon: float) -> None:
         profile = self.scenario.traffic.profile
@@ -293,12 +305,12 @@ class World:
     def _tick(self, every: float):
         while True:
             yield self.env.timeout(every)
-            self._sync()
-            self._changed_now()
+            self.sync()
+            self.changed_now()
 
     # ================================================================== traffic
 
-    def _sync(self) -> None:
+    def sync(self) -> None:
         """Account traffic and cost up to now, before anything changes."""
         now = self.env.now
         if now > self.t:
@@ -328,7 +340,7 @@ class World:
         self.cluster.account_cost(t1)
         req0, err0 = self.total_requests, self.total_errors
         scenario = self.scenario
-        sut_expected = expected_arrivals(scenario.traffic.profile, scenario.traffic.rps, t0, t1) * self._arrival_factor
+        sut_expected = expected_arrivals(scenario.traffic.profile, scenario.traffic.rps, t0, t1) * self.arrival_factor
         shares = self.shares(t0)
         mean_rate = sut_expected / dt
         p_user = 0.0
@@ -338,7 +350,7 @@ class World:
             preview = scenario.traffic.preview_rps if role is self.preview and share == 0 else 0.0
             if share == 0 and preview == 0:
                 continue
-            p, harmed = self._failure_probability(role, mean_rate * share + preview, t0)
+            p, harmed = self.failure_probability(role, mean_rate * share + preview, t0)
             p_user += share * p
             impact = impact or (harmed and share > 0)
             before = self.user_requests
@@ -346,7 +358,7 @@ class World:
             if harmed:
                 self.exposed_requests += self.user_requests - before
         if self.scenario.monitoring.alerts:
-            self._log_segment(t0, t1, req0, err0)
+            self.monitor.log_traffic(t0, t1, req0, err0)
         p_user = self._through_callers(p_user)
         self.peak_error_rate = max(self.peak_error_rate, p_user)
         self._track_impact(impact, t0, t1)
@@ -355,7 +367,7 @@ class World:
         """Fast mode: the interval's requests of one version in one draw each (Poisson
         thinning: exact for constant p). The per-request reference overrides this."""
         rng = self.streams["traffic"]
-        latency = self._latency_model(role, t0) if self._want_latency else None
+        latency = self.latency_model(role, t0) if self.want_latency else None
         if users > 0:
             draw = draw_window(rng, users, p, latency)
             self._count(role, draw)
@@ -373,28 +385,64 @@ class World:
         if counters.buckets is not None and draw.latency_buckets:
             counters.buckets += np.asarray(draw.latency_buckets, dtype=np.int64)
 
-    def _log_segment(self, t0: float, t1: float, req0: int, err0: int) -> None:
-        """Keep the traffic of recent intervals, for alert windows that start inside one."""
-        segments = self._segments
-        segments.append((t0, t1, req0, err0, self.total_requests - req0, self.total_errors - err0))
-        horizon = t1 - self._longest_window - 1.0
-        while segments and segments[0][1] < horizon:
-            segments.popleft()
+    def _in_flight_lost(self, pods: list[Pod], now: float) -> None:
+        """Serving pods are being deleted: their endpoints go at once, and the requests
+        they are still answering get ``termination_grace`` to finish; those that would
+        take longer fail. Requests reach a pod as a Poisson stream of rate λ, so those in
+        flight with more than g left are Poisson with mean λ·E[(L - g)⁺] (L: response
+        time), per pod."""
+        grace_ms = 1000.0 * self.sut.pod_timing.termination_grace
+        for role in ROLES:
+            victims = sum(1 for p in pods if p.role is role)
+            ready = self.cluster.ready_count(role, now)
+            if not victims or not ready:
+                continue
+            per_pod = self.arrival_rate(role, now) / ready
+            expected = victims * per_pod * self.latency_model(role, now).mean_excess(grace_ms) / 1000.0
+            if expected <= 0.0:
+                continue
+            counters = self.traffic[role]
+            lost = min(int(self._grace_rng.poisson(expected)), counters.requests - counters.errors)
+            if lost <= 0:
+                continue
+            counters.errors += lost
+            self.total_errors += lost
+            if self.shares(now)[role] > 0:  # users' requests (a preview's are nobody's)
+                self.user_errors += min(lost, self.user_requests - self.user_errors)
 
     def _track_impact(self, impact: bool, t0: float, t1: float) -> None:
+        """Harm that stops and starts again is two periods: time to restore still runs
+        from the first start to the last end, and ``impact_seconds`` sums the periods."""
         if impact and not self.impact_on:
             self.impact_on = True
             if self.impact_started_at is None:
                 self.impact_started_at = t0
+            self.impact_periods.append([t0, math.inf])
         elif not impact and self.impact_on:
             self.impact_on = False
             self.impact_ended_at = t0
+            self.impact_periods[-1][1] = t0
+
+    def impact_seconds(self, until: float) -> float:
+        """Time users were harmed before ``until`` (a period still going counts to it)."""
+        return sum(max(0.0, min(end, until) - start) for start, end in self.impact_periods)
 
     # ================================================================== failure model
 
-    def _failure_probability(self, role: Role, arrival_rps: float, now: float) -> tuple[float, bool]:
+    def arrival_rate(self, role: Role, now: float, shares: dict[Role, float] | None = None) -> float:
+        """Requests per second reaching ``role``'s version now: its share of the users',
+        or the preview traffic while it is a preview without users (``shares``: those of
+        now, when the caller has them)."""
+        share = (shares or self.shares(now))[role]
+        preview = self.scenario.traffic.preview_rps if role is self.preview and share == 0 else 0.0
+        return rate_at(self.scenario.traffic.profile, self.scenario.traffic.rps, now) * self.arrival_factor * share + preview
+
+    def failure_probability(self, role: Role, arrival_rps: float, now: float, *,
+                            schedule: bool = True) -> tuple[float, bool]:
         """A version's per-request failure probability now, and whether the release is
-        to blame for any of it (its defect, or a schema it cannot run on)."""
+        to blame for any of it (its defect, or a schema it cannot run on). ``schedule``:
+        a leak may schedule its re-evaluations (the traffic accounting and alert rules
+        do; the periodic checks only look, so they cannot move those ticks)."""
         sut = self.sut
         ready = self.cluster.ready_count(role, now)
         causes = [sut.baseline_error_rate, self._injected_error(sut.name)]
@@ -402,15 +450,15 @@ class World:
             causes.append(overload(arrival_rps, ready, sut.capacity_rps, sut.request_timeout).failure_probability)
         harmed = False
         if role is Role.CANARY and self.release.defect is not None and not self.repaired:
-            extra, harmed = self._defect_effect(arrival_rps, now)
+            extra, harmed = self._defect_effect(arrival_rps, now, schedule)
             causes.append(extra)
-        if not self.repaired and not self._schema_ok(role):
-            causes.append(self._schema_error_rate())
+        if not self.repaired and not self.schema_ok(role):
+            causes.append(compute_schema_error_rate(self.release))
             harmed = True
         causes.append(self._downstream_failure())
         return combine_failure(*causes), harmed
 
-    def _defect_effect(self, arrival_rps: float, now: float) -> tuple[float, bool]:
+    def _defect_effect(self, arrival_rps: float, now: float, schedule: bool) -> tuple[float, bool]:
         d = self.release.defect
         if isinstance(d, ErrorRateDefect):
             return d.error_rate, d.error_rate > 0
@@ -419,9 +467,11 @@ class World:
         if isinstance(d, LeakDefect):
             onset = self._canary_since() + d.after
             if now < onset:
-                self._start_leak_ticks(onset)
+                if schedule:
+                    self._start_leak_ticks(onset)
                 return 0.0, False
-            self._start_leak_ticks(now)
+            if schedule:
+                self._start_leak_ticks(now)
             rate = min(d.max_error_rate, d.error_rate_per_minute * (now - onset) / 60.0)
             return rate, rate > 0 or d.latency_growth_per_minute > 0
         if isinstance(d, FullLoadOnlyDefect):
@@ -432,7 +482,9 @@ class World:
             return (d.error_rate, True) if hot else (0.0, False)
         return 0.0, False  # crash_on_start acts on pods; incompatible_migration on the schema
 
-    def _latency_model(self, role: Role, now: float) -> LatencyModel:
+    def latency_model(self, role: Role, now: float) -> LatencyModel:
+        """``role``'s response time now: the service's, slowed by the release's defect (on
+        the new version) and by injected latency."""
         base = self._latency[role]
         multiplier, added = 1.0, sum(self.injected_latency.get(self.sut.name, ()))
         d = self.release.defect
@@ -461,293 +513,31 @@ class World:
         d = self.release.defect
         return d.crash_probability if isinstance(d, CrashOnStartDefect) else 0.0
 
-    # -- schema ------------------------------------------------------------------------
+    # -- schema and the services around ---------------------------------------------------
 
-    def _schema_ok(self, role: Role) -> bool:
-        migration = self.scenario.migration
-        if migration is None:
-            return True
-        compat = migration.compatibility
-        allowed = compat.old if role is Role.STABLE else compat.new
-        if not allowed.allows(self.schema):
-            return False
-        d = self.release.defect
-        if isinstance(d, IncompatibleMigrationDefect):
-            required = d.required_schema if d.required_schema is not None else migration.final_schema
-            if role is Role.CANARY and self.schema < required:
-                return False
-            if role is Role.STABLE and d.breaks_old and self.schema >= required:
-                return False
-        return True
-
-    def _schema_error_rate(self) -> float:
-        d = self.release.defect
-        return d.error_rate if isinstance(d, IncompatibleMigrationDefect) else 1.0
-
-    def _migrations(self):
-        migration = self.scenario.migration
-        if migration is None:
-            return
-        self._run_migrations_at("before_deploy")
-        self._run_migrations_at("with_deploy")
-        timed = sorted((step.at, i) for i, step in enumerate(migration.steps) if isinstance(step.at, float))
-        for at, i in timed:
-            yield self.env.timeout(max(0.0, at - self.env.now))
-            self._apply_migration_step(i)
-
-    def _run_migrations_at(self, when: str) -> None:
-        migration = self.scenario.migration
-        if migration is None:
-            return
-        for i, step in enumerate(migration.steps):
-            if step.at == when:
-                self._apply_migration_step(i)
-
-    def _apply_migration_step(self, index: int) -> None:
-        self._sync()
-        self.schema = max(self.schema, self.scenario.migration.initial_schema + index + 1)
-        self._changed_now()
-
-    # -- dependencies --------------------------------------------------------------------
-
-    def _downstream_failure(self) -> float:
-        """Failures the service under test inherits from the services it calls."""
-        if self._graph is None:
-            return 0.0
-        own = self._own_failures()
-        own[self.sut.name] = 0.0
-        return propagate_failures(self._graph, own, order=self._order)[self.sut.name]
-
-    def _through_callers(self, p_sut: float) -> float:
-        """The user-facing failure probability when users enter through callers of the
-        service under test (the blast radius of its defect)."""
-        if self._graph is None or not any(True for _ in self._graph.predecessors(self.sut.name)):
-            return p_sut
-        own = self._own_failures()
-        own[self.sut.name] = p_sut
-        total = propagate_failures(self._upstream, own, order=self._upstream_order)
-        return sum(total[n] for n in self._entries) / len(self._entries)
-
-    def _own_failures(self) -> dict[str, float]:
-        """Each other service's failure probability on its own: baseline, injected faults,
-        and overload of its ready pods (node loss and pod kills take some away)."""
-        own = {}
-        user_rate = rate_at(self.scenario.traffic.profile, self.scenario.traffic.rps, self.env.now)
-        for service in self.scenario.services:
-            if service.name == self.sut.name:
-                continue
-            ready = self.other_ready.get(service.name, service.replicas)
-            arrivals = user_rate * self._service_arrivals[service.name]
-            load = overload(arrivals, ready, service.capacity_rps, service.request_timeout).failure_probability if arrivals > 0 else 0.0
-            own[service.name] = combine_failure(service.baseline_error_rate, self._injected_error(service.name), load)
-        return own
+    def schema_ok(self, role: Role) -> bool:
+        """Whether ``role``'s version works on the schema the database has now."""
+        return compute_schema_ok(self.scenario.migration, self.release, self.schema, role)
 
     def _injected_error(self, service: str) -> float:
         return combine_failure(*self.injected_errors.get(service, ()))
 
-    # ================================================================== faults
+    def _own_failures(self) -> dict[str, float]:
+        user_rate = rate_at(self.scenario.traffic.profile, self.scenario.traffic.rps, self.env.now)
+        return self.dependencies.own_failures(user_rate, self.other_ready, self._injected_error)
 
-    def _faults(self):
-        cluster = self.cluster
-        for fault in sorted(self.scenario.faults, key=lambda f: f.at):
-            yield self.env.timeout(max(0.0, fault.at - self.env.now))
-            self._sync()
-            now = self.env.now
-            on_sut = getattr(fault, "service", None) in (None, self.sut.name)
-            if isinstance(fault, PodKillFault):
-                if on_sut:
-                    role = None if fault.version == "any" else Role(fault.version)
-                    cluster.kill(role, fault.count, now)
-                else:
-                    other = self.scenario.service(fault.service)
-                    self.env.process(self._other_pods_out(other, fault.count, self._mean_start(other)))
-            elif isinstance(fault, ZoneOutageFault):
-                if fault.zone in self.sut.zones:
-                    nodes = cluster.nodes_in_zone(fault.zone)
-                    cluster.lose_nodes(nodes, now)
-                    self.env.process(self._node_recovery(nodes, ZONE_EVICTION_DELAY, fault.duration))
-                for other in self.scenario.services:
-                    if other.name != self.sut.name and fault.zone in other.zones:
-                        lost = round(other.replicas / len(other.zones))
-                        self.env.process(self._other_pods_out(other, lost, min(fault.duration, ZONE_EVICTION_DELAY + self._mean_start(other))))
-            elif isinstance(fault, NodeLossFault):
-                if on_sut:
-                    picks = self.streams["faults"].choice(cluster.node_count, size=min(fault.count, cluster.node_count), replace=False)
-                    nodes = sorted(int(n) for n in picks)
-                    cluster.lose_nodes(nodes, now)
-                    self.env.process(self._node_recovery(nodes, fault.eviction_delay, fault.duration))
-                else:
-                    other = self.scenario.service(fault.service)
-                    lost = min(other.replicas, round(other.replicas * fault.count / (other.nodes or len(other.zones))))
-                    back = fault.eviction_delay + self._mean_start(other)
-                    self.env.process(self._other_pods_out(other, lost, back if fault.duration is None else min(fault.duration, back)))
-            elif isinstance(fault, DependencyFailureFault):
-                self.env.process(self._for_a_while(self.injected_errors, fault.service, fault.error_rate, fault.duration))
-            elif isinstance(fault, LatencyInjectionFault):
-                self.env.process(self._for_a_while(self.injected_latency, fault.service, fault.added_ms, fault.duration))
-            self._changed_now()
+    def _downstream_failure(self) -> float:
+        """Failures the service under test inherits from the services it calls."""
+        if self.dependencies.graph is None:
+            return 0.0
+        return self.dependencies.downstream_failure(self._own_failures())
 
-    @staticmethod
-    def _mean_start(service) -> float:
-        """Typical time for a replacement pod of ``service`` to become ready."""
-        timing = service.pod_timing
-        return timing.schedule_delay.expected() + timing.start_delay.expected() + timing.readiness.success_threshold * timing.readiness.period
-
-    def _node_recovery(self, nodes: list[int], eviction: float, duration: float | None):
-        start = self.env.now
-        if duration is None or duration > eviction:
-            yield self.env.timeout(eviction)
-            self._sync()
-            self.cluster.evict(nodes, self.env.now)
-            self._changed_now()
-        if duration is not None:
-            yield self.env.timeout(max(0.0, start + duration - self.env.now))
-            self._sync()
-            self.cluster.restore_nodes(nodes, self.env.now)
-            self._changed_now()
-
-    def _for_a_while(self, table: dict[str, list[float]], service: str, value: float, duration: float):
-        """An injected fault on ``service`` for ``duration``; faults overlap independently."""
-        self._sync()
-        table.setdefault(service, []).append(value)
-        self._changed_now()
-        yield self.env.timeout(duration)
-        self._sync()
-        table[service].remove(value)
-        self._changed_now()
-
-    def _other_pods_out(self, service, lost: int, back_after: float):
-        """Pods of a service not under test (modelled as capacity) out for a while."""
-        self._sync()
-        self.other_ready[service.name] = max(0, self.other_ready.get(service.name, service.replicas) - lost)
-        self._changed_now()
-        yield self.env.timeout(back_after)
-        self._sync()
-        self.other_ready[service.name] = min(service.replicas, self.other_ready[service.name] + lost)
-        self._changed_now()
-
-    # ================================================================== alerts and people
-
-    def _alert(self, rule):
-        """A Prometheus-style rule on the service under test: the error rate (or p99
-        latency) over ``window``, evaluated every ``evaluation_interval``, above
-        ``threshold`` for ``for`` seconds fires and pages a human.
-
-        Evaluations that cannot breach are skipped: while the world stays in a state whose
-        expected error rate is so far below the threshold that a window exceeding it is
-        out of reach (more than 8 standard deviations, see ``_alert_cannot_breach``), the
-        rule sleeps until the world changes. The window's start is then read from the
-        traffic log, splitting a logged interval exactly (``_total_at``)."""
-        interval = rule.evaluation_interval
-        pending_since: float | None = None
-        while self.alert_fired_at is None:
-            if pending_since is None and self._alert_cannot_breach(rule):
-                yield self._changed
-                continue
-            now = self.env.now
-            tick = (math.floor(now / interval + 1e-9) + 1) * interval
-            yield self.env.timeout(tick - now)
-            self._sync()
-            now = self.env.now
-            value = self._window_value(rule, now)
-            if value is None or value <= rule.threshold:
-                pending_since = None
-                continue
-            pending_since = now if pending_since is None else pending_since
-            if now - pending_since >= rule.for_:
-                self.alert_fired_at = now
-                if self.detected_at is None:
-                    self.detected_at, self.detected_by = now, DetectedBy.ALERT.value
-                if self.record_timeline:
-                    self.pending_events.append(f"AlertFired: {rule.name}")
-                self.env.process(self._on_call())
-
-    def _alert_cannot_breach(self, rule) -> bool:
-        if rule.metric != "error_rate":
-            return False  # latency alerts are evaluated at every tick
-        now = self.env.now
-        rate = rate_at(self.scenario.traffic.profile, self.scenario.traffic.rps, now) * self._arrival_factor
-        shares = self.shares(now)
-        p = sum(shares[r] * self._failure_probability(r, rate * shares[r], now)[0] for r in ROLES if shares[r] > 0)
-        n = rate * rule.window
-        return p < rule.threshold and n * rule.threshold >= n * p + 8.0 * math.sqrt(n * p + 1.0) + 8.0
-
-    def _window_value(self, rule, now: float) -> float | None:
-        start = max(0.0, now - rule.window)
-        if rule.metric == "error_rate":
-            req0, err0 = self._total_at(start)
-            requests, errors = self.total_requests - req0, self.total_errors - err0
-            return errors / requests if requests > 0 else None
-        if not self._want_latency:
-            return None
-        snapshots = self._latency_snapshots
-        snapshots.append((now, self.traffic[Role.STABLE].buckets + self.traffic[Role.CANARY].buckets))
-        while len(snapshots) > 1 and snapshots[1][0] <= start:
-            snapshots.popleft()
-        then, current = snapshots[0][1], snapshots[-1][1]
-        diff = tuple(int(x) for x in (current - then)) if len(snapshots) > 1 else tuple(int(x) for x in current)
-        return WindowStats(now - start, sum(diff), 0, diff).latency_quantile(0.99)
-
-    def _total_at(self, when: float) -> tuple[int, int]:
-        """Cumulative (requests, errors) of the service under test at ``when``. Inside a
-        logged interval of n requests and e errors, the share before ``when`` is drawn
-        as Poisson arrivals are distributed given their count: requests ~ Binomial(n,
-        fraction), errors among them ~ Hypergeometric (exact, and consistent with the
-        totals already counted). Each split is remembered, so a time has one answer."""
-        if when in self._split_cache:
-            return self._split_cache[when]
-        for seg in self._segments:
-            t0, t1, req0, err0, n, e = seg
-            if t0 <= when <= t1:
-                if when == t0 or n == 0:
-                    result = (req0, err0)
-                elif when == t1:
-                    result = (req0 + n, err0 + e)
-                else:
-                    rng = self.streams["alerts"]
-                    k = int(rng.binomial(n, (when - t0) / (t1 - t0)))
-                    ek = int(rng.hypergeometric(e, n - e, k)) if k and e else 0
-                    result = (req0 + k, err0 + ek)
-                self._split_cache[when] = result
-                return result
-        return (0, 0) if not self._segments or when < self._segments[0][0] else (self.total_requests, self.total_errors)
-
-    def _on_call(self):
-        """The paged engineer: after their response time, roll back what is rolling out,
-        roll back a finished release, or, when the schema makes the old version fail too,
-        repair forward."""
-        if self.paged:
-            return
-        self.paged = self.human_busy = True
-        human = self.streams["human"]
-        yield self.env.timeout(sample(self.scenario.response.response_time, human))
-        self._sync()
-        s = self.status
-        if not self._schema_ok(Role.STABLE) and not self.repaired:
-            self.human_action = "repair_forward"
-            if not s.completed and not s.aborted:
-                self.commands.append(CommandRequest(len(self.commands) + 1, Command.ABORT))
-                self._changed_now()
-            repair = self.scenario.migration.rollforward_repair_time
-            yield self.env.timeout(sample(repair, human))
-            self._sync()
-            self.repaired = True
-        elif not s.completed and not s.aborted:
-            self.human_action = "abort"
-            self.commands.append(CommandRequest(len(self.commands) + 1, Command.ABORT))
-        elif s.completed and self.reverted_at is None:
-            # The rollout is over; rolling back a finished release is a new deployment of
-            # the old version, done by a person: the controller has no say any more.
-            self.human_action = "rollback"
-            self.controller_retired = True
-            duration = sample(self.scenario.response.rollback_duration, human)
-            self.cluster.scale(Role.STABLE, self.replicas, self.env.now)  # the old version comes back
-            yield self.env.timeout(duration)
-            self._sync()
-            self.reverted_at = self.env.now
-            self.cluster.scale(Role.CANARY, 0, self.env.now)
-        self.human_busy = False
-        self._changed_now()
+    def _through_callers(self, p_sut: float) -> float:
+        """The user-facing failure probability when users enter through callers of the
+        service under test (the blast radius of its defect)."""
+        if not self.dependencies.has_callers:
+            return p_sut
+        return self.dependencies.through_callers(p_sut, self._own_failures())
 
     # ================================================================== timeline
 
@@ -776,29 +566,17 @@ class World:
 # ---------------------------------------------------------------------- helpers
 
 
-def _dependency_graph(scenario: Scenario) -> nx.DiGraph | None:
-    if not scenario.dependencies:
-        return None
-    graph = nx.DiGraph()
-    graph.add_nodes_from(s.name for s in scenario.services)
-    for d in scenario.dependencies:
-        graph.add_edge(d.caller, d.callee, calls_per_request=d.calls_per_request, error_propagation=d.error_propagation)
-    return graph
+class _EndOfInstant(simpy.Event):
+    """An event that runs its callback after every other event of the current instant
+    (SimPy orders same-time events by priority, then by when they were scheduled)."""
 
+    LATE = 2  # after simpy's URGENT (0) and NORMAL (1)
 
-def _arrival_factors(scenario: Scenario, graph: nx.DiGraph | None) -> dict[str, float]:
-    """Requests each service receives per user request: users enter at the entry services
-    (nothing calls them) evenly, each call edge multiplies."""
-    if graph is None:
-        return {s.name: (1.0 if s.name == scenario.service_under_test.name else 0.0) for s in scenario.services}
-    entries = [n for n in graph.nodes if graph.in_degree(n) == 0]
-    if not entries:
-        raise ValueError(f"scenario {scenario.name!r}: every service is called by another; no entry for users")
-    arrivals = {n: (1.0 / len(entries) if n in entries else 0.0) for n in graph.nodes}
-    for n in nx.topological_sort(graph):
-        for callee in graph.successors(n):
-            arrivals[callee] += arrivals[n] * graph.edges[n, callee]["calls_per_request"]
-    return arrivals
+    def __init__(self, env: simpy.Environment, callback) -> None:
+        super().__init__(env)
+        self._ok, self._value = True, None
+        self.callbacks.append(callback)
+        env.schedule(self, priority=self.LATE)
 
 
 def _needs_latency(scenario: Scenario, spec: StrategySpec) -> bool:

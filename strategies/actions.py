@@ -79,11 +79,18 @@ class EventReason(str, Enum):
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """Something a person would want on the rollout's timeline."""
+    """Something a person would want on the rollout's timeline.
+
+    Code reads ``reason`` and the typed fields, never ``message`` (Argo checks a
+    condition's reason, not its text): a measurement names its ``metric`` and its
+    ``phase`` (a judges.MeasurementPhase value), a finished analysis its ``phase`` (an
+    AnalysisPhase value); ``message`` is what a person reads."""
 
     at: float
     reason: EventReason
     message: str
+    metric: str | None = None
+    phase: str | None = None
 
 
 Action = ScaleVersion | SetCanaryWeight | SwitchActive | SwitchPreview | Promote | Event

@@ -71,7 +71,7 @@ def advance_analysis(
             f": {', '.join(m.name for m in worst)}" if phase is not AnalysisPhase.SUCCESSFUL else ""
         )
         run = evolve(run, message=message, finished_at=obs.now)
-        events.append(Event(obs.now, EventReason.ANALYSIS_COMPLETED, message))
+        events.append(Event(obs.now, EventReason.ANALYSIS_COMPLETED, message, phase=phase.value))
     return run, events
 
 
@@ -124,7 +124,8 @@ def _advance_metric(mr: MetricRun, metric: Metric, obs: Observation) -> tuple[Me
     )
     mr = evolve(mr, phase=_assess_metric(mr, metric, judgement.final, phase))
     value = "no data" if judgement.value is None else f"{judgement.value:.4g}"
-    event = Event(obs.now, EventReason.MEASUREMENT, f"{metric.name}: {phase.value} ({value}) {judgement.message}".rstrip())
+    event = Event(obs.now, EventReason.MEASUREMENT, f"{metric.name}: {phase.value} ({value}) {judgement.message}".rstrip(),
+                  metric=metric.name, phase=phase.value)
     return mr, event
 
 

@@ -39,8 +39,8 @@ from pydantic.alias_generators import to_camel
 from rolloutlab.errors import FieldError
 from rolloutlab.strategies.durations import Duration
 
-MAX_REPLICAS = 10_000
-"""Most pods a strategy may ask for (the scenario schema's bound on a service's replicas)."""
+MAX_REPLICAS = 1_000
+"""Most pods a strategy may ask for: the scenario schema's bound on a service's replicas."""
 MAX_MEASUREMENTS = 10_000
 """Most measurements a metric may count or tolerate (a week of 1-minute intervals)."""
 MAX_FACTOR = 1000.0
@@ -64,7 +64,7 @@ Count = Annotated[int, BeforeValidator(_reject_bool)]
 IntOrPercent = int | str
 """Kubernetes' intstr: a replica count (``2``) or a percentage of replicas (``"25%"``)."""
 
-_PERCENT = re.compile(r"^\d+(\.\d+)?%$")
+_PERCENT = re.compile(r"^\d+%$")  # whole percents, as Kubernetes' intstr: "2.5%" is refused there too
 _MAX_PERCENT = {"max_surge": 1000.0, "max_unavailable": 100.0}
 """Kubernetes refuses maxUnavailable above 100%; a surge above 100% adds nothing, and far
 above it is a typo."""
@@ -83,7 +83,7 @@ def _check_int_or_percent(value: IntOrPercent, field: str, max_percent: float = 
         if float(value.strip()[:-1]) > max_percent:
             raise ValueError(f"{field} {value.strip()} is above {max_percent:g}% of the replicas")
         return value.strip()
-    raise ValueError(f"{field} must be a replica count or a percentage like '25%', got {value!r}")
+    raise ValueError(f"{field} must be a replica count or a whole percentage like '25%', got {value!r}")
 
 
 def _format_path(path: tuple[str | int, ...]) -> str:

@@ -235,3 +235,61 @@ def test_error_lines_print_file_line_and_field_as_plain_text(tmp_path):
     result = rolloutlab("lint", str(bad))
     assert result.returncode == 2
     assert f"{bad}:100: strategy.canary.steps[0].setWeight" in " ".join(result.stderr.split())
+
+
+def test_compare_runs_the_scenarios_own_strategies(tmp_path):
+    """Without --strategies, compare runs the strategies the scenario's `strategies:` names,
+    not the three bundled ones."""
+    import json
+
+    path = tmp_path / "two.yaml"
+    path.write_text("name: two\nduration: 5m\nservices: [{name: web, replicas: 4}]\ntraffic: {rps: 20}\n"
+                    "strategies: [canary, rolling]\n")
+    result = rolloutlab("compare", str(path), "--runs", "3", "--executor", "serial", "--no-report",
+                        "--out", str(tmp_path / "out"), "--json")
+    assert result.returncode == 0, result.stderr
+    assert [s["strategy"] for s in json.loads(result.stdout)["strategies"]] == ["canary", "rolling"]
+
+
+def invoke(args):
+    """The CLI in this process (typer's runner): (exit status, stderr lines)."""
+    from typer.testing import CliRunner
+
+    from rolloutlab import cli
+
+    result = CliRunner().invoke(cli.app, args)
+    return result.exit_code, [line for line in result.stderr.splitlines() if line.strip()], result
+
+
+ERRORS = [
+    ("bad-input", lambda: __import__("rolloutlab.errors").errors.ResultsError("results.csv: column 'x' is bad"),
+     2, "error: results.csv: column 'x' is bad"),
+    ("run-failed", lambda: __import__("rolloutlab.errors").errors.SimulationFailed(
+        "strategy 'canary', run 3, seed 1 failed: boom", "canary", 3, 1), 1, "failed: strategy 'canary', run 3, seed 1 failed: boom"),
+]
+
+
+@pytest.mark.parametrize(("make", "status", "line"), [row[1:] for row in ERRORS], ids=[row[0] for row in ERRORS])
+def test_errors_map_to_exit_statuses_in_one_place(monkeypatch, make, status, line):
+    """An error raised inside a command is printed as one line and exits 2 for bad input,
+    1 for a run that failed, never as a traceback; the same for every command, also
+    those that do not catch it themselves (plan here)."""
+    from rolloutlab import cli
+    from rolloutlab.workflows import compare
+
+    def fail(*args, **kwargs):
+        raise make()
+
+    monkeypatch.setattr(compare, "run_comparison", fail)
+    monkeypatch.setattr(cli, "_load_strategy_or_manifest", fail)
+    for args in (["compare", "--runs", "2"], ["simulate", "standard", "-s", "canary"], ["plan", "canary"]):
+        code, lines, result = invoke(args)
+        assert code == status, (args, result.output)
+        assert lines == [line], (args, lines)
+        assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_an_unknown_fidelity_is_one_line_exit_2():
+    """A bad option value found by the workflow is bad input: one line, exit 2."""
+    code, lines, _ = invoke(["compare", "--runs", "2", "--fidelity", "exact"])
+    assert code == 2 and len(lines) == 1 and "--fidelity" in lines[0]

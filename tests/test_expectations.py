@@ -10,14 +10,15 @@ import pandas as pd
 import pytest
 
 from rolloutlab.results.statistics import (
+    compute_censored_quantile,
     compute_mean_bootstrap_interval,
     compute_mean_t_interval,
     compute_quantile_interval,
     compute_wilson_interval,
 )
 from rolloutlab.scenarios.expectations import (
+    ExpectationVerdict,
     MetricSample,
-    Verdict,
     compute_metric_sample,
     judge_assertion,
     judge_expectations,
@@ -41,6 +42,8 @@ ROWS = pd.DataFrame({
     "detected_at": [NAN, 30.0, 40.0, NAN, NAN],
     "rollout_duration": [100.0, 60.0, 90.0, 100.0, NAN],  # the stuck one never finished
     "replica_seconds": [50.0, 40.0, 45.0, 50.0, 30.0],
+    "impact_started_at": [NAN, NAN, 10.0, 20.0, NAN],
+    "ended_at": [1800.0, 1800.0, 1800.0, 1800.0, 1800.0],  # the window every run was observed for
 })
 
 SAMPLES = [
@@ -57,38 +60,69 @@ SAMPLES = [
 
 @pytest.mark.parametrize(("metric", "population", "values"), SAMPLES, ids=[row[0] for row in SAMPLES])
 def test_each_metric_counts_the_documented_deployments(metric, population, values):
-    """A metric's values come from the deployments its definition names; what never
-    happened (never restored, never detected, never finished) counts as forever."""
+    """A metric's values come from the deployments its definition names; a time that had
+    not ended when the window closed (not restored, not detected, not finished) is
+    carried as infinity and counted as censored."""
     sample = compute_metric_sample(ROWS, metric)
     assert sample.population == population
     assert sample.values.tolist() == pytest.approx(values)
-    assert sample.never == sum(1 for v in values if v == INF)
+    assert sample.censored == sum(1 for v in values if v == INF)
 
 
-def sample(metric: str, values) -> MetricSample:
+FOLLOWED = [
+    ("mttr", [1790.0, 1780.0]),  # window end - impact start
+    ("detected_within", [1800.0] * 3),  # window end - rollout start
+    ("rollout_duration", [1800.0] * 5),
+    ("failed_requests", None),  # an amount, never censored
+]
+
+
+@pytest.mark.parametrize(("metric", "followed"), FOLLOWED, ids=[row[0] for row in FOLLOWED])
+def test_times_know_how_long_each_deployment_was_followed(metric, followed):
+    """A time that may not end in the window carries, per deployment, how long it was
+    observed: where one that never ended is censored."""
+    sample = compute_metric_sample(ROWS, metric)
+    if followed is None:
+        assert sample.followed is None
+    else:
+        assert sample.followed.tolist() == pytest.approx(followed)
+
+
+WINDOW = 1800.0
+
+
+def sample(metric: str, values, window: float = WINDOW) -> MetricSample:
+    """A sample over deployments each observed for ``window`` seconds (times: censored there)."""
     array = np.asarray(values, dtype=float)
-    return MetricSample(metric, "deployments", array, int(np.isinf(array).sum()))
+    timed = metric in ("mttr", "detected_within", "rollout_duration")
+    return MetricSample(metric, "deployments", array, int(np.isinf(array).sum()),
+                        np.full(array.shape, window) if timed else None)
 
 
 UPTO_98 = list(range(1, 99))
 VERDICTS = [
     # name, expectation, values, verdict
-    ("rate-upper-bound-within", "change_failure_rate <= 1%", [0] * 400, Verdict.HOLDS),  # Wilson upper 0.95%
-    ("rate-too-few-runs-to-show-it", "change_failure_rate <= 1%", [0] * 300, Verdict.UNPROVEN),  # upper 1.26%
-    ("rate-estimate-breaks-it", "change_failure_rate <= 5%", [1] * 10 + [0] * 90, Verdict.VIOLATED),
-    ("lower-bound-decides-at-least", "change_failure_rate >= 90%", [1] * 95 + [0] * 5, Verdict.UNPROVEN),  # lower 88.8%
-    ("lower-bound-within", "change_failure_rate >= 95%", [1] * 100, Verdict.HOLDS),  # lower 96.3%
-    ("p90-with-a-few-never", "mttr.p90 <= 200s", UPTO_98 + [INF] * 2, Verdict.HOLDS),  # interval [84, 96]
-    ("p90-upper-bound-just-above", "mttr.p90 <= 95s", UPTO_98 + [INF] * 2, Verdict.UNPROVEN),
-    ("p90-beyond-the-never", "mttr.p90 <= 1h", list(range(1, 81)) + [INF] * 20, Verdict.VIOLATED),
-    ("mean-with-a-never-is-unbounded", "mttr.mean <= 1h", [1, 2, INF], Verdict.VIOLATED),
-    ("equality-needs-both-bounds", "detected_within.median == 5s", [5] * 10, Verdict.HOLDS),
-    ("equality-with-a-wide-interval", "detected_within.median == 5.5s", list(range(1, 11)), Verdict.UNPROVEN),
-    ("max-is-judged-as-observed", "failed_requests.max <= 3", [1, 2, 3], Verdict.HOLDS),
-    ("max-strictly-below", "failed_requests.max < 3", [1, 2, 3], Verdict.VIOLATED),
-    ("p90-of-too-few-values", "mttr.p90 <= 1h", [1] * 20, Verdict.NO_DATA),
-    ("mean-of-one-value", "mttr.mean <= 1h", [1], Verdict.NO_DATA),
-    ("rate-over-nothing", "false_rollback_rate <= 1%", [], Verdict.NO_DATA),
+    ("rate-upper-bound-within", "change_failure_rate <= 1%", [0] * 400, ExpectationVerdict.HOLDS),  # Wilson upper 0.95%
+    ("rate-too-few-runs-to-show-it", "change_failure_rate <= 1%", [0] * 300, ExpectationVerdict.UNPROVEN),  # upper 1.26%
+    ("rate-estimate-breaks-it", "change_failure_rate <= 5%", [1] * 10 + [0] * 90, ExpectationVerdict.VIOLATED),
+    ("lower-bound-decides-at-least", "change_failure_rate >= 90%", [1] * 95 + [0] * 5, ExpectationVerdict.UNPROVEN),  # lower 88.8%
+    ("lower-bound-within", "change_failure_rate >= 95%", [1] * 100, ExpectationVerdict.HOLDS),  # lower 96.3%
+    ("p90-with-a-few-censored", "mttr.p90 <= 200s", UPTO_98 + [INF] * 2, ExpectationVerdict.HOLDS),  # KM [84, 96]
+    ("p90-upper-bound-just-above", "mttr.p90 <= 95s", UPTO_98 + [INF] * 2, ExpectationVerdict.UNPROVEN),
+    ("p90-beyond-a-long-window", "mttr.p90 <= 10m", list(range(1, 81)) + [INF] * 20, ExpectationVerdict.VIOLATED),
+    ("p90-beyond-a-short-window-is-undecided", "mttr.p90 <= 1h", list(range(1, 81)) + [INF] * 20,
+     ExpectationVerdict.UNPROVEN),
+    ("median-censored-half-the-time", "mttr.median <= 10m", [60] * 10 + [INF] * 11, ExpectationVerdict.VIOLATED),
+    ("at-least-beyond-the-window", "detected_within.median >= 10m", [INF] * 40, ExpectationVerdict.HOLDS),
+    ("mean-with-a-never-is-unbounded", "mttr.mean <= 1h", [1, 2, INF], ExpectationVerdict.VIOLATED),
+    ("equality-needs-both-bounds", "detected_within.median == 5s", [5] * 10, ExpectationVerdict.HOLDS),
+    ("equality-with-a-wide-interval", "detected_within.median == 5s", list(range(1, 11)), ExpectationVerdict.UNPROVEN),
+    ("max-is-judged-as-observed", "failed_requests.max <= 3", [1, 2, 3], ExpectationVerdict.HOLDS),
+    ("max-strictly-below", "failed_requests.max < 3", [1, 2, 3], ExpectationVerdict.VIOLATED),
+    ("p90-of-too-few-values", "failed_requests.p90 <= 1000", [1] * 20, ExpectationVerdict.NO_DATA),
+    ("p90-of-few-times-is-unbounded-above", "mttr.p90 <= 1h", list(range(1, 21)), ExpectationVerdict.UNPROVEN),
+    ("mean-of-one-value", "mttr.mean <= 1h", [1], ExpectationVerdict.NO_DATA),
+    ("rate-over-nothing", "false_rollback_rate <= 1%", [], ExpectationVerdict.NO_DATA),
 ]
 
 
@@ -100,14 +134,16 @@ def test_the_bound_on_the_wrong_side_decides(text, values, verdict):
     assertion = parse_assertion(text)
     judgement = judge_assertion(assertion, sample(assertion.metric, values))
     assert judgement.verdict is verdict, judgement.message
-    assert judgement.passed is (verdict is Verdict.HOLDS)
+    assert judgement.passed is (verdict is ExpectationVerdict.HOLDS)
 
 
 FIGURES = [
     ("rate-is-wilson", "change_failure_rate <= 5%", [1] * 3 + [0] * 37,
      lambda x: compute_wilson_interval(3, 40), "Wilson score interval"),
-    ("quantile-is-order-statistics", "rollout_duration.median <= 1h", list(range(40)),
+    ("amount-quantile-is-order-statistics", "failed_requests.median <= 100", list(range(40)),
      lambda x: compute_quantile_interval(x, 0.5), "order-statistic interval"),
+    ("time-quantile-is-kaplan-meier", "rollout_duration.median <= 1h", list(range(40)) + [INF] * 5,
+     lambda x: compute_censored_quantile(x, WINDOW, 0.5), "Kaplan-Meier interval, censored at the window's end"),
     ("mean-count-is-bootstrap", "failed_requests.mean <= 100", [0, 0, 3, 50, 7, 0, 1, 90],
      compute_mean_bootstrap_interval, "BCa bootstrap"),
     ("mean-cost-is-student-t", "cost.mean <= 1h", [50, 60, 70, 80], compute_mean_t_interval, "Student t interval"),
@@ -117,7 +153,7 @@ FIGURES = [
 @pytest.mark.parametrize(("text", "values", "reference", "method"), [row[1:] for row in FIGURES],
                          ids=[row[0] for row in FIGURES])
 def test_figures_are_the_comparisons_own(text, values, reference, method):
-    """The figure an expectation is judged on is the one sim.comparison computes for the
+    """The figure an expectation is judged on is the one results.statistics computes for the
     same values (one implementation of the statistics), and its method is named."""
     assertion = parse_assertion(text)
     judgement = judge_assertion(assertion, sample(assertion.metric, values))
@@ -132,9 +168,15 @@ MESSAGES = [
     ("unproven-names-the-bound", "change_failure_rate >= 90%", [1] * 95 + [0] * 5,
      ["lower bound 88.8% breaks it by 1.18 percentage points", "more runs may show it"]),
     ("holds-gives-the-margin", "mttr.p90 <= 200s", UPTO_98 + [INF] * 2,
-     ["the upper bound meets <= 3m20s (margin 1m44s)", "2 of 100 never restored"]),
-    ("never-is-unbounded", "mttr.mean <= 1h", [1, 2, INF], ["measured never", "by an unbounded amount"]),
-    ("no-data-says-how-many-are-needed", "mttr.p90 <= 1h", [1] * 20, ["needs at least 36 values", "raise --runs"]),
+     ["the upper bound meets <= 3m20s (margin 1m44s)", "2 of 100 not restored when the window ended"]),
+    ("mean-with-a-censored-time-is-unbounded", "mttr.mean <= 1h", [1, 2, INF],
+     ["measured unbounded", "by an unbounded amount"]),
+    ("no-data-says-how-many-are-needed", "failed_requests.p90 <= 1000", [1] * 20,
+     ["needs at least 36 values", "raise --runs"]),
+    ("beyond-the-window-is-shown-so", "mttr.median <= 10m", [60] * 10 + [INF] * 11,
+     ["measured >30m00s [1m00s, >30m00s] (11 cens.)", "11 of 21 not restored", "beyond 30m00s, which breaks <= 10m00s"]),
+    ("undecided-says-the-window-is-too-short", "mttr.p90 <= 1h", list(range(1, 81)) + [INF] * 20,
+     ["beyond 30m00s", "the window is too short to tell", "undecided"]),
 ]
 
 
@@ -151,7 +193,7 @@ def test_messages_say_what_was_measured_and_by_how_much(text, values, fragments)
 @pytest.mark.parametrize(("q", "needed"), [(0.5, 6), (0.9, 36), (0.99, 368)], ids=["median", "p90", "p99"])
 def test_minimum_values_for_a_quantile_interval(q, needed):
     """The fewest values for which a quantile has a 95% order-statistic interval are the
-    ones sim.comparison documents (6 for a median, 36 for a p90, 368 for a p99)."""
+    ones results.statistics documents (6 for a median, 36 for a p90, 368 for a p99)."""
     assert minimum_values(q, 0.95) == needed
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from rolloutlab.live.kube import counters_from_exposition, sum_counters
+from rolloutlab.live.kube_metrics import counters_from_exposition, sum_counters
 from rolloutlab.live.loadgen import LoadGenerator
 from rolloutlab.strategies import Counters
 from tests.test_demo_service import run_demo
@@ -40,7 +40,7 @@ def test_pages_without_demo_metrics_give_no_counters(text):
 
 
 def test_a_container_restart_keeps_the_pods_earlier_counts():
-    from rolloutlab.live.kube import fold_scrape
+    from rolloutlab.live.kube_metrics import fold_scrape
 
     base, last = fold_scrape({}, {}, {"v2": Counters(100, 10)})
     base, last = fold_scrape(base, last, {"v2": Counters(150, 12)})

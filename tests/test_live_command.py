@@ -76,3 +76,20 @@ def test_on_a_terminal_the_waits_are_a_progress_bar(standard, tmp_path):
     assert code == 0
     assert "end of the scenario's window" in shown and "of 1800s" in shown
     assert "waiting for" not in shown  # the log's lines are not printed on a terminal
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--backend", "docker"], "--backend: must be one of local, kube"),
+    (["--metrics", "scrape"], "--metrics: must be loadgen, or scrape with --backend kube"),
+    (["-s", "nope.yaml"], "nope.yaml"),
+], ids=["unknown backend", "scrape on the local backend", "a strategy file that does not exist"])
+def test_the_command_exits_2_with_one_line_on_bad_input(tmp_path, args, message):
+    """`rolloutlab live` with bad input prints one line naming the option or file and exits 2."""
+    from typer.testing import CliRunner
+
+    from rolloutlab import cli
+
+    result = CliRunner().invoke(cli.app, ["live", "standard", "-s", "rolling", "--out", str(tmp_path / "out"), *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "out").exists()

@@ -232,3 +232,55 @@ def test_a_live_run_says_what_it_waits_for_while_following_the_window(standard):
     times = [w.now for w in window]
     assert times == sorted(times) and times[0] >= result.summary.ended_at and times[-1] > times[0]
     assert "promoted at t=" in window[0].what
+
+
+@pytest.mark.parametrize("with_slo", [True, False], ids=["a scenario with an SLO", "a scenario without one"])
+def test_a_live_row_says_which_failures_the_release_caused_and_the_slo(standard, with_slo):
+    """Failures beyond what the old version would have produced on the same requests (requests x its
+    baseline error rate) are the release's; the scenario's SLO is copied into the row (NaN without one)."""
+    import math
+
+    import pandas as pd
+
+    from rolloutlab.live.session import results_row
+    from rolloutlab.results.table import to_frame, validate_results
+
+    scenario = standard if with_slo else standard.model_copy(update={"slo": None})
+    backend, clock = memory()
+    summary = runner(backend, clock).run(max_wall_s=30)
+    n = 2000  # 12 failed, all on the stable version: the baseline is 2000 x 0.1% = 2
+    records = pd.DataFrame({"target": ["user"] * n, "result": ["app_5xx"] * 12 + ["ok"] * (n - 12),
+                            "version": ["v1"] * n, "at": [1.0 + i * 0.8 for i in range(n)]})
+    row = results_row(scenario, load_strategy("rolling"), PLAN, "memory", summary, records, run=0, seed=1,
+                      time_scale=1.0, user_rps=1.0, preview_rps=0.0, observed_until=1800.0)
+    assert scenario.service_under_test.baseline_error_rate == 0.001
+    assert (row["requests"], row["failed_requests"]) == (n, 12)
+    assert row["baseline_failed_requests"] == pytest.approx(2.0)
+    assert row["release_failed_requests"] == pytest.approx(10.0)
+    if with_slo:
+        assert (row["slo_objective"], row["slo_window"]) == (pytest.approx(0.999), 30 * 86400.0)
+    else:
+        assert math.isnan(row["slo_objective"]) and math.isnan(row["slo_window"])
+    assert row["ended_at"] == 1800.0  # observed until the window's end: times not ended are censored there
+    validate_results(to_frame([row]))  # the contract's columns and types
+
+
+def test_the_memory_backend_readies_pods_after_their_delay_and_wakes_on_a_change():
+    """As a watch would: ``wait`` ends when a pod becomes ready, and at once after a change not yet observed."""
+    from rolloutlab.strategies import ScaleVersion
+
+    clock = MemoryClock(start=0.0)
+    backend = MemoryBackend(clock=clock, ready_after_s=2.0)
+    spec = load_strategy("rolling")
+    backend.attach(PLAN, spec)
+    backend.ensure(PLAN, spec)
+    stable, _ = backend.observe()
+    assert (stable.replicas, stable.ready) == (4, 0)
+    backend.wait(10.0)
+    assert clock.t == 2.0 and backend.observe()[0].ready == 4  # woke when the pods became ready
+    backend.apply(ScaleVersion(Role.CANARY, 2))
+    backend.wait(10.0)
+    assert clock.t == 2.0  # a change the runner has not observed yet: no sleep
+    assert backend.observe()[1].replicas == 2
+    backend.wait(1.0)
+    assert clock.t == 3.0 and backend.observe()[1].ready == 0

@@ -7,7 +7,6 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from rolloutlab.reports.document import build_report, write_report
@@ -68,3 +67,22 @@ def test_report_is_one_file_with_nothing_to_fetch(report_file):
     text = report_file.read_text()
     assert "data:image/png;base64," in text
     assert "src=\"http" not in text and "href=\"http" not in text and "<script" not in text
+
+
+def test_report_reads_without_scrolling_sideways_and_says_each_reason_once(report_file):
+    """In a 1280-pixel window nothing is wider than the page, every figure and table fits it, and the reason
+    deployment frequency is missing is printed once, not in every strategy's cell."""
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(report_file.as_uri(), wait_until="load")
+            sideways = page.evaluate("() => document.documentElement.scrollWidth - document.documentElement.clientWidth")
+            too_wide = page.evaluate("""() => Array.from(document.querySelectorAll('img, table'))
+                .filter(e => e.getBoundingClientRect().right > document.documentElement.clientWidth).length""")
+            text = page.inner_text("body")
+        finally:
+            browser.close()
+    assert sideways <= 0 and too_wide == 0
+    assert text.count("fewer than two deployments at distinct times") == 1
+    assert text.count("n/a (note 1)") >= 3

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -73,6 +74,13 @@ BAD_CSV = [
      HEADER + "d1,web,,2024-05-01T10:00:00Z,failure,2024-05-01T09:00:00Z,,\n", 2, "failure_time", "precedes"),
     ("bad-rework", HEADER + "d1,web,,2024-05-01T10:00:00Z,success,,,maybe\n", 2, "rework", "true or false"),
     ("too-many-fields", HEADER + "d1,web,,2024-05-01T10:00:00Z,success,,,,extra\n", 2, None, "fields"),
+    ("commit-in-year-1", HEADER + "d1,web,0001-01-01T00:00:00Z,2024-05-01T10:00:00Z,success,,,\n", 2,
+     "commit_time", "before 1970"),
+    ("deploy-before-1970", HEADER + "d1,web,,1969-12-31T23:59:59Z,success,,,\n", 2, "deploy_time", "before 1970"),
+    ("restore-in-the-future", HEADER + GOOD_ROW
+     + "d2,web,,2024-05-02T10:00:00Z,failure,,2999-01-01T00:00:00Z,\n", 3, "restore_time", "future"),
+    ("year-9999-with-an-offset", HEADER + "d1,web,,9999-12-31T23:00:00-05:00,success,,,\n", 2, "deploy_time",
+     "out of range"),
     ("empty-file", "", None, None, "empty"),
     ("header-only", HEADER, None, None, "no deployments"),
 ]
@@ -95,8 +103,8 @@ BAD_JSON = [
     ("missing-status", '[{"id": "a", "service": "s", "commit_time": "", "deploy_time": "2024-05-01T10:00:00Z"}]',
      "status", "row 1"),
     ("github-unknown-state",
-     '[{"id": 1, "sha": "x", "environment": "p", "created_at": "2024-05-01T10:00:00Z",'
-     ' "statuses": [{"state": "exploded", "created_at": "2024-05-01T10:01:00Z"}]}]',
+     ('[{"id": 1, "sha": "x", "environment": "p", "created_at": "2024-05-01T10:00:00Z",'
+      ' "statuses": [{"state": "exploded", "created_at": "2024-05-01T10:01:00Z"}]}]'),
      "statuses[0].state", "unknown state"),
     ("github-missing-created-at", '[{"id": 1, "sha": "x", "environment": "p", "statuses": []}]',
      "created_at", "row 1"),
@@ -112,6 +120,35 @@ def test_bad_json_logs_name_row_and_column(tmp_path, text, column, words):
     with pytest.raises(InputError) as info:
         load_deploy_log(path)
     assert info.value.field == column and words in str(info.value)
+
+
+def test_times_after_now_are_rejected_and_a_day_of_clock_skew_is_not(tmp_path):
+    """A log time later than now plus a day is a slip (row, line and field named); within a day it is skew."""
+    path = tmp_path / "log.csv"
+    path.write_text(HEADER + GOOD_ROW)  # deployed 2024-05-01T10:00Z, failed 10:05, restored 10:35
+    with pytest.raises(InputError) as info:
+        load_deploy_log(path, now=datetime(2024, 4, 30, 10, 0, tzinfo=UTC))
+    assert (info.value.line, info.value.field) == (2, "failure_time") and "future" in str(info.value)
+    df = load_deploy_log(path, now=datetime(2024, 4, 30, 12, 0, tzinfo=UTC))
+    assert list(df["release"]) == ["d1"]
+
+
+def test_github_export_dates_are_bounded_too(tmp_path):
+    """A GitHub status dated before 1970 names the row and the status' field."""
+    path = tmp_path / "log.json"
+    path.write_text('[{"id": 1, "sha": "x", "environment": "p", "created_at": "2024-05-01T10:00:00Z",'
+                    ' "statuses": [{"state": "success", "created_at": "1960-05-01T10:01:00Z"}]}]')
+    with pytest.raises(InputError) as info:
+        load_deploy_log(path)
+    assert info.value.field == "statuses[0].created_at" and "before 1970" in str(info.value)
+
+
+def test_an_unrestored_failure_is_censored_at_the_end_of_the_log():
+    """The log's failure never restored counts in recovery time, censored at the log's last moment."""
+    df = load_deploy_log(LOGS / "team.csv")
+    assert (df["ended_at"] == df["ended_at"].max()).all()
+    [s] = compute_dora(df)
+    assert s.recovery_time_median.n == 3 and s.recovery_time_median.censored == 1
 
 
 def test_missing_file_and_unknown_format(tmp_path):

@@ -8,7 +8,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rolloutlab.reports.dora import DAY, DEFINITIONS, HOUR, TIERS, WEEK, Tier, classify, compute_dora, dora_frame
+from rolloutlab.reports.dora import (
+    DAY,
+    DEFINITIONS,
+    HOUR,
+    NO_RELEASE_COLUMNS,
+    TIERS,
+    WEEK,
+    Tier,
+    classify,
+    compute_dora,
+    compute_quantile_minimum,
+    dora_frame,
+)
 from rolloutlab.results.table import to_frame
 
 E, H, M, L = Tier.ELITE, Tier.HIGH, Tier.MEDIUM, Tier.LOW
@@ -106,6 +118,7 @@ def test_metrics_on_a_synthetic_table():
     assert s.change_failure_rate.tier is Tier.LOW
     assert s.recovery_time_median.value == pytest.approx(1800.0 + np.median(np.arange(0, 40, 4)))
     assert s.recovery_time_median.tier is Tier.ELITE and s.recovery_time_median.n == 10
+    assert "restored incidents only" in s.recovery_time_median.note  # no ended_at: cannot censor
     assert s.rework_rate.value == pytest.approx(0.1) and s.rework_rate.tier is None
     assert s.failed_requests_mean.value == pytest.approx(195.0)
     assert s.failed_requests_p99.value is None and "too few" in s.failed_requests_p99.note
@@ -138,7 +151,7 @@ def test_dora_frame_is_tidy():
     frame = dora_frame(synthetic())
     assert list(frame.columns[:10]) == ["source", "scenario", "strategy", "metric", "value", "low", "high",
                                         "n", "unit", "tier"]
-    assert len(frame) == 13 and frame["metric"].is_unique
+    assert len(frame) == 15 and frame["metric"].is_unique
     row = frame.set_index("metric").loc["change_failure_rate"]
     assert row["value"] == pytest.approx(0.25) and row["tier"] == "low" and row["unit"] == "fraction"
     assert math.isnan(frame.set_index("metric").loc["failed_requests_p99", "value"])
@@ -161,3 +174,88 @@ def test_history_run_frequency_matches_deploys_per_day():
     assert freq.value is not None and math.isfinite(freq.value)
     assert freq.low <= 2.0 <= freq.high and freq.value == pytest.approx(2.0, rel=0.35)
     assert s.lead_time_median.value is not None and s.change_failure_rate.n == len(rows)
+
+
+# --------------------------------------------------------------------------- censoring
+
+
+def incidents(restored: list[float], unrestored: int, window: float = 1800.0, impact_at: float = 60.0,
+              strategy: str = "rolling") -> pd.DataFrame:
+    """Simulated runs of one strategy, each a change failure whose impact starts at ``impact_at``:
+    restored after the given seconds, or (``unrestored`` of them) not by the window's end."""
+    times = [*restored, *([math.nan] * unrestored)]
+    return to_frame({
+        "source": "sim", "scenario": "s", "strategy": strategy, "run": k, "seed": 1, "release": f"s#{k}",
+        "defect": "error_rate", "outcome": "rolled_back_manual" if math.isfinite(t) else "failed_undetected",
+        "started_at": 0.0, "finished_at": 300.0, "detected_at": 120.0, "detected_by": "alert",
+        "restored_at": impact_at + t if math.isfinite(t) else math.nan, "requests": 1000, "failed_requests": 50,
+        "peak_error_rate": 0.05, "replica_seconds": 100.0, "change_failed": True, "impact_started_at": impact_at,
+        "time_to_restore": t, "ended_at": window, "rollout_duration": 300.0,
+    } for k, t in enumerate(times))
+
+
+def test_a_strategy_that_never_restores_half_its_incidents_gets_no_good_tier():
+    """Four restored in 5 minutes and six never restored: the median is beyond the window, tiered low, six censored."""
+    [s] = compute_dora(incidents([300.0] * 4, unrestored=6))
+    median = s.recovery_time_median
+    assert median.exceeds_window and median.beyond == pytest.approx(1800.0 - 60.0)
+    assert median.tier is Tier.LOW  # dropping the six would give 5 minutes: elite
+    assert (median.n, median.censored) == (10, 6)
+    assert "beyond the window" in median.note
+    assert s.recovery_time_p90.exceeds_window and s.recovery_time_p90.tier is None
+
+
+def test_a_few_censored_incidents_keep_the_median_and_are_counted():
+    """Nine restored within minutes and one never: the median is a time, tiered by it, with one censored."""
+    [s] = compute_dora(incidents([60.0 * k for k in range(1, 10)], unrestored=1))
+    median = s.recovery_time_median
+    assert median.value == pytest.approx(300.0) and median.tier is Tier.ELITE
+    assert (median.n, median.censored) == (10, 1) and not median.exceeds_window
+
+
+def test_censored_counts_reach_the_summary():
+    """summary.csv carries how many values were censored and, beyond the window, the time exceeded."""
+    frame = dora_frame(incidents([300.0] * 4, unrestored=6)).set_index("metric")
+    row = frame.loc["recovery_time_median"]
+    assert row["censored"] == 6 and math.isinf(row["value"]) and row["beyond"] == pytest.approx(1740.0)
+    assert row["tier"] == "low"
+
+
+# --------------------------------------------------------------------------- release-caused failures
+
+
+def test_release_caused_failures_are_the_headline_beside_the_total():
+    """With release columns, the release's mean is reported beside the total's."""
+    df = incidents([300.0] * 10, unrestored=0)
+    df["baseline_failed_requests"] = 1.0
+    df["release_failed_requests"] = df["failed_requests"] - 1.0
+    [s] = compute_dora(df)
+    assert s.release_failed_requests_mean.value == pytest.approx(49.0)
+    assert s.failed_requests_mean.value == pytest.approx(50.0)
+
+
+def test_a_table_without_release_columns_says_why_and_keeps_the_total():
+    """An older table has no release-caused figure (with the reason) and still the total."""
+    [s] = compute_dora(incidents([300.0] * 10, unrestored=0))
+    assert s.release_failed_requests_mean.value is None
+    assert s.release_failed_requests_mean.note == NO_RELEASE_COLUMNS
+    assert s.failed_requests_mean.value == pytest.approx(50.0)
+
+
+@pytest.mark.parametrize(("q", "expected"), [(0.5, 6), (0.9, 36), (0.99, 368)], ids=["median", "p90", "p99"])
+def test_the_fewest_values_for_a_quantile_interval(q, expected):
+    """A quantile's note names the fewest values its order-statistic interval needs."""
+    assert compute_quantile_minimum(q) == expected
+
+
+def test_only_a_stuck_rollout_is_censored_an_unknown_duration_is_left_out():
+    """A stuck rollout counts as lasting past the window; a duration nobody recorded is not counted at all."""
+    stuck = incidents([300.0] * 10, unrestored=0)
+    stuck.loc[:5, "rollout_duration"] = math.nan
+    stuck.loc[:5, "outcome"] = "stuck"
+    [s] = compute_dora(stuck)
+    assert s.rollout_duration_median.exceeds_window and s.rollout_duration_median.censored == 6
+    unknown = incidents([300.0] * 20, unrestored=0)
+    unknown.loc[:5, "rollout_duration"] = math.nan
+    [u] = compute_dora(unknown)
+    assert u.rollout_duration_median.value == pytest.approx(300.0) and u.rollout_duration_median.n == 14

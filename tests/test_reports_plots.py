@@ -18,7 +18,7 @@ from matplotlib.collections import PathCollection
 from matplotlib.container import BarContainer, ErrorbarContainer
 from matplotlib.figure import Figure
 
-from rolloutlab.reports import plots
+from rolloutlab.reports import distributions, plots, timeline_plot
 from rolloutlab.results.statistics import Figure as Estimate
 from rolloutlab.results.statistics import summarize
 from rolloutlab.results.timeline import TimelinePoint
@@ -37,10 +37,20 @@ def scenario():
     return load_scenario(bundled_scenario("standard"))
 
 
+def with_release_columns(df: pd.DataFrame, baseline_rate: float = 0.001) -> pd.DataFrame:
+    """The table with ``baseline_failed_requests`` and ``release_failed_requests`` as the
+    simulator writes them (requests x the old version's error rate, and the excess), added
+    when the simulator in this tree does not write them yet."""
+    if "release_failed_requests" in df:
+        return df
+    baseline = df["requests"] * baseline_rate
+    return df.assign(baseline_failed_requests=baseline, release_failed_requests=df["failed_requests"] - baseline)
+
+
 @pytest.fixture(scope="module")
 def results(scenario) -> pd.DataFrame:
     specs = [load_strategy(name) for name in STRATEGIES]
-    return run_many(scenario, specs, runs=40, seed=1, executor="serial", progress=False)
+    return with_release_columns(run_many(scenario, specs, runs=40, seed=1, executor="serial", progress=False))
 
 
 @pytest.fixture(scope="module")
@@ -81,9 +91,9 @@ def _gids(ax, prefix: str) -> list[str]:
 def test_charts_never_touch_pyplot_global_state():
     """Building and rendering a chart does not import pyplot, so charts are safe in threads and worker processes."""
     code = (
-        "import sys; from rolloutlab.reports import plots; "
-        "from rolloutlab.sim.world import TimelinePoint; "
-        "plots.figure_png(plots.rollout_timeline([TimelinePoint(0, 10, 10, 1, 1, 0, 0)])); "
+        "import sys; from rolloutlab.reports import document, plots, timeline_plot; "
+        "from rolloutlab.results.timeline import TimelinePoint; "
+        "plots.figure_png(timeline_plot.rollout_timeline([TimelinePoint(0, 10, 10, 1, 1, 0, 0)])); "
         "assert 'matplotlib.pyplot' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1])
@@ -183,7 +193,7 @@ def test_metric_bar_grid_has_one_panel_per_grid_metric(summaries):
     assert len(fig.axes) == len(plots.GRID_METRICS) == 5
     for ax in fig.axes:
         assert len(_bars(ax)) == len(STRATEGIES)
-    assert [ax.get_title() for ax in fig.axes][0] == "Change failure rate"
+    assert fig.axes[0].get_title() == "Change failure rate"
 
 
 # --------------------------------------------------------------------------- distributions
@@ -197,27 +207,69 @@ def test_metric_bar_grid_has_one_panel_per_grid_metric(summaries):
 )
 def test_ecdf_is_the_share_at_or_below_each_value(values, expected_x, expected_y):
     """The ECDF sorts the finite values and rises by 1/n per value to exactly 1."""
-    x, y = plots.compute_ecdf(values)
+    x, y = distributions.compute_ecdf(values)
     assert x.tolist() == expected_x
     assert y.tolist() == pytest.approx(expected_y)
 
 
-def test_restore_ecdf_draws_a_monotone_curve_per_strategy_with_restores(results):
-    """Each strategy with restores gets a staircase from 0 to 1 in minutes, with n in its legend; the others get a note."""
-    fig = plots.restore_ecdf(results)
+def test_restore_ecdf_draws_a_monotone_curve_per_strategy_with_failures(results):
+    """Each strategy with failed deployments gets a staircase in minutes rising from 0 to the share it
+    restored, with its failures and censored count in the legend; strategies without failures are named once."""
+    fig = distributions.restore_ecdf(results)
     (ax,) = fig.axes
-    lines = ax.get_lines()
-    restored = results[np.isfinite(results["time_to_restore"])]
-    counts = restored.groupby("strategy", sort=False).size()
-    assert [line.get_label() for line in lines] == [f"{name} (n={n})" for name, n in counts.items()]
-    for line, (name, _) in zip(lines, counts.items()):
+    lines = [line for line in ax.get_lines() if (line.get_gid() or "").startswith("restore:")]
+    failed = results[results["change_failed"]]
+    counts = failed.groupby("strategy", sort=False).size()
+    assert [line.get_gid() for line in lines] == [f"restore:{name}" for name in counts.index]
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    for line, (name, n) in zip(lines, counts.items()):
+        rows = failed[failed["strategy"] == name]
+        restored = int(np.isfinite(rows["time_to_restore"]).sum())
         x, y = line.get_xdata(), line.get_ydata()
-        assert y[0] == 0 and y[-1] == pytest.approx(1.0)
+        assert y[0] == 0 and y[-1] == pytest.approx(restored / n)
         assert np.all(np.diff(y) >= 0) and np.all(np.diff(x) >= 0)
-        assert x.max() == pytest.approx(restored.loc[restored["strategy"] == name, "time_to_restore"].max() / 60)
+        assert any(label.startswith(f"{name} ({n} failures") for label in labels)
     missing = set(STRATEGIES) - set(counts.index)
-    assert bool(_gids(ax, "no-restores")) == bool(missing)
+    title = fig.legends[0].get_title().get_text()
+    assert all(name in title for name in missing) and ("no failed deployments" in title) == bool(missing)
     assert "min" in ax.get_xlabel()
+
+
+def test_restore_curve_counts_never_restored_incidents_as_censored():
+    """An incident not restored by its window's end holds the curve down: half restored ends at 0.5, not 1."""
+    curve = distributions.compute_restore_curve([60.0, 120.0, math.nan, math.nan], followed=1800.0)
+    assert (curve.failures, curve.censored, curve.followed_until) == (4, 2, 1800.0)
+    assert curve.shares[-1] == pytest.approx(0.5)
+    assert curve.times[curve.shares > 0][0] == 60.0
+
+
+def test_restore_ecdf_of_a_strategy_that_never_restores_stays_below_the_median_line():
+    """A strategy restoring one incident in four is drawn ending at 0.25, under the dashed median line."""
+    frame = pd.DataFrame({"strategy": ["rolling"] * 4, "change_failed": [True] * 4,
+                          "time_to_restore": [300.0, math.nan, math.nan, math.nan],
+                          "impact_started_at": [60.0] * 4, "ended_at": [1800.0] * 4})
+    fig = distributions.restore_ecdf(frame)
+    (line,) = [ln for ln in fig.axes[0].get_lines() if ln.get_gid() == "restore:rolling"]
+    assert line.get_ydata()[-1] == pytest.approx(0.25)
+    assert line.get_xdata()[-1] == pytest.approx((1800.0 - 60.0) / 60)
+    assert "3 not restored" in fig.legends[0].get_texts()[0].get_text()
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "expected"),
+    [(1.1, 70.0, [2, 5, 10, 20, 50]), (0.5, 3.0, [0.5, 1, 2]), (0.01, 1000.0, [0.01, 0.1, 1, 10, 100, 1000])],
+    ids=["a minute to an hour", "under a decade", "five decades: powers of ten only"],
+)
+def test_log_axis_ticks_are_1_2_5_unless_the_axis_is_wide(low, high, expected):
+    """A log axis gets ticks at 1, 2 and 5 per decade over up to three decades, else at powers of ten."""
+    assert distributions.compute_log_ticks(low, high) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(("x", "expected"), [(1.27, 1.0), (3.0, 2.0), (0.07, 0.05), (50.0, 50.0)],
+                         ids=["1.27", "3", "0.07", "exactly 50"])
+def test_log_axis_starts_at_a_labelled_tick(x, expected):
+    """A log axis starts at the largest 1, 2 or 5 times a power of ten at or below its smallest value."""
+    assert distributions.compute_log_floor(x) == pytest.approx(expected)
 
 
 @pytest.mark.parametrize(
@@ -228,19 +280,19 @@ def test_restore_ecdf_draws_a_monotone_curve_per_strategy_with_restores(results)
 )
 def test_restore_ecdf_without_restores_draws_no_curve(frame):
     """A table with no restores (or no rows) draws no curve and still renders."""
-    fig = plots.restore_ecdf(frame)
-    assert fig.axes[0].get_lines() == []
+    fig = distributions.restore_ecdf(frame)
+    assert [ln for ln in fig.axes[0].get_lines() if (ln.get_gid() or "").startswith("restore:")] == []
     assert plots.figure_png(fig).startswith(PNG_SIGNATURE)
 
 
 def test_failed_requests_distribution_shows_every_run_per_strategy(results):
-    """One box and one dot per run for each strategy; the heavy rolling tail puts the axis on a log scale."""
-    fig = plots.failed_requests_distribution(results)
-    (ax,) = fig.axes
-    dots = [c for c in ax.collections if isinstance(c, PathCollection)]
-    assert [len(d.get_offsets()) for d in dots] == [40, 40, 40]
-    assert [t.get_text().split("\n")[0] for t in ax.get_yticklabels()] == list(STRATEGIES)
-    assert ax.get_xscale() == "symlog"
+    """One box and one dot per run for each strategy in both panels; the heavy rolling tail puts the axes on a log scale."""
+    fig = distributions.failed_requests_distribution(results)
+    for ax in fig.axes:
+        dots = [c for c in ax.collections if isinstance(c, PathCollection)]
+        assert [len(d.get_offsets()) for d in dots] == [40, 40, 40]
+        assert ax.get_xscale() == "symlog"
+    assert [t.get_text().split("\n")[0] for t in fig.axes[0].get_yticklabels()] == list(STRATEGIES)
 
 
 @pytest.mark.parametrize(
@@ -251,8 +303,9 @@ def test_failed_requests_distribution_shows_every_run_per_strategy(results):
 def test_failed_requests_distribution_scales_with_the_spread(failed, scale):
     """The axis stays linear for narrow or all-zero counts and goes symmetric-log (keeping zero) for wide ones."""
     frame = pd.DataFrame({"strategy": ["canary", "canary", "rolling", "rolling"], "failed_requests": failed})
-    fig = plots.failed_requests_distribution(frame)
+    fig = distributions.failed_requests_distribution(frame)
     assert fig.axes[0].get_xscale() == scale
+    assert fig.axes[0].get_xlim()[0] == 0
     assert plots.figure_png(fig).startswith(PNG_SIGNATURE)
 
 
@@ -273,30 +326,30 @@ def test_timeline_events_parse_into_measurements_and_milestones():
                "AlertFired: high-error-rate", "Aborted: background analysis failed"),
         _point(100, "RolledBack: rolled back: stable serves all traffic", "Promoted: never mind"),
     ]
-    marks = plots.parse_timeline_events(timeline)
+    marks = timeline_plot.parse_timeline_events(timeline)
     assert marks.measurements == (
-        plots.Measurement(30.0, "error-rate", plots.Verdict.SUCCESSFUL),
-        plots.Measurement(60.0, "latency", plots.Verdict.INCONCLUSIVE),
-        plots.Measurement(90.0, "error-rate", plots.Verdict.FAILED),
+        timeline_plot.MeasurementMark(30.0, "error-rate", timeline_plot.AnalysisMark.SUCCESSFUL),
+        timeline_plot.MeasurementMark(60.0, "latency", timeline_plot.AnalysisMark.INCONCLUSIVE),
+        timeline_plot.MeasurementMark(90.0, "error-rate", timeline_plot.AnalysisMark.FAILED),
     )
     assert [(m.at, m.kind) for m in marks.milestones] == [
-        (90.0, plots.MilestoneKind.ALERT_FIRED), (90.0, plots.MilestoneKind.ABORTED),
-        (100.0, plots.MilestoneKind.ROLLED_BACK), (100.0, plots.MilestoneKind.PROMOTED),
+        (90.0, timeline_plot.MilestoneKind.ALERT_FIRED), (90.0, timeline_plot.MilestoneKind.ABORTED),
+        (100.0, timeline_plot.MilestoneKind.ROLLED_BACK), (100.0, timeline_plot.MilestoneKind.PROMOTED),
     ]
     assert marks.milestones[1].message == "background analysis failed"
 
 
 def test_rollout_timeline_of_a_defective_canary_shows_failed_measurements_and_the_rollback(defective_timeline):
-    """A defective canary's chart has weight, error-rate and verdict panels, failed-measurement markers and abort/rollback lines."""
-    fig = plots.rollout_timeline(defective_timeline, "defective canary")
-    weight_ax, error_ax, verdict_ax = fig.axes
+    """A defective canary's chart has weight, error-rate and analysis panels, failed-measurement markers and abort/rollback lines."""
+    fig = timeline_plot.rollout_timeline(defective_timeline, "defective canary")
+    weight_ax, error_ax, mark_ax = fig.axes
     assert [line.get_label() for line in weight_ax.get_lines() if not line.get_gid()] == ["declared", "effective"]
-    assert [line.get_label() for line in error_ax.get_lines() if not line.get_gid()] == ["stable", "canary"]
+    assert [line.get_label() for line in error_ax.get_lines() if not line.get_gid()] == ["stable (old)", "new version"]
     assert "%" in weight_ax.get_ylabel() and "%" in error_ax.get_ylabel()
-    marks = plots.parse_timeline_events(defective_timeline)
-    failed = [m for m in marks.measurements if m.verdict is plots.Verdict.FAILED]
+    marks = timeline_plot.parse_timeline_events(defective_timeline)
+    failed = [m for m in marks.measurements if m.mark is timeline_plot.AnalysisMark.FAILED]
     assert failed, "a defective canary's analysis should fail at least one measurement"
-    (markers,) = [line for line in verdict_ax.get_lines() if line.get_gid() == "verdict:Failed"]
+    (markers,) = [line for line in mark_ax.get_lines() if line.get_gid() == "mark:Failed"]
     assert len(markers.get_xdata()) == len(failed)
     kinds = {m.kind.value for m in marks.milestones}
     assert {"Aborted", "RolledBack"} <= kinds
@@ -312,14 +365,14 @@ def test_rollout_timeline_of_a_defective_canary_shows_failed_measurements_and_th
 )
 def test_rollout_timeline_survives_sparse_timelines(timeline):
     """Empty, one-point and event-free timelines render three panels without failing."""
-    fig = plots.rollout_timeline(timeline, "sparse")
+    fig = timeline_plot.rollout_timeline(timeline, "sparse")
     assert len(fig.axes) == 3
     assert plots.figure_png(fig).startswith(PNG_SIGNATURE)
 
 
 def test_rollout_timeline_uses_minutes_for_long_rollouts():
     """A rollout spanning an hour is plotted against minutes."""
-    fig = plots.rollout_timeline([_point(0.0), _point(3600.0, "Promoted: done", weight=100.0)])
+    fig = timeline_plot.rollout_timeline([_point(0.0), _point(3600.0, "Promoted: done", weight=100.0)])
     assert fig.axes[2].get_xlabel().endswith("(min)")
     (line,) = [ln for ln in fig.axes[0].get_lines() if ln.get_gid() == "milestone:Promoted"]
     assert line.get_xdata()[0] == pytest.approx(60.0)
@@ -340,20 +393,24 @@ def test_pareto_front_keeps_points_nothing_beats_everywhere(points, expected):
 
 
 def test_pareto_plots_one_point_per_strategy_and_rings_the_optimal_ones(results, summaries):
-    """Each strategy is one labelled point sized by cost; the optimal ones match the Pareto front of the summaries."""
+    """Each strategy is one labelled point sized by cost, placed by the failures its release caused; the optimal
+    ones match the Pareto front of the summaries."""
     fig = plots.pareto(results)
     (ax,) = fig.axes
     points = [c for c in ax.collections if isinstance(c, PathCollection)]
     assert len(points) == len(STRATEGIES)
     expected = plots.compute_pareto_front(
-        [(s.rollout_duration_median.value, s.failed_requests_mean.value, s.cost_mean.value) for s in summaries])
+        [(s.rollout_duration_median.value, s.release_failed_requests_mean.value, s.cost_mean.value)
+         for s in summaries])
     assert [c.get_gid() for c in points] == [
         f"pareto:{s.strategy}:{'optimal' if best else 'dominated'}" for s, best in zip(summaries, expected)]
     sizes = [c.get_sizes()[0] for c in points]
     costs = [s.cost_mean.value for s in summaries]
     assert np.argsort(sizes).tolist() == np.argsort(costs).tolist()
-    assert {t.get_text().rstrip(" ★") for t in ax.texts} >= set(STRATEGIES)
-    assert ax.get_legend() is not None
+    assert {t.get_text().split("\n")[0].rstrip(" ★") for t in ax.texts} >= set(STRATEGIES)
+    assert [max(s.release_failed_requests_mean.value, 0.0) for s in summaries] == pytest.approx(
+        [c.get_offsets()[0][1] for c in points])
+    assert "release" in ax.get_ylabel() and fig.legends
 
 
 def test_pareto_from_summaries_equals_pareto_from_the_table(results, summaries):
@@ -380,9 +437,9 @@ def test_pareto_names_strategies_it_cannot_place(summaries):
     "build",
     [lambda r, s, t: plots.metric_bars(s, "change_failure_rate", "Change failure rate", "%"),
      lambda r, s, t: plots.metric_bar_grid(s),
-     lambda r, s, t: plots.restore_ecdf(r),
-     lambda r, s, t: plots.failed_requests_distribution(r),
-     lambda r, s, t: plots.rollout_timeline(t, "defective canary"),
+     lambda r, s, t: distributions.restore_ecdf(r),
+     lambda r, s, t: distributions.failed_requests_distribution(r),
+     lambda r, s, t: timeline_plot.rollout_timeline(t, "defective canary"),
      lambda r, s, t: plots.pareto(s)],
     ids=["metric bars", "bar grid", "restore ECDF", "failed requests", "timeline", "pareto"],
 )
@@ -396,3 +453,14 @@ def test_every_chart_renders_to_a_non_blank_png(results, summaries, defective_ti
     assert image.shape[:2] == (round(height * 50), round(width * 50))
     assert image.reshape(-1, image.shape[-1]).std(axis=0).max() > 0.05
     assert np.unique(image.reshape(-1, image.shape[-1]), axis=0).shape[0] > 10
+
+
+def test_pareto_names_a_strategy_whose_duration_lies_beyond_the_window(summaries):
+    """A median rollout duration beyond the window (stuck rollouts) has no place on the axis: named n/a, not drawn."""
+    stuck = [replace(summaries[0], rollout_duration_median=Estimate(math.inf, 60.0, math.inf, 40, 30, 1800.0)),
+             *summaries[1:]]
+    fig = plots.pareto(stuck)
+    ax = fig.axes[0]
+    assert len(ax.collections) == len(STRATEGIES) - 1
+    assert _gids(ax, "pareto-missing")
+    assert plots.figure_png(fig).startswith(PNG_SIGNATURE)

@@ -8,60 +8,15 @@ import itertools
 import math
 
 import numpy as np
-import pandas as pd
 import pytest
 from matplotlib.collections import PathCollection
 from matplotlib.figure import Figure
 from matplotlib.text import Annotation
 
-from rolloutlab.reports import plots
-from rolloutlab.results.table import to_frame
+from rolloutlab.reports import distributions, plots, timeline_plot
+from rolloutlab.results.statistics import summarize
 from rolloutlab.results.timeline import TimelinePoint
-
-WINDOW = 1800.0
-STRATEGIES = ("blue-green", "canary", "rolling")
-
-
-def standard_like(runs: int = 120, release_columns: bool = True) -> pd.DataFrame:
-    """A table shaped like 300 runs of the standard scenario: 1.8k baseline failures expected
-    per run for everyone (the old version's 0.1%), canary restoring in about a minute,
-    rolling in 5 to 60 minutes with a few failures up to 90k requests, blue-green never
-    hurting users. Release-caused failures are the excess over the baseline, so a healthy
-    run's is a little above or below zero by chance."""
-    rng = np.random.default_rng(7)
-    rows = []
-    for strategy in STRATEGIES:
-        for run in range(runs):
-            failed = run % 5 == 1 and strategy != "blue-green"
-            baseline = 1800.0
-            noise = int(rng.normal(0, 42))
-            if strategy == "rolling" and failed:
-                restore = float(rng.uniform(300, 3600))
-                caused = int(restore * 25)
-            elif failed:
-                restore = float(rng.uniform(76.0, 81.0))
-                caused = int(rng.integers(20, 400))
-            else:
-                restore, caused = math.nan, 0
-            duration = {"blue-green": 261.0, "canary": 455.0, "rolling": 42.0}[strategy]
-            rows.append({
-                "source": "sim", "scenario": "standard", "strategy": strategy, "run": run, "seed": 1,
-                "release": f"standard#{run}", "defect": "error_rate" if failed else "none",
-                "outcome": "rolled_back" if failed else "promoted", "started_at": 0.0,
-                "finished_at": duration, "detected_at": 60.0 + restore if failed else math.nan,
-                "restored_at": 60.0 + restore if failed else math.nan, "requests": 1_800_000,
-                "failed_requests": int(baseline) + noise + caused, "peak_error_rate": 0.05 if failed else 0.001,
-                "replica_seconds": {"blue-green": 22_700.0, "canary": 18_200.0, "rolling": 18_300.0}[strategy],
-                "change_failed": failed, "time_to_restore": restore, "rollout_duration": duration,
-                "impact_started_at": 60.0 if failed else math.nan, "ended_at": WINDOW,
-                "baseline_failed_requests": baseline, "release_failed_requests": float(noise + caused),
-                "detected_by": "analysis" if failed else "",
-            })
-    df = to_frame(rows)
-    if not release_columns:
-        df = df.drop(columns=["baseline_failed_requests", "release_failed_requests"])
-    return df
-
+from tests.report_tables import standard_like
 
 # --------------------------------------------------------------------------- what "readable" means
 
@@ -106,7 +61,7 @@ def points_outside(fig: Figure) -> list[tuple[str, float, float]]:
         (x0, x1), (y0, y1) = sorted(ax.get_xlim()), sorted(ax.get_ylim())
         bbox = ax.get_window_extent(renderer)
         for collection in ax.collections:
-            if not isinstance(collection, PathCollection) or collection.get_transform() != ax.transData:
+            if not isinstance(collection, PathCollection) or collection.get_offset_transform() is not ax.transData:
                 continue
             radius = math.sqrt(max(collection.get_sizes(), default=0.0)) / 2 * fig.dpi / 72
             for x, y in collection.get_offsets():
@@ -144,13 +99,29 @@ def texts_overlapping(fig: Figure) -> list[tuple[str, str]]:
     return pairs
 
 
+def texts_outside_figure(fig: Figure) -> list[str]:
+    """Texts (titles, axis labels, drawn tick labels, notes, legends) cut by the figure's edge."""
+    renderer = _drawn(fig).canvas.get_renderer()
+    page = fig.bbox
+    texts = [fig._suptitle, fig._supxlabel, *fig.texts]
+    for ax in fig.axes:
+        texts += [ax.title, ax._left_title, ax._right_title, ax.xaxis.label, ax.yaxis.label, *ax.texts,
+                  *_labels(ax, "x"), *_labels(ax, "y")]
+    boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in texts
+             if t is not None and t.get_visible() and t.get_text().strip()]
+    legends = [*fig.legends, *(ax.get_legend() for ax in fig.axes if ax.get_legend())]
+    boxes += [("legend", lg.get_window_extent(renderer)) for lg in legends]
+    return [text for text, box in boxes
+            if box.x0 < page.x0 - 1 or box.x1 > page.x1 + 1 or box.y0 < page.y0 - 1 or box.y1 > page.y1 + 1]
+
+
 # --------------------------------------------------------------------------- failed requests
 
 
 @pytest.mark.parametrize("release_columns", [True, False], ids=["with release columns", "totals only"])
 def test_failed_requests_axes_never_go_below_zero(release_columns):
     """Failed requests cannot be negative: every panel's axis starts at zero."""
-    fig = _drawn(plots.failed_requests_distribution(standard_like(release_columns=release_columns)))
+    fig = _drawn(distributions.failed_requests_distribution(standard_like(release_columns=release_columns)))
     for ax in fig.axes:
         assert ax.get_xlim()[0] >= 0, ax.get_xlim()
         assert all(not t.get_text().startswith(("−", "-")) for t in _labels(ax, "x"))
@@ -159,7 +130,7 @@ def test_failed_requests_axes_never_go_below_zero(release_columns):
 @pytest.mark.parametrize("release_columns", [True, False], ids=["with release columns", "totals only"])
 def test_failed_requests_show_every_run_inside_the_axes(release_columns):
     """Every run's dot, the heaviest tail included, lies inside the axes and is not cut by its edge."""
-    fig = plots.failed_requests_distribution(standard_like(release_columns=release_columns))
+    fig = distributions.failed_requests_distribution(standard_like(release_columns=release_columns))
     assert points_outside(fig) == []
     dots = sum(len(c.get_offsets()) for ax in fig.axes for c in ax.collections if isinstance(c, PathCollection))
     assert dots == len(standard_like()) * (2 if release_columns else 1)
@@ -168,7 +139,7 @@ def test_failed_requests_show_every_run_inside_the_axes(release_columns):
 def test_failed_requests_lead_with_what_the_release_caused():
     """With release columns, the first panel shows failures caused by the release, the second the total."""
     df = standard_like()
-    fig = plots.failed_requests_distribution(df)
+    fig = distributions.failed_requests_distribution(df)
     release, total = fig.axes
     assert "release" in release.get_title().lower() and "total" in total.get_title().lower()
     xs = np.concatenate([c.get_offsets()[:, 0] for c in release.collections if isinstance(c, PathCollection)])
@@ -179,7 +150,7 @@ def test_failed_requests_lead_with_what_the_release_caused():
 
 def test_failed_requests_without_release_columns_say_so_once():
     """An old table without release columns shows the total and says once that the release's share is unknown."""
-    fig = plots.failed_requests_distribution(standard_like(release_columns=False))
+    fig = distributions.failed_requests_distribution(standard_like(release_columns=False))
     (ax,) = fig.axes
     notes = [t for t in fig.texts + ax.texts if "release_failed_requests" in t.get_text()]
     assert len(notes) == 1
@@ -188,7 +159,7 @@ def test_failed_requests_without_release_columns_say_so_once():
 
 def test_failed_requests_tick_labels_do_not_overlap():
     """The failed-requests axes' tick labels are apart from each other."""
-    assert overlapping_tick_labels(plots.failed_requests_distribution(standard_like())) == []
+    assert overlapping_tick_labels(distributions.failed_requests_distribution(standard_like())) == []
 
 
 # --------------------------------------------------------------------------- restore ECDF
@@ -197,21 +168,21 @@ def test_failed_requests_tick_labels_do_not_overlap():
 @pytest.mark.parametrize("runs", [120, 300], ids=["120 runs", "300 runs"])
 def test_restore_ecdf_tick_labels_do_not_overlap(runs):
     """On a log time axis spanning a minute to an hour, no two tick labels are printed over each other."""
-    fig = plots.restore_ecdf(standard_like(runs))
+    fig = distributions.restore_ecdf(standard_like(runs))
     assert fig.axes[0].get_xscale() == "log"
     assert overlapping_tick_labels(fig) == []
 
 
 def test_restore_ecdf_tick_labels_are_plain_numbers():
     """Log-axis ticks read as plain minutes ("2", "5", "10"), not as "3×10⁰"."""
-    fig = _drawn(plots.restore_ecdf(standard_like()))
+    fig = _drawn(distributions.restore_ecdf(standard_like()))
     texts = [t.get_text() for t in _labels(fig.axes[0], "x")]
     assert texts and all("times" not in t and "×" not in t and "^" not in t for t in texts), texts
 
 
 def test_restore_ecdf_axes_stay_within_possible_values():
     """Shares stay within 0..1 (with a little headroom) and restore times are positive."""
-    fig = _drawn(plots.restore_ecdf(standard_like()))
+    fig = _drawn(distributions.restore_ecdf(standard_like()))
     ax = fig.axes[0]
     assert ax.get_xlim()[0] > 0
     assert ax.get_ylim()[0] >= 0 and ax.get_ylim()[1] <= 1.1
@@ -229,7 +200,7 @@ def test_rollout_timeline_milestones_at_one_moment_share_one_label():
     timeline = [_point(0.0), _point(51.0, "Measurement: error-rate: Failed (0.05) x"),
                 _point(81.0, "Aborted: analysis failed", "RolledBack: stable serves all traffic"),
                 _point(111.0)]
-    fig = plots.rollout_timeline(timeline, "blue-green, run 1")
+    fig = timeline_plot.rollout_timeline(timeline, "blue-green, run 1")
     assert texts_overlapping(fig) == []
     labels = [t.get_text() for t in fig.axes[0].texts if isinstance(t, Annotation)]
     assert labels == ["aborted, rolled back"]
@@ -238,16 +209,28 @@ def test_rollout_timeline_milestones_at_one_moment_share_one_label():
 # --------------------------------------------------------------------------- every chart
 
 
+TIMELINE = [_point(0.0), _point(51.0, "Measurement: error-rate: Failed (0.05) x"),
+            _point(81.0, "Aborted: analysis failed", "RolledBack: stable serves all traffic"),
+            _point(95.0, "AlertFired: high-error-rate"), _point(111.0)]
+
+
 @pytest.mark.parametrize(
     "build",
-    [lambda df: plots.failed_requests_distribution(df),
-     lambda df: plots.restore_ecdf(df),
-     lambda df: plots.pareto(df)],
-    ids=["failed requests", "restore ECDF", "pareto"],
+    [lambda df: distributions.failed_requests_distribution(df),
+     lambda df: distributions.failed_requests_distribution(df.drop(columns=["release_failed_requests"])),
+     lambda df: distributions.restore_ecdf(df),
+     lambda df: plots.pareto(df),
+     lambda df: plots.metric_bar_grid(summarize(df)),
+     lambda df: plots.metric_bars(summarize(df), "release_failed_requests_mean"),
+     lambda df: timeline_plot.rollout_timeline(TIMELINE, "blue-green, run 1 (seed 1): error_rate release, rolled_back")],
+    ids=["failed requests", "failed requests, totals only", "restore ECDF", "pareto", "bar grid",
+         "release-caused bars", "timeline"],
 )
 def test_charts_of_a_standard_like_table_are_readable(build):
-    """No chart drawn from a standard-like table has overlapping tick labels, texts over texts or clipped points."""
+    """No chart drawn from a standard-like table has overlapping tick labels, texts over texts, texts cut by
+    the figure's edge or clipped points."""
     fig = build(standard_like())
     assert overlapping_tick_labels(fig) == []
     assert texts_overlapping(fig) == []
+    assert texts_outside_figure(fig) == []
     assert points_outside(fig) == []

@@ -441,6 +441,162 @@ def test_load_scenario_reports_the_file(tmp_path):
     assert str(info.value) == f"{path}:3: traffic.rps: Input should be greater than 0"
 
 
+# --- the schema package -------------------------------------------------------------------
+
+SCHEMA_MODULES = ("fields", "distributions", "service", "traffic", "defects", "faults", "migrations",
+                  "monitoring", "expectations", "scenario")
+
+
+@pytest.mark.parametrize("module", SCHEMA_MODULES, ids=SCHEMA_MODULES)
+def test_schema_is_a_package_of_modules_a_reader_can_hold(module):
+    """The schema is one module per section, none over 600 lines."""
+    path = BUNDLED_SCENARIOS_DIR / "schema" / f"{module}.py"
+    assert len(path.read_text().splitlines()) <= 600
+
+
+def test_schema_package_exports_every_public_name():
+    """Every name the schema lists is importable from the package itself."""
+    import rolloutlab.scenarios.schema as schema
+
+    assert {"Scenario", "ServiceLevelObjective", "load_scenario", "BUNDLED_SCENARIOS_DIR"} <= set(schema.__all__)
+    assert [name for name in schema.__all__ if not hasattr(schema, name)] == []
+    assert (schema.BUNDLED_SCENARIOS_DIR / "standard.yaml").is_file()
+
+
+# --- the service level objective --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("written", "objective", "window"),
+    [("{objective: 0.999, window: 30d}", 0.999, 30 * 86400), ("{objective: 99.9%}", 0.999, 30 * 86400),
+     ("{objective: '99.95%', window: 7d}", 0.9995, 7 * 86400), ("{objective: 0.5, window: 1h}", 0.5, 3600)],
+    ids=["fraction-and-window", "percent-default-window", "quoted-percent-a-week", "one-hour-window"],
+)
+def test_slo_reads_objective_and_window(written, objective, window):
+    """`slo:` holds the objective as a fraction (``99.9%`` is 0.999) and the window in
+    seconds (default 30 days)."""
+    slo = _load(f"name: x\nslo: {written}\n").slo
+    assert (slo.objective, slo.window) == (objective, window)
+
+
+def test_slo_is_none_when_absent_and_error_budget_is_exact():
+    """A scenario without `slo:` has none; 99.9% leaves an error budget of exactly 0.001."""
+    assert _load("name: x\n").slo is None
+    assert _load("name: x\nslo: {objective: 99.9%}\n").slo.error_budget == 0.001
+
+
+def test_standard_scenario_promises_three_nines_over_30_days():
+    """standard.yaml states its SLO: 99.9% of requests over 30 days."""
+    slo = _load(STANDARD_TEXT).slo
+    assert (slo.objective, slo.window) == (0.999, 30 * 86400)
+
+
+# --- bounds: every number within what can make sense --------------------------------------------
+
+TWO_SERVICES = "name: x\nservices: [{name: a}, {name: b}]\n"
+
+BOUNDS = [
+    ("capacity-1e-320", "name: x\nservices:\n  - name: a\n    capacity_rps: 1e-320\n",
+     "services[0].capacity_rps", 4, "below 0.001"),
+    ("rps-1e17", "name: x\ntraffic:\n  rps: 1e17\n", "traffic.rps", 3, "above 1e+06"),
+    ("duration-1e20-seconds", "name: x\nduration: 1e20\n", "duration", 2, "a year"),
+    ("duration-in-days-beyond-a-year", "name: x\nduration: 1000d\n", "duration", 2, "a year"),
+    ("fault-delay-beyond-a-year", "name: x\nfaults:\n  - {kind: node_loss, at: 0, eviction_delay: 1e20}\n",
+     "faults[0].eviction_delay", 3, "a year"),
+    ("negative-phase-beyond-a-year", "name: x\ntraffic:\n  profile: {kind: diurnal, phase: -1e9}\n",
+     "traffic.profile.phase", 3, "below"),
+    ("pod-start-of-a-century", "name: x\nservices:\n  - name: a\n    pod_timing: {start_delay: 36500d}\n",
+     "services[0].pod_timing.start_delay", 4, "a year"),
+    ("octal-replicas", "name: x\nservices:\n  - name: a\n    replicas: 010\n",
+     "services[0].replicas", 4, "octal number 8: write 10"),
+    ("replicas-a-million", "name: x\nservices:\n  - name: a\n    replicas: 1000000\n",
+     "services[0].replicas", 4, "less than or equal to 1000"),
+    ("nodes-beyond-a-cluster", "name: x\nservices:\n  - name: a\n    nodes: 9000\n",
+     "services[0].nodes", 4, "less than or equal to 1000"),
+    ("latency-of-a-day", "name: x\nservices:\n  - name: a\n    latency: {median_ms: 1e8, p99_ms: 2e8}\n",
+     "services[0].latency.median_ms", 4, "above 3.6e+06 ms"),
+    ("probe-every-millisecond", "name: x\nservices:\n  - name: a\n    pod_timing: {readiness: {period: 1ms}}\n",
+     "services[0].pod_timing.readiness.period", 4, "at most once a second"),
+    ("scrape-every-tenth-second", "name: x\nmonitoring:\n  scrape_interval: 100ms\n",
+     "monitoring.scrape_interval", 3, "below 1s"),
+    ("spike-a-million-fold", "name: x\ntraffic:\n  profile: {kind: spikes, spikes: [{at: 60, multiplier: 1e6}]}\n",
+     "traffic.profile.spikes[0].multiplier", 3, "above 1000"),
+    ("calls-per-request-1e9", TWO_SERVICES + "dependencies:\n  - {caller: a, callee: b, calls_per_request: 1e9}\n",
+     "dependencies[0].calls_per_request", 4, "above 1000"),
+    ("defect-weight-1e-9", "name: x\nrelease:\n  defects: [{kind: error_rate, weight: 1e-9}]\n",
+     "release.defects[0].weight", 3, "below 1e-06"),
+    ("leak-beyond-certain-failure", "name: x\nrelease:\n  defects: [{kind: leak, error_rate_per_minute: 5}]\n",
+     "release.defects[0].error_rate_per_minute", 3, "less than or equal to 1"),
+    ("lognormal-sigma-50", "name: x\nresponse:\n  response_time: {kind: lognormal, median: 10m, sigma: 50}\n",
+     "response.response_time.sigma", 3, "less than or equal to 5"),
+    ("lognormal-tail-a-million-times-the-median",
+     "name: x\nresponse:\n  response_time: {kind: lognormal, median: 1ms, p90: 300d}\n",
+     "response.response_time.p90", 3, "sigma"),
+    ("latency-alert-of-a-year",
+     "name: x\nmonitoring:\n  alerts:\n    - {name: slow, metric: latency_p99, threshold: 1e12}\n",
+     "monitoring.alerts[0].threshold", 4, "above an hour"),
+    ("seed-beyond-64-bits", "name: x\nseed: 18446744073709551617\n", "seed", 2, "less than or equal to"),
+    ("history-of-a-millennium", "name: x\nhistory: {days: 365000}\n", "history.days", 2, "less than or equal to 3650"),
+    ("schema-version-1e12", "name: x\nmigration: {initial_schema: 1000000000000}\n",
+     "migration.initial_schema", 2, "less than or equal to 1000000"),
+    ("pod-kill-count-1e9", "name: x\nfaults:\n  - {kind: pod_kill, at: 60, count: 1000000000}\n",
+     "faults[0].count", 3, "less than or equal to 1000"),
+    ("chain-of-calls-beyond-a-million-rps",
+     "name: x\nservices: [{name: a}, {name: b}, {name: c}]\ntraffic: {rps: 10000}\ndependencies:\n"
+     "  - {caller: a, callee: b, calls_per_request: 20}\n  - {caller: b, callee: c, calls_per_request: 20}\n",
+     "traffic.rps", 3, "service 'c' would receive up to 4e+06 requests per second"),
+    ("overlapping-spikes-multiply-beyond-a-million-rps",
+     "name: x\ntraffic:\n  rps: 20000\n  profile: {kind: spikes, spikes: [{at: 60, duration: 120, multiplier: 10},"
+     " {at: 100, multiplier: 10}]}\n", "traffic.rps", 3, "2e+06 requests per second"),
+    ("calls-in-a-circle", "name: x\nservices: [{name: a}, {name: b}, {name: c}]\ndependencies:\n"
+     "  - {caller: a, callee: b}\n  - {caller: b, callee: c}\n  - {caller: c, callee: b}\n",
+     "dependencies[2]", 6, "circle (b -> c -> b)"),
+    ("alert-for-longer-than-the-window",
+     "name: x\nduration: 30m\nmonitoring:\n  alerts:\n    - name: slow-burn\n      metric: error_rate\n"
+     "      threshold: 1%\n      for: 2h\n", "monitoring.alerts[0].for", 8, "can never fire"),
+    ("slo-objective-of-one", "name: x\nslo: {objective: 1}\n", "slo.objective", 2, "less than 1"),
+    ("slo-objective-100-percent", "name: x\nslo:\n  objective: 100%\n", "slo.objective", 3, "less than 1"),
+    ("slo-objective-zero", "name: x\nslo: {objective: 0}\n", "slo.objective", 2, "greater than 0"),
+    ("slo-objective-yes", "name: x\nslo: {objective: yes}\n", "slo.objective", 2, "expected a number"),
+    ("slo-objective-missing", "name: x\nslo: {window: 30d}\n", "slo.objective", 2, "Field required"),
+    ("slo-window-shorter-than-the-scenario", "name: x\nduration: 2h\nslo:\n  objective: 99%\n  window: 1h\n",
+     "slo.window", 5, "shorter than the simulated window"),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "line", "fragment"),
+    [row[1:] for row in BOUNDS],
+    ids=[row[0] for row in BOUNDS],
+)
+def test_numbers_beyond_what_makes_sense_are_errors(text, field, line, fragment):
+    """A number no world has (1e17 rps, 1e-320 rps of capacity, a 10^20 s window, an
+    alert that cannot fire in the window) is an InputError at its field and line."""
+    with pytest.raises(InputError) as info:
+        _load(text)
+    assert (info.value.field, info.value.line) == (field, line), str(info.value)
+    assert fragment in info.value.message
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["name: x\nduration: 1m\n",  # the default alert (5 minutes) is not the user's mistake
+     "name: x\nduration: 30m\nmonitoring:\n  alerts: [{name: a, metric: error_rate, threshold: 1%, for: 29m}]\n",
+     "name: x\ntraffic:\n  rps: 1000000\n",
+     "name: x\ntraffic:\n  rps: 0.001\n  preview_rps: 0\n",
+     "name: x\nduration: 366d\n",
+     "name: x\nservices:\n  - name: a\n    replicas: 1000\n    nodes: 1000\n    capacity_rps: 0.001\n",
+     "name: x\nservices:\n  - name: a\n    capacity_rps: 010.5\n",
+     "name: x\nduration: 1:30:00\n"],
+    ids=["default-alert-in-a-short-window", "alert-for-just-inside-the-window", "a-million-rps",
+         "one-request-in-17-minutes", "a-year-and-a-day", "largest-service", "float-with-leading-zero",
+         "base-60-duration"],
+)
+def test_numbers_at_the_edge_of_sense_load(text):
+    """Values at the bounds, and the spellings YAML reads as written, are accepted."""
+    assert _load(text).name == "x"
+
+
 # --- fuzzing --------------------------------------------------------------------------------
 
 JUNK = st.one_of(

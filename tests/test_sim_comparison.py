@@ -1,33 +1,27 @@
-"""Specification of sim.comparison: the figures per strategy, their intervals, and how they print."""
+"""Specification of results.statistics: the figures per strategy and their intervals, censored
+times included; and of results.formatting: how a figure is written."""
 
 from __future__ import annotations
 
-import io
-import json
 import math
 
 import numpy as np
 import pandas as pd
 import pytest
-from rich.console import Console
 from scipy import stats
 
+from rolloutlab.results.formatting import format_duration, format_figure, format_quantity
 from rolloutlab.results.statistics import (
     FIGURE_KINDS,
     FIGURE_METHODS,
     Figure,
-    StrategySummary,
-    comparison_json,
+    compute_censored_quantile,
     compute_mean_bootstrap_interval,
     compute_mean_t_interval,
     compute_order_statistic_ranks,
     compute_quantile_interval,
     compute_wilson_interval,
-    format_duration,
-    format_figure,
-    format_quantity,
     paired_difference,
-    render_comparison,
     summarize,
 )
 from rolloutlab.results.table import to_frame
@@ -105,6 +99,85 @@ def test_quantile_ignores_missing_values() -> None:
     assert (figure.value, figure.low, figure.high, figure.n) == (3.5, 1.0, 6.0, 6)
 
 
+# --------------------------------------------------------------------------- censored times
+
+
+@pytest.mark.parametrize(("q", "n"), [(0.5, 60), (0.9, 200)], ids=["median of 60", "p90 of 200"])
+def test_censored_quantile_interval_covers_the_true_quantile(q: float, n: int) -> None:
+    """Over 1000 seeded samples of exponential times, a third censored at random follow-up
+    times, the Kaplan-Meier interval covers the true quantile ~95% of the time."""
+    rng = np.random.default_rng(5)
+    truth = -math.log(1 - q)
+    covered = 0
+    for _ in range(1000):
+        times = rng.exponential(1.0, n)
+        followed = rng.exponential(4.0, n)  # about one time in five is still going on when followed up
+        durations = np.where(times <= followed, times, np.nan)
+        figure = compute_censored_quantile(durations, followed, q)
+        covered += figure.low <= truth <= figure.high
+    assert 0.93 <= covered / 1000 <= 0.98
+
+
+def test_censored_quantile_without_censoring_is_the_empirical_quantile() -> None:
+    """With every time ended, the estimate is the smallest value with a share q at or below it."""
+    x = np.arange(1.0, 101.0)
+    assert compute_censored_quantile(x, 1000.0, 0.5).value == 50.0
+    assert compute_censored_quantile(x, 1000.0, 0.9).value == 90.0
+    assert compute_censored_quantile(x, 1000.0, 0.9).censored == 0
+
+
+@pytest.mark.parametrize(("n", "q"), [(6, 0.5), (37, 0.9), (400, 0.99)], ids=["median of 6", "p90 of 37", "p99 of 400"])
+def test_without_censoring_the_interval_is_the_order_statistic_one(n: int, q: float) -> None:
+    """With every time ended, the censoring-aware interval is exactly the distribution-free
+    order-statistic interval (exact binomial band), so the two methods never disagree."""
+    x = np.random.default_rng(n).lognormal(4.0, 0.8, n)
+    figure, reference = compute_censored_quantile(x, 1e9, q), compute_quantile_interval(x, q)
+    assert (figure.low, figure.high, figure.n, figure.censored) == (reference.low, reference.high, n, 0)
+
+
+def test_a_median_beyond_the_window_is_beyond_it_not_dropped() -> None:
+    """When more than half never ended, the median is "beyond the window": infinite, with
+    the window as what it exceeds and the censored count; not the median of those that ended."""
+    figure = compute_censored_quantile([60.0] * 10 + [np.nan] * 11, 1800.0, 0.5)
+    assert math.isinf(figure.value) and figure.exceeds_window
+    assert (figure.beyond, figure.censored, figure.n) == (1800.0, 11, 21)
+    assert format_figure(figure, "duration").startswith(">30m00s")
+
+
+def test_censoring_uses_each_items_own_follow_up() -> None:
+    """A time that did not end counts as at least as long as its own window: followed
+    long, it pushes the median up; followed 0 s, it says nothing."""
+    ended = [10.0, 20.0, 30.0, 40.0]
+    assert compute_censored_quantile(ended + [np.nan] * 3, 1000.0, 0.5).value == 40.0
+    assert compute_censored_quantile(ended + [np.nan] * 3, [100.0] * 4 + [0.0] * 3, 0.5).value == 20.0
+
+
+def test_equal_times_have_an_exact_interval() -> None:
+    """Ten equal times have a median of exactly that time, with a zero-width interval."""
+    assert compute_censored_quantile([5.0] * 10, 100.0, 0.5) == Figure(5.0, 5.0, 5.0, 10)
+
+
+def test_a_censored_time_needs_its_follow_up() -> None:
+    """A time that did not end without a finite follow-up cannot be placed: refused."""
+    with pytest.raises(ValueError, match="followed time"):
+        compute_censored_quantile([1.0, np.nan], [10.0, np.nan], 0.5)
+
+
+def test_summaries_censor_what_was_never_restored() -> None:
+    """A strategy that restores 10 incidents in a minute and never restores 11 more has a
+    time-to-restore median beyond the window (not one minute), and says 11 were censored."""
+    table = synthetic_table()
+    canary = table["strategy"] == "canary"
+    never = canary & table["run"].between(10, 20)  # 11 more incidents, still going on at the window's end
+    table.loc[never, "change_failed"] = True
+    table.loc[never, "impact_started_at"] = 10.0
+    table.loc[canary & (table["run"] < 10), "time_to_restore"] = 60.0
+    summary = summarize(table)[0]
+    assert summary.mttr_median.exceeds_window and summary.mttr_median.censored == 11
+    assert summary.mttr_median.beyond == 1800.0  # ended_at - impact_started_at
+    assert format_figure(summary.mttr_median, "duration") == ">30m00s [1m00s, >30m00s] (11 cens.)"
+
+
 # --------------------------------------------------------------------------- means
 
 
@@ -162,7 +235,8 @@ def synthetic_table() -> pd.DataFrame:
                 "requests": 10_000, "failed_requests": failed if changed else 0,
                 "peak_error_rate": 0.01 if changed else 0.0, "replica_seconds": 1000.0 + (run % 4) * 10,
                 "change_failed": changed, "time_to_restore": 60.0 + run if changed else np.nan,
-                "rollout_duration": 300.0,
+                "rollout_duration": 300.0, "impact_started_at": 10.0 if changed else np.nan, "ended_at": 1810.0,
+                "release_failed_requests": (failed - 3.0) if changed else -3.0,
             })
     return to_frame(rows)
 
@@ -175,12 +249,15 @@ def test_summaries_of_a_table_with_known_figures() -> None:
     assert rolling.change_failure_rate.value == pytest.approx(0.2)
     assert canary.false_rollback_rate == compute_wilson_interval(3, 150)
     assert rolling.false_rollback_rate.value == 0.0
-    assert canary.mttr_median == Figure(64.5, 61.0, 68.0, 10)  # ranks 2 and 9 of 10, as in the tables
-    assert canary.mttr_p90 == Figure(None, None, None, 10)  # 10 values cannot bracket a p90
-    assert rolling.mttr_p90.value == pytest.approx(np.quantile(60.0 + np.arange(40), 0.9))
-    assert (rolling.mttr_p90.low, rolling.mttr_p90.high) == (60.0 + 31, 60.0 + 39)
+    assert canary.mttr_median == compute_censored_quantile(60.0 + np.arange(10), 1800.0, 0.5)
+    assert canary.mttr_median.value == 64.0  # the smallest time with half the incidents restored
+    assert canary.mttr_p90.value == 68.0 and math.isinf(canary.mttr_p90.high)  # 10 values cannot bound a p90
+    assert canary.mttr_p90.beyond == 69.0
+    assert rolling.mttr_p90 == compute_censored_quantile(60.0 + np.arange(40), 1800.0, 0.9)
+    assert rolling.mttr_p90.value == 60.0 + 35
     assert canary.failed_requests_mean == compute_mean_bootstrap_interval([7] * 10 + [0] * 190)
     assert canary.failed_requests_mean.value == pytest.approx(0.35)
+    assert canary.release_failed_requests_mean.value == pytest.approx(0.35 - 3.0)
     assert canary.failed_requests_p99 == Figure(None, None, None, 200)
     assert canary.rollout_duration_median == Figure(300.0, 300.0, 300.0, 200)
     assert canary.detection_time_median == Figure(30.0, 30.0, 30.0, 50)
@@ -191,9 +268,9 @@ def test_summaries_of_a_table_with_known_figures() -> None:
 
 def test_summaries_need_the_simulator_columns() -> None:
     """A table without the simulator's extra columns is refused, naming what is missing."""
-    expected = "lacks column\\(s\\) the comparison needs: change_failed, time_to_restore"
+    expected = "lacks column\\(s\\) the comparison needs: change_failed, time_to_restore, ended_at"
     with pytest.raises(ValueError, match=expected):
-        summarize(synthetic_table().drop(columns=["change_failed", "time_to_restore"]))
+        summarize(synthetic_table().drop(columns=["change_failed", "time_to_restore", "ended_at"]))
 
 
 def test_summaries_refuse_to_mix_scenarios() -> None:
@@ -241,6 +318,9 @@ CELLS = [
     (Figure(125.0, 110.0, 140.0, 80), "duration", "2m05s [1m50s, 2m20s]"),
     (Figure(7.0, None, None, 1), "quantity", "7 [n/a]"),
     (Figure(None, None, None, 3), "duration", "n/a"),
+    (Figure(math.inf, 300.0, math.inf, 21, 11, 1800.0), "duration", ">30m00s [5m00s, >30m00s] (11 cens.)"),
+    (Figure(math.inf, math.inf, math.inf, 4, 4, 1800.0), "duration", ">30m00s (4 cens.)"),
+    (Figure(125.0, 110.0, math.inf, 9, 0, 140.0), "duration", "2m05s [1m50s, >2m20s]"),
 ]
 
 
@@ -248,35 +328,6 @@ CELLS = [
 def test_cells_show_value_and_interval(figure: Figure, kind: str, text: str) -> None:
     """A cell is "value [low, high]", or says n/a when the figure or its interval does not exist."""
     assert format_figure(figure, kind) == text
-
-
-def rendered(summaries: list[StrategySummary]) -> str:
-    console = Console(file=io.StringIO(), width=400, color_system=None)
-    render_comparison(summaries, console)
-    return console.file.getvalue()
-
-
-def test_json_has_the_same_numbers_as_the_table() -> None:
-    """Every figure in the JSON, formatted as the table formats it, is in that strategy's table row."""
-    summaries = summarize(synthetic_table())
-    data = json.loads(json.dumps(comparison_json(summaries), allow_nan=False))
-    assert data["methods"] == FIGURE_METHODS and data["confidence"] == 0.95
-    lines = rendered(summaries).splitlines()
-    for entry, summary in zip(data["strategies"], summaries, strict=True):
-        row = next(line for line in lines if f" {entry['strategy']} " in line)
-        cells = [cell.strip() for cell in row.split("│")[1:-1]]
-        figures = [Figure(**entry[key]) for key in FIGURE_KINDS]
-        expected = [format_figure(f, kind) for f, kind in zip(figures, FIGURE_KINDS.values(), strict=True)]
-        assert cells == [entry["strategy"], str(entry["runs"]), *expected]
-        assert figures == list(summary.figures().values())
-
-
-def test_table_says_na_when_too_few_values() -> None:
-    """A figure with too few values prints as n/a in the table and null in the JSON."""
-    summaries = summarize(synthetic_table())
-    assert "n/a" in rendered(summaries)
-    unavailable = {"value": None, "low": None, "high": None, "n": 10}
-    assert comparison_json(summaries)["strategies"][0]["mttr_p90"] == unavailable
 
 
 # --------------------------------------------------------------------------- paired differences

@@ -121,7 +121,7 @@ def test_every_run_ends_with_users_on_a_version_that_is_kept_and_only_admitted_h
     outcome, share = row["outcome"], row["final_canary_share"]
     kept = world.status.completed and world.reverted_at is None
     any_ready = any(world.cluster.ready_count(role, now) > 0 for role in (Role.STABLE, Role.CANARY))
-    old_broken = not world.repaired and not world._schema_ok(Role.STABLE)  # the world's own schema rule
+    old_broken = not world.repaired and not world.schema_ok(Role.STABLE)  # the world's own schema rule
     rollback_finished = outcome in ROLLED_BACK and present(row["finished_at"])
     unfinished = not kept and not rollback_finished and outcome != Outcome.REPAIRED_FORWARD.value
 

@@ -106,11 +106,13 @@ def test_contract_with_the_deploy_cannot_be_rolled_back():
                  "rollforward_repair_time": "1h"}
     sc = scenario(migration=migration, release={"defect_probability": 0.0},
                   monitoring={"alerts": [{"name": "errors", "metric": "error_rate", "threshold": 0.05, "for": "1m"}]},
-                  response={"response_time": "5m"})
+                  response={"response_time": "5m", "rollback_duration": "1m"})
     for row in rows(sc, load_strategy("canary"), 5):
-        assert row["outcome"] == "repaired_forward"
-        # harm starts at once (the stable breaks); restored after alert + response + the repair hour
-        assert row["time_to_restore"] == pytest.approx(60 + 15 + 300 + 3600, abs=60)
+        assert row["outcome"] == "repaired_forward" and row["detected_by"] == "alert"
+        # harm starts at once (the stable breaks); the health check pages after 3 failed checks
+        # 2 s apart (4 s), the person aborts 5 m + 1 m later and is done repairing 1 h after deciding
+        assert row["detected_at"] == 4.0
+        assert row["time_to_restore"] == 4 + 300 + 3600
 
 
 def test_defect_raises_callers_error_rate_along_edges():
@@ -137,8 +139,7 @@ def test_node_loss_takes_pods_out_until_they_are_replaced():
     spec = load_strategy("rolling").with_replicas(6)
     streams = make_streams(np.random.SeedSequence(4))
     world = World(sc, spec, draw_release(sc, streams["release"]), streams)
-    world.env.process(world._controller())
-    world.env.process(world._faults())
+    world.start(horizon=600.0)
     world.env.run(until=119)
     before = world.cluster.ready_count(Role.CANARY, 119) + world.cluster.ready_count(Role.STABLE, 119)
     world.env.run(until=121)

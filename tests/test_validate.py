@@ -25,15 +25,15 @@ from rolloutlab.results.table import read_results
 from rolloutlab.scenarios.schema import bundled_scenario, load_scenario
 from rolloutlab.strategies import load_strategy
 from rolloutlab.workflows.validate import (
-    NEVER,
-    Judgement,
+    Censored,
     Kind,
     LiveResult,
-    Metric,
+    PredictionCheck,
+    PredictionVerdict,
     Settings,
     SwitchFailures,
+    ValidatedMetric,
     Validation,
-    Verdict,
     check_hold,
     compute_calibrated_scenario,
     compute_exit_code,
@@ -47,6 +47,7 @@ from rolloutlab.workflows.validate import (
     compute_sim_step_weights,
     compute_switch_failures,
     compute_weight_segments,
+    describe_prediction,
     is_held,
     judge_value,
     simulate_world,
@@ -54,9 +55,10 @@ from rolloutlab.workflows.validate import (
 from tests.outside_systems import needs_haproxy
 
 ROOT = Path(__file__).resolve().parent.parent
-DURATION = Metric("detection_time", Kind.DURATION, "")
-FRACTION = Metric("failed_fraction", Kind.FRACTION, "")
-OUTCOME = Metric("outcome", Kind.CATEGORY, "")
+DURATION = ValidatedMetric("detection_time", Kind.DURATION, "")
+FRACTION = ValidatedMetric("failed_fraction", Kind.FRACTION, "")
+OUTCOME = ValidatedMetric("outcome", Kind.CATEGORY, "")
+NEVER = Censored(1800.0)  # did not end in a 30-minute window
 
 
 # --------------------------------------------------------------------------- prediction intervals
@@ -110,20 +112,20 @@ ONE_TO_HUNDRED = [float(x) for x in range(1, 101)]  # 100 runs: X(2)..X(99) = 2.
 
 
 @pytest.mark.parametrize(("metric", "values", "live", "verdict", "reason"), [
-    (DURATION, ONE_TO_HUNDRED, 50.0, Verdict.INSIDE, "within"),
-    (DURATION, ONE_TO_HUNDRED, 2.0, Verdict.INSIDE, "within"),  # the ends belong to the interval
-    (DURATION, ONE_TO_HUNDRED, 1.0, Verdict.OUTSIDE, "below"),
-    (DURATION, ONE_TO_HUNDRED, 100.0, Verdict.OUTSIDE, "above"),
-    (DURATION, ONE_TO_HUNDRED, NEVER, Verdict.OUTSIDE, "above"),
-    (DURATION, ONE_TO_HUNDRED[:95] + [NEVER] * 5, NEVER, Verdict.INSIDE, "within"),
-    (DURATION, [None] * 96 + ONE_TO_HUNDRED[:4], None, Verdict.INSIDE, "n/a"),
-    (DURATION, [None] * 96 + ONE_TO_HUNDRED[:4], 3.0, Verdict.OUTSIDE, "has a value in only 4.0%"),
-    (DURATION, [None] * 3 + ONE_TO_HUNDRED[:97], None, Verdict.OUTSIDE, "does not apply in only 3.0%"),
-    (DURATION, ONE_TO_HUNDRED[:30], 10.0, Verdict.NO_PREDICTION, "only 30 simulated values"),
-    (FRACTION, [x / 1000 for x in ONE_TO_HUNDRED], 0.0995, Verdict.OUTSIDE, "above"),
-    (OUTCOME, ["rolled_back"] * 97 + ["failed_undetected"] * 3, "rolled_back", Verdict.INSIDE, "97.0%"),
-    (OUTCOME, ["rolled_back"] * 97 + ["failed_undetected"] * 3, "failed_undetected", Verdict.OUTSIDE, "only 3.0%"),
-    (OUTCOME, ["rolled_back"] * 100, "stuck", Verdict.OUTSIDE, "only 0.0%"),
+    (DURATION, ONE_TO_HUNDRED, 50.0, PredictionVerdict.INSIDE, "within"),
+    (DURATION, ONE_TO_HUNDRED, 2.0, PredictionVerdict.INSIDE, "within"),  # the ends belong to the interval
+    (DURATION, ONE_TO_HUNDRED, 1.0, PredictionVerdict.OUTSIDE, "below"),
+    (DURATION, ONE_TO_HUNDRED, 100.0, PredictionVerdict.OUTSIDE, "above"),
+    (DURATION, ONE_TO_HUNDRED, NEVER, PredictionVerdict.OUTSIDE, "above"),
+    (DURATION, ONE_TO_HUNDRED[:95] + [NEVER] * 5, NEVER, PredictionVerdict.INSIDE, "within"),
+    (DURATION, [None] * 96 + ONE_TO_HUNDRED[:4], None, PredictionVerdict.INSIDE, "n/a"),
+    (DURATION, [None] * 96 + ONE_TO_HUNDRED[:4], 3.0, PredictionVerdict.OUTSIDE, "has a value in only 4.0%"),
+    (DURATION, [None] * 3 + ONE_TO_HUNDRED[:97], None, PredictionVerdict.OUTSIDE, "does not apply in only 3.0%"),
+    (DURATION, ONE_TO_HUNDRED[:30], 10.0, PredictionVerdict.NO_PREDICTION, "only 30 simulated values"),
+    (FRACTION, [x / 1000 for x in ONE_TO_HUNDRED], 0.0995, PredictionVerdict.OUTSIDE, "above"),
+    (OUTCOME, ["rolled_back"] * 97 + ["failed_undetected"] * 3, "rolled_back", PredictionVerdict.INSIDE, "97.0%"),
+    (OUTCOME, ["rolled_back"] * 97 + ["failed_undetected"] * 3, "failed_undetected", PredictionVerdict.OUTSIDE, "only 3.0%"),
+    (OUTCOME, ["rolled_back"] * 100, "stuck", PredictionVerdict.OUTSIDE, "only 0.0%"),
 ], ids=[
     "a typical value", "the lower end itself", "below the lowest rank", "above the highest rank",
     "never detected, though the simulator always detects", "never, as 5% of simulated runs",
@@ -138,38 +140,38 @@ def test_judge_value(metric, values, live, verdict, reason):
 
 
 @pytest.mark.parametrize(("kind", "live", "resolution", "verdict"), [
-    (Kind.DURATION, 240.27, 2.0, Verdict.INSIDE),
-    (Kind.DURATION, 240.27, 0.0, Verdict.OUTSIDE),
-    (Kind.DURATION, 243.0, 2.0, Verdict.OUTSIDE),
-    (Kind.DURATION, 203.5, 2.0, Verdict.INSIDE),
-    (Kind.FRACTION, 240.27, 2.0, Verdict.OUTSIDE),
+    (Kind.DURATION, 240.27, 2.0, PredictionVerdict.INSIDE),
+    (Kind.DURATION, 240.27, 0.0, PredictionVerdict.OUTSIDE),
+    (Kind.DURATION, 243.0, 2.0, PredictionVerdict.OUTSIDE),
+    (Kind.DURATION, 203.5, 2.0, PredictionVerdict.INSIDE),
+    (Kind.FRACTION, 240.27, 2.0, PredictionVerdict.OUTSIDE),
 ], ids=["a few ms late at x20", "no resolution given", "later than the resolution", "early by less than it",
         "fractions get no slack"])
 def test_timing_resolution_widens_durations_only(kind, live, resolution, verdict):
     """The live clock's resolution lets a duration miss the interval by that much, and says so."""
     values = [205.0 + 5 * (i % 8) for i in range(400)]  # a grid 205..240, as the simulator's analysis ticks make
-    judgement = judge_value(compute_prediction(Metric("m", kind, ""), values), live, resolution=resolution)
+    judgement = judge_value(compute_prediction(ValidatedMetric("m", kind, ""), values), live, resolution=resolution)
     assert judgement.verdict is verdict
-    if verdict is Verdict.INSIDE and not 205 <= live <= 240:
+    if verdict is PredictionVerdict.INSIDE and not 205 <= live <= 240:
         assert "resolution" in judgement.reason
 
 
-def _judgement(verdict: Verdict, held: bool) -> Judgement:
-    return Judgement("detection_time", 0, 1.0, verdict, "", held)
+def _check(verdict: PredictionVerdict, held: bool) -> PredictionCheck:
+    return PredictionCheck("detection_time", 0, 1.0, verdict, "", held)
 
 
-@pytest.mark.parametrize(("judgements", "code"), [
+@pytest.mark.parametrize(("checks", "code"), [
     ([], 0),
-    ([_judgement(Verdict.INSIDE, True)], 0),
-    ([_judgement(Verdict.OUTSIDE, False)], 0),
-    ([_judgement(Verdict.OUTSIDE, True)], 1),
-    ([_judgement(Verdict.NO_PREDICTION, True)], 1),
-    ([_judgement(Verdict.INSIDE, True), _judgement(Verdict.OUTSIDE, True)], 1),
+    ([_check(PredictionVerdict.INSIDE, True)], 0),
+    ([_check(PredictionVerdict.OUTSIDE, False)], 0),
+    ([_check(PredictionVerdict.OUTSIDE, True)], 1),
+    ([_check(PredictionVerdict.NO_PREDICTION, True)], 1),
+    ([_check(PredictionVerdict.INSIDE, True), _check(PredictionVerdict.OUTSIDE, True)], 1),
 ], ids=["nothing judged", "held and inside", "outside but not held", "held and outside",
         "held without a prediction", "one of two held values outside"])
-def test_exit_code(judgements, code):
+def test_exit_code(checks, code):
     """Exit 1 only when a held metric's live value is outside its prediction (or it has none)."""
-    assert compute_exit_code(judgements) == code
+    assert compute_exit_code(checks) == code
 
 
 @pytest.mark.parametrize(("hold", "metric", "held"), [
@@ -195,20 +197,54 @@ def test_unknown_hold_metric_is_bad_input(name):
 
 @pytest.mark.parametrize(("row", "expected"), [
     (dict(started_at=0.0, detected_at=81.0, rollout_duration=81.0, time_to_restore=60.0, change_failed=True,
-          requests=1000, failed_requests=3, outcome="rolled_back"),
+          impact_started_at=21.0, ended_at=1800.0, requests=1000, failed_requests=3, outcome="rolled_back"),
      dict(detection_time=81.0, time_to_restore=60.0, failed_fraction=0.003, rollout_duration=81.0)),
     (dict(started_at=0.0, detected_at=math.nan, rollout_duration=200.0, time_to_restore=math.nan,
-          change_failed=True, requests=1000, failed_requests=50, outcome="failed_undetected"),
-     dict(detection_time=NEVER, time_to_restore=NEVER, failed_fraction=0.05, rollout_duration=200.0)),
-    (dict(started_at=0.0, detected_at=81.0, rollout_duration=math.nan, time_to_restore=math.nan,
-          change_failed=False, requests=0, failed_requests=0, outcome="stuck"),
-     dict(detection_time=81.0, time_to_restore=None, failed_fraction=None, rollout_duration=NEVER)),
+          change_failed=True, impact_started_at=30.0, ended_at=1800.0, requests=1000, failed_requests=50,
+          outcome="failed_undetected"),
+     dict(detection_time=Censored(1800.0), time_to_restore=Censored(1770.0), failed_fraction=0.05,
+          rollout_duration=200.0)),
+    (dict(started_at=10.0, detected_at=81.0, rollout_duration=math.nan, time_to_restore=math.nan,
+          change_failed=False, impact_started_at=math.nan, ended_at=1900.0, requests=0, failed_requests=0,
+          outcome="stuck"),
+     dict(detection_time=71.0, time_to_restore=None, failed_fraction=None, rollout_duration=Censored(1890.0))),
 ], ids=["caught and restored", "never detected, never restored", "nobody harmed, no traffic, stuck"])
 def test_metric_values(row, expected):
-    """Never is an infinitely late time; a metric that does not apply is None."""
+    """A time that did not end is censored at the window's end (from its start); a metric that does not apply is None."""
     values = compute_metric_values(row)
     for name, value in expected.items():
         assert values[name] == value, name
+
+
+# --------------------------------------------------------------------------- censored times
+
+
+def test_a_censored_time_is_shown_as_more_than_the_window():
+    """A time that did not end is "> window", never a number and never "never"."""
+    from rolloutlab.results.formatting import format_beyond
+    from rolloutlab.workflows.validate.metrics import show_value
+
+    shown = format_beyond(1800.0)  # the project's one way of writing it
+    assert shown.startswith(">") and "30m00s" in shown
+    assert show_value(Censored(1800.0), Kind.DURATION) == show_value(Censored(1800.0)) == shown
+
+
+def test_censored_simulated_values_keep_the_decision_and_are_counted():
+    """Censored values sort above every time that ended: the interval's upper end is "> window", a
+    censored live value is inside it, and the prediction says how many simulated values were censored."""
+    from rolloutlab.results.formatting import format_beyond
+
+    values = ONE_TO_HUNDRED[:95] + [Censored(1800.0)] * 3 + [Censored(1795.0)] * 2
+    prediction = compute_prediction(DURATION, values)
+    assert (prediction.low, prediction.high) == (2.0, Censored(1795.0))  # all 5 are known to exceed 1795 s
+    assert prediction.censored == 5 and prediction.values == 100
+    assert prediction.as_dict()["high"] == {"censored_at": 1795.0} and prediction.as_dict()["censored"] == 5
+    median, interval = describe_prediction(prediction)
+    assert (median, interval) == ("50s", f"[2.0s, {format_beyond(1795.0)}]; 5 of 100 censored")
+    assert judge_value(prediction, Censored(1800.0)).verdict is PredictionVerdict.INSIDE
+    assert judge_value(prediction, 3.0).verdict is PredictionVerdict.INSIDE
+    finite = compute_prediction(DURATION, ONE_TO_HUNDRED)
+    assert finite.censored == 0 and judge_value(finite, Censored(1800.0)).verdict is PredictionVerdict.OUTSIDE
 
 
 def test_weight_segments_follow_declared_weights():
@@ -242,7 +278,7 @@ def test_live_step_weight_counts_requests_by_when_they_were_sent():
 
 
 def _records(rows):
-    return pd.DataFrame(rows, columns=["target", "outcome", "version", "at", "start_s", "end_s"])
+    return pd.DataFrame(rows, columns=["target", "result", "version", "at", "start_s", "end_s"])
 
 
 def test_switch_failures_are_told_from_release_failures():
@@ -261,7 +297,7 @@ def test_switch_failures_are_told_from_release_failures():
     f = compute_switch_failures(records, [100.0], canary="v2", stable="v1", before_s=10.0, after_s=20.0,
                                 time_scale=20.0, router={"proxy_5xx": 2})
     assert (f.switch, f.other_unanswered, f.release, f.stable, f.preview_unanswered) == (1, 1, 2, 1, 1)
-    assert f.switch_by_outcome == {"connection_reset": 1}
+    assert f.switch_by_result == {"connection_reset": 1}
     assert f.timeouts_near_switch == 1  # shown, not blamed on the switch
     assert f.router == {"proxy_5xx": 2}
 
@@ -355,7 +391,7 @@ def test_held_metric_outside_exits_1(standard, tmp_path, monkeypatch):
     """The command exits 1 when a held live value is outside; 0 when only unheld ones are (no processes here)."""
     from typer.testing import CliRunner
 
-    import rolloutlab.workflows.validate as validate_module
+    import rolloutlab.workflows.validate.running as validate_module
     from rolloutlab import cli as rolloutlab_cli
 
     _, sim_world, user, preview = compute_live_scenario(standard, replicas=4, max_rps=100.0, time_scale=20.0)
@@ -364,7 +400,7 @@ def test_held_metric_outside_exits_1(standard, tmp_path, monkeypatch):
     def fake_validation(scenario, spec_, settings, **_kwargs) -> Validation:
         df = simulate_world(sim_world, spec, settings)
         row = {**df.iloc[0].to_dict(), "source": "live-local", "detected_at": 1500.0}  # far later than simulated
-        failures = SwitchFailures(switch=0, switch_by_outcome={}, timeouts_near_switch=0, other_unanswered=0, release=3, stable=1,
+        failures = SwitchFailures(switch=0, switch_by_result={}, timeouts_near_switch=0, other_unanswered=0, release=3, stable=1,
                                   preview_unanswered=0, changes=4, window_before_s=10.0, window_after_s=50.0,
                                   router={"proxy_5xx": 0})
         live = LiveResult(0, 1, row, {"scenario": "standard", "strategy": "canary", "run": 0, "seed": 1,
@@ -373,7 +409,7 @@ def test_held_metric_outside_exits_1(standard, tmp_path, monkeypatch):
         v = Validation(sim_world, spec, settings, validate_module.LiveWorld(4, user, preview, 20.0, 4.95, 0.05,
                                                                             0.25, 0.25, 1.5),
                        "error_rate", df, live.timeline, compute_predictions(df, settings.level), [live])
-        v.judgements = validate_module.judge_live(v.predictions, v.live, v.metrics, settings.hold, settings.level,
+        v.checks = validate_module.judge_live(v.predictions, v.live, v.metrics, settings.hold, settings.level,
                                                   settings.sim_runs, "scenario")
         return v
 
@@ -434,7 +470,7 @@ def test_validate_a_bad_release_live(strategy, extra, tmp_path):
         assert name in saved["predictions"]
     (live,) = saved["live"]
     assert live["values"]["outcome"] == "rolled_back"
-    assert live["values"]["detection_time"] != "never" and 0 < live["values"]["detection_time"] < 1800
+    assert 0 < live["values"]["detection_time"] < 1800  # detected: a number, not {"censored_at": ...}
     zero = live["zero_downtime"]
     assert zero["switch"] == 0, zero  # held: the exit code says so too
     assert zero["changes"] > 0 and zero["release"] > 0  # routing changed, and the bad version failed requests
@@ -447,8 +483,8 @@ def test_validate_a_bad_release_live(strategy, extra, tmp_path):
         assert calibration["switch_delay_s"], "blue-green switches the router: its delay is measured"
         assert saved["calibrated_predictions"] is not None
         assert calibration["fitted_pod_timing"]["start_delay"]["kind"] in ("lognormal", "fixed")
-    for judgement in saved["judgements"]:
-        assert judgement["verdict"] in ("inside", "outside", "no prediction")
+    for check in saved["checks"]:
+        assert check["verdict"] in ("inside", "outside", "no prediction")
     assert "switch_failures" in result.stdout and "zero downtime: run 0" in result.stdout
 
     table = read_results(out / "results.csv")

@@ -386,6 +386,35 @@ def test_validate_at_a_missing_section():
     assert info.value.field == "a.strategy"
 
 
+# --- octal integers ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "field", "line", "fragment"),
+    [("replicas: 4", "replicas: 010", "replicas", 3, "'010' as the octal number 8: write 10 (or 8)"),
+     ("setWeight: 20", "setWeight: 020", "canary.steps[0].setWeight", 8, "octal number 16: write 20"),
+     ("maxSurge: 1", "maxSurge: -01", "canary.maxSurge", 5, "octal number -1: write -1"),
+     ("labels: [a, b]", "labels: [a, 0755]", "labels[1]", 13, "octal number 493")],
+    ids=["replicas", "in-a-list-item", "negative", "where-text-was-meant"],
+)
+def test_octal_integers_are_refused_where_validated(old, new, field, line, fragment):
+    """An integer with a leading zero, which YAML 1.1 reads as octal, is an error at its
+    field saying what YAML made of it, not a silently different number."""
+    with pytest.raises(InputError) as info:
+        validate_document(_doc(SPEC.replace(old, new)), Spec)
+    assert (info.value.field, info.value.line) == (field, line)
+    assert fragment in info.value.message
+
+
+def test_octal_integers_keep_yaml_meaning_outside_what_is_validated():
+    """Parsing keeps YAML's reading (a manifest's ``defaultMode: 0644`` is octal on
+    purpose), and only the validated section is checked."""
+    text = "defaultMode: 0644\nspec:\n  strategy:\n    maxSurge: 2\n"
+    doc = _doc(text)
+    assert doc.data["defaultMode"] == 0o644
+    assert validate_document(doc, Canary, at=("spec", "strategy")).maxSurge == 2
+
+
 # --- error text -----------------------------------------------------------------------------
 
 

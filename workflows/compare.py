@@ -34,8 +34,8 @@ from rolloutlab.results.statistics import (
     StrategySummary,
     summarize,
 )
-from rolloutlab.sim.run import FIDELITIES
 from rolloutlab.scenarios.schema import DEFAULT_STRATEGIES, Scenario, bundled_scenario, is_strategy_path
+from rolloutlab.sim.run import FIDELITIES
 from rolloutlab.strategies.files import LIBRARY_DIR, load_strategy, resolve_strategy_path
 from rolloutlab.strategies.spec import StrategySpec
 from rolloutlab.strategies.yaml_input import YamlDocument, format_field_path, parse_yaml_file, validate_document
@@ -275,48 +275,87 @@ HEADERS: dict[str, str] = {
     "mttr_median": "time to restore median",
     "mttr_p90": "time to restore p90",
     "failed_requests_mean": "failed requests mean",
-    "release_failed_requests_mean": "of which the release's",
+    "release_failed_requests_mean": "  caused by the release",
     "failed_requests_p99": "failed requests p99",
-    "rollout_duration_median": "rollout median",
-    "detection_time_median": "detection median",
+    "rollout_duration_median": "rollout duration median",
+    "detection_time_median": "detection time median",
     "cost_mean": "cost mean (replica·s)",
 }
-"""Column headers of the printed comparison, one per figure; words break only between
-words (a 100-column terminal fits them)."""
+"""The label of each figure in the printed comparison. Failed requests caused by the
+release (beyond the baseline the old version would have failed) sit under the total."""
 
-_CAPTION = ("n/a: too few values. > t: beyond the longest time observed. (k cens.): k times had not "
-            "ended in the window. Methods: results.statistics.FIGURE_METHODS")
+_CAPTION = ("n/a: too few values. > t: beyond the longest time observed. (k cens.): k of the times had "
+            "not ended when the window closed, censored there. Methods: results.statistics.FIGURE_METHODS")
 
 
 def comparison_cells(summary: StrategySummary) -> list[str]:
-    """One strategy's row of the printed comparison, after its name and run count."""
+    """One strategy's column of the printed comparison: its runs, then each figure."""
     figures = summary.figures()
-    return [format_figure(figures[key], kind) for key, kind in FIGURE_KINDS.items()]
+    return [str(summary.runs), *(format_figure(figures[key], kind) for key, kind in FIGURE_KINDS.items())]
 
 
 def render_comparison(summaries: list[StrategySummary], console: Console, title: str | None = None) -> None:
-    """Print one table row per strategy, each cell "value [low, high]" at 95% confidence.
+    """Print the figures, one row per figure and one column per strategy, each cell
+    "value [low, high]" at 95% confidence.
 
-    Cells and headers wrap at their spaces, never inside a word ("blue-green" and
-    "1m21s" stay whole): each column is at least as wide as its longest word."""
-    table = Table(
-        title=title or f"Strategy comparison ({int(CONFIDENCE * 100)}% confidence intervals)",
-        caption=_CAPTION,
-        header_style="bold",
-        padding=(0, 0),
-        pad_edge=False,
-        collapse_padding=True,
-    )
-    rows = [[s.strategy, str(s.runs), *comparison_cells(s)] for s in summaries]
-    headers = ["strategy", "runs", *(HEADERS[key] for key in FIGURE_KINDS)]
-    for i, header in enumerate(headers):
-        words = [header, *(row[i] for row in rows)]
-        longest = max(len(word) for text in words for word in text.split())
-        table.add_column(Text(header), justify="left" if i == 0 else "right", min_width=longest,
-                         overflow="fold", style="bold" if i == 0 else None)
-    for row in rows:
-        table.add_row(*(Text(cell) for cell in row))
-    console.print(table)
+    The table fits the console's width (100 columns in a narrow terminal): a row per
+    figure keeps any number of figures within it; cells wrap at their spaces, every column
+    is at least as wide as its longest word, so no strategy name, label or number is cut
+    mid-word; and when even that is too wide (many strategies), the strategies are
+    printed in several tables, each with the figure labels."""
+    title = title or f"Strategy comparison ({int(CONFIDENCE * 100)}% confidence intervals)"
+    labels = ["figure", "runs", *(HEADERS[key] for key in FIGURE_KINDS)]
+    columns = [[s.strategy, *comparison_cells(s)] for s in summaries]
+    groups = _fit_groups(labels, columns, console.width)
+    for number, group in enumerate(groups, start=1):
+        widths = _column_widths([labels, *(columns[i] for i in group)], console.width)
+        part = f" ({number} of {len(groups)})" if len(groups) > 1 else ""
+        table = Table(title=Text(title + part), caption=Text(_CAPTION) if number == len(groups) else None,
+                      header_style="bold")
+        table.add_column(Text(labels[0]), width=widths[0])
+        for i, width in zip(group, widths[1:], strict=True):
+            table.add_column(Text(columns[i][0]), justify="right", width=width)
+        for row, label in enumerate(labels[1:], start=1):
+            table.add_row(Text(label), *(Text(columns[i][row]) for i in group))
+        console.print(table)
+
+
+_CELL_OVERHEAD = 3
+"""Characters a column takes beyond its text: one padding space each side and a border."""
+
+
+def _longest_word(texts: list[str]) -> int:
+    return max(len(word) for text in texts for word in text.split())
+
+
+def _fits(columns: list[list[str]], width: int) -> bool:
+    return sum(_longest_word(c) + _CELL_OVERHEAD for c in columns) + 1 <= width
+
+
+def _fit_groups(labels: list[str], columns: list[list[str]], width: int) -> list[list[int]]:
+    """Strategies in the order given, cut into as few tables as fit ``width`` beside the labels."""
+    groups: list[list[int]] = [[]]
+    for i in range(len(columns)):
+        if groups[-1] and not _fits([labels, *(columns[j] for j in (*groups[-1], i))], width):
+            groups.append([])
+        groups[-1].append(i)
+    return groups
+
+
+def _column_widths(columns: list[list[str]], width: int) -> list[int]:
+    """Text widths: each column its longest word, then the room left shared out, a
+    character at a time, to the column whose longest line still needs it most."""
+    widths = [_longest_word(c) for c in columns]
+    natural = [max(len(text) for text in c) for c in columns]
+    room = width - 1 - sum(w + _CELL_OVERHEAD for w in widths)
+    while room > 0:
+        need = [n - w for n, w in zip(natural, widths, strict=True)]
+        i = max(range(len(widths)), key=lambda k: need[k])
+        if need[i] <= 0:
+            break
+        widths[i] += 1
+        room -= 1
+    return widths
 
 
 def comparison_json(summaries: list[StrategySummary]) -> dict[str, Any]:

@@ -80,6 +80,7 @@ from rolloutlab.scenarios.schema.monitoring import (
     History,
     HumanResponse,
     Monitoring,
+    ServiceLevelObjective,
 )
 from rolloutlab.scenarios.schema.scenario import (
     BUNDLED_SCENARIOS_DIR,
@@ -147,6 +148,7 @@ __all__ = [
     "SchemaCompatibility",
     "SchemaRange",
     "Service",
+    "ServiceLevelObjective",
     "Spike",
     "SpikesProfile",
     "Traffic",

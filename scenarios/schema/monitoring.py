@@ -200,5 +200,6 @@ class ServiceLevelObjective(_Model):
 
     @property
     def error_budget(self) -> float:
-        """Fraction of the window's requests allowed to fail: 1 - objective."""
-        return 1.0 - self.objective
+        """Fraction of the window's requests allowed to fail: 1 - objective (in decimal, so
+        99.9% leaves exactly 0.001)."""
+        return float(1 - Decimal(repr(self.objective)))

@@ -1,0 +1,413 @@
+"""What the controller decides, pinned to exact values: the analysis verdict at `count`, the
+error counter's reset, background analysis' `startingStep`, blue-green's preview and abort,
+`abortScaleDownDelaySeconds: 0`, the rolling ladder's completion, Kubernetes' cleanup of old
+pods, and the Mann-Whitney judge's significance and pass threshold.
+
+Each table row is a case a small, bug-like edit of ``strategies/`` would get wrong (an
+independent mutation sample found these unpinned); ``benchmarks/mutation.py`` measures how
+many such edits the tests notice.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from rolloutlab.strategies import Observation, Role, RolloutStatus, StrategySpec, VersionObservation, reconcile
+from rolloutlab.strategies.actions import EventReason, Promote, ScaleVersion, SwitchActive
+from rolloutlab.strategies.analysis import advance_analysis, start_analysis
+from rolloutlab.strategies.blue_green import Rung
+from rolloutlab.strategies.dry_run import IdealWorld
+from rolloutlab.strategies.judges.judgement import MeasurementPhase
+from rolloutlab.strategies.judges.mann_whitney import SignalClass, classify_signal, judge_mann_whitney
+from rolloutlab.strategies.observation import LATENCY_BUCKETS_MS, Counters, MeasurementWindow, WindowStats
+from rolloutlab.strategies.replicas import rolling_update_step
+from rolloutlab.strategies.spec import Metric, ScoredSignal
+from rolloutlab.strategies.status import AbortCause, AnalysisKind, AnalysisPhase, Phase
+
+# --------------------------------------------------------------------------- analysis verdicts
+
+# Canary error rate per window that makes the threshold judge below say each phase.
+# successCondition result < 0.02, failureCondition result > 0.2: 5% is neither.
+WINDOW = {"S": 0.0, "F": 0.5, "I": 0.05, "E": None}
+
+
+def run_metric(marks: str, **limits) -> list[tuple[AnalysisPhase, int, int, int, int, int]]:
+    """Measure one metric on windows whose canary gives ``marks`` (S, F, I, E); after each
+    measurement: (phase, successful, failed, inconclusive, errors, consecutive_errors)."""
+    metric = Metric.model_validate({"name": "m", "interval": 30, "successCondition": "result < 0.02",
+                                    "failureCondition": "result > 0.2", **limits})
+    run = start_analysis(AnalysisKind.STEP, "step-1", (metric,), now=0.0)
+    requests = errors = 0
+
+    def observe(now: float) -> Observation:
+        return Observation(now, VersionObservation(10, 10, 10, Counters(1000 * int(now), 0)),
+                           VersionObservation(1, 1, 1, Counters(requests, errors)))
+
+    run, _ = advance_analysis(run, (metric,), observe(0.0))  # opens the first window
+    out = []
+    for k, mark in enumerate(marks, start=1):
+        rate = WINDOW[mark]
+        if rate is not None:  # "E": no canary request in the window
+            requests += 1000
+            errors += int(1000 * rate)
+        run, _ = advance_analysis(run, (metric,), observe(30.0 * k))
+        m = run.metrics[0]
+        out.append((run.phase, m.successful, m.failed, m.inconclusive, m.errors, m.consecutive_errors))
+        if run.phase.done:
+            break
+    return out
+
+
+R, S, F, I, E = (AnalysisPhase.RUNNING, AnalysisPhase.SUCCESSFUL, AnalysisPhase.FAILED, AnalysisPhase.INCONCLUSIVE,
+                 AnalysisPhase.ERROR)
+
+VERDICTS = [
+    # Argo's assessMetricStatus at count: Successful only if successful > inconclusive
+    ("count 2, successful == inconclusive: Inconclusive", "SI", {"count": 2, "inconclusiveLimit": 5},
+     [(R, 1, 0, 0, 0, 0), (I, 1, 0, 1, 0, 0)]),
+    ("count 2, an all-error run: Inconclusive, not Successful", "EE", {"count": 2},
+     [(R, 0, 0, 0, 1, 1), (I, 0, 0, 0, 2, 2)]),
+    ("count 3, one successful, one inconclusive, one error: Inconclusive", "SIE", {"count": 3, "inconclusiveLimit": 5},
+     [(R, 1, 0, 0, 0, 0), (R, 1, 0, 1, 0, 0), (I, 1, 0, 1, 1, 1)]),
+    ("count 3, 2 successful > 1 inconclusive: Successful", "SIS", {"count": 3, "inconclusiveLimit": 5},
+     [(R, 1, 0, 0, 0, 0), (R, 1, 0, 1, 0, 0), (S, 2, 0, 1, 0, 0)]),
+    ("count 2, a failure within failureLimit: Successful", "FS", {"count": 2, "failureLimit": 1},
+     [(R, 0, 1, 0, 0, 0), (S, 1, 1, 0, 0, 0)]),
+    ("count 1, successful: Successful at once", "S", {"count": 1}, [(S, 1, 0, 0, 0, 0)]),
+    # the consecutive-error counter resets after any measurement that is not an error
+    ("consecutive errors reset by a success", "EESEE", {"consecutiveErrorLimit": 2},
+     [(R, 0, 0, 0, 1, 1), (R, 0, 0, 0, 2, 2), (R, 1, 0, 0, 2, 0), (R, 1, 0, 0, 3, 1), (R, 1, 0, 0, 4, 2)]),
+    ("consecutive errors reset by an inconclusive measurement", "EIE", {"consecutiveErrorLimit": 1, "inconclusiveLimit": 5},
+     [(R, 0, 0, 0, 1, 1), (R, 0, 0, 1, 1, 0), (R, 0, 0, 1, 2, 1)]),
+    ("consecutive errors reset by a failure", "EFE", {"consecutiveErrorLimit": 1, "failureLimit": 5},
+     [(R, 0, 0, 0, 1, 1), (R, 0, 1, 0, 1, 0), (R, 0, 1, 0, 2, 1)]),
+    ("more than consecutiveErrorLimit errors in a row: Error", "EEE", {"consecutiveErrorLimit": 2},
+     [(R, 0, 0, 0, 1, 1), (R, 0, 0, 0, 2, 2), (E, 0, 0, 0, 3, 3)]),
+    ("consecutiveErrorLimit 0: the first error is an Error", "E", {"consecutiveErrorLimit": 0}, [(E, 0, 0, 0, 1, 1)]),
+    # limits are "more than": failureLimit 1 fails at the 2nd failure, not at the 1st
+    ("failureLimit 1: the 2nd failure fails", "FSF", {"failureLimit": 1},
+     [(R, 0, 1, 0, 0, 0), (R, 1, 1, 0, 0, 0), (F, 1, 2, 0, 0, 0)]),
+    ("failureLimit 0: the first failure fails", "F", {}, [(F, 0, 1, 0, 0, 0)]),
+    ("inconclusiveLimit 1: the 2nd inconclusive is Inconclusive", "II", {"inconclusiveLimit": 1},
+     [(R, 0, 0, 1, 0, 0), (I, 0, 0, 2, 0, 0)]),
+    # failure is checked before errors and before count
+    ("a failure at count beats the count verdict", "SF", {"count": 2, "failureLimit": 0},
+     [(R, 1, 0, 0, 0, 0), (F, 1, 1, 0, 0, 0)]),
+]
+
+
+@pytest.mark.parametrize("marks, limits, expected", [v[1:] for v in VERDICTS], ids=[v[0] for v in VERDICTS])
+def test_analysis_verdict_after_each_measurement(marks, limits, expected):
+    """After each measurement the metric's phase and counters are exactly Argo's (assessMetricStatus)."""
+    assert run_metric(marks, **limits) == expected
+
+
+def test_measurements_are_due_after_the_initial_delay_then_every_interval():
+    """A metric opens its first window initialDelay after the run started and measures every interval after that."""
+    metric = Metric.model_validate({"name": "m", "interval": 30, "initialDelay": 20, "count": 2,
+                                    "successCondition": "result < 0.02"})
+    run = start_analysis(AnalysisKind.STEP, "s", (metric,), now=100.0)
+    seen = []
+    for now in (100.0, 119.0, 120.0, 149.0, 150.0, 179.0, 180.0):
+        obs = Observation(now, VersionObservation(1, 1, 1, Counters(int(now))),
+                          VersionObservation(1, 1, 1, Counters(int(now))))
+        run, _ = advance_analysis(run, (metric,), obs)
+        seen.append((now, run.metrics[0].mark_at, run.metrics[0].count, run.metrics[0].due_at))
+    assert seen == [(100.0, None, 0, 120.0), (119.0, None, 0, 120.0), (120.0, 120.0, 0, 150.0),
+                    (149.0, 120.0, 0, 150.0), (150.0, 150.0, 1, 180.0), (179.0, 150.0, 1, 180.0),
+                    (180.0, 180.0, 2, 210.0)]
+    assert run.phase is AnalysisPhase.SUCCESSFUL and run.finished_at == 180.0
+
+
+# --------------------------------------------------------------------------- canary: startingStep
+
+TEMPLATE = {"name": "t", "metrics": [{"name": "m", "interval": 30, "successCondition": "result < 0.02"}]}
+STEPS = [{"setWeight": 20}, {"pause": {"duration": 60}}, {"setWeight": 50}, {"pause": {"duration": 60}}]
+
+
+def spec_of(strategy: dict, replicas: int = 10, **extra) -> StrategySpec:
+    return StrategySpec.model_validate({"name": "d", "replicas": replicas, "analysisTemplates": [TEMPLATE],
+                                        "strategy": strategy, **extra})
+
+
+@pytest.mark.parametrize("starting_step, started_at", [
+    (0, 0.0),  # with the rollout
+    (1, 10.0),  # once setWeight 20 is done: its 2 canary pods are ready at 10s
+    (2, 70.0),  # after the 60s pause
+    (3, 80.0),  # after setWeight 50 (5 canary pods, ready 10s after they were asked for)
+    (4, 140.0),  # after every step: at promotion
+], ids=["step-0", "step-1", "step-2", "step-3", "step-4"])
+def test_background_analysis_starts_at_its_starting_step(starting_step, started_at):
+    """Background analysis starts exactly when the rollout reaches startingStep, and never before."""
+    spec = spec_of({"canary": {"analysis": {"templates": [{"templateName": "t"}], "startingStep": starting_step},
+                               "steps": STEPS}})
+    world = IdealWorld(spec)
+    world.run(until=3600)
+    started = [e.at for e in world.events() if e.reason is EventReason.ANALYSIS_STARTED]
+    assert started == [started_at]
+    assert world.status.analysis("background").started_at == started_at
+
+
+# --------------------------------------------------------------------------- blue-green
+
+@pytest.mark.parametrize("preview, replicas, scaled", [
+    (None, 10, [10]),  # no previewReplicaCount: the full environment at once
+    (3, 10, [3, 10]),  # 3 pods for the preview, the rest at the switch
+    (1, 4, [1, 4]),
+    (10, 10, [10]),  # as many as replicas: nothing more at the switch
+    (15, 10, [10]),  # more than replicas: capped at replicas
+], ids=["none", "3-of-10", "1-of-4", "all", "more-than-replicas"])
+def test_preview_replica_count_scales_the_preview(preview, replicas, scaled):
+    """The new version gets previewReplicaCount pods until the switch rung, then all replicas, before users see it."""
+    bg = {"autoPromotionEnabled": True, **({"previewReplicaCount": preview} if preview else {})}
+    world = IdealWorld(spec_of({"blueGreen": bg}, replicas=replicas))
+    world.run(until=3600)
+    canary_scales = [(d.at, a.replicas) for d in world.log for a in d.actions
+                     if isinstance(a, ScaleVersion) and a.role is Role.CANARY]
+    assert [n for _, n in canary_scales] == scaled
+    switched = next(e.at for e in world.events() if e.reason is EventReason.SWITCHED)
+    assert switched == 10.0 * len(scaled)  # each scale-up waits for its pods (10s) before the next rung
+    assert world.status.outcome == "promoted"
+
+
+def switched_abort_status(at: float) -> RolloutStatus:
+    """A blue-green rollout aborted (by command) after the switch, during post-promotion analysis."""
+    return RolloutStatus(phase=Phase.DEGRADED, started_at=0.0, step_index=int(Rung.POST_PROMOTION_ANALYSIS),
+                         active=Role.CANARY, switched_at=100.0, aborted=True, aborted_at=at,
+                         abort_reason="aborted by command", abort_cause=AbortCause.COMMAND, last_progress_at=at)
+
+
+@pytest.mark.parametrize("stable_available, switch_back, restored", [
+    (10, True, True),
+    (9, False, False),  # one stable pod missing: users stay on the new version until it is back
+    (0, False, False),
+], ids=["stable-complete", "one-stable-pod-missing", "no-stable-pod"])
+def test_blue_green_abort_waits_for_a_complete_stable(stable_available, switch_back, restored):
+    """An abort switches the active Service back only once every stable pod is available, and asks for the missing ones."""
+    spec = spec_of({"blueGreen": {"abortScaleDownDelaySeconds": 30}})
+    obs = Observation(200.0, VersionObservation(10, stable_available, stable_available), VersionObservation(10, 10, 10))
+    status, actions = reconcile(spec, switched_abort_status(200.0), obs)
+    assert (SwitchActive(Role.STABLE) in actions) is switch_back
+    assert status.active is (Role.STABLE if switch_back else Role.CANARY)
+    assert status.restored_at == (200.0 if restored else None)
+    assert status.scale_down_at == (230.0 if restored else None)
+    assert not any(isinstance(a, ScaleVersion) and a.role is Role.CANARY for a in actions)
+
+
+@pytest.mark.parametrize("strategy", ["blueGreen", "canary-router"])
+@pytest.mark.parametrize("delay, now, canary_scaled_to_0", [
+    (0, 300.0, False),
+    (0, 10_000_000.0, False),  # 0 keeps the aborted version running, for debugging (Argo)
+    (30, 229.0, False),
+    (30, 230.0, True),  # restored at 200: exactly 30s later
+], ids=["0-soon", "0-much-later", "30-just-before", "30-on-time"])
+def test_abort_scale_down_delay(strategy, delay, now, canary_scaled_to_0):
+    """After an abort is restored the aborted version goes abortScaleDownDelaySeconds later; 0 keeps it for good."""
+    if strategy == "blueGreen":
+        spec = spec_of({"blueGreen": {"abortScaleDownDelaySeconds": delay}})
+    else:
+        spec = spec_of({"canary": {"trafficRouting": "router", "abortScaleDownDelaySeconds": delay, "steps": STEPS}})
+    status = RolloutStatus(phase=Phase.DEGRADED, started_at=0.0, aborted=True, aborted_at=150.0,
+                           abort_cause=AbortCause.COMMAND, last_progress_at=150.0)
+    stable, canary = VersionObservation(10, 10, 10), VersionObservation(2, 2, 2)
+    status, actions = reconcile(spec, status, Observation(200.0, stable, canary))
+    assert status.restored_at == 200.0
+    status, actions = reconcile(spec, status, Observation(now, stable, canary))
+    assert (ScaleVersion(Role.CANARY, 0) in actions) is canary_scaled_to_0
+    assert status.requeue_at == (None if delay == 0 or canary_scaled_to_0 else 230.0)
+
+
+# --------------------------------------------------------------------------- rolling ladder
+
+ROLLING = {"rolling": {"maxSurge": "25%", "maxUnavailable": "25%"}}
+
+
+@pytest.mark.parametrize("aborted, new, old, actions, completed, restored", [
+    # (spec, available) of the new and the old version
+    (False, (10, 10), (0, 0), [Promote()], True, False),
+    (False, (10, 9), (0, 0), [], False, False),  # one new pod not ready yet: not complete
+    (False, (10, 10), (2, 2), [ScaleVersion(Role.STABLE, 0)], False, False),  # old pods still there
+    (False, (9, 9), (1, 1), [ScaleVersion(Role.CANARY, 10)], False, False),
+    (True, (10, 10), (0, 0), [], False, True),  # undo done: the old version (stable) runs every pod
+    (True, (10, 8), (0, 0), [], False, False),
+], ids=["complete", "a-new-pod-not-ready", "old-pods-left", "one-pod-to-go", "undo-complete", "undo-not-ready"])
+def test_rolling_completes_only_with_every_new_pod_available_and_no_old_pod(aborted, new, old, actions, completed,
+                                                                           restored):
+    """A rolling update is complete when the new version has every replica available and the old one none; an undo the same way back."""
+    spec = spec_of(ROLLING)
+    status = RolloutStatus(started_at=0.0, last_progress_at=0.0, aborted=aborted, aborted_at=5.0 if aborted else None,
+                           abort_cause=AbortCause.COMMAND if aborted else None,
+                           phase=Phase.DEGRADED if aborted else Phase.PROGRESSING)
+    (new_spec, new_avail), (old_spec, old_avail) = new, old
+    new_obs, old_obs = VersionObservation(new_spec, new_avail, new_avail), VersionObservation(old_spec, old_avail, old_avail)
+    stable, canary = (new_obs, old_obs) if aborted else (old_obs, new_obs)
+    result, got = reconcile(spec, status, Observation(60.0, stable, canary))
+    assert [a for a in got if not hasattr(a, "reason")] == actions
+    assert result.completed is completed
+    assert (result.restored_at == 60.0) is restored
+    assert (result.requeue_at is not None) is not (completed or restored)  # waiting on pods: the deadline ticks
+
+
+# (replicas, maxSurge, maxUnavailable, new spec/available, old spec/available) -> next (new, old)
+CLEANUP = [
+    ("new pods not ready: only what maxUnavailable allows goes", 10, "25%", "25%", (3, 0), (10, 10), (3, 8)),
+    ("new pods not ready and the floor reached: nothing goes", 10, "25%", "25%", (5, 0), (8, 8), (5, 8)),
+    ("unready new pods bound the cleanup of unhealthy old pods", 10, "25%", "25%", (3, 0), (10, 7), (3, 8)),
+    ("unhealthy old pods go first, then healthy ones down to the floor", 10, "25%", "25%", (3, 3), (10, 7), (3, 5)),
+    ("old RS reporting more pods than its spec: k8s refuses to scale down", 10, "25%", "25%", (5, 5), (8, 10), (5, 8)),
+    ("surge first: the new RS grows while there is room", 10, "25%", "25%", (0, 0), (10, 10), (3, 10)),
+    ("no surge: old pods go first, within maxUnavailable", 4, 0, 1, (0, 0), (4, 4), (0, 3)),
+    ("no surge, a new pod not ready: the old RS holds at the floor", 4, 0, 1, (1, 0), (3, 3), (1, 3)),
+]
+
+
+@pytest.mark.parametrize("replicas, surge, unavailable, new, old, expected", [c[1:] for c in CLEANUP],
+                         ids=[c[0] for c in CLEANUP])
+def test_rolling_update_step_never_scales_old_pods_below_availability(replicas, surge, unavailable, new, old, expected):
+    """One sync of Kubernetes' rolling update (reconcileOldReplicaSets, cleanupUnhealthyReplicas) gives exactly these counts."""
+    assert tuple(rolling_update_step(replicas, surge, unavailable, *new, *old)) == expected
+
+
+# --------------------------------------------------------------------------- Mann-Whitney judge
+
+INCREASE = ScoredSignal(signal="errorRate")
+
+
+@pytest.mark.parametrize("canary, baseline, confidence, classification", [
+    # 3 vs 3, every canary value higher and 16x the mean: the smallest two-sided p is 0.1
+    ([0.1, 0.5, 0.9], [0.01, 0.02, 0.03], 0.95, SignalClass.PASS),
+    ([0.1, 0.5, 0.9], [0.01, 0.02, 0.03], 0.85, SignalClass.HIGH),  # p 0.1 < 0.15: significant
+    # 5 vs 5, all higher: p = 0.0079
+    ([5, 6, 7, 8, 9], [1, 2, 3, 4, 4.5], 0.95, SignalClass.HIGH),
+    ([5, 6, 7, 8, 9], [1, 2, 3, 4, 4.5], 0.995, SignalClass.PASS),
+    ([1, 2, 3, 4, 4.5], [5, 6, 7, 8, 9], 0.95, SignalClass.LOW),
+    ([2, 2, 2], [2, 2, 2], 0.95, SignalClass.PASS),  # identical series
+], ids=["large-not-significant", "large-significant-at-85%", "significant-high", "not-significant-at-99.5%",
+        "significant-low", "identical"])
+def test_mann_whitney_needs_significance_not_only_a_large_difference(canary, baseline, confidence, classification):
+    """A signal is High or Low only when the test is significant (p < 1 - confidence), however large the difference."""
+    result = classify_signal("errorRate", canary, baseline, INCREASE, confidence)
+    assert result.classification is classification
+    assert result.passed is (classification is not SignalClass.HIGH)
+
+
+def mw_metric(pass_: float, marginal: float) -> Metric:
+    """Error rate (weight 3, identical on both sides: passes) and p99 latency (weight 1, canary higher: fails)."""
+    return Metric.model_validate({"name": "mw", "judge": {"mannWhitney": {
+        "thresholds": {"pass": pass_, "marginal": marginal},
+        "signals": [{"signal": "errorRate", "weight": 3}, {"signal": "latency", "quantile": 0.99, "weight": 1}]}}})
+
+
+def in_bucket(i: int) -> WindowStats:
+    """100 requests, no error, every latency in bucket ``i``."""
+    return WindowStats(60.0, 100, 0, tuple(100 if j == i else 0 for j in range(len(LATENCY_BUCKETS_MS))))
+
+
+# 4 windows, every canary p99 above every baseline p99: two-sided p = 2/70, significant at 95%
+MW_WINDOWS = [MeasurementWindow(60.0 * k, in_bucket(canary), in_bucket(base))
+              for k, (canary, base) in enumerate([(7, 1), (8, 2), (9, 3), (10, 4)], start=1)]
+
+
+@pytest.mark.parametrize("pass_, marginal, phase", [
+    (75, 50, MeasurementPhase.SUCCESSFUL),  # score exactly at the pass threshold passes
+    (75.01, 75, MeasurementPhase.INCONCLUSIVE),  # exactly at marginal: inconclusive
+    (90, 75.01, MeasurementPhase.FAILED),
+], ids=["at-pass", "at-marginal", "below-marginal"])
+def test_mann_whitney_score_exactly_at_a_threshold(pass_, marginal, phase):
+    """A score of exactly 75 passes with pass: 75 and is inconclusive with marginal: 75 (Kayenta's >=)."""
+    judgement = judge_mann_whitney(mw_metric(pass_, marginal), MW_WINDOWS)
+    assert judgement.value == 75.0
+    assert judgement.phase is phase
+
+
+def test_mann_whitney_waits_for_min_points():
+    """With fewer windows than min_points (4) the judge is Pending, and it judges on the 4th."""
+    metric = mw_metric(75, 50)
+    assert judge_mann_whitney(metric, MW_WINDOWS[:3]).phase is MeasurementPhase.PENDING
+    assert judge_mann_whitney(metric, MW_WINDOWS).phase is MeasurementPhase.SUCCESSFUL
+
+
+# --------------------------------------------------------------------------- analysis runs
+
+def measure_windows(metrics: tuple[Metric, ...], windows: list[tuple[int, int, int, int]]):
+    """Run ``metrics`` over windows of (canary requests, canary errors, baseline requests,
+    baseline errors), 30s each; the run and every event after each measurement."""
+    run = start_analysis(AnalysisKind.BACKGROUND, "background", metrics, now=0.0)
+    totals = [0, 0, 0, 0]
+    events = []
+    for k, window in enumerate([(0, 0, 0, 0), *windows]):
+        totals = [a + b for a, b in zip(totals, window)]
+        obs = Observation(30.0 * k, VersionObservation(9, 9, 9, Counters(totals[2], totals[3])),
+                          VersionObservation(1, 1, 1, Counters(totals[0], totals[1])))
+        run, new = advance_analysis(run, metrics, obs)
+        events += new
+    return run, events
+
+
+def threshold_metric(name: str, **extra) -> Metric:
+    return Metric.model_validate({"name": name, "interval": 30, "successCondition": "result < 0.02", **extra})
+
+
+@pytest.mark.parametrize("windows, phase, failing", [
+    # no canary traffic: both metrics error; 50% canary errors: both fail
+    ([(0, 0, 100, 0)], AnalysisPhase.ERROR, "a, b"),
+    ([(100, 50, 100, 0)], AnalysisPhase.FAILED, "a, b"),
+], ids=["both-error", "both-fail"])
+def test_the_run_takes_its_worst_metric(windows, phase, failing):
+    """A run's phase is its worst metric's (Failed > Error > Inconclusive > Running > Successful), naming the metrics at fault."""
+    metrics = (threshold_metric("a", consecutiveErrorLimit=0), threshold_metric("b", consecutiveErrorLimit=0))
+    run, events = measure_windows(metrics, windows)
+    assert run.phase is phase
+    assert run.message == f"analysis background {phase.value.lower()}: {failing}"
+
+
+def test_failed_beats_error_whatever_the_metric_order():
+    """When one metric errors and another fails at the same measurement, the run is Failed, in either order."""
+    erroring = threshold_metric("e", signal="latency", consecutiveErrorLimit=0)  # no latency histogram: an error
+    failing = threshold_metric("f", failureLimit=0)
+    for metrics in ((erroring, failing), (failing, erroring)):
+        run, _ = measure_windows(metrics, [(100, 50, 100, 0)])
+        assert [m.phase for m in run.metrics] == [AnalysisPhase.ERROR if m.name == "e" else AnalysisPhase.FAILED
+                                                  for m in metrics]
+        assert run.phase is AnalysisPhase.FAILED and run.message == "analysis background failed: f"
+
+
+def test_a_successful_run_is_successful_only_when_every_metric_is():
+    """A run with one metric done and another still measuring keeps running; it succeeds when both succeeded."""
+    metrics = (threshold_metric("one", count=1), threshold_metric("two", count=2))
+    run, _ = measure_windows(metrics, [(100, 0, 100, 0)])
+    assert (run.phase, run.finished_at) == (AnalysisPhase.RUNNING, None)
+    run, _ = measure_windows(metrics, [(100, 0, 100, 0), (100, 0, 100, 0)])
+    assert (run.phase, run.finished_at, run.message) == (AnalysisPhase.SUCCESSFUL, 60.0, "analysis background successful")
+
+
+@pytest.mark.parametrize("windows, phase", [
+    ([(1000, 500, 1000, 5)], AnalysisPhase.FAILED),  # 100x the baseline's error rate: final Failed at once
+    ([(10**6, 1000, 10**6, 1000)] * 3, AnalysisPhase.SUCCESSFUL),  # same rate, much evidence: final Successful
+], ids=["final-failed", "final-successful"])
+def test_a_final_judgement_decides_the_metric_early(windows, phase):
+    """The sequential judge's final verdict decides the metric at once, before count and despite failureLimit."""
+    metric = Metric.model_validate({"name": "s", "interval": 30, "count": 10, "failureLimit": 5,
+                                    "judge": {"sequential": {}}})
+    run, _ = measure_windows((metric,), windows)
+    assert run.phase is phase
+    assert run.metrics[0].count < 10
+
+
+def test_timeline_events_are_typed():
+    """Measurement events carry their metric and phase, and the verdict event its phase, so nothing parses a message."""
+    run, events = measure_windows((threshold_metric("m", count=2),), [(100, 0, 100, 0), (100, 0, 100, 0)])
+    assert [(e.reason, e.metric, e.phase) for e in events] == [
+        (EventReason.MEASUREMENT, "m", MeasurementPhase.SUCCESSFUL.value),
+        (EventReason.MEASUREMENT, "m", MeasurementPhase.SUCCESSFUL.value),
+        (EventReason.ANALYSIS_COMPLETED, None, AnalysisPhase.SUCCESSFUL.value),
+    ]
+    assert [e.at for e in events] == [30.0, 60.0, 60.0]
+
+
+def test_a_metric_the_templates_no_longer_define_is_refused():
+    """A run whose metric is missing from the templates raises, naming the run and the metric."""
+    run = start_analysis(AnalysisKind.STEP, "step-1", (threshold_metric("gone"),), now=0.0)
+    obs = Observation(30.0, VersionObservation(1, 1, 1), VersionObservation(1, 1, 1))
+    with pytest.raises(ValueError, match="analysis 'step-1' has a metric 'gone'"):
+        advance_analysis(run, (threshold_metric("other"),), obs)
