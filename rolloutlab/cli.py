@@ -238,7 +238,7 @@ def simulate(
     as_json: JsonOption = False,
     report: ReportOption = True,
 ) -> None:
-    """Simulate one strategy on a scenario over many seeded runs; print its figures with 95% CIs."""
+    """Simulate a strategy (default: each of the scenario's strategies:) over many seeded runs; print its figures with 95% CIs."""
     _comparison(scenario, None if strategy is None else [strategy], runs, seed, executor, fidelity, out_dir,
                 as_json, report)
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import io
+import os
 import re
 import shutil
 import subprocess
@@ -291,4 +293,9 @@ def test_the_check_help_states_the_default_run_count():
     """The default run count the command line's help gives is the one the check uses."""
     from rolloutlab.workflows.check import DEFAULT_RUNS
 
-    assert f"(default {DEFAULT_RUNS}:" in (ROOT / "rolloutlab" / "cli.py").read_text()
+    from rolloutlab import cli
+
+    assert DEFAULT_RUNS == inspect.signature(cli.check).parameters["runs"].default
+    result = subprocess.run([sys.executable, "-m", "rolloutlab.cli", "check", "--help"], capture_output=True,
+                            text=True, timeout=60, env={**os.environ, "COLUMNS": "200"})
+    assert f"[default: {DEFAULT_RUNS}]" in result.stdout

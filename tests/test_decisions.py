@@ -411,3 +411,358 @@ def test_a_metric_the_templates_no_longer_define_is_refused():
     obs = Observation(30.0, VersionObservation(1, 1, 1), VersionObservation(1, 1, 1))
     with pytest.raises(ValueError, match="analysis 'step-1' has a metric 'gone'"):
         advance_analysis(run, (threshold_metric("other"),), obs)
+
+
+# --------------------------------------------------------------------------- run phase order, nothing due
+
+def run_with_preset(preset: list[tuple[str, AnalysisPhase]], measured: str):
+    """A run whose metrics are ``preset`` (name, phase; running ones not due) plus metric "now", measured
+    now on a window that makes it ``measured`` (S, F, I, E, or R: successful but count not reached)."""
+    from rolloutlab.strategies.status import MetricRun, evolve
+
+    limits = {"count": {"R": 5, "S": 1}.get(measured), "consecutiveErrorLimit": 0}
+    now_metric = threshold_metric("now", failureCondition="result > 0.2", **limits)
+    others = tuple(threshold_metric(name) for name, _ in preset)
+    run = start_analysis(AnalysisKind.BACKGROUND, "background", (*others, now_metric), now=0.0)
+    metrics = [MetricRun(name=name, phase=phase, due_at=1e9) for name, phase in preset]
+    run = evolve(run, metrics=(*metrics, evolve(run.metrics[-1], mark_at=0.0, due_at=30.0)))
+    rate = WINDOW["S" if measured == "R" else measured]
+    canary = Counters(0, 0) if rate is None else Counters(1000, int(1000 * rate))
+    obs = Observation(30.0, VersionObservation(9, 9, 9, Counters(1000, 0)), VersionObservation(1, 1, 1, canary))
+    return advance_analysis(run, (*others, now_metric), obs)
+
+
+ORDER = [
+    ("error then inconclusive", [("x", E)], "I", E),
+    ("inconclusive then error", [("x", I)], "E", E),
+    ("running then inconclusive", [("x", R)], "I", I),
+    ("inconclusive then running", [("x", I)], "R", I),
+    ("successful then running", [("x", S)], "R", R),
+    ("running then successful", [("x", R)], "S", R),
+    ("successful then successful", [("x", S)], "S", S),
+    ("failed then error", [("x", F)], "E", F),
+]
+
+
+@pytest.mark.parametrize("preset, measured, phase", [o[1:] for o in ORDER], ids=[o[0] for o in ORDER])
+def test_the_worst_metric_phase_wins_in_any_order(preset, measured, phase):
+    """Failed > Error > Inconclusive > Running > Successful, whichever metric comes first."""
+    run, _ = run_with_preset(preset, measured)
+    assert run.phase is phase
+
+
+def test_a_finished_run_takes_no_more_measurements():
+    """Once a run is done, advancing it changes nothing, even if one of its metrics was still running, and it asks for no more calls."""
+    from rolloutlab.strategies.analysis import next_analysis_due
+
+    run, _ = run_with_preset([("slow", R)], "F")
+    assert run.phase is AnalysisPhase.FAILED
+    later = Observation(1e9, VersionObservation(9, 9, 9, Counters(9000)), VersionObservation(1, 1, 1, Counters(9000)))
+    again, events = advance_analysis(run, tuple(threshold_metric(m.name) for m in run.metrics), later)
+    assert again is run and events == []
+    assert next_analysis_due(run) is None
+
+
+def test_nothing_due_returns_the_same_run():
+    """A call before any measurement is due returns the very same run object (the controller then stores nothing)."""
+    metric = threshold_metric("m")
+    run = start_analysis(AnalysisKind.STEP, "s", (metric,), now=0.0)
+    obs = Observation(0.0, VersionObservation(1, 1, 1), VersionObservation(1, 1, 1))
+    run, _ = advance_analysis(run, (metric,), obs)  # opens the window, due at 30
+    early = Observation(29.0, VersionObservation(1, 1, 1), VersionObservation(1, 1, 1))
+    same, events = advance_analysis(run, (metric,), early)
+    assert same is run and events == []
+
+
+# --------------------------------------------------------------------------- routed canary: scale, abort, promotion
+
+def routed(steps: list, **canary) -> StrategySpec:
+    return spec_of({"canary": {"trafficRouting": "router", "steps": steps, **canary}}, progressDeadlineSeconds=120)
+
+
+def first_time(world: IdealWorld, reason: EventReason) -> float | None:
+    return next((e.at for e in world.events() if e.reason is reason), None)
+
+
+@pytest.mark.parametrize("spec, delay", [
+    (routed([{"setCanaryScale": {"weight": 100}}, {"setWeight": 10}]), 10**9),
+    (routed([{"setWeight": 30}, {"pause": {}}]), 10**9),
+    (spec_of({"blueGreen": {}}, progressDeadlineSeconds=120), 10**9),
+], ids=["setCanaryScale-never-ready", "router-weight-never-carried", "blue-green-preview-never-ready"])
+def test_waiting_for_pods_trips_the_progress_deadline_on_time(spec, delay):
+    """Pods that never become ready trip progressDeadlineSeconds (120s) exactly on time, whatever rung waits for them."""
+    world = IdealWorld(spec, start_delay=delay)
+    world.run(until=600)
+    assert first_time(world, EventReason.DEADLINE_EXCEEDED) == 120.0
+
+
+def test_a_set_canary_scale_step_completes_when_its_pods_are_ready():
+    """setCanaryScale completes when its pods are ready (30s), not when they are asked for; the event says which step it was."""
+    world = IdealWorld(routed([{"setCanaryScale": {"replicas": 3}}, {"setWeight": 20}, {"pause": {}}]), start_delay=30)
+    world.run(until=600)
+    completed = [(e.at, e.message) for e in world.events() if e.reason is EventReason.STEP_COMPLETED]
+    assert completed[:2] == [(30.0, "step 0 (setCanaryScale) completed"), (30.0, "step 1 (setWeight) completed")]
+
+
+@pytest.mark.parametrize("steps, canary_sizes", [
+    ([{"setCanaryScale": {"replicas": 3}}, {"setWeight": 20}], [3, 10]),  # all replicas at promotion, not 3
+    ([{"setCanaryScale": {"replicas": 1}}, {"setWeight": 20}, {"setCanaryScale": {"matchTrafficWeight": True}},
+      {"setWeight": 50}], [1, 2, 5, 10]),  # matchTrafficWeight: back to the weight's share
+    ([{"setWeight": 20}, {"setWeight": 50}], [2, 5, 10]),
+], ids=["override-then-promotion", "match-traffic-weight", "weights-only"])
+def test_router_canary_sizes(steps, canary_sizes):
+    """With a router the canary has setCanaryScale's pods, the weight's share once matchTrafficWeight, and all replicas at promotion."""
+    world = IdealWorld(routed(steps))
+    world.run(until=3600)
+    sizes = [a.replicas for d in world.log for a in d.actions if isinstance(a, ScaleVersion) and a.role is Role.CANARY]
+    assert sizes == canary_sizes
+    assert world.status.outcome == "promoted"
+
+
+@pytest.mark.parametrize("routing, dynamic, stable_down_after", [
+    ("none", False, 0.0),  # basic canary: the stable goes with the promotion
+    ("router", False, 30.0),  # scaleDownDelaySeconds after the promotion
+    ("router", True, 0.0),  # dynamicStableScale: already down to nothing
+], ids=["basic", "router", "router-dynamic"])
+def test_old_stable_scale_down_after_promotion(routing, dynamic, stable_down_after):
+    """After promotion the old stable goes at once, or scaleDownDelaySeconds (30s) later with a router and no dynamicStableScale."""
+    spec = spec_of({"canary": {"trafficRouting": routing, "dynamicStableScale": dynamic, "scaleDownDelaySeconds": 30,
+                               "steps": [{"setWeight": 50}]}})
+    world = IdealWorld(spec)
+    world.run(until=3600)
+    promoted = first_time(world, EventReason.PROMOTED)
+    gone = [d.at for d in world.log for a in d.actions if a == ScaleVersion(Role.STABLE, 0)]
+    assert gone == [promoted + stable_down_after]
+    assert world.status.scale_down_at == (promoted + 30.0 if stable_down_after else None)
+
+
+def test_without_dynamic_stable_scale_the_stable_keeps_every_pod():
+    """With a router but no dynamicStableScale the stable is never scaled below replicas before promotion."""
+    world = IdealWorld(routed([{"setWeight": 30}, {"pause": {"duration": 60}}, {"setWeight": 70}]))
+    world.run(until=3600)
+    shrunk = [d.at for d in world.log for a in d.actions
+              if isinstance(a, ScaleVersion) and a.role is Role.STABLE and a.replicas < 10 and not d.status.completed]
+    assert shrunk == [] and world.status.outcome == "promoted"
+
+
+def aborted_at_50(stable_available: int, applied_weight: int = 50) -> RolloutStatus:
+    return RolloutStatus(phase=Phase.DEGRADED, started_at=0.0, step_index=1, applied_weight=applied_weight,
+                         aborted=True, aborted_at=200.0, abort_cause=AbortCause.COMMAND, last_progress_at=200.0)
+
+
+@pytest.mark.parametrize("dynamic, stable_available, weight_to_0, restored", [
+    (False, 10, True, True),
+    (False, 7, True, False),  # traffic back at once (the stable kept its pods), restored once all are available
+    (True, 5, False, False),  # dynamicStableScale: the stable must be back to full before traffic returns
+    (True, 10, True, True),
+], ids=["router-stable-full", "router-stable-missing", "dynamic-stable-short", "dynamic-stable-full"])
+def test_router_abort_moves_traffic_back_only_to_a_stable_that_can_carry_it(dynamic, stable_available, weight_to_0, restored):
+    """A routed abort sets weight 0 at once unless dynamicStableScale left the stable short, and is restored only when every stable pod is available."""
+    from rolloutlab.strategies.actions import SetCanaryWeight
+
+    spec = spec_of({"canary": {"trafficRouting": "router", "dynamicStableScale": dynamic,
+                               "steps": [{"setWeight": 50}, {"pause": {}}]}})
+    obs = Observation(200.0, VersionObservation(10, stable_available, stable_available), VersionObservation(5, 5, 5))
+    status, actions = reconcile(spec, aborted_at_50(stable_available), obs)
+    assert (SetCanaryWeight(0) in actions) is weight_to_0
+    assert status.applied_weight == (0 if weight_to_0 else 50)
+    assert status.restored_at == (200.0 if restored else None)
+    assert (status.requeue_at is not None) is not restored or status.scale_down_at is not None
+
+
+def test_switch_emits_the_active_service_action():
+    """The switch rung asks the runner to point the active Service at the new version, and back on abort."""
+    world = IdealWorld(spec_of({"blueGreen": {}}))
+    world.run(until=600)
+    assert [a for d in world.log for a in d.actions if isinstance(a, SwitchActive)] == [SwitchActive(Role.CANARY)]
+
+
+def test_a_completed_rolling_update_does_nothing_more():
+    """Once a rolling update completed, further calls emit nothing and keep its completion time."""
+    spec = spec_of(ROLLING)
+    status = RolloutStatus(started_at=0.0, completed=True, completed_at=30.0, phase=Phase.HEALTHY, last_progress_at=30.0)
+    obs = Observation(90.0, VersionObservation(0, 0, 0), VersionObservation(10, 10, 10))
+    after, actions = reconcile(spec, status, obs)
+    assert actions == () and after.completed_at == 30.0
+
+
+# --------------------------------------------------------------------------- commands, declared weight, actions
+
+ANALYSIS_STEPS = [{"setWeight": 20}, {"analysis": {"templates": [{"templateName": "t2"}]}}, {"setWeight": 60}]
+TEMPLATE_COUNTED = {"name": "t2", "metrics": [{"name": "m", "interval": 30, "count": 10, "successCondition": "result < 0.02"}]}
+
+
+@pytest.mark.parametrize("command, ignored, step_after", [
+    ("resume", "resume ignored: the rollout is not paused", 1),
+    ("promote", None, 2),
+    ("retry", "retry ignored: only an aborted rollout can be retried", 1),
+], ids=["resume-not-paused", "promote-passes-the-analysis", "retry-not-aborted"])
+def test_commands_at_a_running_step_analysis(command, ignored, step_after):
+    """At a running step analysis (not paused) resume and retry are ignored with the reason; promote passes the step."""
+    from rolloutlab.strategies.observation import Command
+
+    spec = StrategySpec.model_validate({"name": "c", "replicas": 10, "analysisTemplates": [TEMPLATE_COUNTED],
+                                        "strategy": {"canary": {"steps": ANALYSIS_STEPS}}})
+    world = IdealWorld(spec)
+    world.run(until=60)
+    assert world.status.step_index == 1 and world.status.pause_reason is None
+    world.command(Command(command))
+    world.step()
+    messages = [e.message for e in world.log[-1].actions if getattr(e, "reason", None) is EventReason.COMMAND_IGNORED]
+    assert messages == ([] if ignored is None else [ignored])
+    assert world.status.step_index == step_after
+
+
+@pytest.mark.parametrize("kind, status, declared", [
+    ("canary", RolloutStatus(step_index=1), 20.0),
+    ("canary", RolloutStatus(step_index=1, aborted=True), 0.0),
+    ("canary", RolloutStatus(step_index=3, completed=True), 100.0),
+    ("canary", RolloutStatus(step_index=3), 100.0),  # every step done: promoting
+    ("blueGreen", RolloutStatus(active=Role.CANARY), 100.0),
+    ("blueGreen", RolloutStatus(active=Role.STABLE), 0.0),
+], ids=["canary-step", "canary-aborted", "canary-completed", "canary-all-steps-done", "bg-switched", "bg-not-switched"])
+def test_declared_weight(kind, status, declared):
+    """The declared weight is the step's setWeight, 0 after an abort, 100 once promoting; blue-green's follows the active Service."""
+    from rolloutlab.strategies.reconcile import compute_declared_weight
+
+    strategy = {"canary": {"steps": ANALYSIS_STEPS}} if kind == "canary" else {"blueGreen": {}}
+    spec = StrategySpec.model_validate({"name": "w", "replicas": 10, "analysisTemplates": [TEMPLATE_COUNTED],
+                                        "strategy": strategy})
+    obs = Observation(0.0, VersionObservation(10, 10, 10), VersionObservation(2, 2, 2))
+    assert compute_declared_weight(spec, status, obs) == declared
+
+
+@pytest.mark.parametrize("name, canary_error_rate", [("canary", 0.1), ("blue-green", 0.1), ("canary", 0.0),
+                                                     ("rolling", 0.0)],
+                         ids=["canary-aborted", "blue-green-aborted", "canary-promoted", "rolling"])
+def test_no_call_asks_for_the_same_thing_twice(name, canary_error_rate):
+    """No reconcile call returns the same action twice (an abort re-runs the ladder once, not more)."""
+    from rolloutlab.strategies import load_strategy
+
+    world = IdealWorld(load_strategy(name).with_replicas(10))
+    world.error_rate[Role.CANARY] = canary_error_rate
+    world.run(until=3600)
+    for d in world.log:
+        asked = [a for a in d.actions if not hasattr(a, "reason")]
+        assert len(asked) == len(set(asked)), (d.at, asked)
+
+
+def test_promote_at_a_set_weight_step_is_ignored():
+    """promote while a setWeight step waits for its pods is ignored, with the reason: only pauses and analyses are passed."""
+    from rolloutlab.strategies.observation import Command
+
+    world = IdealWorld(spec_of({"canary": {"steps": [{"setWeight": 20}, {"pause": {}}]}}), start_delay=100)
+    world.run(until=50)
+    assert world.status.step_index == 0
+    world.command(Command.PROMOTE)
+    world.step()
+    ignored = [e.message for e in world.log[-1].actions if getattr(e, "reason", None) is EventReason.COMMAND_IGNORED]
+    assert ignored == ["promote ignored: the current step is not a pause or an analysis"]
+    assert world.status.step_index == 0
+
+
+# --------------------------------------------------------------------------- abort, retry, promotion bookkeeping
+
+def failing_background(**canary) -> StrategySpec:
+    template = {"name": "t", "metrics": [{"name": "m", "interval": 30, "successCondition": "result < 0.02"}]}
+    return StrategySpec.model_validate({"name": "f", "replicas": 10, "analysisTemplates": [template],
+                                        "progressDeadlineSeconds": 120, "progressDeadlineAbort": True, "strategy": {
+                                            "canary": {"analysis": {"templates": [{"templateName": "t"}]},
+                                                       "steps": [{"setWeight": 20}, {"pause": {"duration": 300}}],
+                                                       **canary}}})
+
+
+def test_retry_after_a_failed_analysis_starts_a_fresh_one():
+    """Retry keeps the failed background run under "background@<its end>" and starts a fresh one, which a now healthy canary passes."""
+    from rolloutlab.strategies.observation import Command
+
+    world = IdealWorld(failing_background())
+    world.error_rate[Role.CANARY] = 0.5
+    world.run(until=3600)
+    assert world.status.aborted_at == 30.0  # the analysis starts with the rollout: its first measurement fails
+    world.error_rate[Role.CANARY] = 0.0
+    world.command(Command.RETRY)
+    retried_at = world.now
+    world.run(until=7200)
+    assert world.status.outcome == "promoted"
+    runs = {a.key: a for a in world.status.analyses}
+    assert set(runs) == {"background@30", "background"}
+    assert runs["background@30"].phase is AnalysisPhase.FAILED
+    assert runs["background"].started_at == retried_at and runs["background"].phase is AnalysisPhase.SUCCESSFUL
+
+
+def test_a_stalled_rollback_keeps_its_first_abort():
+    """A rollback whose stable pods never come back trips the deadline, but the abort keeps its first time and cause."""
+    world = IdealWorld(failing_background(trafficRouting="router", dynamicStableScale=True))
+    world.error_rate[Role.CANARY] = 0.5
+    world.run(until=25)  # weight 20 at 10s: the stable shrank to 8 pods
+    world.start_delay = 10**9  # from now on no pod becomes ready: the stable cannot come back
+    world.run(until=3600)
+    status = world.status
+    assert (status.aborted_at, status.abort_cause) == (30.0, AbortCause.ANALYSIS_FAILED)
+    assert status.deadline_exceeded and status.restored_at is None
+    assert [e.at for e in world.events() if e.reason is EventReason.ABORTED] == [30.0]
+    assert [e.at for e in world.events() if e.reason is EventReason.DEADLINE_EXCEEDED] == [30.0 + 120.0]
+
+
+@pytest.mark.parametrize("how", ["abort-command", "promotion"])
+def test_analyses_end_with_the_rollout(how):
+    """An abort or a promotion ends every running analysis at that moment (Argo terminates them), and says so on the timeline."""
+    from rolloutlab.strategies.observation import Command
+
+    world = IdealWorld(failing_background())
+    if how == "abort-command":
+        world.run(until=100)
+        world.command(Command.ABORT)
+    world.run(until=3600)
+    end = world.status.aborted_at if how == "abort-command" else world.status.completed_at
+    run = world.status.analysis("background")
+    assert run.phase is AnalysisPhase.SUCCESSFUL and run.finished_at == end
+    if how == "abort-command":
+        assert [(e.at, e.message) for e in world.events() if e.reason is EventReason.ABORTED] == [(end, "aborted by command")]
+
+
+@pytest.mark.parametrize("spec", [
+    spec_of({"canary": {"steps": [{"setWeight": 20}]}}, progressDeadlineSeconds=0),
+    failing_background(),
+    spec_of({"blueGreen": {"autoPromotionSeconds": 30}}),
+], ids=["zero-deadline", "background-analysis", "auto-promotion"])
+def test_the_controller_never_asks_to_be_called_now(spec):
+    """requeue_at is always later than the call (or None): a runner is never asked to loop at the same instant."""
+    world = IdealWorld(spec, start_delay=20)
+    world.run(until=900)
+    assert all(d.status.requeue_at is None or d.status.requeue_at > d.at for d in world.log)
+
+
+@pytest.mark.parametrize("routing, stable, canary, applied, effective", [
+    ("router", 0, 2, 30, 100.0),  # no stable pod: whatever the weight, the canary serves everything
+    ("router", 0, 0, 30, 0.0),
+    ("router", 1, 2, 30, 30.0),
+    ("router", 5, 0, 30, 0.0),  # no canary pod: nothing reaches it
+    ("none", 9, 1, 0, 10.0),
+    ("none", 0, 0, 0, 0.0),
+], ids=["router-no-stable", "router-nothing", "router-weight", "router-no-canary", "pods-ratio", "pods-none"])
+def test_effective_weight(routing, stable, canary, applied, effective):
+    """The share of traffic that reaches the canary: the router's weight while both versions have pods, else where pods are."""
+    from rolloutlab.strategies.reconcile import compute_effective_weight
+
+    spec = spec_of({"canary": {"trafficRouting": routing, "steps": [{"setWeight": 30}]}})
+    obs = Observation(0.0, VersionObservation(stable, stable, stable), VersionObservation(canary, canary, canary))
+    assert compute_effective_weight(spec, RolloutStatus(applied_weight=applied), obs) == effective
+
+
+def test_rolling_declared_weight_is_the_share_of_new_pods():
+    """A rolling update declares the new version's share of the declared pods."""
+    from rolloutlab.strategies.reconcile import compute_declared_weight
+
+    spec = spec_of(ROLLING)
+    obs = Observation(0.0, VersionObservation(6, 6, 6), VersionObservation(2, 0, 0))
+    assert compute_declared_weight(spec, RolloutStatus(), obs) == 25.0
+
+
+def test_a_negative_pod_total_is_refused():
+    """resolve_int_or_percent refuses a negative total, naming it."""
+    from rolloutlab.strategies.replicas import resolve_int_or_percent
+
+    with pytest.raises(ValueError, match="total must be >= 0"):
+        resolve_int_or_percent("25%", -1, round_up=True)

@@ -208,3 +208,14 @@ def test_expectations_apply_to_the_strategies_they_name():
     table = pd.concat([ROWS.assign(strategy="a"), ROWS.assign(strategy="b")], ignore_index=True)
     judged = [(j.strategy, j.index) for j in judge_expectations(table, scenario.expect)]
     assert judged == [("a", 0), ("a", 2), ("b", 0), ("b", 1), ("b", 2)]
+
+
+def test_names_mean_one_thing():
+    """An expectation's verdict and result have names of their own (`Verdict` and
+    `Judgement` mean other things in validate and the judges), as does a checked scenario."""
+    from rolloutlab.scenarios import expectations
+    from rolloutlab.workflows import check
+
+    assert {"ExpectationVerdict", "ExpectationResult"} <= set(expectations.__all__)
+    assert not {"Verdict", "Judgement"} & set(dir(expectations))
+    assert hasattr(check, "ScenarioCheck") and not hasattr(check, "ScenarioOutcome")

@@ -317,6 +317,18 @@ def test_step_error_names_the_bad_surge_argument():
         pytest.param(lambda: canary_replica_step(10, 200, 1, 1, 10, 10, 0, 0), "weight", id="step: weight out of range"),
         pytest.param(lambda: rolling_update_step(10, 1, 1, 0, 0, -3, 0), "old_spec", id="rolling: negative old spec"),
         pytest.param(lambda: effective_canary_weight(-1, 3), "canary_available", id="effective: negative canary"),
+        pytest.param(lambda: canary_replica_targets(10, True, 0), "weight", id="targets: a bool weight"),
+        pytest.param(lambda: canary_replica_targets(10, 10.0, 0), "weight", id="targets: a float weight"),
+        pytest.param(lambda: canary_replica_targets(10, 10, 0, max_weight=True), "max_weight",
+                     id="targets: a bool max_weight"),
+        pytest.param(lambda: canary_replica_targets(10, 10, 0, max_weight=100.0), "max_weight",
+                     id="targets: a float max_weight"),
+        pytest.param(lambda: canary_replica_targets(True, 10, 0), "replicas", id="targets: bool replicas"),
+        pytest.param(lambda: canary_replica_targets(10.0, 10, 0), "replicas", id="targets: float replicas"),
+        pytest.param(lambda: resolve_int_or_percent("25%", -1, True), "total", id="percent: negative total"),
+        pytest.param(lambda: resolve_fenceposts(True, 1, 10), "max_surge", id="fenceposts: a bool surge"),
+        pytest.param(lambda: resolve_fenceposts(-1, 1, 10), "max_surge", id="fenceposts: a negative surge"),
+        pytest.param(lambda: resolve_fenceposts(1, 1.5, 10), "max_unavailable", id="fenceposts: a float"),
     ],
 )
 def test_impossible_input_raises_value_error_naming_the_argument(call, argument):

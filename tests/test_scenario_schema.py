@@ -501,6 +501,7 @@ BOUNDS = [
     ("rps-1e17", "name: x\ntraffic:\n  rps: 1e17\n", "traffic.rps", 3, "above 1e+06"),
     ("duration-1e20-seconds", "name: x\nduration: 1e20\n", "duration", 2, "a year"),
     ("duration-in-days-beyond-a-year", "name: x\nduration: 1000d\n", "duration", 2, "a year"),
+    ("window-beyond-a-week", "name: x\nduration: 8d\n", "duration", 2, "above 7d"),
     ("fault-delay-beyond-a-year", "name: x\nfaults:\n  - {kind: node_loss, at: 0, eviction_delay: 1e20}\n",
      "faults[0].eviction_delay", 3, "a year"),
     ("negative-phase-beyond-a-year", "name: x\ntraffic:\n  profile: {kind: diurnal, phase: -1e9}\n",
@@ -584,12 +585,12 @@ def test_numbers_beyond_what_makes_sense_are_errors(text, field, line, fragment)
      "name: x\nduration: 30m\nmonitoring:\n  alerts: [{name: a, metric: error_rate, threshold: 1%, for: 29m}]\n",
      "name: x\ntraffic:\n  rps: 1000000\n",
      "name: x\ntraffic:\n  rps: 0.001\n  preview_rps: 0\n",
-     "name: x\nduration: 366d\n",
+     "name: x\nduration: 7d\n",
      "name: x\nservices:\n  - name: a\n    replicas: 1000\n    nodes: 1000\n    capacity_rps: 0.001\n",
      "name: x\nservices:\n  - name: a\n    capacity_rps: 010.5\n",
      "name: x\nduration: 1:30:00\n"],
     ids=["default-alert-in-a-short-window", "alert-for-just-inside-the-window", "a-million-rps",
-         "one-request-in-17-minutes", "a-year-and-a-day", "largest-service", "float-with-leading-zero",
+         "one-request-in-17-minutes", "a-week-long-window", "largest-service", "float-with-leading-zero",
          "base-60-duration"],
 )
 def test_numbers_at_the_edge_of_sense_load(text):

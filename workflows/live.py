@@ -206,7 +206,7 @@ def run_live_command(scenario: Scenario, spec: StrategySpec, settings: LiveSetti
 
 def render_live_row(row: dict[str, Any], console: Console, title: str) -> None:
     """The run's figures as a two-column table (times in scenario seconds)."""
-    table = Table(title=title)
+    table = Table(title=title, min_width=min(len(title) + 4, 100))  # the title on one line, within 100 columns
     table.add_column("figure")
     table.add_column("value", justify="right")
     for column in SHOWN_COLUMNS:

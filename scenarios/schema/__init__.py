@@ -3,7 +3,8 @@
 A scenario says what runs (services, their pods and how fast pods start), what it serves
 (traffic), how likely a release is to be bad and in which way (release defects), what
 else goes wrong meanwhile (faults, database migrations), who notices (monitoring, alert
-rules, human response) and what the team requires of the outcome (expectations).
+rules, human response), what the team promises its users (``slo``: an availability
+objective over a window) and what it requires of the outcome (expectations).
 The simulator gives these fields behaviour; this module fixes their names, defaults and
 validation, so a scenario file that loads is one the simulator can run.
 
@@ -23,6 +24,10 @@ Conventions for scenario YAML:
   window and must fall inside ``duration``.
 - Service names are Kubernetes DNS labels (``checkout-api``) so the same scenario can be
   run live on a cluster.
+- Every number is bounded by what it can mean (see :mod:`.fields`): rates up to a
+  million requests per second at any service, at most 1,000 pods, times up to a year and
+  windows up to a week, periods of at least a second. An integer with a leading zero
+  (``010``, octal to YAML 1.1) is refused rather than read as 8.
 
 The schema is split by section, one module each: :mod:`.fields` (scalar types and their
 bounds), :mod:`.distributions`, :mod:`.service`, :mod:`.traffic`, :mod:`.defects`,

@@ -49,6 +49,11 @@ _DNS_LABEL = re.compile(r"[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?")
 MAX_SECONDS = 366 * 86400.0
 """Longest time any field may hold: a year. Release windows, repairs and SLO windows
 are days or weeks; a longer value is a typo (``1e20``, ``"5000d"``)."""
+MAX_WINDOW = 7 * 86400.0
+"""Longest simulated window: a week. The window follows one rollout and its aftermath
+(the slowest progressive rollouts take days); months of deployments are the history
+mode's. The simulator's cost grows with the window: a rollout held at a manual gate with
+background analysis takes about 2 s a run for a day and 14 s for a week."""
 MIN_SECONDS = 0.001
 """Shortest non-zero time: 1 ms. Below it nothing a scenario models (a pod start, a
 timeout, a traffic spike) happens; the simulator's clock is seconds as floats."""
@@ -136,6 +141,10 @@ Period = Annotated[
     _TIME_BOUND,
 ]
 """How often something repeats (a probe, a scrape, a rule evaluation): 1 s up to a year."""
+Window = Annotated[
+    PositiveSeconds, _bounds(high=MAX_WINDOW, why="a week: one rollout and its aftermath", show=_show_seconds)
+]
+"""The length of a simulated window: 1 ms up to a week."""
 SignedSeconds = Annotated[float, BeforeValidator(parse_duration), _TIME_BOUND]
 """A time offset in seconds, may be negative; at most a year either way."""
 Probability = Annotated[float, BeforeValidator(_parse_fraction), Field(ge=0, le=1)]

@@ -17,7 +17,7 @@ from rolloutlab.scenarios.schema.expectations import (
     is_strategy_path,
 )
 from rolloutlab.scenarios.schema.faults import Fault, NodeLossFault, ZoneOutageFault
-from rolloutlab.scenarios.schema.fields import MAX_RPS, Label, PositiveSeconds, Seed, _format_seconds, _Model
+from rolloutlab.scenarios.schema.fields import MAX_RPS, Label, Seed, Window, _format_seconds, _Model
 from rolloutlab.scenarios.schema.migrations import Migration
 from rolloutlab.scenarios.schema.monitoring import History, HumanResponse, Monitoring, ServiceLevelObjective
 from rolloutlab.scenarios.schema.service import Dependency, Service
@@ -32,7 +32,7 @@ SCENARIO_LIBRARY_DIR = BUNDLED_SCENARIOS_DIR / "library"
 
 
 class Scenario(_Model):
-    """A world to test release strategies in; see the module docstring for conventions."""
+    """A world to test release strategies in; see the package docstring for conventions."""
 
     name: Label
     """Short identifier, shown in reports."""
@@ -40,7 +40,7 @@ class Scenario(_Model):
     """What the scenario models and why it matters."""
     seed: Seed | None = None
     """Random seed for reproducible runs; default a fresh seed per run."""
-    duration: PositiveSeconds = 1800.0
+    duration: Window = 1800.0
     """Length of the simulated window, starting when the rollout starts."""
     services: Annotated[list[Service], Field(min_length=1)] = Field(
         default_factory=lambda: [Service(name="app", under_test=True)]
