@@ -157,7 +157,7 @@ def resolve_int_or_percent(value: int | str, total: int, round_up: bool) -> int:
     return _scaled("value", value, total, round_up)
 
 
-@lru_cache(maxsize=4096, typed=True)  # pure and asked the same questions often; typed: True must not hit the entry of 1 and skip validation
+@lru_cache(maxsize=4096, typed=True)  # pure, asked often; typed: a cached 1 must not let True skip validation
 def resolve_fenceposts(max_surge: IntOrPercent, max_unavailable: IntOrPercent, replicas: int) -> Fenceposts:
     """Resolve maxSurge (rounded up) and maxUnavailable (rounded down) together.
 
@@ -203,7 +203,7 @@ def _weight_delta(weight: int, canary: int, total: int, max_weight: int) -> floa
     return abs(actual - float(weight))
 
 
-@lru_cache(maxsize=4096, typed=True)  # pure and asked the same questions often; typed: True must not hit the entry of 1 and skip validation
+@lru_cache(maxsize=4096, typed=True)  # pure, asked often; typed: a cached 1 must not let True skip validation
 def canary_replica_targets(replicas: int, weight: int, max_surge: int, max_weight: int = 100) -> ReplicaCounts:
     """Steady-state (canary, stable) spec counts that best approximate ``weight`` by pod ratio.
 
@@ -330,7 +330,7 @@ def _adjust_within_limits(
     return drain_count, adjust_count
 
 
-@lru_cache(maxsize=4096, typed=True)  # pure and asked the same questions often; typed: True must not hit the entry of 1 and skip validation
+@lru_cache(maxsize=4096, typed=True)  # pure, asked often; typed: a cached 1 must not let True skip validation
 def canary_replica_step(
     replicas: int,
     weight: int,
@@ -475,7 +475,7 @@ def effective_canary_weight(canary_available: int, stable_available: int) -> flo
 # --------------------------------------------------------------------------- rolling update
 
 
-@lru_cache(maxsize=4096, typed=True)  # pure and asked the same questions often; typed: True must not hit the entry of 1 and skip validation
+@lru_cache(maxsize=4096, typed=True)  # pure, asked often; typed: a cached 1 must not let True skip validation
 def rolling_update_step(
     replicas: int,
     max_surge: IntOrPercent,
