@@ -64,7 +64,34 @@ TARGETS: dict[str, tuple[str, ...]] = {
 PYTEST_ARGS = ["-x", "-q", "-p", "no:cacheprovider", "-p", "no:rolloutlab", "-k", "not test_plan_prints"]
 
 # (module, the original source line stripped, the mutation) -> why no test can tell
-EQUIVALENT: dict[tuple[str, str, str], str] = {}
+EQUIVALENT: dict[tuple[str, str, str], str] = {
+    ("strategies/analysis.py", "AnalysisPhase.FAILED: 4,", "4 -> 5"):
+        "the severity order is unchanged (5 > 3): only the order is ever compared",
+    ("strategies/analysis.py", "AnalysisPhase.SUCCESSFUL: 0,", "0 -> -1"):
+        "the severity order is unchanged (-1 < 1): only the order is ever compared",
+    ("strategies/canary.py", "if c.status.pause_reason is PauseReason.INCONCLUSIVE_ANALYSIS:",
+     "drop `if c.status.pause_reason is PauseReason.INCONCLUSI`"):
+        "that pause comes from the current step's analysis (a background one returns earlier); without the "
+        "check its finished run is read again, is still Inconclusive and pauses again: the same result",
+    ("strategies/blue_green.py", "return False", "drop `return False`"):
+        "(after the Inconclusive pause check) the rung's finished run is read again, is still Inconclusive and "
+        "pauses again: the same result",
+    ("strategies/cycle.py", "self.pending = {}", "drop `self.pending = {}`"):
+        "pending changes are folded in again on the next read, with the same (latest) values: only slower",
+    ("strategies/reconcile.py",
+     "times += [t for run in c.status.analyses if (t := next_analysis_due(run)) is not None and t > c.now]",
+     "`>` -> `>=`"):
+        "every running analysis is advanced in the call that computes requeue_at, so its next due time is "
+        "always later than now",
+    ("strategies/judges/sequential.py", "informative = (nc > 0) & (nb > 0)", "0 -> -1"):
+        "a window without canary requests has no canary errors: its factor is log(nb/nb) = 0 either way",
+    ("strategies/judges/sequential.py",
+     "nc1, nb1 = np.where(informative, nc, 1.0), np.where(informative, nb, 1.0)", "1.0 -> 2.0"):
+        "placeholders for uninformative windows, whose factor np.where sets to 0 afterwards",
+    ("strategies/judges/sequential.py",
+     "nc1, nb1 = np.where(informative, nc, 1.0), np.where(informative, nb, 1.0)", "1.0 -> 0.0"):
+        "placeholders for uninformative windows, whose factor np.where sets to 0 afterwards",
+}
 
 
 # --------------------------------------------------------------------------- mutants
@@ -205,7 +232,7 @@ class _MutantFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
     def exec_module(self, module) -> None:
         module.__file__ = str(self.path)
-        exec(self.code, module.__dict__)
+        exec(self.code, module.__dict__)  # noqa: S102 - the mutant, compiled from our own module
 
 
 def run_tests(tests: tuple[str, ...], timeout: float, tree: ast.Module | None = None, module: str = "") -> str:

@@ -92,6 +92,12 @@ class ValidateError(BadInput, ValueError):
     """Bad input to a validation (a metric name, a release, a setting); the message says which."""
 
 
+class StateError(BadInput):
+    """Persisted state that this run must not touch (another release, a newer format, a
+    rollout already finished, a rollback of nothing): the run refuses before acting, so
+    nothing is lost — the user asked for something the state does not allow."""
+
+
 # --------------------------------------------------------------------------- a run that failed (exit 1)
 
 
@@ -115,8 +121,6 @@ class SimulationFailed(RunFailed):
         return (type(self), (str(self), self.strategy, self.run, self.seed))
 
 
-class StateError(RunFailed):
-    """Persisted state that this run must not touch (another release, a newer format)."""
 
 
 class KubeError(RunFailed):

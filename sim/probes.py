@@ -8,7 +8,7 @@ events, so q changes only when the world does. A series is *up* until ``to_fail`
 in a row fail, then *down* until ``to_pass`` checks in a row pass.
 
 Exact without an event per check (the fast mode stays analytic): every check gets a
-uniform number U_n, drawn once, and fails iff U_n < q. When q changes, the checks before
+uniform number U_n, drawn once from the series' own generator, and fails iff U_n < q. When q changes, the checks before
 that moment were decided under the old q; the first flip under the new one is found by
 scanning the U_n ahead (vectorized) and becomes one scheduled event, which a later change
 of q cancels and replaces. A scan looks ``LOOKAHEAD`` checks ahead; with no flip in
@@ -225,8 +225,10 @@ class ReadinessProbes:
                 if entry is None:
                     if not pod.probe_failed and loaded[role] ** probe.failure_threshold < NEGLIGIBLE:
                         continue
-                    series = CheckSeries(world.env, self.rng, pod.ready_at + probe.period, probe.period,
-                                         probe.failure_threshold, probe.success_threshold, self._flip)
+                    # each pod's probes draw from a stream of their own (spawned in the
+                    # order pods come under watch), so no two pods share draws
+                    series = CheckSeries(world.env, self.rng.spawn(1)[0], pod.ready_at + probe.period,
+                                         probe.period, probe.failure_threshold, probe.success_threshold, self._flip)
                     series.up = not pod.probe_failed
                     entry = self.series[pod.id] = (pod, series)
                 seen.add(pod.id)

@@ -33,7 +33,6 @@ from rolloutlab.strategies.reconcile import compute_declared_weight, compute_eff
 from rolloutlab.strategies.spec import StrategyKind, StrategySpec
 from rolloutlab.strategies.status import PauseReason, RolloutStatus
 
-
 _CALLS_PER_INSTANT = 100  # a controller that scales this often without time passing has a bug
 
 

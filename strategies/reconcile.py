@@ -165,7 +165,7 @@ def _check_progress_deadline(c: Cycle) -> None:
               obs.canary.available, int(s.aborted), int(s.completed))
     if marker != s.progress_marker or not c.waiting_on_pods or s.restored_at is not None:
         if s.deadline_exceeded and marker != s.progress_marker:
-            c.set(deadline_exceeded=False, phase=Phase.DEGRADED if s.aborted else Phase.PROGRESSING)
+            c.set(deadline_exceeded=False, phase=_phase_without_deadline(s))
         c.set(progress_marker=marker, last_progress_at=c.now)
         if c.waiting_on_pods and s.restored_at is None:
             # the clock (re)starts now: be called at the deadline even if nothing changes
@@ -181,6 +181,16 @@ def _check_progress_deadline(c: Cycle) -> None:
         c.event(EventReason.DEADLINE_EXCEEDED, message)
         if c.spec.progress_deadline_abort:
             c.abort(f"progress deadline exceeded ({message})", AbortCause.PROGRESS_DEADLINE)
+
+
+def _phase_without_deadline(s: RolloutStatus) -> Phase:
+    """The phase once pods move again: what the ladder says (a pause it entered in this
+    very call stays a pause), no longer Degraded for the deadline."""
+    if s.aborted:
+        return Phase.DEGRADED
+    if s.completed:
+        return Phase.HEALTHY
+    return Phase.PAUSED if s.pause_reason is not None else Phase.PROGRESSING
 
 
 def _requeue_at(c: Cycle) -> float | None:

@@ -323,7 +323,8 @@ def format_field_path(path: Sequence[str | int], data: Any = None) -> str:
     """Join a path the way users write it: ``canary.steps[2].setWeight``.
 
     Integers index lists (``[2]``); when ``data`` is given, an integer that is a mapping
-    key is written as a key (``ports.8080``).
+    key is written as a key (``ports.8080``). Keys a user cannot see in a plain path are
+    written as YAML would show them: an empty key as ``''``, a null key as ``null``.
     """
     out = ""
     node = data
@@ -331,9 +332,18 @@ def format_field_path(path: Sequence[str | int], data: Any = None) -> str:
         is_index = isinstance(part, int) and not isinstance(part, bool)
         if data is not None:
             is_index = isinstance(node, list) and is_index
-        out += f"[{part}]" if is_index else (f".{part}" if out else str(part))
+        key = _key_text(part)
+        out += f"[{part}]" if is_index else (f".{key}" if out else key)
         node = _child(node, part)
     return out
+
+
+def _key_text(part: Any) -> str:
+    if part is None:
+        return "null"
+    if isinstance(part, str) and (part == "" or part != part.strip()):
+        return repr(part)
+    return str(part)
 
 
 _MISSING = object()

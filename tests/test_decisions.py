@@ -356,7 +356,7 @@ def threshold_metric(name: str, **extra) -> Metric:
 def test_the_run_takes_its_worst_metric(windows, phase, failing):
     """A run's phase is its worst metric's (Failed > Error > Inconclusive > Running > Successful), naming the metrics at fault."""
     metrics = (threshold_metric("a", consecutiveErrorLimit=0), threshold_metric("b", consecutiveErrorLimit=0))
-    run, events = measure_windows(metrics, windows)
+    run, _ = measure_windows(metrics, windows)
     assert run.phase is phase
     assert run.message == f"analysis background {phase.value.lower()}: {failing}"
 
@@ -396,7 +396,7 @@ def test_a_final_judgement_decides_the_metric_early(windows, phase):
 
 def test_timeline_events_are_typed():
     """Measurement events carry their metric and phase, and the verdict event its phase, so nothing parses a message."""
-    run, events = measure_windows((threshold_metric("m", count=2),), [(100, 0, 100, 0), (100, 0, 100, 0)])
+    _, events = measure_windows((threshold_metric("m", count=2),), [(100, 0, 100, 0), (100, 0, 100, 0)])
     assert [(e.reason, e.metric, e.phase) for e in events] == [
         (EventReason.MEASUREMENT, "m", MeasurementPhase.SUCCESSFUL.value),
         (EventReason.MEASUREMENT, "m", MeasurementPhase.SUCCESSFUL.value),
@@ -766,3 +766,237 @@ def test_a_negative_pod_total_is_refused():
 
     with pytest.raises(ValueError, match="total must be >= 0"):
         resolve_int_or_percent("25%", -1, round_up=True)
+
+
+# --------------------------------------------------------------------------- judges: edges
+
+def test_a_p_value_exactly_at_the_level_is_not_significant():
+    """Significance is strict, p < 1 - confidence: one canary point above 7 baseline points gives p = 0.25 exactly, not significant at 75%."""
+    result = classify_signal("errorRate", [10.0], [1, 2, 3, 4, 5, 6, 7], INCREASE, 0.75)
+    assert result.p_value == 0.25 and result.classification is SignalClass.PASS
+    assert classify_signal("errorRate", [10.0], [1, 2, 3, 4, 5, 6, 7], INCREASE, 0.74).classification is SignalClass.HIGH
+
+
+def test_the_u_distribution_is_shared_read_only_and_refuses_negative_sizes():
+    """The cached null distribution of U cannot be written by a caller, and negative sample sizes are refused."""
+    from rolloutlab.strategies.judges.mann_whitney import compute_u_distribution
+
+    table = compute_u_distribution(2, 3)
+    assert list(table * 10) == [1, 1, 2, 2, 2, 1, 1]
+    with pytest.raises(ValueError):
+        table[0] = 1.0
+    with pytest.raises(ValueError, match="must not be negative"):
+        compute_u_distribution(-1, 2)
+
+
+def test_a_signal_without_ratio_says_so():
+    """A signal result without a mean ratio reads "ratio n/a" in the judgement's message."""
+    from rolloutlab.strategies.judges.mann_whitney import ShiftEstimate, SignalResult
+
+    result = SignalResult("latency p99", SignalClass.PASS, True, 4, 0.5, None, ShiftEstimate(1.0, 0.0, 2.0, 0.9, "exact"))
+    assert "ratio n/a" in result.describe()
+
+
+@pytest.mark.parametrize("low, high, value, message", [
+    (1.0, None, 2.0, "inside thresholdRange [1, +inf]"),
+    (None, 5.0, 2.0, "inside thresholdRange [-inf, 5]"),
+    (1.0, 5.0, 0.5, "below thresholdRange.min 1"),
+    (1.0, 5.0, 5.5, "above thresholdRange.max 5"),
+    (1.0, 5.0, 5.0, "inside thresholdRange [1, 5]"),  # the bounds are inside
+], ids=["min-only", "max-only", "below", "above", "on-max"])
+def test_threshold_range_says_where_the_value_is(low, high, value, message):
+    """Flagger's thresholdRange keeps its bounds inside and says which side a value fell out of."""
+    from rolloutlab.strategies.judges.threshold import evaluate_range
+    from rolloutlab.strategies.spec import ThresholdRange
+
+    inside, why = evaluate_range(value, ThresholdRange(min=low, max=high))
+    assert (inside, why) == (message.startswith("inside"), message)
+
+
+def test_large_samples_use_the_normal_interval():
+    """Above 50 points per side the shift interval comes from U's normal approximation, with its exact ranks and coverage."""
+    from rolloutlab.strategies.judges.mann_whitney import compute_shift
+
+    canary = [5.0 + i + 0.3 * (i % 7) for i in range(60)]
+    baseline = [float(i) + 0.5 * (i % 3) for i in range(60)]
+    s = compute_shift(canary, baseline, 0.95)
+    assert (s.method, s.estimate, s.upper) == ("normal", 5.35, 12.0)
+    assert s.lower == pytest.approx(-1.2, abs=1e-9)
+    assert s.coverage == pytest.approx(0.9500470427264741, abs=1e-12)
+    wide = compute_shift([float(i) for i in range(51)], [3.0], 0.95)  # one baseline point: no finite interval
+    assert (wide.lower, wide.upper, wide.coverage) == (float("-inf"), float("inf"), 1.0)
+
+
+def test_a_lower_median_with_a_higher_mean_is_not_high():
+    """A significant shift downwards with a higher mean (one outlier) is neither High nor Low: the shift and the ratio must agree."""
+    result = classify_signal("errorRate", [0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07, 10.0],
+                             [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8], INCREASE, 0.95)
+    assert result.p_value < 0.05 and result.shift.estimate == pytest.approx(-0.355) and result.ratio > 2.8
+    assert result.classification is SignalClass.PASS
+
+
+def test_the_u_distribution_of_an_empty_sample():
+    """With an empty sample U is 0 for certain."""
+    from rolloutlab.strategies.judges.mann_whitney import compute_u_distribution
+
+    assert list(compute_u_distribution(0, 3)) == [1.0]
+    with pytest.raises(ValueError):
+        compute_u_distribution(3, -1)
+
+
+def independent_log_mixture(windows, reference, grid):
+    """The mixture statistic written out by hand: log mean over θ of Π_i L_i(θ)/L_i(θ_ref)."""
+    import math
+
+    total = 0.0
+    for m in grid:
+        theta, log_ratio = reference * m, 0.0
+        for ec, nc, eb, nb in windows:
+            if nc and nb:
+                log_ratio += ec * math.log(theta / reference) - (ec + eb) * (
+                    math.log(theta * nc + nb) - math.log(reference * nc + nb))
+        total += math.exp(log_ratio)
+    return math.log(total / len(grid))
+
+
+@pytest.mark.parametrize("windows", [
+    [(30, 1000, 10, 9000)],
+    [(30, 1000, 10, 9000), (0, 0, 5, 9000), (12, 2000, 20, 8000)],
+    [(1, 1000, 10, 9000), (0, 1000, 12, 9000)],
+], ids=["one-window", "with-an-empty-canary-window", "healthy"])
+def test_sequential_evidence_is_the_documented_mixture(windows):
+    """The two statistics equal the mixtures over the documented grids (θ0·1.25..20 against healthy, θ1·0.8..0.05 against bad)."""
+    from rolloutlab.strategies.judges.sequential import SequentialBounds, compute_evidence
+    from rolloutlab.strategies.spec import SequentialJudge
+
+    bounds = SequentialBounds.of(SequentialJudge(tolerance=0.2, min_effect=1.0))
+    ec, nc, eb, nb = zip(*windows)
+    against_healthy, against_bad = compute_evidence(ec, nc, eb, nb, bounds)
+    assert against_healthy[-1] == pytest.approx(
+        independent_log_mixture(windows, 1.2, (1.25, 1.5, 2.0, 3.0, 5.0, 10.0, 20.0)), rel=1e-12, abs=1e-12)
+    assert against_bad[-1] == pytest.approx(
+        independent_log_mixture(windows, 2.4, (0.8, 0.6, 0.4, 0.2, 0.05)), rel=1e-12, abs=1e-12)
+
+
+@pytest.mark.parametrize("healthy, bad, decision, index", [
+    ([0.0, 3.0], [0.0, 0.0], 1, 1),  # exactly log(1/alpha) = 3 fails
+    ([0.0, 2.99], [0.0, 3.0], -1, 1),  # exactly log(1/beta) passes
+    ([3.0], [3.0], 1, 0),  # both at once: failing wins
+    ([1.0, 1.0], [1.0, 1.0], 0, 2),
+], ids=["fail-on-the-boundary", "pass-on-the-boundary", "tie-fails", "undecided"])
+def test_sequential_boundaries_are_inclusive(healthy, bad, decision, index):
+    """A statistic exactly on its boundary decides; the first boundary crossed wins and failing wins a tie."""
+    import numpy as np
+
+    from rolloutlab.strategies.judges.sequential import SequentialBounds, compute_decisions
+
+    bounds = SequentialBounds(healthy=1.0, bad=2.0, log_fail=3.0, log_pass=3.0)
+    d, at = compute_decisions(np.array(healthy), np.array(bad), bounds)
+    assert (int(d), int(at)) == (decision, index)
+
+
+@pytest.mark.parametrize("canary, baseline", [((0, 0), (5, 1000)), ((5, 1000), (0, 0)), ((5, 1000), (0, 1000))],
+                         ids=["no-canary-requests", "no-baseline-requests", "no-baseline-errors"])
+def test_sequential_ratio_is_undefined_without_data(canary, baseline):
+    """The pooled ratio is None (not a division error) when either version served nothing or the baseline never failed."""
+    from rolloutlab.strategies.judges.sequential import judge_sequential
+
+    metric = Metric.model_validate({"name": "s", "judge": {"sequential": {}}})
+    window = MeasurementWindow(30.0, WindowStats(30.0, canary[1], canary[0]), WindowStats(30.0, baseline[1], baseline[0]))
+    assert judge_sequential(metric, [window]).value is None
+
+
+@pytest.mark.parametrize("signal, value, shown", [
+    ("errorRate", 0.0123, "1.23%"),
+    ("latency", 251.5, "251.5ms"),
+    ("throughput", 12.5, "12.5 rps"),
+    ("errorRate", None, "no data"),
+    ("latency", None, "no data"),
+], ids=["error-rate", "latency", "throughput", "no-error-rate", "no-latency"])
+def test_values_read_as_people_read_them(signal, value, shown):
+    """Judgement messages show error rates in percent, latencies in ms, throughput in rps, and "no data"."""
+    from rolloutlab.strategies.judges.judgement import format_value
+    from rolloutlab.strategies.spec import Signal
+
+    assert format_value(Signal(signal), value) == shown
+
+
+@pytest.mark.parametrize("signal, quantile, name, value", [
+    ("latency", None, "latency p99", 248.5),  # every request in (100, 250] ms: p99 = 100 + 0.99 x 150
+    ("latency", 0.5, "latency p50", 175.0),
+    ("errorRate", None, "errorRate", 0.02),
+    ("throughput", None, "throughput", 100 / 60),
+], ids=["p99-by-default", "p50", "error-rate", "throughput"])
+def test_signal_values_and_names(signal, quantile, name, value):
+    """A window's signal value (latency at the metric's quantile, p99 by default) and its short name."""
+    from rolloutlab.strategies.judges.judgement import describe_signal, signal_value
+    from rolloutlab.strategies.spec import Signal
+
+    stats = WindowStats(60.0, 100, 2, tuple(100 if j == 5 else 0 for j in range(len(LATENCY_BUCKETS_MS))))
+    assert describe_signal(Signal(signal), quantile) == name
+    assert signal_value(stats, Signal(signal), quantile) == pytest.approx(value)
+
+
+def test_an_unknown_signal_is_refused():
+    """Reading a signal no judge knows raises, naming it."""
+    from rolloutlab.strategies.judges.judgement import signal_value
+
+    with pytest.raises(ValueError, match="no judge knows how to read signal"):
+        signal_value(WindowStats(60.0, 100, 2), "cpu", None)
+
+
+def test_sequential_message_names_its_counts_and_window():
+    """The sequential judgement says where it decided and on which counts, in that order."""
+    from rolloutlab.strategies.judges.sequential import judge_sequential
+
+    metric = Metric.model_validate({"name": "s", "judge": {"sequential": {}}})
+    windows = [MeasurementWindow(30.0, WindowStats(30.0, 1000, 500), WindowStats(30.0, 9000, 45))]
+    judgement = judge_sequential(metric, windows)
+    assert judgement.message.startswith("failed at window 1 of 1: error-rate ratio canary/baseline 100 "
+                                        "(canary 500/1000, baseline 45/9000 errors/requests); ")
+
+
+def test_dynamic_stable_scale_shrinks_the_stable_with_the_weight():
+    """With dynamicStableScale the stable is scaled to its new share in the very call that moves the weight."""
+    from rolloutlab.strategies.actions import SetCanaryWeight
+
+    world = IdealWorld(routed([{"setWeight": 30}, {"pause": {"duration": 60}}], dynamicStableScale=True))
+    world.run(until=3600)
+    moved = next(d for d in world.log if SetCanaryWeight(30) in d.actions)
+    assert ScaleVersion(Role.STABLE, 7) in moved.actions
+
+
+def test_promote_while_promoting_is_ignored():
+    """promote after every step is done (the canary still scaling to 100%) is ignored: every step is done."""
+    from rolloutlab.strategies.observation import Command
+
+    world = IdealWorld(spec_of({"canary": {"steps": [{"setWeight": 50}]}}))
+    world.run(until=10)  # setWeight 50 done at 10s: now scaling to 100%
+    assert world.status.step_index == 1 and not world.status.completed
+    world.command(Command.PROMOTE)
+    world.step()
+    ignored = [e.message for e in world.log[-1].actions if getattr(e, "reason", None) is EventReason.COMMAND_IGNORED]
+    assert ignored == ["promote ignored: every step is done"]
+
+
+def test_the_deadline_is_a_wake_up_time_even_between_other_calls():
+    """Calls in between (measurements every 50s) keep the deadline (120s) as a wake-up time, so it trips on time."""
+    spec = StrategySpec.model_validate({
+        "name": "d", "replicas": 10, "progressDeadlineSeconds": 120,
+        "analysisTemplates": [{"name": "t50", "metrics": [{"name": "m", "interval": 50, "successCondition": "result < 0.02"}]}],
+        "strategy": {"canary": {"trafficRouting": "router", "steps": [{"setWeight": 20}],
+                                "analysis": {"templates": [{"templateName": "t50"}]}}}})
+    world = IdealWorld(spec, start_delay=10**9)
+    world.run(until=600)
+    assert first_time(world, EventReason.DEADLINE_EXCEEDED) == 120.0
+
+
+def test_pods_that_finally_come_clear_the_exceeded_deadline():
+    """Pods ready after the deadline (without progressDeadlineAbort) clear the Degraded state and the rollout goes on."""
+    world = IdealWorld(spec_of({"canary": {"steps": [{"setWeight": 20}, {"pause": {}}]}}, progressDeadlineSeconds=120),
+                       start_delay=200)
+    world.run(until=150)
+    assert world.status.deadline_exceeded and world.status.phase is Phase.DEGRADED
+    world.run(until=200)
+    assert world.now == 200.0
+    assert not world.status.deadline_exceeded and world.status.phase is Phase.PAUSED  # at the gate, no longer degraded

@@ -112,7 +112,7 @@ def test_plan_prints_exact_times(strategy, rows, ending):
     """`rolloutlab plan` prints each event at its exact time and passes a manual gate --gate-seconds after it is reached."""
     root = Path(__file__).resolve().parents[1]
     result = subprocess.run([sys.executable, "-m", "rolloutlab.cli", "plan", strategy, "--gate-seconds", "60"],
-                            cwd=root, capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "140"})
+                            cwd=root, capture_output=True, text=True, timeout=120, check=False, env={**os.environ, "COLUMNS": "140"})
     assert result.returncode == 0, result.stderr
     table = {(m.group(1), m.group(2).strip()) for m in re.finditer(r"│\s+(\d+) │ ([^│]+)│", result.stdout)}
     for row in rows:

@@ -30,8 +30,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 try:  # the dry run belongs to the controller; skip that part if it is not there yet
     from rolloutlab.strategies.dry_run import IdealWorld
-    from rolloutlab.strategies.observation import Command, Role
-    from rolloutlab.strategies.status import PauseReason
+    from rolloutlab.strategies.observation import Role
 except ImportError:  # pragma: no cover
     IdealWorld = None
 

@@ -447,8 +447,11 @@ def test_input_error_survives_pickling():
         (("canary", "steps", 2, "setWeight"), None, "canary.steps[2].setWeight"),
         (("ports", 8080), {"ports": {8080: "http"}}, "ports.8080"),
         ((0, "a"), None, "[0].a"),
+        (("strategy", ""), {"strategy": {"": 1}}, "strategy.''"),
+        ((None,), {None: 1}, "null"),
+        (("a", " b"), None, "a.' b'"),
     ],
-    ids=["list-index", "integer-mapping-key", "leading-index"],
+    ids=["list-index", "integer-mapping-key", "leading-index", "empty-key", "null-key", "key-with-a-space"],
 )
 def test_format_field_path(path, data, text):
     """Field paths read like the YAML they point into."""
