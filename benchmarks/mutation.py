@@ -76,6 +76,13 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
     ("strategies/blue_green.py", "return False", "drop `return False`"):
         "(after the Inconclusive pause check) the rung's finished run is read again, is still Inconclusive and "
         "pauses again: the same result",
+    ("strategies/canary.py", "if cs.dynamic_stable_scale:", "drop `if cs.dynamic_stable_scale:`"):
+        "without the early return the ladder's loop reaches the same rung again in the same call, where the "
+        "stable target already follows the applied weight: the stable shrinks in the same call either way",
+    ("strategies/replicas.py", "if spec > desired:", "`>` -> `>=`"):
+        "spec == desired: max(desired, spec - scale_down) is spec, the current count",
+    ("strategies/replicas.py", "if canary_spec < desired_canary and scale_up > 0:", "`<` -> `<=`"):
+        "canary_spec == desired_canary: min(spec + scale_up, desired) is spec, unchanged",
     ("strategies/cycle.py", "self.pending = {}", "drop `self.pending = {}`"):
         "pending changes are folded in again on the next read, with the same (latest) values: only slower",
     ("strategies/reconcile.py",

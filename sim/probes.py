@@ -66,28 +66,34 @@ class CheckSeries:
         self.up = True
         self.run = 0  # checks in a row toward the next flip: failures while up, passes while down
         self.q = 0.0  # failure probability in effect since the last change
-        self.next_index = self.index_at(env.now)  # the first check not yet decided
+        self.next_index = self.index_after(env.now)  # the first check not yet decided
         self._u = np.empty(0)
         self._u_start = 0
         self._token = 0  # bumped to cancel the scheduled event
+        self._due: tuple[int, bool] | None = None  # (check, flips?) of the scheduled event
 
     def time_of(self, n: int) -> float:
         return self.first + n * self.period
 
-    def index_at(self, t: float) -> int:
-        """The first check at or after ``t``."""
-        return max(0, math.ceil((t - self.first) / self.period - 1e-9))
+    def index_after(self, t: float) -> int:
+        """The first check after ``t``."""
+        return max(0, math.floor((t - self.first) / self.period + 1e-9) + 1)
 
     def set_failure_probability(self, q: float) -> None:
-        """From now on checks fail with probability ``q``."""
+        """Checks after now fail with probability ``q`` (those at this very moment were
+        sent before the change, and are decided by the world as it was)."""
         if q == self.q:
             return  # the scheduled flip stands: it was found under this very q
-        self._decide_until(self.env.now)
+        due = self._due
+        if due is not None and due[1] and self.time_of(due[0]) <= self.env.now:
+            self._fire(self._token, *due)  # a flip of this very moment, not yet run: it came first
+        self._decide_through(self.env.now)
         self.q = q
         self._schedule()
 
     def cancel(self) -> None:
         self._token += 1
+        self._due = None
 
     # ------------------------------------------------------------------ deciding checks
 
@@ -117,10 +123,10 @@ class CheckSeries:
             self._u = np.concatenate([self._u, self.rng.random(max(missing, LOOKAHEAD))])
         return self._u[lo - self._u_start:hi - self._u_start]
 
-    def _decide_until(self, t: float) -> None:
-        """Decide the checks before ``t`` under the current q (none of them flips: a flip
+    def _decide_through(self, t: float) -> None:
+        """Decide the checks up to ``t`` under the current q (none of them flips: a flip
         would have been scheduled and fired first)."""
-        lo, hi = self.next_index, self.index_at(t)
+        lo, hi = self.next_index, self.index_after(t)
         if hi <= lo:
             return
         certain = self._certain()
@@ -154,7 +160,7 @@ class CheckSeries:
 
     def _schedule(self) -> None:
         self._token += 1
-        nxt = self._next_flip()
+        self._due = nxt = self._next_flip()
         if nxt is None:
             return
         index, flip = nxt
@@ -166,10 +172,10 @@ class CheckSeries:
         if token != self._token:
             return  # q changed since: a newer event stands
         if not flip:
-            self._decide_until(self.env.now)
+            self._decide_through(self.time_of(index - 1))
             self._schedule()
             return
-        self._decide_until(self.time_of(index))
+        self._decide_through(self.time_of(index - 1))
         self.up, self.run, self.next_index = not self.up, 0, index + 1
         self.on_flip(self)
         if self._token == token:

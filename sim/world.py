@@ -284,8 +284,8 @@ class World:
 
     def _checks_follow(self) -> None:
         """Readiness probes and the health check fail as the world makes them from now on
-        (called once the instant's changes are all made: a check at this very time sees
-        their outcome)."""
+        (called once the instant's changes are all made; checks at this very moment were
+        sent before them)."""
         self._checks_due = False
         self.probes.world_changed()
         self.health_check.world_changed()

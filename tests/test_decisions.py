@@ -817,11 +817,11 @@ def test_large_samples_use_the_normal_interval():
     """Above 50 points per side the shift interval comes from U's normal approximation, with its exact ranks and coverage."""
     from rolloutlab.strategies.judges.mann_whitney import compute_shift
 
-    canary = [5.0 + i + 0.3 * (i % 7) for i in range(60)]
-    baseline = [float(i) + 0.5 * (i % 3) for i in range(60)]
+    canary = [5.0 + i * 1.013 + 0.137 * (i % 7) for i in range(60)]  # no tied differences: each rank shows
+    baseline = [i * 0.991 + 0.0711 * (i % 5) for i in range(60)]
     s = compute_shift(canary, baseline, 0.95)
-    assert (s.method, s.estimate, s.upper) == ("normal", 5.35, 12.0)
-    assert s.lower == pytest.approx(-1.2, abs=1e-9)
+    assert s.method == "normal"
+    assert (s.estimate, s.lower, s.upper) == pytest.approx((5.91435, -0.69, 12.506), abs=1e-9)
     assert s.coverage == pytest.approx(0.9500470427264741, abs=1e-12)
     wide = compute_shift([float(i) for i in range(51)], [3.0], 0.95)  # one baseline point: no finite interval
     assert (wide.lower, wide.upper, wide.coverage) == (float("-inf"), float("inf"), 1.0)
@@ -840,6 +840,7 @@ def test_the_u_distribution_of_an_empty_sample():
     from rolloutlab.strategies.judges.mann_whitney import compute_u_distribution
 
     assert list(compute_u_distribution(0, 3)) == [1.0]
+    assert list(compute_u_distribution(3, 0)) == [1.0]
     with pytest.raises(ValueError):
         compute_u_distribution(3, -1)
 
@@ -1000,3 +1001,23 @@ def test_pods_that_finally_come_clear_the_exceeded_deadline():
     world.run(until=200)
     assert world.now == 200.0
     assert not world.status.deadline_exceeded and world.status.phase is Phase.PAUSED  # at the gate, no longer degraded
+
+
+@pytest.mark.parametrize("counts", [(-1, 10, 0, 10), (0, 10, -1, 10), (11, 10, 0, 10), (0, 10, 11, 10)],
+                         ids=["negative-canary-errors", "negative-baseline-errors", "canary-errors-above-requests",
+                              "baseline-errors-above-requests"])
+def test_impossible_counts_are_refused_by_the_sequential_judge(counts):
+    """Errors below 0 or above the window's requests are refused."""
+    from rolloutlab.strategies.judges.sequential import compute_log_mixture
+
+    with pytest.raises(ValueError, match="impossible counts"):
+        compute_log_mixture(*([c] for c in counts), 1.0, (2.0,))
+
+
+def test_replica_math_edges():
+    """No pods give no pods, and a negative available count is refused by the rolling update."""
+    from rolloutlab.strategies.replicas import canary_replica_targets
+
+    assert tuple(canary_replica_targets(0, 50, 1)) == (0, 0)
+    with pytest.raises(ValueError, match="new_available"):
+        rolling_update_step(10, 1, 1, 0, -1, 10, 10)

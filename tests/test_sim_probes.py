@@ -57,8 +57,8 @@ def test_certain_failures_take_a_series_down_at_the_threshold_and_passes_bring_i
 
 
 def test_a_pass_in_between_starts_the_count_again():
-    """Two failures (at 0 and 5 s), a pass (10 s), then failures from 12 s: the series
-    needs three new ones in a row and goes down at 25 s, not 15 s."""
+    """A failure (at 5 s), a pass (10 s), then failures from 12 s: the series needs three
+    new ones in a row and goes down at 25 s, not 20 s."""
     f = Flips(to_fail=3, to_pass=1)
     f.set(0.0, 1.0)
     f.set(7.0, 0.0)
@@ -67,13 +67,14 @@ def test_a_pass_in_between_starts_the_count_again():
     assert f.at == [(25.0, False)]
 
 
-def test_a_check_at_the_very_moment_of_a_change_sees_the_change():
-    """A change at a check's time applies to that check: failures from 10 s with a
-    threshold of 1 flip it at 10 s."""
+def test_a_check_at_the_very_moment_of_a_change_was_sent_before_it():
+    """A check at the time of a change is decided by the world before it (the checks of
+    one moment never see each other's outcome): failures from 10 s with a threshold of 1
+    flip it at the next check, 15 s."""
     f = Flips(to_fail=1, to_pass=1)
     f.set(10.0, 1.0)
     f.env.run(until=20.0)
-    assert f.at[0] == (10.0, False)
+    assert f.at[0] == (15.0, False)
 
 
 def expected_checks_to_fail(q: float, k: int) -> float:
@@ -102,7 +103,7 @@ def test_time_to_fail_follows_the_run_length_law(q, k, nudge):
             f.env.run(until=t)
             if nudge:
                 f.series.set_failure_probability(q * (1.0 + 1e-12 * (int(t) % 2)))
-        counts.append(f.at[0][0] + 1)  # checks at 0, 1, ...: the flip at t is check t + 1
+        counts.append(f.at[0][0])  # checks at 1, 2, ... after q was set at 0: the flip at t is check t
     counts = np.asarray(counts)
     if q == 0.05:
         assert mean > LOOKAHEAD  # this case does cross lookaheads
@@ -146,16 +147,17 @@ def ready_at(world: World, t: float) -> int:
 
 
 def test_pods_failing_their_probe_leave_the_endpoints_and_come_back():
-    """Probes every 5 s fail from 300 s (answers take 5 s, the timeout is 1 s): after the
-    third failure (310 s) every pod is out of the endpoints; when answers are fast again
-    (360 s) the next probe passes and they are back at once (success_threshold 1)."""
+    """Answers take 5 s from 300 s (the probe's timeout is 1 s): the probes every 5 s after
+    that fail, and at the third failure (315 s) every pod is out of the endpoints; answers
+    are fast again from 360 s, the next probe (365 s) passes and they are back at once
+    (success_threshold 1)."""
     world = world_for(scenario(faults=SLOW_300_TO_360))
     world.start(horizon=600.0)
-    assert [ready_at(world, t) for t in (299.0, 309.9, 310.1, 359.9, 360.1, 400.0)] == [4, 4, 0, 0, 4, 4]
+    assert [ready_at(world, t) for t in (299.0, 314.9, 315.1, 364.9, 365.1, 400.0)] == [4, 4, 0, 0, 4, 4]
 
 
 def test_users_fail_at_the_service_while_no_pod_is_ready():
-    """With every pod out of the endpoints from 310 s to 360 s, the requests of those 50 s
+    """With every pod out of the endpoints from 315 s to 365 s, the requests of those 50 s
     fail (about 5,000 at 100 rps) and no others do."""
     rows = [simulate(scenario(faults=SLOW_300_TO_360), load_strategy("rolling"), i,
                      np.random.SeedSequence(2, spawn_key=(i,))).row for i in range(20)]

@@ -386,6 +386,14 @@ def test_validate_at_a_missing_section():
     assert info.value.field == "a.strategy"
 
 
+def test_an_empty_key_is_named_as_yaml_shows_it():
+    """A key left empty (``'': 1``) is reported as the field ``''``, never as no field."""
+    with pytest.raises(InputError) as info:
+        validate_document(_doc(SPEC.replace("replicas: 4", "'': 4")), Spec)
+    assert (info.value.field, info.value.line) == ("''", 3)
+    assert "Extra inputs" in info.value.message
+
+
 # --- octal integers ---------------------------------------------------------------------------
 
 
