@@ -234,7 +234,8 @@ class ReadinessProbes:
                     # each pod's probes draw from a stream of their own (spawned in the
                     # order pods come under watch), so no two pods share draws
                     series = CheckSeries(world.env, self.rng.spawn(1)[0], pod.ready_at + probe.period,
-                                         probe.period, probe.failure_threshold, probe.success_threshold, self._flip)
+                                         probe.period, probe.failure_threshold, probe.success_threshold,
+                                         lambda s, pod=pod: self._flip(pod, s))
                     series.up = not pod.probe_failed
                     entry = self.series[pod.id] = (pod, series)
                 seen.add(pod.id)
@@ -247,9 +248,9 @@ class ReadinessProbes:
         for pod_id in [i for i in self.series if i not in seen]:
             self.series.pop(pod_id)[1].cancel()
 
-    def _flip(self, series: CheckSeries) -> None:
+    def _flip(self, pod: Pod, series: CheckSeries) -> None:
+        """The pod leaves the endpoints (or comes back): traffic so far is counted first."""
         world = self.world
-        pod = next(p for p, s in self.series.values() if s is series)
         world.sync()
         pod.probe_failed = not series.up
         world.cluster.changed()
