@@ -17,9 +17,9 @@ rarer than ``NEGLIGIBLE`` is taken as 0, and one so close to 1 that ``to_pass`` 
 in a row are that rare as 1: nothing is scanned or drawn then (ordinary services never
 draw a single U_n).
 
-Readiness: a probe fails when the pod's answer takes longer than the probe's ``timeout``
-(the version's response time, including the mean queueing delay under its load) or the
-request times out in the queue (overload, ``sim.queueing``). A Ready pod failing
+Readiness: a probe fails when the pod's answer takes longer than the probe's ``timeout``,
+or when it waits in line behind the users' requests longer than that timeout allows
+(``compute_probe_failure``; the queue is ``sim.queueing``'s). A Ready pod failing
 ``failure_threshold`` probes in a row leaves the endpoints (gets no traffic); out of
 them it answers at its unloaded speed, and comes back after ``success_threshold``
 passes in a row. The probe does not see a defect's errors: a readiness endpoint answers
@@ -38,7 +38,7 @@ import numpy as np
 import simpy
 
 from rolloutlab.sim.pods import Pod
-from rolloutlab.sim.queueing import overload
+from rolloutlab.sim.queueing import wait_exceedance
 from rolloutlab.sim.traffic import LatencyModel, combine_failure
 from rolloutlab.strategies import Role
 
@@ -185,14 +185,18 @@ class CheckSeries:
 @lru_cache(maxsize=1024)
 def compute_probe_failure(model: LatencyModel, arrival_rps: float, ready: int, capacity_rps: float,
                           request_timeout: float, timeout: float) -> float:
-    """Chance that a probe of a Ready pod fails: its answer (the version's response time
-    plus the mean wait in the queue of ``ready`` pods serving ``arrival_rps``) takes
-    longer than ``timeout``, or it times out in that queue (overload)."""
+    """Chance that a probe of a Ready pod fails: the pod's answer takes longer than
+    ``timeout`` (the version's response time L), or the probe waits in line with the
+    users' requests (``ready`` pods serving ``arrival_rps``, first come first served)
+    longer than the timeout leaves for the answer, ``timeout - median(L)``
+    (``sim.queueing.wait_exceedance``). Saturated pods keep their users waiting nearly
+    their whole patience, so a probe as patient as the users fails there: the readiness
+    cascade of an overloaded service."""
+    slow = model.exceedance(1000.0 * timeout)
     if arrival_rps <= 0:
-        return model.exceedance(1000.0 * timeout)
-    load = overload(arrival_rps, ready, capacity_rps, request_timeout)
-    slow = model.with_queue_wait(load.mean_wait_ms).exceedance(1000.0 * timeout)
-    return combine_failure(slow, load.failure_probability)
+        return slow
+    left = timeout - model.quantile(0.5) / 1000.0
+    return combine_failure(slow, wait_exceedance(arrival_rps, ready, capacity_rps, request_timeout, left))
 
 
 class ReadinessProbes:

@@ -55,7 +55,7 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 
-__all__ = ["Overload", "erlang_b", "erlang_c", "overload"]
+__all__ = ["Overload", "erlang_b", "erlang_c", "overload", "wait_exceedance"]
 
 
 @lru_cache(maxsize=4096)
@@ -151,6 +151,50 @@ def _overload(lam: float, servers: int, mu: float, tau: float) -> Overload:
     failure = m_failed / (m_idle + m_served + m_failed)
     mean_wait_s = m_wait / (m_idle + m_served)
     return Overload(min(1.0, failure), 1000.0 * mean_wait_s)
+
+
+def wait_exceedance(arrival_rps: float, servers: int, service_rps: float, timeout_s: float, wait_s: float) -> float:
+    """P(V > ``wait_s``): the chance that a request arriving now would not find a pod free
+    within ``wait_s`` (V: its offered wait in the M/M/c+D queue of the module docstring,
+    where clients give up after ``timeout_s``). At ``wait_s == timeout_s`` it is the
+    failure probability of :func:`overload`; a check with a patience of its own (a
+    readiness probe's timeout) times out in the queue with this probability.
+
+    From the density of V: P(V > t) = (k·∫_t^τ e^{-δx} dx + m_f) / (1 + m_s + m_f) for
+    t < τ, and m_f·e^{-cμ(t-τ)} / (1 + m_s + m_f) beyond (nobody joins past τ: the queue
+    drains at cμ)."""
+    return _wait_exceedance(float(arrival_rps), int(servers), float(service_rps), float(timeout_s), float(wait_s))
+
+
+@lru_cache(maxsize=4096)
+def _wait_exceedance(lam: float, servers: int, mu: float, tau: float, t: float) -> float:
+    _overload(lam, servers, mu, tau)  # the same argument checks
+    if t < 0:
+        return 1.0
+    if lam == 0:
+        return 0.0
+    if servers == 0:
+        return 1.0
+    capacity = servers * mu
+    k = lam * erlang_b(servers - 1, lam / mu)
+    if k == 0.0:
+        return 0.0
+    delta = capacity - lam
+    u = delta * tau
+    # the masses of _overload, scaled the same way when saturated
+    if u >= 0:
+        m_idle, m_served, m_failed = 1.0, k * tau * _e1(u), k * math.exp(-u) / capacity
+    else:
+        m_idle, m_served, m_failed = math.exp(u), k * tau * _e1(-u), k / capacity
+    total = m_idle + m_served + m_failed
+    if t >= tau:
+        return min(1.0, m_failed * math.exp(-capacity * (t - tau)) / total)
+    left = tau - t
+    if delta >= 0:
+        beyond = k * math.exp(-delta * t) * left * _e1(delta * left)
+    else:
+        beyond = k * left * _e1(-delta * left)
+    return min(1.0, (beyond + m_failed) / total)
 
 
 def _e1(w: float) -> float:

@@ -191,12 +191,6 @@ class LatencyModel:
         shift = self.added_ms + self.queue_wait_ms
         return shift + self.median_ms * self.multiplier * math.exp(self.sigma * _z(q))
 
-    def with_queue_wait(self, ms: float) -> LatencyModel:
-        """The same model with a mean queueing delay of ``ms`` added to every answer."""
-        if ms == self.queue_wait_ms:
-            return self
-        return LatencyModel(self.median_ms, self.sigma, self.multiplier, self.added_ms, ms)
-
     def exceedance(self, ms: float) -> float:
         """P(response time > ``ms``): the chance that a check with a timeout of ``ms``
         times out waiting for this answer."""

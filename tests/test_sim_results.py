@@ -68,7 +68,7 @@ def sample_rows() -> list[dict[str, Any]]:
 
 
 def test_contract_columns_are_those_of_the_architecture_in_order() -> None:
-    """The contract columns are exactly ARCHITECTURE.md's list, in its order."""
+    """The contract columns are exactly docs/architecture.md's list, in its order."""
     assert list(RESULT_COLUMNS) == [
         "source", "scenario", "strategy", "run", "seed", "release", "defect", "outcome",
         "started_at", "finished_at", "detected_at", "detected_by", "restored_at",
