@@ -213,13 +213,14 @@ ReportOption = Annotated[bool, typer.Option("--report/--no-report", help="Write 
 
 
 def _comparison(scenario: str, strategies: list[str] | None, runs: int, seed: int | None, executor: str,
-                fidelity: str, out_dir: Path, as_json: bool, report: bool) -> None:
+                fidelity: str, out_dir: Path, as_json: bool, report: bool, history: str | None = None) -> None:
     import json
 
     from rolloutlab.workflows.compare import comparison_payload, print_comparison, run_comparison
 
     comparison = run_comparison(scenario, strategies, runs=runs, seed=seed, executor=executor, fidelity=fidelity,
-                                out_dir=out_dir, report=report, progress=not as_json, note=_note, warn=_warn)
+                                out_dir=out_dir, report=report, progress=not as_json, note=_note, warn=_warn,
+                                history=history)
     if as_json:
         sys.stdout.write(json.dumps(comparison_payload(comparison), indent=2, allow_nan=False) + "\n")
     else:
@@ -245,7 +246,7 @@ def simulate(
 
 @app.command()
 def compare(
-    scenario: Annotated[str, typer.Argument(help="A scenario file or bundled name.")] = _DEFAULTS.DEFAULT_SCENARIO,
+    scenario: Annotated[Optional[str], typer.Argument(help=f"A scenario file or bundled name (default: {_DEFAULTS.DEFAULT_SCENARIO}).", show_default=False)] = None,
     strategies: Annotated[Optional[str], typer.Option(help="Comma-separated strategy files or bundled names (default: the scenario's strategies:, else blue-green, canary and rolling).")] = None,
     runs: RunsOption = _DEFAULTS.DEFAULT_RUNS,
     seed: SeedOption = None,
@@ -254,10 +255,15 @@ def compare(
     out_dir: OutOption = Path("out"),
     as_json: JsonOption = False,
     report: ReportOption = True,
+    history: Annotated[Optional[str], typer.Option("--history", help=f"A scenario with history: played beside the comparison for the DORA metrics a single release cannot give (default: {_DEFAULTS.DEFAULT_MONTH} when no scenario is named; 'none' skips it).", show_default=False)] = None,
 ) -> None:
-    """Compare strategies on a scenario (default: the bundled standard scenario with blue-green, canary and rolling)."""
+    """Compare strategies on a scenario (default: the bundled standard scenario with blue-green, canary and rolling, and a month of its deployments for DORA)."""
     names = None if strategies is None else [n.strip() for n in strategies.split(",") if n.strip()]
-    _comparison(scenario, names, runs, seed, executor, fidelity, out_dir, as_json, report)
+    if history is None and scenario is None:
+        history = _DEFAULTS.DEFAULT_MONTH
+    history = None if history is not None and history.strip().lower() == "none" else history
+    _comparison(scenario or _DEFAULTS.DEFAULT_SCENARIO, names, runs, seed, executor, fidelity, out_dir, as_json,
+                report, history)
 
 
 @app.command("report")

@@ -56,6 +56,16 @@ def test_certain_failures_take_a_series_down_at_the_threshold_and_passes_bring_i
     assert f.at == [(25.0, False), (40.0, True)]
 
 
+def test_going_down_starts_the_count_of_passes_afresh():
+    """Down at 25 s after three failures; passes from 27 s bring it back at the second
+    (35 s): the failures that took it down do not count toward coming back."""
+    f = Flips(to_fail=3, to_pass=2)
+    f.set(12.0, 1.0)
+    f.set(27.0, 0.0)
+    f.env.run(until=100.0)
+    assert f.at == [(25.0, False), (35.0, True)]
+
+
 def test_a_pass_in_between_starts_the_count_again():
     """A failure (at 5 s), a pass (10 s), then failures from 12 s: the series needs three
     new ones in a row and goes down at 25 s, not 20 s."""

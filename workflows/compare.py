@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,14 @@ from rolloutlab.sim.run import FIDELITIES
 from rolloutlab.strategies.files import LIBRARY_DIR, load_strategy, resolve_strategy_path
 from rolloutlab.strategies.spec import StrategySpec
 from rolloutlab.strategies.yaml_input import YamlDocument, format_field_path, parse_yaml_file, validate_document
-from rolloutlab.workflows.defaults import CHECK_RUNS, DEFAULT_RUNS, DEFAULT_SCENARIO, DEFAULT_SEED
+from rolloutlab.workflows.defaults import (
+    CHECK_RUNS,
+    DEFAULT_MONTH,
+    DEFAULT_RUNS,
+    DEFAULT_SCENARIO,
+    DEFAULT_SEED,
+    RUNS_PER_MONTH,
+)
 
 __all__ = [
     "CHECK_RUNS",
@@ -216,6 +223,9 @@ class Comparison:
     title: str
     written: dict[str, Path] = field(default_factory=dict)
     """results.csv, results.parquet and, with the report, report.html, report.md, summary.csv."""
+    month: pd.DataFrame | None = None
+    """The companion history's rows (``history=``), also in the results table and the report."""
+    month_scenario: Scenario | None = None
 
 
 def run_comparison(
@@ -231,24 +241,41 @@ def run_comparison(
     progress: bool = False,
     note: Say | None = None,
     warn: Say | None = None,
+    history: str | os.PathLike[str] | None = None,
 ) -> Comparison:
     """Everything ``compare`` and ``simulate`` do but printing: load, run, write the table
     (and the report with its timelines), summarise. ``strategies`` None means the
-    scenario's ``strategies:``. Bad input raises ``BadInput``, a crashed run ``RunFailed``."""
+    scenario's ``strategies:``. Bad input raises ``BadInput``, a crashed run ``RunFailed``.
+
+    ``history`` names a scenario with a ``history:`` section played beside the comparison
+    with the same strategies and seed (one history per ``RUNS_PER_MONTH`` runs, at least
+    one): its rows join the results table and the report, whose DORA section then has the
+    metrics a single release cannot give (deployment frequency, lead time, rework rate)."""
     from rolloutlab.results.table import write_results
 
     loaded = load_scenario_file(scenario)
     specs = _strategies_of(loaded, strategies, note, warn)
     if fidelity not in FIDELITIES:
         raise InputError("--fidelity", f"must be one of {', '.join(FIDELITIES)}, not {fidelity!r}")
+    month = None
+    if history is not None:
+        month = load_scenario_file(history)
+        if month.scenario.history is None:
+            raise InputError(str(history), "has no history: section to play beside the comparison")
     chosen = choose_seed(seed, loaded.scenario)
     df = simulate_many(loaded.scenario, specs, runs, chosen, executor, fidelity=fidelity, progress=progress)
+    month_rows = None
+    if month is not None:
+        month_rows = simulate_many(month.scenario, specs, month_runs(runs), chosen, executor, fidelity=fidelity,
+                                   progress=progress)
+    table = df if month_rows is None else pd.concat([df, month_rows], ignore_index=True)
     _ensure_folder(out_dir)
-    csv_path, parquet_path = write_results(df, out_dir / "results")
+    csv_path, parquet_path = write_results(table, out_dir / "results")
     names = ", ".join(s.name for s in specs)
     comparison = Comparison(loaded.scenario, specs, runs, chosen, df, summarize(df),
                             title=f"{names} on {scenario}",
-                            written={"csv": csv_path, "parquet": parquet_path})
+                            written={"csv": csv_path, "parquet": parquet_path},
+                            month=month_rows, month_scenario=None if month is None else month.scenario)
     if report:
         from rolloutlab.reports.document import build_report, write_report
         from rolloutlab.results.timeline import write_timelines
@@ -256,8 +283,13 @@ def run_comparison(
 
         timelines = record_timelines(loaded.scenario, specs, df, chosen) if loaded.scenario.history is None else []
         write_timelines(timelines, out_dir)
-        comparison.written.update(write_report(build_report(df, timelines, None), out_dir))
+        comparison.written.update(write_report(build_report(table, timelines, None), out_dir))
     return comparison
+
+
+def month_runs(runs: int) -> int:
+    """Histories played beside a comparison of ``runs`` runs: one per ``RUNS_PER_MONTH``, at least one."""
+    return max(1, -(-runs // RUNS_PER_MONTH))
 
 
 def _ensure_folder(out_dir: Path) -> None:
@@ -396,5 +428,45 @@ def print_comparison(comparison: Comparison, console: Console) -> None:
     history = f" ({len(comparison.results)} deployments)" if comparison.scenario.history is not None else ""
     console.print(Text(f"{comparison.runs} runs per strategy{history}, seed {comparison.seed}; "
                        f"results: {written['csv']} and {written['parquet']}"))
+    if comparison.month is not None:
+        render_month(comparison, console)
     if "html" in written:
         console.print(Text(f"report: {written['html']} (also {written['markdown']}, {written['summary']})"))
+
+
+MONTH_FIGURES = (
+    ("deployment_frequency", "deployments per day"),
+    ("lead_time_median", "lead time median"),
+    ("change_failure_rate", "change failure rate"),
+    ("recovery_time_median", "recovery time median"),
+    ("rework_rate", "rework rate"),
+)
+"""The five DORA metrics printed for the companion history, in DORA's order."""
+
+
+def render_month(comparison: Comparison, console: Console) -> None:
+    """The five DORA metrics of the companion history, each with its tier, one column per
+    strategy (the report has their intervals and definitions)."""
+    from rolloutlab.reports.document import format_metric
+    from rolloutlab.reports.dora import compute_dora
+
+    month = comparison.month
+    assert month is not None and comparison.month_scenario is not None
+    by_strategy = {d.strategy: d.metrics() for d in compute_dora(month)}
+    names = [s.name for s in comparison.strategies if s.name in by_strategy]
+    table = Table(title=f"DORA over {comparison.month_scenario.name}: {month_runs(comparison.runs)} histories "
+                        f"of {comparison.month_scenario.history.days} days, {len(month)} deployments",
+                  title_style="bold")
+    table.add_column("DORA metric", overflow="fold")
+    for name in names:
+        table.add_column(name, justify="right", overflow="fold")
+    for key, label in MONTH_FIGURES:
+        cells = []
+        for name in names:
+            metric = by_strategy[name][key]
+            # value · tier only, so the table fits 100 columns; intervals are in the report
+            cell = format_metric(replace(metric, low=None, high=None, censored=0))
+            cells.append(cell + (f" ({metric.censored} cens.)" if metric.censored else ""))
+        table.add_row(label, *cells)
+    console.print(table)
+    console.print(Text("95% intervals, definitions and tiers' sources: in the report.", style="dim"))

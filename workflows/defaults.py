@@ -19,3 +19,13 @@ DEFAULT_SEED = 1
 
 DEFAULT_SCENARIO = "standard"
 """The bundled scenario ``compare`` runs when none is named."""
+
+DEFAULT_MONTH = "standard-month"
+"""The history ``compare`` plays beside ``DEFAULT_SCENARIO`` when no scenario is named: the
+same world deployed about twice a day for 30 days, so the report has all five DORA
+metrics (deployment frequency, lead time and rework rate need dated deployments)."""
+
+RUNS_PER_MONTH = 50
+"""``compare``'s companion history plays one history (about 60 deployments) per this many
+runs of the comparison: 20 histories, about 1,300 deployments per strategy, for the
+default 1,000 runs."""
