@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from rolloutlab.errors import StateError
+from rolloutlab.results.timeline import TimelineEvent
 from rolloutlab.strategies import (
     Action,
     AnalysisPhase,
@@ -232,7 +233,7 @@ class TimelineEntry:
     stable_replicas: int
     canary_replicas: int
     declared_weight: float
-    events: tuple[str, ...] = ()
+    events: tuple[TimelineEvent, ...] = ()
 
 
 @dataclass
@@ -422,7 +423,7 @@ class Runner:
         events = []
         for action in decided.actions:
             if isinstance(action, Event):
-                events.append(f"{action.reason.value}: {action.message}")
+                events.append(TimelineEvent(action.reason.value, action.message, action.metric, action.phase))
                 self._log(f"t={now:.1f}s {action.reason.value}: {action.message}")
                 continue
             self.backend.apply(action)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -378,7 +378,7 @@ def timeline_points(summary: RunSummary, records: pd.DataFrame, plan: ReleasePla
             "canary_ready": int(entry.canary_ready),
             "stable_error_rate": rates[Role.STABLE],
             "canary_error_rate": rates[Role.CANARY],
-            "events": list(entry.events),
+            "events": [asdict(e) for e in entry.events],
         })
         previous = entry.at
     return points

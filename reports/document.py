@@ -159,7 +159,7 @@ _HEADERS = {
 
 
 def _points(timeline: dict) -> list[TimelinePoint]:
-    return [TimelinePoint(**{**p, "events": tuple(p.get("events", ()))}) for p in timeline["points"]]
+    return [TimelinePoint.from_json(p) for p in timeline["points"]]
 
 
 def _dora_sections(label: str, df: pd.DataFrame) -> list[Section]:

@@ -103,23 +103,20 @@ def compute_milestone_groups(milestones: Sequence[Milestone], gap: float) -> lis
 
 
 def parse_timeline_events(timeline: Sequence[TimelinePoint]) -> TimelineMarks:
-    """Measurements ("Measurement: error-rate: Failed (...) ...") and milestones (Promoted,
-    Aborted, RolledBack, AlertFired) read from the event strings of a timeline; other events
-    and "Pending" measurements (not yet judged) are left out."""
+    """Measurements (their ``metric`` and ``phase``) and milestones (Promoted, Aborted,
+    RolledBack, AlertFired) from a timeline's typed events, by reason; other events and
+    "Pending" measurements (not yet judged) are left out. No message text is read."""
     measurements: list[MeasurementMark] = []
     milestones: list[Milestone] = []
     kinds = {k.value: k for k in MilestoneKind}
     phases = {v.value: v for v in AnalysisMark}
     for point in timeline:
         for event in point.events:
-            reason, _, message = event.partition(": ")
-            if reason == "Measurement":
-                metric, _, rest = message.partition(": ")
-                phase = rest.split(" ", 1)[0]
-                if phase in phases:
-                    measurements.append(MeasurementMark(float(point.at), metric, phases[phase]))
-            elif reason in kinds:
-                milestones.append(Milestone(float(point.at), kinds[reason], message))
+            if event.reason == "Measurement":
+                if event.phase in phases and event.metric is not None:
+                    measurements.append(MeasurementMark(float(point.at), event.metric, phases[event.phase]))
+            elif event.reason in kinds:
+                milestones.append(Milestone(float(point.at), kinds[event.reason], event.message))
     return TimelineMarks(tuple(measurements), tuple(milestones))
 
 

@@ -6,12 +6,55 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from rolloutlab.errors import InputError
 
 TIMELINES_FILE = "timelines.json"
+
+
+class WorldEvent(str, Enum):
+    """Reasons of the events the world records beside the controller's own
+    (``strategies.actions.EventReason`` values, e.g. ``Aborted``, ``Measurement``)."""
+
+    ALERT_FIRED = "AlertFired"
+    """A monitoring alert fired and paged the on-call person."""
+    POD_READY = "PodReady"
+    """A pod passed its readiness probe and joined the endpoints."""
+    POD_NOT_READY = "PodNotReady"
+    """A pod failed its readiness probe and left the endpoints."""
+    HEALTH_CHECK_PASSED = "HealthCheckPassed"
+    """Monitoring's health check of the service passed again."""
+    HEALTH_CHECK_FAILED = "HealthCheckFailed"
+    """Monitoring's health check of the service failed its threshold."""
+
+
+@dataclass(frozen=True)
+class TimelineEvent:
+    """One event on a timeline, typed: code reads ``reason`` and the typed fields, never
+    ``message`` (what a person reads). A measurement names its ``metric`` and ``phase``
+    (Successful, Failed, Inconclusive, Error, Pending), a finished analysis its ``phase``."""
+
+    reason: str
+    """A controller ``EventReason`` value or a ``WorldEvent`` value."""
+    message: str = ""
+    metric: str | None = None
+    phase: str | None = None
+
+    @classmethod
+    def from_json(cls, data: Any) -> TimelineEvent:
+        """An event as ``timelines.json`` holds it: an object with these keys, or, in files
+        written before events were typed, a ``"Reason: message"`` string (read once here)."""
+        if isinstance(data, TimelineEvent):
+            return data
+        if isinstance(data, str):
+            reason, _, message = data.partition(": ")
+            return cls(reason, message)
+        if isinstance(data, dict) and isinstance(data.get("reason"), str):
+            return cls(data["reason"], str(data.get("message", "")), data.get("metric"), data.get("phase"))
+        raise ValueError(f"not a timeline event: {data!r}")
 
 
 @dataclass
@@ -23,7 +66,12 @@ class TimelinePoint:
     canary_ready: int
     stable_error_rate: float  # over the interval since the previous point
     canary_error_rate: float
-    events: tuple[str, ...] = ()
+    events: tuple[TimelineEvent, ...] = ()
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TimelinePoint:
+        """A point as ``timelines.json`` holds it (``dataclasses.asdict`` of one)."""
+        return cls(**{**data, "events": tuple(TimelineEvent.from_json(e) for e in data.get("events", ()))})
 
 
 def write_timelines(timelines: list[dict[str, Any]], out_dir: Path) -> Path:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from rolloutlab.results.table import DetectedBy
+from rolloutlab.results.timeline import TimelineEvent, WorldEvent
 from rolloutlab.scenarios.schema import AlertRule
 from rolloutlab.sim.oncall import on_call
 from rolloutlab.sim.traffic import draw_window, expected_arrivals, rate_at
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
 ROLES = (Role.STABLE, Role.CANARY)
 
 
-def page(world: World, what: str) -> None:
+def page(world: World, what: TimelineEvent) -> None:
     """Monitoring fired (an alert rule, or the failing health check): the first such
     moment is when the release was detected, unless the controller had already aborted
     it; the on-call person is paged."""
@@ -135,7 +136,7 @@ class Monitor:
                 continue
             pending_since = now if pending_since is None else pending_since
             if now - pending_since >= rule.for_:
-                page(world, f"AlertFired: {rule.name}")
+                page(world, TimelineEvent(WorldEvent.ALERT_FIRED.value, rule.name))
 
     def cannot_breach(self, rule: AlertRule) -> bool:
         """Whether the error rate of the world as it is now cannot reach ``threshold`` in

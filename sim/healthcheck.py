@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from rolloutlab.results.timeline import TimelineEvent, WorldEvent
 from rolloutlab.sim.alerts import page
 from rolloutlab.sim.probes import CheckSeries
 from rolloutlab.sim.traffic import combine_failure
@@ -62,9 +63,11 @@ class ServiceHealthCheck:
     def _flip(self, series: CheckSeries) -> None:
         world = self.world
         if not series.up and world.alert_fired_at is None:
-            page(world, f"HealthCheckFailed: {self.check.unhealthy_threshold} checks in a row failed")
+            page(world, TimelineEvent(WorldEvent.HEALTH_CHECK_FAILED.value,
+                                      f"{self.check.unhealthy_threshold} checks in a row failed"))
         elif world.record_timeline:
-            world.pending_events.append("HealthCheckPassed" if series.up else "HealthCheckFailed")
+            world.pending_events.append(TimelineEvent(
+                (WorldEvent.HEALTH_CHECK_PASSED if series.up else WorldEvent.HEALTH_CHECK_FAILED).value))
         if world.paged and not world.record_timeline:
             series.cancel()  # nobody is paged twice and no timeline shows it: stop checking
             self.series = None

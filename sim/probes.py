@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import simpy
 
+from rolloutlab.results.timeline import TimelineEvent, WorldEvent
 from rolloutlab.sim.pods import Pod
 from rolloutlab.sim.queueing import wait_exceedance
 from rolloutlab.sim.traffic import LatencyModel, combine_failure
@@ -259,7 +260,8 @@ class ReadinessProbes:
         pod.probe_failed = not series.up
         world.cluster.changed()
         if world.record_timeline:
-            world.pending_events.append(f"{'PodReady' if series.up else 'PodNotReady'}: readiness probe of pod {pod.id}")
+            world.pending_events.append(TimelineEvent((WorldEvent.POD_READY if series.up else WorldEvent.POD_NOT_READY).value,
+                                                     f"readiness probe of pod {pod.id}"))
         world.changed_now()
 
     def _loaded_failure(self, role: Role, now: float, shares: dict[Role, float]) -> float:

@@ -33,7 +33,7 @@ import numpy as np
 import simpy
 
 from rolloutlab.results.table import DETECTED_BY_ABORT_CAUSE
-from rolloutlab.results.timeline import TimelinePoint
+from rolloutlab.results.timeline import TimelineEvent, TimelinePoint
 from rolloutlab.scenarios.release import ReleaseDraw
 from rolloutlab.scenarios.schema import (
     CrashOnStartDefect,
@@ -260,7 +260,7 @@ class World:
             elif isinstance(action, Promote):
                 run_migrations_at(self, "after_promotion")
             elif isinstance(action, Event) and self.record_timeline:
-                self.pending_events.append(f"{action.reason.value}: {action.message}")
+                self.pending_events.append(TimelineEvent(action.reason.value, action.message, action.metric, action.phase))
         if any(not isinstance(a, Event) for a in actions):
             self.changed_now()  # observers (alert rules) look again; the controller re-loops itself
 

@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from rolloutlab.reports import distributions, plots, timeline_plot
 from rolloutlab.results.statistics import Figure as Estimate
 from rolloutlab.results.statistics import summarize
-from rolloutlab.results.timeline import TimelinePoint
+from rolloutlab.results.timeline import TimelineEvent, TimelinePoint
 from rolloutlab.scenarios import bundled_scenario, load_scenario
 from rolloutlab.scenarios.release import run_seed_sequence
 from rolloutlab.sim.montecarlo import run_many
@@ -92,7 +92,7 @@ def test_charts_never_touch_pyplot_global_state():
     """Building and rendering a chart does not import pyplot, so charts are safe in threads and worker processes."""
     code = (
         "import sys; from rolloutlab.reports import document, plots, timeline_plot; "
-        "from rolloutlab.results.timeline import TimelinePoint; "
+        "from rolloutlab.results.timeline import TimelineEvent, TimelinePoint; "
         "plots.figure_png(timeline_plot.rollout_timeline([TimelinePoint(0, 10, 10, 1, 1, 0, 0)])); "
         "assert 'matplotlib.pyplot' not in sys.modules"
     )
@@ -313,11 +313,21 @@ def test_failed_requests_distribution_scales_with_the_spread(failed, scale):
 
 
 def _point(at: float, *events: str, weight: float = 10.0) -> TimelinePoint:
-    return TimelinePoint(at, weight, weight, 10, 1, 0.001, 0.02, tuple(events))
+    return TimelinePoint(at, weight, weight, 10, 1, 0.001, 0.02, tuple(_event(e) for e in events))
+
+def _event(text: str) -> TimelineEvent:
+    """A typed event from the tests' shorthand "Reason: message" (a measurement's message
+    starts with its metric and phase, as the controller writes it)."""
+    reason, _, message = text.partition(": ")
+    if reason == "Measurement":
+        metric, _, rest = message.partition(": ")
+        return TimelineEvent(reason, message, metric, rest.split(" ", 1)[0])
+    return TimelineEvent(reason, message)
+
 
 
 def test_timeline_events_parse_into_measurements_and_milestones():
-    """Measurement verdicts and promote/abort/rollback/alert events are read from event strings; others are ignored."""
+    """Measurement verdicts and promote/abort/rollback/alert events are read from typed events; others are ignored."""
     timeline = [
         _point(0, "RolloutStarted: canary rollout of 10 replicas started"),
         _point(30, "Measurement: error-rate: Successful (0.001) canary errorRate 0.1%"),
@@ -464,3 +474,29 @@ def test_pareto_names_a_strategy_whose_duration_lies_beyond_the_window(summaries
     assert len(ax.collections) == len(STRATEGIES) - 1
     assert _gids(ax, "pareto-missing")
     assert plots.figure_png(fig).startswith(PNG_SIGNATURE)
+
+
+def test_timeline_marks_come_from_typed_fields_never_from_the_message():
+    """A measurement is marked by its metric and phase fields, whatever its message says."""
+    point = TimelinePoint(5.0, 10, 10, 10, 1, 0.0, 0.0, (
+        TimelineEvent("Measurement", "Successful error-rate: says the opposite", "error-rate", "Failed"),
+        TimelineEvent("Aborted", "RolledBack: not a rollback"),
+    ))
+    marks = timeline_plot.parse_timeline_events([point])
+    assert marks.measurements == (timeline_plot.MeasurementMark(5.0, "error-rate", timeline_plot.AnalysisMark.FAILED),)
+    assert [m.kind for m in marks.milestones] == [timeline_plot.MilestoneKind.ABORTED]
+
+
+@pytest.mark.parametrize("data, expected", [
+    ({"reason": "Measurement", "message": "m", "metric": "error-rate", "phase": "Failed"},
+     TimelineEvent("Measurement", "m", "error-rate", "Failed")),
+    ({"reason": "AlertFired", "message": "high"}, TimelineEvent("AlertFired", "high")),
+    ("Aborted: step 1 analysis failed", TimelineEvent("Aborted", "step 1 analysis failed")),
+], ids=["typed measurement", "typed alert", "string from a file written before typed events"])
+def test_timeline_events_round_trip_through_timelines_json(data, expected):
+    """timelines.json holds events as objects; an older file's "Reason: message" strings still read."""
+    from dataclasses import asdict
+
+    event = TimelineEvent.from_json(data)
+    assert event == expected
+    assert TimelineEvent.from_json(asdict(event)) == event

@@ -41,7 +41,6 @@ from rolloutlab.strategies.spec import StrategySpec
 from rolloutlab.strategies.yaml_input import YamlDocument, format_field_path, parse_yaml_file, validate_document
 from rolloutlab.workflows.defaults import (
     CHECK_RUNS,
-    DEFAULT_MONTH,
     DEFAULT_RUNS,
     DEFAULT_SCENARIO,
     DEFAULT_SEED,
