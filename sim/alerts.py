@@ -20,6 +20,7 @@ see :meth:`Monitor.total_at`.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import deque
 from typing import TYPE_CHECKING
@@ -86,7 +87,7 @@ class Monitor:
         traffic = world.scenario.traffic
         latency = world.latency_model(Role.STABLE, 0.0) if world.want_latency else None
         pieces = []
-        for t0, t1 in zip(cuts, cuts[1:]):
+        for t0, t1 in itertools.pairwise(cuts):
             expected = expected_arrivals(traffic.profile, traffic.rps, t0, t1) * world.arrival_factor
             p = world.failure_probability(Role.STABLE, expected / (t1 - t0), 0.0)[0]
             pieces.append((t0, t1, draw_window(rng, expected, p, latency)))

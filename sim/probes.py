@@ -280,4 +280,4 @@ class ReadinessProbes:
         return self.world.latency_model(role, now).exceedance(1000.0 * self.probe.timeout)
 
 
-__all__ = ["CheckSeries", "LOOKAHEAD", "NEGLIGIBLE", "ReadinessProbes"]
+__all__ = ["LOOKAHEAD", "NEGLIGIBLE", "CheckSeries", "ReadinessProbes", "compute_probe_failure"]

@@ -17,8 +17,8 @@ from __future__ import annotations
 import numpy as np
 
 from rolloutlab.scenarios.schema import DiurnalProfile, SpikesProfile
-from rolloutlab.sim.traffic import rate_at
 from rolloutlab.sim.alerts import Monitor
+from rolloutlab.sim.traffic import rate_at
 from rolloutlab.sim.world import ROLES, World
 from rolloutlab.strategies.observation import Role
 
@@ -98,7 +98,7 @@ class RequestWorld(World):
                 self.user_errors += failed
                 self.exposed_requests += harmed
             if counters.buckets is not None:
-                model = self._latency_model(role, now)  # it changes with faults and leaks, not only with the version
+                model = self.latency_model(role, now)  # it changes with faults and leaks, not only with the version
                 cumulative = cdfs.get(model)
                 if cumulative is None:
                     cumulative = cdfs[model] = np.cumsum(np.asarray(model.bucket_probabilities()))
@@ -117,4 +117,4 @@ def _peak_rate(profile, rps: float) -> float:
     return rps
 
 
-__all__ = ["RequestWorld", "ROLES"]
+__all__ = ["ROLES", "RequestWorld"]

@@ -29,6 +29,7 @@ Traffic profiles (the scenario's ``traffic.profile``, around a mean ``rps``):
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -101,7 +102,7 @@ def expected_arrivals(profile: AnyProfile, rps: float, t0: float, t1: float) -> 
                     edges.add(edge)
         cuts = sorted(edges)
         total = 0.0
-        for left, right in zip(cuts, cuts[1:]):
+        for left, right in itertools.pairwise(cuts):
             factor = 1.0
             for spike in active:
                 if spike.at <= left < spike.at + spike.duration:

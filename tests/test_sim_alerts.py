@@ -46,7 +46,7 @@ def test_the_first_window_holds_a_full_window_of_traffic():
     sc = scenario(None, {"name": "errors", "metric": "error_rate", "threshold": 0.5}, baseline=0.01)
     streams = make_streams(np.random.SeedSequence(3))
     world = World(sc, BLUE_GREEN_AT_10S, draw_release(sc, streams["release"]), streams)
-    world.monitor.draw_history(world._history_rng)
+    world.start(horizon=600.0)
     world.env.run(until=15.0)
     world.sync()  # what an evaluation at 15 s does first
     requests_before, errors_before = world.monitor.total_at(-45.0)

@@ -21,7 +21,7 @@ from rolloutlab.scenarios import load_scenario
 from rolloutlab.scenarios.release import draw_release, make_streams
 from rolloutlab.scenarios.schema import PodKillFault, Scenario
 from rolloutlab.sim.probes import LOOKAHEAD, CheckSeries
-from rolloutlab.sim.run import HORIZON_AFTER_WINDOW, simulate
+from rolloutlab.sim.run import simulate
 from rolloutlab.sim.world import World
 from rolloutlab.strategies import Role, load_strategy
 

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from rolloutlab.sim.queueing import Overload, erlang_b, erlang_c, overload
+from rolloutlab.sim.queueing import Overload, erlang_b, erlang_c, overload, wait_exceedance
 
 
 def erlang_c_direct(c: int, a: float) -> float:
@@ -285,3 +285,33 @@ def test_simulated_queue_with_timeouts_matches_overload(servers: int, lam: float
     mean_wait = 1000 * waits[served].mean()
     wait_error = 1000 * batch_mean_and_error(waits[served])[1]
     assert abs(mean_wait - predicted.mean_wait_ms) < 4 * wait_error
+
+
+@pytest.mark.parametrize(
+    ("servers", "lam", "timeout"),
+    [(4, 3.6, 1.0), (4, 4.4, 1.0), (4, 4.0, 0.5)],
+    ids=["4 pods at 90%", "4 pods at 110%", "4 pods exactly at capacity"],
+)
+def test_simulated_offered_waits_follow_wait_exceedance(servers: int, lam: float, timeout: float) -> None:
+    """The share of arrivals in a seeded per-request simulation that would wait longer than
+    t for a pod is wait_exceedance(t), before the timeout, at it and beyond."""
+    mu = 1.0
+    waits, _ = simulate_waits(np.random.default_rng(11), servers, lam, mu, timeout, 42_000)
+    waits = waits[2_000:]
+    for t in (0.0, 0.25 * timeout, 0.75 * timeout, timeout, 1.2 * timeout):
+        mean, error = batch_mean_and_error((waits > t).astype(float))
+        assert abs(mean - wait_exceedance(lam, servers, mu, timeout, t)) < 4 * error + 1e-3, t
+
+
+@pytest.mark.parametrize(
+    ("lam", "servers", "timeout"),
+    [(50.0, 10, 1.0), (990.0, 10, 1.0), (1100.0, 10, 1.0), (5000.0, 10, 0.2), (0.5, 1, 2.0)],
+    ids=["light", "just-below-capacity", "10%-over", "5x-over", "one-pod"],
+)
+def test_waiting_past_the_timeout_is_failing(lam: float, servers: int, timeout: float) -> None:
+    """P(V > timeout) is overload()'s failure probability, and P(V > t) falls with t."""
+    assert wait_exceedance(lam, servers, 100.0, timeout, timeout) == pytest.approx(
+        overload(lam, servers, 100.0, timeout).failure_probability, rel=1e-9, abs=1e-300)
+    ts = [0.0, 0.1 * timeout, 0.5 * timeout, 0.9 * timeout, timeout, 1.5 * timeout]
+    values = [wait_exceedance(lam, servers, 100.0, timeout, t) for t in ts]
+    assert all(a >= b for a, b in zip(values, values[1:]))

@@ -186,6 +186,23 @@ MODELS = [
 MODEL_IDS = ["default service", "very wide", "slow release with injected delay", "no spread", "beyond the last bound"]
 
 
+@pytest.mark.parametrize("model", MODELS[:3] + MODELS[4:], ids=MODEL_IDS[:3] + MODEL_IDS[4:])
+@pytest.mark.parametrize("q", [0.01, 0.5, 0.99, 0.999999], ids=["p1", "median", "p99", "p99.9999"])
+def test_exceedance_at_a_quantile_is_what_lies_above_it(model: LatencyModel, q: float) -> None:
+    """P(L > the q-quantile) = 1 - q, computed as the upper tail itself (exact far out)."""
+    assert model.exceedance(model.quantile(q)) == pytest.approx(1.0 - q, rel=1e-9)
+
+
+@pytest.mark.parametrize("model", MODELS, ids=MODEL_IDS)
+@pytest.mark.parametrize("grace_ms", [0.0, 30.0, 250.0, 20_500.0])
+def test_mean_excess_is_the_integral_of_the_tail(model: LatencyModel, grace_ms: float) -> None:
+    """E[(L - g)⁺] = ∫_g^∞ P(L > x) dx, the numerical integral of the upper tail."""
+    tail, _ = integrate.quad(model.exceedance, grace_ms, np.inf, limit=400, points=None)
+    if model.sigma == 0:  # a step: integrate up to it exactly
+        tail = max(0.0, model.quantile(0.5) - grace_ms)
+    assert model.mean_excess(grace_ms) == pytest.approx(tail, rel=1e-6, abs=1e-9)
+
+
 @pytest.mark.parametrize("model", MODELS, ids=MODEL_IDS)
 def test_bucket_probabilities_follow_the_shifted_lognormal(model: LatencyModel) -> None:
     """Cumulative bucket probabilities equal the shifted lognormal's CDF at each bound and sum to 1."""
@@ -222,8 +239,8 @@ def test_bucket_probabilities_always_form_a_distribution(
 
 @pytest.mark.parametrize(
     "kwargs",
-    [dict(median_ms=0, sigma=1), dict(median_ms=1, sigma=-1), dict(median_ms=1, sigma=1, multiplier=0),
-     dict(median_ms=1, sigma=1, added_ms=-1), dict(median_ms=1, sigma=1, queue_wait_ms=math.inf)],
+    [{"median_ms": 0, "sigma": 1}, {"median_ms": 1, "sigma": -1}, {"median_ms": 1, "sigma": 1, "multiplier": 0},
+     {"median_ms": 1, "sigma": 1, "added_ms": -1}, {"median_ms": 1, "sigma": 1, "queue_wait_ms": math.inf}],
     ids=["zero median", "negative sigma", "zero multiplier", "negative added delay", "infinite wait"],
 )
 def test_latency_model_rejects_impossible_parameters(kwargs: dict[str, float]) -> None:
