@@ -344,7 +344,9 @@ def _column(rows: pd.DataFrame, name: str) -> np.ndarray | None:
 
 
 def _flags(rows: pd.DataFrame, name: str) -> np.ndarray | None:
-    if name not in rows:
+    """The column as booleans, None when these rows do not record it: a column absent, or
+    empty for every row (a table of single releases joined with a history's rows)."""
+    if name not in rows or rows[name].isna().all():
         return None
     return rows[name].fillna(False).astype(bool).to_numpy()
 

@@ -259,3 +259,23 @@ def test_only_a_stuck_rollout_is_censored_an_unknown_duration_is_left_out():
     unknown.loc[:5, "rollout_duration"] = math.nan
     [u] = compute_dora(unknown)
     assert u.rollout_duration_median.value == pytest.approx(300.0) and u.rollout_duration_median.n == 14
+
+
+def test_rework_is_not_claimed_for_rows_that_do_not_record_it():
+    """Single-release rows beside a history's rows (one table) carry no rework flag: their
+    rework rate is n/a, not 0%."""
+    import numpy as np
+
+    from rolloutlab.reports.dora import compute_dora
+    from rolloutlab.results.table import to_frame
+    from rolloutlab.workflows.compare import simulate_many
+    from rolloutlab.scenarios.schema import bundled_scenario, load_scenario
+    from rolloutlab.strategies import load_strategy
+
+    single = simulate_many(load_scenario(bundled_scenario("standard")), [load_strategy("rolling")], runs=5,
+                           seed=2, executor="serial")
+    month = single.assign(scenario="with-history", rework=np.r_[[False, True], [False] * (len(single) - 2)])
+    both = to_frame(pd.concat([single, month], ignore_index=True))
+    by_scenario = {d.scenario: d for d in compute_dora(both)}
+    assert by_scenario["standard"].rework_rate.value is None
+    assert by_scenario["with-history"].rework_rate.value == pytest.approx(1 / len(single))
