@@ -17,8 +17,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from rolloutlab.results.timeline import TimelineEvent, WorldEvent
 from rolloutlab.sim.alerts import page
 from rolloutlab.sim.probes import CheckSeries
@@ -34,12 +32,12 @@ ROLES = (Role.STABLE, Role.CANARY)
 class ServiceHealthCheck:
     """The health check of the service under test, paging once when it goes down."""
 
-    def __init__(self, world: World, rng: np.random.Generator) -> None:
+    def __init__(self, world: World) -> None:
         self.world = world
         self.check = world.scenario.monitoring.health_check
         self.series: CheckSeries | None = None
         if world.scenario.monitoring.alerts:
-            self.series = CheckSeries(world.env, rng, 0.0, self.check.interval, self.check.unhealthy_threshold,
+            self.series = CheckSeries(world.env, lambda: world.extra_stream("checks"), 0.0, self.check.interval, self.check.unhealthy_threshold,
                                       self.check.healthy_threshold, self._flip)
 
     def world_changed(self) -> None:

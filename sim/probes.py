@@ -57,10 +57,11 @@ class CheckSeries:
     """One periodic check and its up/down state (see the module docstring)."""
 
     def __init__(
-        self, env: simpy.Environment, rng: np.random.Generator, first: float, period: float,
-        to_fail: int, to_pass: int, on_flip: Callable[[CheckSeries], None],
+        self, env: simpy.Environment, rng: np.random.Generator | Callable[[], np.random.Generator],
+        first: float, period: float, to_fail: int, to_pass: int, on_flip: Callable[[CheckSeries], None],
     ) -> None:
-        self.env, self.rng = env, rng
+        self.env = env
+        self._rng = rng  # or what makes it, when first needed (a series that never draws costs none)
         self.first, self.period = first, period
         self.to_fail, self.to_pass = to_fail, to_pass
         self.on_flip = on_flip
@@ -121,7 +122,9 @@ class CheckSeries:
             self._u, self._u_start = self._u[lo - self._u_start:], lo
         missing = hi - (self._u_start + len(self._u))
         if missing > 0:
-            self._u = np.concatenate([self._u, self.rng.random(max(missing, LOOKAHEAD))])
+            if not isinstance(self._rng, np.random.Generator):
+                self._rng = self._rng()
+            self._u = np.concatenate([self._u, self._rng.random(max(missing, LOOKAHEAD))])
         return self._u[lo - self._u_start:hi - self._u_start]
 
     def _decide_through(self, t: float) -> None:
@@ -203,9 +206,8 @@ def compute_probe_failure(model: LatencyModel, arrival_rps: float, ready: int, c
 class ReadinessProbes:
     """The readiness probe of every pod of the service under test."""
 
-    def __init__(self, world: World, rng: np.random.Generator) -> None:
+    def __init__(self, world: World) -> None:
         self.world = world
-        self.rng = rng
         self.probe = world.sut.pod_timing.readiness
         self.series: dict[int, tuple[Pod, CheckSeries]] = {}
 
@@ -238,7 +240,7 @@ class ReadinessProbes:
                         continue
                     # each pod's probes draw from a stream of their own (spawned in the
                     # order pods come under watch), so no two pods share draws
-                    series = CheckSeries(world.env, self.rng.spawn(1)[0], pod.ready_at + probe.period,
+                    series = CheckSeries(world.env, world.extra_stream("probes").spawn(1)[0], pod.ready_at + probe.period,
                                          probe.period, probe.failure_threshold, probe.success_threshold,
                                          lambda s, pod=pod: self._flip(pod, s))
                     series.up = not pod.probe_failed

@@ -3,10 +3,12 @@
 Actors are generator processes (SimPy style), each in the module named after what it
 models: the controller (here) calls ``strategies.reconcile`` whenever the world changes
 or the controller asked to be woken (``status.requeue_at``) and applies its actions; the
-fault injector (``sim.faults``), the alert rules (``sim.alerts``), the on-call person
-(``sim.oncall``) and the migration runner (``sim.migrations``) act at their own times.
-Pods become ready on scheduled events (``sim.pods``); failures travel along the call
-graph (``sim.dependencies``).
+fault injector (``sim.faults``), the alert rules (``sim.alerts``), monitoring's health
+check (``sim.healthcheck``), the on-call person (``sim.oncall``) and the migration runner
+(``sim.migrations``) act at their own times. Pods become ready on scheduled events
+(``sim.pods``) and leave and rejoin the endpoints as their readiness probes fail and pass
+(``sim.probes``: an event per flip, not per probe); the release's defect acts on the new
+version (``sim.defects``); failures travel along the call graph (``sim.dependencies``).
 
 Traffic is never simulated request by request here (that is ``sim.reference``): the
 world is piecewise constant between two state changes, so before any change the
@@ -20,7 +22,8 @@ What is measured for the results table:
 - *impact*: time during which users get answers made worse by the release (its defect,
   or a schema the serving version does not support). Time to restore runs from the first
   such moment to the end of the last one.
-- *detection*: the first of an analysis abort, a progress-deadline abort, or an alert.
+- *detection*: the first of an analysis abort, a progress-deadline abort, or a page (an
+  alert rule, or the health check going down).
 - *cost*: pod-seconds of both versions of the service under test.
 """
 
@@ -34,24 +37,16 @@ import simpy
 
 from rolloutlab.results.table import DETECTED_BY_ABORT_CAUSE
 from rolloutlab.results.timeline import TimelineEvent, TimelinePoint
-from rolloutlab.scenarios.release import ReleaseDraw
-from rolloutlab.scenarios.schema import (
-    CrashOnStartDefect,
-    DiurnalProfile,
-    ErrorRateDefect,
-    FullLoadOnlyDefect,
-    LatencyDefect,
-    LeakDefect,
-    Scenario,
-    SpikesProfile,
-)
+from rolloutlab.scenarios.release import ReleaseDraw, child_seed
+from rolloutlab.scenarios.schema import DiurnalProfile, Scenario, SpikesProfile
 from rolloutlab.sim.alerts import Monitor
+from rolloutlab.sim.defects import LEAK_TICK, crash_probability, defect_failure, defect_slowdown
 from rolloutlab.sim.dependencies import Dependencies
 from rolloutlab.sim.faults import inject_faults
 from rolloutlab.sim.healthcheck import ServiceHealthCheck
 from rolloutlab.sim.migrations import compute_schema_error_rate, compute_schema_ok, run_migrations, run_migrations_at
 from rolloutlab.sim.pods import Cluster, Pod
-from rolloutlab.sim.probes import ReadinessProbes
+from rolloutlab.sim.probes import NEGLIGIBLE, ReadinessProbes
 from rolloutlab.sim.queueing import overload
 from rolloutlab.sim.traffic import (
     LatencyModel,
@@ -76,7 +71,8 @@ from rolloutlab.strategies.actions import Event, Promote, ScaleVersion, SetCanar
 from rolloutlab.strategies.spec import Signal, StrategyKind, TrafficRouting
 
 ROLES = (Role.STABLE, Role.CANARY)
-LEAK_TICK = 30.0  # seconds between re-evaluations of a leak's growing error rate
+EXTRA_STREAMS = ("probes", "checks", "history", "grace")
+"""Purposes of ``World.extra_stream``, in the order of their child seeds."""
 DIURNAL_TICK = 300.0  # seconds between re-evaluations of a diurnal rate (overload follows the rate)
 
 
@@ -105,6 +101,9 @@ class WindowTotals:
 
 @dataclass
 class World:
+    """One run of one strategy on one scenario: the state every actor reads and changes,
+    the controller loop, and the traffic accounting between changes."""
+
     scenario: Scenario
     spec: StrategySpec
     release: ReleaseDraw
@@ -151,7 +150,7 @@ class World:
         self.sut = self.scenario.service_under_test
         self.replicas = self.spec.require_replicas()
         self.cluster = Cluster(self.sut, self.streams["pods"], self._wake_at,
-                               crash_probability=self._crash_probability(), on_terminate=self._in_flight_lost)
+                               crash_probability=crash_probability(self), on_terminate=self._in_flight_lost)
         self.cluster.start_ready(Role.STABLE, self.replicas, 0.0)
         self.changed = self.env.event()  # succeeds (and is replaced) whenever the world changes
         self.dependencies = Dependencies(self.scenario)
@@ -167,13 +166,22 @@ class World:
         self.schema = migration.initial_schema if migration else 0
         self._leak_ticking = False
         self._timeline_marks: dict[Role, tuple[int, int, float]] = {}
-        # Randomness the streams of a run did not foresee comes from children of the pods
-        # stream (spawning leaves its draws untouched), one per purpose.
-        probes_rng, checks_rng, self._history_rng, self._grace_rng = self.streams["pods"].spawn(4)
+        self._extra_streams: dict[str, np.random.Generator] = {}
         self._checks_due = False
         self.monitor = self._make_monitor()
-        self.probes = ReadinessProbes(self, probes_rng)
-        self.health_check = ServiceHealthCheck(self, checks_rng)
+        self.probes = ReadinessProbes(self)
+        self.health_check = ServiceHealthCheck(self)
+
+    def extra_stream(self, purpose: str) -> np.random.Generator:
+        """Randomness the run's named streams did not foresee, one stream per purpose
+        (``EXTRA_STREAMS``): a fixed child of the pods stream's seed, made when first
+        asked for, so it neither moves another stream's draws nor costs a run that never
+        needs it."""
+        rng = self._extra_streams.get(purpose)
+        if rng is None:
+            seed_seq = self.streams["pods"].bit_generator.seed_seq
+            rng = self._extra_streams[purpose] = np.random.default_rng(child_seed(seed_seq, EXTRA_STREAMS.index(purpose)))
+        return rng
 
     def _make_monitor(self) -> Monitor:
         return Monitor(self)
@@ -182,7 +190,7 @@ class World:
 
     def start(self, horizon: float) -> None:
         """Set every actor going at t = 0 (``env.run`` then moves time on)."""
-        self.monitor.draw_history(self._history_rng)
+        self.monitor.draw_history(self.extra_stream("history"))
         self.env.process(self._controller())
         self.env.process(inject_faults(self))
         self.env.process(run_migrations(self))
@@ -399,10 +407,10 @@ class World:
                 continue
             per_pod = self.arrival_rate(role, now) / ready
             expected = victims * per_pod * self.latency_model(role, now).mean_excess(grace_ms) / 1000.0
-            if expected <= 0.0:
-                continue
+            if expected < NEGLIGIBLE:
+                continue  # (a grace period longer than every answer)
             counters = self.traffic[role]
-            lost = min(int(self._grace_rng.poisson(expected)), counters.requests - counters.errors)
+            lost = min(int(self.extra_stream("grace").poisson(expected)), counters.requests - counters.errors)
             if lost <= 0:
                 continue
             counters.errors += lost
@@ -450,7 +458,7 @@ class World:
             causes.append(overload(arrival_rps, ready, sut.capacity_rps, sut.request_timeout).failure_probability)
         harmed = False
         if role is Role.CANARY and self.release.defect is not None and not self.repaired:
-            extra, harmed = self._defect_effect(arrival_rps, now, schedule)
+            extra, harmed = defect_failure(self, arrival_rps, now, schedule)
             causes.append(extra)
         if not self.repaired and not self.schema_ok(role):
             causes.append(compute_schema_error_rate(self.release))
@@ -458,60 +466,24 @@ class World:
         causes.append(self._downstream_failure())
         return combine_failure(*causes), harmed
 
-    def _defect_effect(self, arrival_rps: float, now: float, schedule: bool) -> tuple[float, bool]:
-        d = self.release.defect
-        if isinstance(d, ErrorRateDefect):
-            return d.error_rate, d.error_rate > 0
-        if isinstance(d, LatencyDefect):
-            return 0.0, True  # slower answers hurt users even when none fail
-        if isinstance(d, LeakDefect):
-            onset = self._canary_since() + d.after
-            if now < onset:
-                if schedule:
-                    self._start_leak_ticks(onset)
-                return 0.0, False
-            if schedule:
-                self._start_leak_ticks(now)
-            rate = min(d.max_error_rate, d.error_rate_per_minute * (now - onset) / 60.0)
-            return rate, rate > 0 or d.latency_growth_per_minute > 0
-        if isinstance(d, FullLoadOnlyDefect):
-            share = self.shares(now)[Role.CANARY]
-            ready = max(1, self.cluster.ready_count(Role.CANARY, now))
-            hot = share >= d.traffic_share_threshold - 1e-9 or (
-                d.per_pod_rps_threshold is not None and arrival_rps / ready >= d.per_pod_rps_threshold)
-            return (d.error_rate, True) if hot else (0.0, False)
-        return 0.0, False  # crash_on_start acts on pods; incompatible_migration on the schema
-
     def latency_model(self, role: Role, now: float) -> LatencyModel:
         """``role``'s response time now: the service's, slowed by the release's defect (on
         the new version) and by injected latency."""
         base = self._latency[role]
         multiplier, added = 1.0, sum(self.injected_latency.get(self.sut.name, ()))
-        d = self.release.defect
-        if role is Role.CANARY and d is not None and not self.repaired:
-            if isinstance(d, LatencyDefect):
-                multiplier, added = d.multiplier, added + d.added_ms
-            elif isinstance(d, LeakDefect):
-                onset = self._canary_since() + d.after
-                if now >= onset:
-                    multiplier = 1.0 + d.latency_growth_per_minute * (now - onset) / 60.0
+        if role is Role.CANARY and self.release.defect is not None and not self.repaired:
+            multiplier, slower = defect_slowdown(self, now)
+            added += slower
         if multiplier == 1.0 and added == 0.0:
             return base
         return LatencyModel(base.median_ms, base.sigma, multiplier=multiplier, added_ms=added)
 
-    def _canary_since(self) -> float:
-        pods = self.cluster.pods[Role.CANARY]
-        return min((p.app_up_at for p in pods), default=math.inf)
-
-    def _start_leak_ticks(self, first: float) -> None:
+    def start_leak_ticks(self, first: float) -> None:
+        """A leak grows from ``first`` on: re-evaluate the world then and every LEAK_TICK."""
         if not self._leak_ticking and math.isfinite(first):
             self._leak_ticking = True
             self._wake_at(first)
             self.env.process(self._tick(LEAK_TICK))
-
-    def _crash_probability(self) -> float:
-        d = self.release.defect
-        return d.crash_probability if isinstance(d, CrashOnStartDefect) else 0.0
 
     # -- schema and the services around ---------------------------------------------------
 

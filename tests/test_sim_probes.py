@@ -252,5 +252,5 @@ def test_the_flaky_health_check_scenario_flaps_pods_by_probe_failures():
     sc = load_scenario(f"{LIBRARY}/flaky-health-check.yaml")
     assert not sc.faults
     result = simulate(sc, load_strategy("canary"), 0, np.random.SeedSequence(1), timeline=True)
-    events = [e.split(":")[0] for p in result.timeline for e in p.events]
+    events = [e.reason for p in result.timeline for e in p.events]
     assert events.count("PodNotReady") >= 5 and events.count("PodReady") >= 5

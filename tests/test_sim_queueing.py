@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 
 import numpy as np
@@ -314,4 +315,4 @@ def test_waiting_past_the_timeout_is_failing(lam: float, servers: int, timeout: 
         overload(lam, servers, 100.0, timeout).failure_probability, rel=1e-9, abs=1e-300)
     ts = [0.0, 0.1 * timeout, 0.5 * timeout, 0.9 * timeout, timeout, 1.5 * timeout]
     values = [wait_exceedance(lam, servers, 100.0, timeout, t) for t in ts]
-    assert all(a >= b for a, b in zip(values, values[1:]))
+    assert all(a >= b for a, b in itertools.pairwise(values))

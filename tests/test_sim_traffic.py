@@ -3,6 +3,7 @@ latency histograms follow the lognormal, and failures combine and propagate to c
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import networkx as nx
@@ -207,7 +208,7 @@ def test_mean_excess_is_the_integral_of_the_tail(model: LatencyModel, grace_ms: 
         edges = [start] + [x for x in (model.quantile(p) for p in (0.5, 0.9, 0.99, 0.9999, 1 - 1e-8)) if x > start]
         edges += [edges[-1] * k for k in (1.5, 2, 3, 5)]
         tail += sum(integrate.quad(model.exceedance, a, b, epsabs=1e-14, epsrel=1e-10, limit=200)[0]
-                    for a, b in zip(edges, edges[1:]))
+                    for a, b in itertools.pairwise(edges))
         tail += integrate.quad(model.exceedance, edges[-1], np.inf, epsabs=1e-16, epsrel=1e-9)[0]
     assert model.mean_excess(grace_ms) == pytest.approx(tail, rel=1e-7)
 
