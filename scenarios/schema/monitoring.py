@@ -39,17 +39,21 @@ MAX_DEPLOYS_PER_DAY = 100.0
 
 
 class HealthCheck(_Model):
-    """The load balancer's own active health check of each backend (HAProxy's
-    ``inter``/``rise``/``fall``), separate from the Kubernetes readiness probe."""
+    """Monitoring's probe of the service (a synthetic check, as a blackbox exporter or an
+    uptime check runs): one request through the Service every ``interval``.
+    ``unhealthy_threshold`` failures in a row page the on-call person (``detected_by``
+    alert), as an alert rule does; it runs only in scenarios that have alert rules (a
+    scenario with ``alerts: []`` pages nobody). Pods' own readiness probes are the
+    service's ``pod_timing.readiness``."""
 
     interval: Period = 2.0
     """Time between checks."""
     timeout: PositiveSeconds = 1.0
     """A check that takes longer fails."""
     healthy_threshold: Threshold = 2
-    """Consecutive passes to put a backend back in rotation."""
+    """Consecutive passes after which the check is healthy again (a timeline event only)."""
     unhealthy_threshold: Threshold = 3
-    """Consecutive failures to take it out."""
+    """Consecutive failures that page the on-call person."""
 
 
 AlertMetric = Literal["error_rate", "latency_p99"]
