@@ -213,7 +213,15 @@ def test_defaults_are_defined_once() -> None:
     for command in (cli.compare, cli.simulate):
         assert inspect.signature(command).parameters["runs"].default == defaults.DEFAULT_RUNS
     assert check.DEFAULT_RUNS == defaults.CHECK_RUNS and check.DEFAULT_SEED == defaults.DEFAULT_SEED
-    assert inspect.signature(cli.compare).parameters["scenario"].default == defaults.DEFAULT_SCENARIO
+    # compare's scenario argument defaults to None ("not named"), which means DEFAULT_SCENARIO
+    # plus DEFAULT_MONTH beside it; the help says which scenario that is
+    scenario = inspect.signature(cli.compare).parameters["scenario"]
+    assert scenario.default is None
+    import typer.main
+
+    click_compare = typer.main.get_command(cli.app).commands["compare"]
+    (argument,) = [p for p in click_compare.params if p.name == "scenario"]
+    assert f"default: {defaults.DEFAULT_SCENARIO}" in argument.help
 
 
 def test_fidelity_and_duplicate_names_are_bad_input(tmp_path: Path) -> None:

@@ -75,3 +75,21 @@ def test_a_history_without_history_section_is_refused(tmp_path):
     with pytest.raises(InputError, match="no history"):
         run_comparison("standard", ["canary"], runs=2, executor="serial", out_dir=tmp_path, report=False,
                        history="standard")
+
+
+@pytest.mark.parametrize("args, scenarios", [
+    ([], {"standard", "standard-month"}),
+    (["--history", "none"], {"standard"}),
+    (["standard"], {"standard"}),
+], ids=["no scenario named: the month beside it", "--history none skips it", "a scenario named: no month"])
+def test_the_cli_plays_the_month_only_when_no_scenario_is_named(tmp_path, args, scenarios):
+    """`rolloutlab compare` alone adds the month; naming a scenario or --history none does not."""
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from rolloutlab import cli
+
+    result = CliRunner().invoke(cli.app, ["compare", *args, "--runs", "2", "--executor", "serial", "--no-report",
+                                          "--strategies", "rolling", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert set(pd.read_csv(tmp_path / "results.csv")["scenario"]) == scenarios

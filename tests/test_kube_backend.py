@@ -222,7 +222,7 @@ def test_crash_looping_canary_hits_the_progress_deadline_and_aborts(cluster, ns)
     summary = runner.run(max_wall_s=60)
     assert summary.status.aborted and "progress deadline" in summary.status.abort_reason, summary.status
     assert summary.status.restored_at is not None
-    assert any("ProgressDeadlineExceeded" in e for t in summary.timeline for e in t.events)
+    assert any(e.reason == "ProgressDeadlineExceeded" for t in summary.timeline for e in t.events)
     pods = client.CoreV1Api(api).list_namespaced_pod(ns, label_selector="version=v2").items
     assert pods == [] or all(p.metadata.deletion_timestamp for p in pods)
 
