@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from rolloutlab.results.table import to_frame
+from rolloutlab.results.timeline import TimelineEvent
 
 WINDOW = 1800.0
 STRATEGIES = ("blue-green", "canary", "rolling")
@@ -60,3 +61,13 @@ def standard_like(runs: int = 120, release_columns: bool = True, slo: bool = Tru
     if not release_columns:
         df = df.drop(columns=["baseline_failed_requests", "release_failed_requests"])
     return df
+
+
+def typed_event(text: str) -> TimelineEvent:
+    """A typed event from the tests' shorthand "Reason: message" (a measurement's message
+    starts with its metric and phase, as the controller writes it)."""
+    reason, _, message = text.partition(": ")
+    if reason == "Measurement":
+        metric, _, rest = message.partition(": ")
+        return TimelineEvent(reason, message, metric, rest.split(" ", 1)[0])
+    return TimelineEvent(reason, message)

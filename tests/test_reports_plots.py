@@ -27,6 +27,7 @@ from rolloutlab.scenarios.release import run_seed_sequence
 from rolloutlab.sim.montecarlo import run_many
 from rolloutlab.sim.run import simulate
 from rolloutlab.strategies import load_strategy
+from tests.report_tables import typed_event as _event
 
 STRATEGIES = ("blue-green", "canary", "rolling")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -92,7 +93,7 @@ def test_charts_never_touch_pyplot_global_state():
     """Building and rendering a chart does not import pyplot, so charts are safe in threads and worker processes."""
     code = (
         "import sys; from rolloutlab.reports import document, plots, timeline_plot; "
-        "from rolloutlab.results.timeline import TimelineEvent, TimelinePoint; "
+        "from rolloutlab.results.timeline import TimelinePoint; "
         "plots.figure_png(timeline_plot.rollout_timeline([TimelinePoint(0, 10, 10, 1, 1, 0, 0)])); "
         "assert 'matplotlib.pyplot' not in sys.modules"
     )
@@ -314,16 +315,6 @@ def test_failed_requests_distribution_scales_with_the_spread(failed, scale):
 
 def _point(at: float, *events: str, weight: float = 10.0) -> TimelinePoint:
     return TimelinePoint(at, weight, weight, 10, 1, 0.001, 0.02, tuple(_event(e) for e in events))
-
-def _event(text: str) -> TimelineEvent:
-    """A typed event from the tests' shorthand "Reason: message" (a measurement's message
-    starts with its metric and phase, as the controller writes it)."""
-    reason, _, message = text.partition(": ")
-    if reason == "Measurement":
-        metric, _, rest = message.partition(": ")
-        return TimelineEvent(reason, message, metric, rest.split(" ", 1)[0])
-    return TimelineEvent(reason, message)
-
 
 
 def test_timeline_events_parse_into_measurements_and_milestones():

@@ -15,8 +15,9 @@ from matplotlib.text import Annotation
 
 from rolloutlab.reports import distributions, plots, timeline_plot
 from rolloutlab.results.statistics import summarize
-from rolloutlab.results.timeline import TimelineEvent, TimelinePoint
+from rolloutlab.results.timeline import TimelinePoint
 from tests.report_tables import standard_like
+from tests.report_tables import typed_event as _event
 
 # --------------------------------------------------------------------------- what "readable" means
 
@@ -193,16 +194,6 @@ def test_restore_ecdf_axes_stay_within_possible_values():
 
 def _point(at: float, *events: str) -> TimelinePoint:
     return TimelinePoint(at, 10.0, 10.0, 10, 1, 0.001, 0.05, tuple(_event(e) for e in events))
-
-def _event(text: str) -> TimelineEvent:
-    """A typed event from the tests' shorthand "Reason: message" (a measurement's message
-    starts with its metric and phase, as the controller writes it)."""
-    reason, _, message = text.partition(": ")
-    if reason == "Measurement":
-        metric, _, rest = message.partition(": ")
-        return TimelineEvent(reason, message, metric, rest.split(" ", 1)[0])
-    return TimelineEvent(reason, message)
-
 
 
 def test_rollout_timeline_milestones_at_one_moment_share_one_label():
