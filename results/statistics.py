@@ -43,14 +43,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-# Re-exported for the modules that imported them from here before the split (reports,
-# workflows.validate); new code imports them from rolloutlab.results.formatting.
-from rolloutlab.results.formatting import (  # noqa: F401  (temporary re-export)
-    format_duration,
-    format_figure,
-    format_percent,
-    format_quantity,
-)
+from rolloutlab.results.formatting import format_figure
 from rolloutlab.results.table import NO_DEFECT, RESULT_COLUMNS, Outcome
 
 CONFIDENCE = 0.95

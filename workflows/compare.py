@@ -316,7 +316,7 @@ HEADERS: dict[str, str] = {
 release (beyond the baseline the old version would have failed) sit under the total."""
 
 _CAPTION = ("n/a: too few values. > t: beyond the longest time observed. (k cens.): k of the times had "
-            "not ended when the window closed, censored there. Methods: results.statistics.FIGURE_METHODS")
+            "not ended when the window closed, censored there. Each figure's method: --json, or the report.")
 
 
 def comparison_cells(summary: StrategySummary) -> list[str]:

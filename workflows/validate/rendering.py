@@ -82,7 +82,7 @@ def summary_table(v: Validation) -> tuple[list[str], list[list[str]]]:
 
 
 def calibration_lines(v: Validation) -> list[str]:
-    from rolloutlab.results.statistics import format_duration as d
+    from rolloutlab.results.formatting import format_duration as d
 
     assumed = PodTimingSummary.of(v.assumed_ready_s)
     measured = PodTimingSummary.of([s for r in v.live for s in r.created_to_ready_s])
