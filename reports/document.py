@@ -19,7 +19,8 @@ import pandas as pd
 
 from rolloutlab.reports import availability as availability_figures
 from rolloutlab.reports import distributions, plots, timeline_plot
-from rolloutlab.reports.dora import DEFINITIONS, RELEASE_FAILED, TIERS, DoraMetric, compute_dora, dora_frame
+from rolloutlab.reports.dora import DEFINITIONS, RELEASE_FAILED, DoraMetric, compute_dora, dora_frame
+from rolloutlab.reports.tiers import TIERS
 from rolloutlab.results.formatting import format_beyond, format_duration, format_quantity
 from rolloutlab.results.statistics import FIGURE_METHODS, summarize
 from rolloutlab.results.timeline import TimelinePoint

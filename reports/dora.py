@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from rolloutlab.reports.tiers import DAY, HOUR, MONTH, TIER_SOURCE, TIERS, WEEK, Band, Tier, TierTable, classify  # noqa: F401 - the tier table's public names, re-exported
+from rolloutlab.reports.tiers import DAY, TIERS, Tier, classify
 from rolloutlab.results.statistics import (
     CONFIDENCE,
     Figure,

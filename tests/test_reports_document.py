@@ -11,7 +11,8 @@ import pytest
 
 from rolloutlab.reports import document
 from rolloutlab.reports.document import build_report, format_share, render_html, render_markdown
-from rolloutlab.reports.dora import NO_RELEASE_COLUMNS, DoraMetric, Tier
+from rolloutlab.reports.dora import NO_RELEASE_COLUMNS, DoraMetric
+from rolloutlab.reports.tiers import Tier
 from tests.report_tables import standard_like
 
 

@@ -9,18 +9,13 @@ import pandas as pd
 import pytest
 
 from rolloutlab.reports.dora import (
-    DAY,
     DEFINITIONS,
-    HOUR,
     NO_RELEASE_COLUMNS,
-    TIERS,
-    WEEK,
-    Tier,
-    classify,
     compute_dora,
     compute_quantile_minimum,
     dora_frame,
 )
+from rolloutlab.reports.tiers import DAY, HOUR, TIERS, WEEK, Tier, classify
 from rolloutlab.results.table import to_frame
 
 E, H, M, L = Tier.ELITE, Tier.HIGH, Tier.MEDIUM, Tier.LOW
@@ -268,9 +263,9 @@ def test_rework_is_not_claimed_for_rows_that_do_not_record_it():
 
     from rolloutlab.reports.dora import compute_dora
     from rolloutlab.results.table import to_frame
-    from rolloutlab.workflows.compare import simulate_many
     from rolloutlab.scenarios.schema import bundled_scenario, load_scenario
     from rolloutlab.strategies import load_strategy
+    from rolloutlab.workflows.compare import simulate_many
 
     single = simulate_many(load_scenario(bundled_scenario("standard")), [load_strategy("rolling")], runs=5,
                            seed=2, executor="serial")
