@@ -646,6 +646,7 @@ backend = LocalBackend(sys.argv[1])
 backend.ensure(ReleasePlan("demo", "r", 2, LiveVersion("v1"), LiveVersion("v2")), load_strategy("rolling"))
 backend.wait_until_serving(10)
 print(json.dumps({"pids": backend.child_pids(), "run_dir": str(backend.run_dir)}), flush=True)
+sys.stdin.readline()  # the parent has seen the pods alive; only now end (else atexit may win the race)
 if sys.argv[2] == "exit":
     sys.exit(0)  # no close(): the atexit hook must clean up
 time.sleep(60)
@@ -657,13 +658,15 @@ def test_nothing_is_left_running_when_the_python_process_ends(tmp_path, no_lefto
     """Pods and HAProxy die with the Python process that started them: at exit through
     atexit, and even on SIGKILL through the kernel (PR_SET_PDEATHSIG)."""
     child = subprocess.Popen([sys.executable, "-c", CHILD, str(tmp_path / "state"), ending], cwd=ROOT,
-                             stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     started = {"pids": [], "run_dir": None}
     try:
         line = child.stdout.readline()
         assert line, "the child process did not start its backend"
         started = json.loads(line)
         assert len(started["pids"]) == 3 and all(alive(pid) for pid in started["pids"])
+        child.stdin.write("go\n")
+        child.stdin.flush()
         if ending == "sigkill":
             child.kill()
         assert child.wait(10) in (0, -signal.SIGKILL)
@@ -676,6 +679,7 @@ def test_nothing_is_left_running_when_the_python_process_ends(tmp_path, no_lefto
             child.kill()
             child.wait(5)
         child.stdout.close()
+        child.stdin.close()
         for pid in started["pids"]:  # when the test failed: leave nothing behind anyway
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
