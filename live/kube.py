@@ -53,11 +53,14 @@ from rolloutlab.live.kube_objects import (
     COMMAND_ANNOTATION,
     DEMO_PORT,
     GATEWAY_GROUP,
+    IMAGE_CONFIGMAP,
     MANAGED_BY,
     NO_VERSION,
+    PUBLIC_IMAGE,
     STABLE_ANNOTATION,
     STATE_ANNOTATION,
     VERSION_LABEL,
+    DemoImage,
     RetryPolicy,
     api_message,
     demo_configmap_name,
@@ -94,10 +97,14 @@ class KubeBackend(KubeChaos):
     """``live.runner.Backend`` on a Kubernetes cluster through the official client."""
 
     source = "live-kube"
+    # Service traffic goes through kube-proxy's iptables rules: a pod is chosen per TCP
+    # connection, not per request (live.session opens one connection per request).
+    balances_connections = True
 
     def __init__(
         self, api_client: client.ApiClient, namespace: str = "default", *,
         retry: RetryPolicy = RetryPolicy(), node_port: int | None = None, use_gateway: bool | None = None,
+        image: DemoImage | None = None, pod_settings: Mapping[str, Any] | None = None,
     ) -> None:
         self.api = api_client
         self.core = client.CoreV1Api(api_client)
@@ -107,6 +114,10 @@ class KubeBackend(KubeChaos):
         self.retry = retry
         self.node_port = node_port
         self._use_gateway = use_gateway
+        self._image = image
+        # The pod template's probes and grace period (kube_objects.scenario_pod_settings);
+        # Kubernetes' own defaults of the demo template when not given.
+        self.pod_settings = dict(pod_settings or {})
         self.plan: ReleasePlan | None = None
         self.spec: StrategySpec | None = None
         self._resource_version: str | None = None
@@ -153,6 +164,22 @@ class KubeBackend(KubeChaos):
                 "CRDs or use a canary without trafficRouting (weights follow replica counts)."
             )
         return True
+
+    @property
+    def image(self) -> DemoImage:
+        """The demo image: as given, else the one the cluster says its nodes hold
+        (ConfigMap ``IMAGE_CONFIGMAP``), else the public image."""
+        if self._image is None:
+            namespace, name = IMAGE_CONFIGMAP
+            found = self._read(lambda: self.core.read_namespaced_config_map(name, namespace), f"read ConfigMap {name}")
+            ref = (found.data or {}).get("image") if found is not None else None
+            self._image = DemoImage.preloaded(ref) if ref else PUBLIC_IMAGE
+        return self._image
+
+    def pod_template(self, version: LiveVersion) -> dict[str, Any]:
+        """The one place a version's pod template is made (create, rolling update, env
+        change): every path gets the same image and probes."""
+        return demo_pod_template(self.app, version, image=self.image, **self.pod_settings)
 
     def _has_gateway_api(self) -> bool:
         groups = retrying(lambda: client.ApisApi(self.api).get_api_versions(), self.retry, "list API groups")
@@ -250,7 +277,7 @@ class KubeBackend(KubeChaos):
         existing = self._read(lambda: self.apps.read_namespaced_deployment(name, self.namespace), f"read Deployment {name}")
         if existing is not None:
             return  # its scale and template are the controller's (or the rollout's) by now
-        template = demo_pod_template(self.app, version)
+        template = self.pod_template(version)
         spec: dict[str, Any] = {
             "replicas": replicas,
             "selector": {"matchLabels": {"app": self.app, APP_LABEL: self.app}
@@ -380,7 +407,7 @@ class KubeBackend(KubeChaos):
         d = self._read(lambda: self.apps.read_namespaced_deployment(self.app, self.namespace), f"read Deployment {self.app}")
         if d is None or self._version_of(d) == target.name:
             return
-        template = demo_pod_template(self.app, target)
+        template = self.pod_template(target)
         retrying(lambda: self.apps.patch_namespaced_deployment(self.app, self.namespace, {"spec": {"template": template}}),
                  self.retry, f"set Deployment {self.app} to version {target.name}")
 
@@ -553,6 +580,11 @@ class KubeBackend(KubeChaos):
         """Delete the entry Service; the garbage collector removes what it owns."""
         self._delete(lambda: self.core.delete_namespaced_service(
             self.app, self.namespace, propagation_policy="Foreground", _preload_content=False), f"delete Service {self.app}")
+
+    def watch_pods(self, app: str | None = None, **kwargs):
+        """A watch timing the app's pod starts (``live.kube_events.PodWatch``); start it before ``ensure``."""
+        from rolloutlab.live.kube_events import PodWatch
+        return PodWatch(self.core, self.namespace, app or self.app, **kwargs)
 
 
 def parse_command_annotation(text: str) -> tuple[CommandRequest, ...]:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 from kubernetes.client.exceptions import ApiException
 
-from rolloutlab.live.kube_objects import VERSION_LABEL, api_message, demo_pod_template, release_answer, retrying
+from rolloutlab.live.kube_objects import VERSION_LABEL, api_message, release_answer, retrying
 from rolloutlab.live.runner import LiveVersion
 from rolloutlab.strategies import Role
 
@@ -92,7 +92,7 @@ class KubeChaos:
         name = self.deployment_name(role)
         version = self.plan.version(role)
         merged = LiveVersion(version.name, {**version.env, **env})
-        template = demo_pod_template(self.app, merged)
+        template = self.pod_template(merged)
         retrying(lambda: self.apps.patch_namespaced_deployment(name, self.namespace, {"spec": {"template": template}}),
                  self.retry, f"set env of Deployment {name}")
 

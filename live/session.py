@@ -34,7 +34,7 @@ from rolloutlab.live.runner import (
 )
 from rolloutlab.results.table import DETECTED_BY_ABORT_CAUSE, DetectedBy
 from rolloutlab.scenarios.release import draw_release, make_streams, run_seed_sequence
-from rolloutlab.scenarios.schema import Scenario
+from rolloutlab.scenarios.schema import LognormalDistribution, Scenario
 from rolloutlab.strategies import Command, Role, StrategySpec
 
 RELEASES = ("bad", "good", "drawn")
@@ -62,6 +62,9 @@ def version_env(scenario: Scenario, defect, time_scale: float) -> dict[str, str]
         "DEMO_START_DELAY_S": f"{start / time_scale:.3f}",
         "DEMO_DRAIN_S": f"{min(timing.termination_grace, 5.0) / time_scale:.3f}",
     }
+    slow_probes = probe_timeout_rate(scenario)
+    if slow_probes >= 1e-4:
+        env["DEMO_READY_ERROR_RATE"] = f"{slow_probes:.4g}"
     if defect is None:
         return env
     kind = defect.kind
@@ -84,6 +87,21 @@ def version_env(scenario: Scenario, defect, time_scale: float) -> dict[str, str]
         raise LiveUnsupported(f"defect kind {kind!r} has no live form yet (live runs support error_rate, "
                               "latency, crash_on_start, leak)")
     return env
+
+
+def probe_timeout_rate(scenario: Scenario) -> float:
+    """The chance that a readiness probe's answer is slower than the probe's timeout, from
+    the service's lognormal latency (median, p99): how often the simulator's probe fails on
+    a healthy pod. The demo service answers its health endpoint at once, so a live pod fails
+    that share of its probes on purpose (``DEMO_READY_ERROR_RATE``); a too-tight timeout
+    (the flaky-health-check scenario: 250 ms at the p99, 1 in 100) then really flaps pods."""
+    from scipy.stats import lognorm
+
+    service = scenario.service_under_test
+    sigma = LognormalDistribution(median=service.latency.median_ms / 1000.0,
+                                  p99=service.latency.p99_ms / 1000.0).sigma_value
+    timeout = service.pod_timing.readiness.timeout
+    return float(lognorm.sf(timeout, s=sigma, scale=service.latency.median_ms / 1000.0))
 
 
 def pick_defect(scenario: Scenario, release: str, seed: int, run: int):
@@ -201,6 +219,10 @@ def run_live(
         targets, seed=seed, timeout_s=scenario.service_under_test.request_timeout,
         max_requests=int(sum(t.rate_rps for t in targets) * (max_wall_s + 5) * 1.5) + 100,
         max_duration_s=max_wall_s + 5,
+        # A router that balances connections, not requests (kube-proxy), would pin the
+        # generator's few kept-alive connections to the pods that were ready first; real
+        # users are many clients, so each request comes on a connection of its own.
+        max_keepalive=0 if getattr(backend, "balances_connections", False) else 16,
     )
     if metrics == "scrape":
         if not hasattr(backend, "metrics_source"):
@@ -394,8 +416,11 @@ BACKENDS = ("local", "kube")
 
 
 def open_backend(name: str, *, state_dir, context: str | None = None, namespace: str = "default",
-                 node_port: int = 30080, seed: int = 0, log: Callable[[str], None] | None = None):
-    """The backend a ``rolloutlab live --backend NAME`` run uses (bad names are ValueError)."""
+                 node_port: int = 30080, seed: int = 0, log: Callable[[str], None] | None = None,
+                 scenario: Scenario | None = None, time_scale: float = 1.0):
+    """The backend a ``rolloutlab live --backend NAME`` run uses (bad names are ValueError).
+    On Kubernetes the pods' readiness probe and grace period are the scenario's, compressed
+    by the time scale (and rounded up to whole seconds, as Kubernetes takes them)."""
     if name == "local":
         from rolloutlab.live.local import LocalBackend
 
@@ -403,5 +428,8 @@ def open_backend(name: str, *, state_dir, context: str | None = None, namespace:
     if name == "kube":
         from rolloutlab.live.kube import KubeBackend
 
-        return KubeBackend.from_kubeconfig(context, namespace, node_port=node_port)
+        from rolloutlab.live.kube_objects import scenario_pod_settings
+
+        settings = scenario_pod_settings(scenario.service_under_test.pod_timing, time_scale) if scenario else None
+        return KubeBackend.from_kubeconfig(context, namespace, node_port=node_port, pod_settings=settings)
     raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {name!r}")

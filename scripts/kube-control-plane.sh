@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver and kube-controller-manager from Debian's `kubernetes` source
-# package and caches them by version, so tests of the live Kubernetes backend run against a
-# real control plane (with Debian's etcd-server) on machines without a container engine.
+# Builds Kubernetes from Debian's `kubernetes` source package and caches it by version: the
+# control plane (kube-apiserver, kube-controller-manager, kube-scheduler) and the node
+# (kubelet, kube-proxy), so tests of the live Kubernetes backend run against a real cluster
+# (with Debian's etcd-server, containerd and runc; scripts/kube-cluster.sh starts it).
 #
 #   scripts/kube-control-plane.sh build   # once per version; prints the bin folder
 #   scripts/kube-control-plane.sh path    # prints the bin folder, exit 1 if not built
@@ -12,9 +13,10 @@ set -euo pipefail
 
 VERSION="${ROLLOUTLAB_KUBE_VERSION:-1.20.2}"
 # Bump when the build recipe changes, so a cached build of an older recipe is not reused.
-RECIPE=2
+RECIPE=3
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/rolloutlab/kube-$VERSION-r$RECIPE"
 BIN="$CACHE/bin"
+BINARIES="kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy"
 
 need_root() {
     if [ "$(id -u)" != 0 ]; then
@@ -56,7 +58,9 @@ add_deb_src() {
 }
 
 build() {
-    if [ -x "$BIN/kube-apiserver" ] && [ -x "$BIN/kube-controller-manager" ]; then
+    local b missing=0
+    for b in $BINARIES; do [ -x "$BIN/$b" ] || missing=1; done
+    if [ "$missing" = 0 ]; then
         echo "$BIN"
         return 0
     fi
@@ -85,10 +89,10 @@ build() {
     mkdir -p "$src/.go/src/k8s.io"
     ln -sfn ../../.. "$src/.go/src/k8s.io/kubernetes"
     (cd "$src" && env GOPATH="$src/.go" CGO_ENABLED=0 GOCACHE="$WORK/gocache" HOME="$WORK" \
-        make WHAT="cmd/kube-apiserver cmd/kube-controller-manager" >&2)
+        make WHAT="$(for b in $BINARIES; do printf 'cmd/%s ' "$b"; done)" >&2)
     rm -rf "$BIN.tmp" "$BIN" "$CACHE/gocache"
     mkdir -p "$BIN.tmp"
-    cp "$src/_output/bin/kube-apiserver" "$src/_output/bin/kube-controller-manager" "$BIN.tmp/"
+    for b in $BINARIES; do cp "$src/_output/bin/$b" "$BIN.tmp/"; done
     mv "$BIN.tmp" "$BIN"
     echo "$BIN"
 }
@@ -96,6 +100,7 @@ build() {
 case "${1:-build}" in
     build) build ;;
     path)
-        if [ -x "$BIN/kube-apiserver" ]; then echo "$BIN"; else exit 1; fi ;;
+        for b in $BINARIES; do [ -x "$BIN/$b" ] || exit 1; done
+        echo "$BIN" ;;
     *) echo "usage: $0 build|path" >&2; exit 2 ;;
 esac

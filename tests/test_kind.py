@@ -6,8 +6,9 @@ mapped to 127.0.0.1:30080) and its context named in ROLLOUTLAB_KIND_CONTEXT, e.g
     kind create cluster --name rolloutlab --config live/kind-config.yaml
     ROLLOUTLAB_KIND_CONTEXT=kind-rolloutlab pytest tests/test_kind.py
 
-CI has no container engine, so kind cannot run there; the same backend is tested against
-a real control plane in tests/test_kube_backend.py.
+CI has no container engine, so kind cannot run there; the same sessions run in CI on a
+cluster of Debian parts with real pods (scripts/kube-cluster.sh; tests/test_kube_backend.py,
+test_live_session_on_real_pods).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ CONTEXT = os.environ.get("ROLLOUTLAB_KIND_CONTEXT")
 pytestmark = pytest.mark.skipif(
     not CONTEXT,
     reason="needs a kind cluster: set ROLLOUTLAB_KIND_CONTEXT to its kubeconfig context "
-           "(kind create cluster --config live/kind-config.yaml); CI has no container engine",
+           "(kind create cluster --config live/kind-config.yaml); CI runs these sessions on "
+           "the cluster of scripts/kube-cluster.sh instead",
 )
 
 

@@ -1,38 +1,25 @@
-"""The Kubernetes backend against a real control plane (etcd + kube-apiserver +
-kube-controller-manager built from Debian's source package; see tests/kube_cluster.py).
+"""The Kubernetes backend on a real cluster: real pods (the demo service in containers
+under containerd + runc, started by real kubelets, probed for readiness and liveness), the
+real deployment, ReplicaSet, endpoints, node-lifecycle and garbage-collector controllers,
+the real scheduler, and real traffic: a load generator sends requests through the entry
+Service's NodePort on 127.0.0.1 (kube-proxy's iptables rules), and the analysis reads the
+versions that answered. See tests/kube_cluster.py and scripts/kube-cluster.sh.
 
-No kubelet runs: ``FakeKubelet`` binds pods and marks them Ready, and ``EndpointTraffic``
-models requests over the real Services' endpoints. The deployment, ReplicaSet, endpoints
-and garbage-collector controllers are the real ones.
-
-``.ci/run`` builds the control plane and sets ROLLOUTLAB_REQUIRE_KUBE=1, so there these
-tests fail instead of skipping when it is missing.
+``.ci/run`` starts the cluster and sets ROLLOUTLAB_REQUIRE_KUBE=1, so there these tests
+fail instead of skipping when it cannot start.
 """
 
 from __future__ import annotations
 
 import itertools
-import os
 import time
+import uuid
+from dataclasses import dataclass, field
 
-import numpy as np
 import pytest
+from kubernetes import client
 
-from tests.kube_cluster import EndpointTraffic, FakeKubelet, has_control_plane, start_control_plane
-
-if not has_control_plane():
-    if os.environ.get("ROLLOUTLAB_REQUIRE_KUBE") == "1":
-        raise RuntimeError("ROLLOUTLAB_REQUIRE_KUBE=1 but the control plane is not built "
-                           "(run scripts/kube-control-plane.sh build; etcd-server and openssl must be installed)")
-    pytest.skip("no Kubernetes control plane built here: run scripts/kube-control-plane.sh build "
-                "(needs root for apt-get; .ci/run does it)", allow_module_level=True)
-
-from kubernetes import client  # noqa: E402
-
-from rolloutlab.errors import (
-    KubeError,
-    StateError,  # noqa: E402
-)
+from rolloutlab.errors import KubeError, StateError
 from rolloutlab.live.kube import (
     COMMAND_ANNOTATION,
     STABLE_ANNOTATION,
@@ -41,30 +28,66 @@ from rolloutlab.live.kube import (
     RetryPolicy,
     parse_command_annotation,
 )
+from rolloutlab.live.loadgen import LoadGenerator
+from rolloutlab.live.request_results import Target
 from rolloutlab.live.runner import LiveVersion, ReleasePlan, Runner, RunnerState
-from rolloutlab.strategies import Command, CommandRequest, Role, StrategySpec, load_strategy  # noqa: E402
+from rolloutlab.strategies import Command, CommandRequest, Role, StrategySpec, load_strategy
+from tests.kube_cluster import NodeCluster
 
 REPLICAS = 4
 SCALE = 60.0  # scenario seconds per wall second: a 2-minute pause takes 2 s
-_names = itertools.count()
+RPS = 60.0  # real requests per second through the NodePort (blue-green's preview gets a quarter more)
+_ports = itertools.count(30100, 2)  # NodePorts are cluster-wide: one pair per app of this module
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    plane = start_control_plane(tmp_path_factory.mktemp("control-plane"))
-    api = plane.api_client()
-    kubelet = FakeKubelet(api).start()
-    yield plane, api, kubelet
-    kubelet.stop()
-    plane.stop()
+def cluster(node_cluster):
+    return node_cluster
+
+
+@dataclass
+class Kube:
+    """One test's view of the cluster: its own namespace, a NodePort per app, and its load
+    generators (stopped at the end of the test, when the namespace is deleted too)."""
+
+    plane: NodeCluster
+    api: client.ApiClient
+    ns: str
+    ports: dict[str, int] = field(default_factory=dict)
+    loads: list[LoadGenerator] = field(default_factory=list)
+
+    def port(self, app: str) -> int:
+        if app not in self.ports:
+            self.ports[app] = next(_ports)
+        return self.ports[app]
+
+    def runner(self, spec: StrategySpec, release: ReleasePlan, *, backend: KubeBackend | None = None,
+               seed: int = 1, scale: float = SCALE, rps: float = RPS, **kwargs) -> tuple[Runner, KubeBackend]:
+        port = self.port(release.app)
+        backend = backend or KubeBackend(self.api, self.ns, retry=RetryPolicy(attempts=10, base_s=0.05, cap_s=0.5))
+        backend.node_port = port
+        targets = [Target("user", f"http://127.0.0.1:{port}/", rps)]
+        if spec.strategy.blue_green:
+            targets.append(Target("preview", f"http://127.0.0.1:{port + 1}/", rps / 4))
+        load = LoadGenerator(targets, seed=seed, timeout_s=2.0, max_requests=int(rps * 1.25 * 240) + 100,
+                             max_duration_s=240.0, max_keepalive=0).start()  # see KubeBackend.balances_connections
+        self.loads.append(load)
+        return Runner(spec, release, backend, load, time_scale=scale, tick_s=0.1, **kwargs), backend
+
+    def close(self) -> None:
+        for load in self.loads:
+            load.stop(2.0)
+        client.CoreV1Api(self.api).delete_namespace(self.ns, grace_period_seconds=0)
 
 
 @pytest.fixture
-def ns(cluster):
-    plane, api, kubelet = cluster
-    name = f"t{next(_names)}"
-    client.CoreV1Api(api).create_namespace({"metadata": {"name": name}})
-    return name
+def kube(cluster):
+    api = cluster.api_client()
+    ns = f"t-{uuid.uuid4().hex[:6]}"
+    client.CoreV1Api(api).create_namespace({"metadata": {"name": ns}})
+    view = Kube(cluster, api, ns)
+    yield view
+    view.close()
 
 
 def fast(spec: StrategySpec, **changes) -> StrategySpec:
@@ -80,23 +103,13 @@ def fast(spec: StrategySpec, **changes) -> StrategySpec:
     return StrategySpec.model_validate(data)
 
 
-def plan(app: str = "demo", canary_error: float = 0.0, **canary_env: str) -> ReleasePlan:
+def plan(app: str = "demo", canary_error: float = 0.0, replicas: int = REPLICAS, **canary_env: str) -> ReleasePlan:
     return ReleasePlan(
-        app=app, release=f"{app}-v2", replicas=REPLICAS,
+        app=app, release=f"{app}-v2", replicas=replicas,
         stable=LiveVersion("v1", {"DEMO_ERROR_RATE": "0.001"}),
         canary=LiveVersion("v2", {"DEMO_ERROR_RATE": str(canary_error), **canary_env}),
         defect="error_rate" if canary_error > 0.01 else "none",
     )
-
-
-def make_runner(api, ns, spec, release, *, backend=None, seed=1, scale=SCALE, **kwargs):
-    backend = backend or KubeBackend(api, ns, retry=RetryPolicy(attempts=10, base_s=0.05, cap_s=0.5))
-    services = {release.app: 400.0}
-    if spec.strategy.blue_green:
-        services[f"{release.app}-preview"] = 100.0
-    traffic = EndpointTraffic(api, ns, services, rng=np.random.default_rng(np.random.SeedSequence(seed)))
-    runner = Runner(spec, release, backend, traffic, time_scale=scale, tick_s=0.1, **kwargs)
-    return runner, backend
 
 
 def endpoint_versions(api, ns, service="demo") -> set[str]:
@@ -124,9 +137,9 @@ def service_annotations(api, ns, name="demo"):
 # --------------------------------------------------------------------------- the three flows
 
 
-def test_canary_good_release_is_promoted_and_old_version_removed(cluster, ns):
-    _, api, _ = cluster
-    runner, backend = make_runner(api, ns, fast(load_strategy("canary")), plan())
+def test_canary_good_release_is_promoted_and_old_version_removed(kube):
+    api, ns = kube.api, kube.ns
+    runner, backend = kube.runner(fast(load_strategy("canary")), plan())
     summary = runner.run(max_wall_s=90)
     assert summary.status.completed and not summary.status.aborted, summary.status.message
     assert any(text.startswith("weight 25") or text == "scale canary to 1" for _, text in summary.applied)
@@ -140,9 +153,9 @@ def test_canary_good_release_is_promoted_and_old_version_removed(cluster, ns):
     assert any(t.stable_ready and t.canary_ready for t in summary.timeline)
 
 
-def test_canary_bad_release_is_rolled_back_by_analysis(cluster, ns):
-    _, api, _ = cluster
-    runner, backend = make_runner(api, ns, fast(load_strategy("canary")), plan(canary_error=0.3))
+def test_canary_bad_release_is_rolled_back_by_analysis(kube):
+    api, ns = kube.api, kube.ns
+    runner, backend = kube.runner(fast(load_strategy("canary")), plan(canary_error=0.3))
     summary = runner.run(max_wall_s=90)
     status = summary.status
     assert status.aborted and status.restored_at is not None, status.message
@@ -155,9 +168,9 @@ def test_canary_bad_release_is_rolled_back_by_analysis(cluster, ns):
     assert status.aborted_at - status.step_started_at <= 120, (status.step_started_at, status.aborted_at)
 
 
-def test_blue_green_good_release_switches_the_active_service(cluster, ns):
-    _, api, _ = cluster
-    runner, backend = make_runner(api, ns, fast(load_strategy("blue-green")), plan())
+def test_blue_green_good_release_switches_the_active_service(kube):
+    api, ns = kube.api, kube.ns
+    runner, backend = kube.runner(fast(load_strategy("blue-green")), plan())
     summary = runner.run(max_wall_s=90)
     assert summary.status.completed, summary.status.message
     core = client.CoreV1Api(api)
@@ -168,9 +181,9 @@ def test_blue_green_good_release_switches_the_active_service(cluster, ns):
     assert len(switched) == 1
 
 
-def test_blue_green_bad_release_never_reaches_the_active_service(cluster, ns):
-    _, api, _ = cluster
-    runner, backend = make_runner(api, ns, fast(load_strategy("blue-green")), plan(canary_error=0.3))
+def test_blue_green_bad_release_never_reaches_the_active_service(kube):
+    api, ns = kube.api, kube.ns
+    runner, backend = kube.runner(fast(load_strategy("blue-green")), plan(canary_error=0.3))
     seen = set()
     runner.on_cycle = lambda n: seen.update(endpoint_versions(api, ns))
     summary = runner.run(max_wall_s=90)
@@ -182,10 +195,10 @@ def test_blue_green_bad_release_never_reaches_the_active_service(cluster, ns):
         settle(lambda: endpoint_versions(api, ns, "demo-preview") == set())
 
 
-def test_rolling_update_is_run_by_the_clusters_deployment_controller(cluster, ns):
-    _, api, _ = cluster
+def test_rolling_update_is_run_by_the_clusters_deployment_controller(kube):
+    api, ns = kube.api, kube.ns
     spec = load_strategy("rolling")
-    runner, backend = make_runner(api, ns, spec, plan())
+    runner, backend = kube.runner(spec, plan())
     both_seen = []
     runner.on_cycle = lambda n: both_seen.append(endpoint_versions(api, ns))
     summary = runner.run(max_wall_s=90)
@@ -200,14 +213,14 @@ def test_rolling_update_is_run_by_the_clusters_deployment_controller(cluster, ns
     assert {"v1", "v2"} in both_seen  # pod by pod: for a while both versions served
 
 
-def test_rolling_abort_command_rolls_back_like_rollout_undo(cluster, ns):
-    _, api, kubelet = cluster
+def test_rolling_abort_command_rolls_back_like_rollout_undo(kube):
+    api, ns = kube.api, kube.ns
     release = plan(DEMO_START_DELAY_S="1.5")  # new pods take a while: time to abort mid-way
-    runner, backend = make_runner(api, ns, load_strategy("rolling"), release)
+    runner, backend = kube.runner(load_strategy("rolling"), release)
     runner.run(max_wall_s=30, max_cycles=3)
     assert backend.stable_version() == "v1"
     backend.leave_command(CommandRequest(1, Command.ABORT))  # what `rolloutlab live --abort` does
-    resumed, _ = make_runner(api, ns, load_strategy("rolling"), release)
+    resumed, _ = kube.runner(load_strategy("rolling"), release)
     summary = resumed.run(max_wall_s=60)
     assert summary.resumed and summary.status.aborted and summary.status.restored_at is not None
     d = client.AppsV1Api(api).read_namespaced_deployment("demo", ns)
@@ -215,10 +228,10 @@ def test_rolling_abort_command_rolls_back_like_rollout_undo(cluster, ns):
     assert settle(lambda: endpoint_versions(api, ns) == {"v1"})
 
 
-def test_crash_looping_canary_hits_the_progress_deadline_and_aborts(cluster, ns):
-    _, api, _ = cluster
+def test_crash_looping_canary_hits_the_progress_deadline_and_aborts(kube):
+    api, ns = kube.api, kube.ns
     spec = fast(load_strategy("canary"), progressDeadlineSeconds=60, progressDeadlineAbort=True)
-    runner, backend = make_runner(api, ns, spec, plan(DEMO_CRASH_ON_START="1"))
+    runner, backend = kube.runner(spec, plan(DEMO_CRASH_ON_START="1"))
     summary = runner.run(max_wall_s=60)
     assert summary.status.aborted and "progress deadline" in summary.status.abort_reason, summary.status
     assert summary.status.restored_at is not None
@@ -253,39 +266,41 @@ def _kill_after(backend: KubeBackend, n: int):
 
 
 @pytest.mark.parametrize("strategy", ["canary", "blue-green"])
-def test_killed_at_every_action_resumes_to_the_same_end(cluster, ns, strategy):
-    _, api, _ = cluster
+def test_killed_at_every_action_resumes_to_the_same_end(kube, strategy):
     spec = fast(load_strategy(strategy))
-    reference, _ = make_runner(api, ns, spec, plan(app="ref"), scale=KILL_SCALE)
+    # Two replicas per app (the kill points are the same as with four) and each app deleted
+    # once checked: a dozen apps of real pods at once would only load the machine.
+    reference, _ = kube.runner(spec, plan(app="ref", replicas=2), scale=KILL_SCALE)
     expected = reference.run(max_wall_s=90)
     assert expected.status.completed
     actions = [text for _, text in expected.applied]
     assert len(actions) >= 4
     for n in range(1, len(actions) + 1):
         app = f"k{n}"
-        runner, backend = make_runner(api, ns, spec, plan(app=app), scale=KILL_SCALE)
+        runner, backend = kube.runner(spec, plan(app=app, replicas=2), scale=KILL_SCALE)
         killed = _kill_after(backend, n)
         with pytest.raises(killed):
             runner.run(max_wall_s=90)
-        resumed, backend = make_runner(api, ns, spec, plan(app=app), scale=KILL_SCALE)
+        resumed, backend = kube.runner(spec, plan(app=app, replicas=2), scale=KILL_SCALE)
         summary = resumed.run(max_wall_s=90)
         assert summary.resumed == bool(runner.timeline), n  # resumed iff a cycle was persisted before the kill
         assert summary.status.completed and not summary.status.aborted, (n, summary.status.message)
         assert [t for _, t in summary.applied].count("promote") <= 1, n
         assert backend.objects()["Deployment"] == [f"{app}-v2"], n
         # a third runner finds a final rollout and changes nothing
-        again, _ = make_runner(api, ns, spec, plan(app=app), scale=KILL_SCALE)
+        again, _ = kube.runner(spec, plan(app=app, replicas=2), scale=KILL_SCALE)
         assert again.run(max_wall_s=10).applied == [], n
+        backend.delete_app()
 
 
-def test_killed_runner_can_roll_back_instead_of_resuming(cluster, ns):
-    _, api, _ = cluster
+def test_killed_runner_can_roll_back_instead_of_resuming(kube):
+    api, ns = kube.api, kube.ns
     spec = fast(load_strategy("canary"))
-    runner, backend = make_runner(api, ns, spec, plan())
+    runner, backend = kube.runner(spec, plan())
     runner.run(max_wall_s=30, max_cycles=12)
     stable, canary = backend.observe()
     assert canary.replicas > 0  # mid-rollout
-    resumed, backend = make_runner(api, ns, spec, plan())
+    resumed, backend = kube.runner(spec, plan())
     resumed.request(Command.ABORT)  # `rolloutlab live --rollback`
     summary = resumed.run(max_wall_s=60)
     assert summary.status.aborted and summary.status.restored_at is not None
@@ -293,30 +308,30 @@ def test_killed_runner_can_roll_back_instead_of_resuming(cluster, ns):
     assert settle(lambda: endpoint_versions(api, ns) == {"v1"})
 
 
-def test_state_of_another_release_is_not_touched(cluster, ns):
-    _, api, _ = cluster
-    runner, backend = make_runner(api, ns, fast(load_strategy("canary")), plan())
+def test_state_of_another_release_is_not_touched(kube):
+    api, ns = kube.api, kube.ns
+    runner, backend = kube.runner(fast(load_strategy("canary")), plan())
     runner.run(max_wall_s=10, max_cycles=2)
     other = ReleasePlan("demo", "demo-v3", REPLICAS, LiveVersion("v1"), LiveVersion("v3"))
-    intruder, _ = make_runner(api, ns, fast(load_strategy("canary")), other)
+    intruder, _ = kube.runner(fast(load_strategy("canary")), other)
     with pytest.raises(StateError, match="demo-v2"):
         intruder.run(max_wall_s=5)
     state = RunnerState.load(service_annotations(api, ns)[STATE_ANNOTATION])
     assert state.release == "demo-v2"
 
 
-def test_a_foreign_service_with_the_apps_name_is_refused(cluster, ns):
-    _, api, _ = cluster
+def test_a_foreign_service_with_the_apps_name_is_refused(kube):
+    api, ns = kube.api, kube.ns
     client.CoreV1Api(api).create_namespaced_service(ns, {
         "metadata": {"name": "demo"}, "spec": {"selector": {"app": "x"}, "ports": [{"port": 80}]}})
-    runner, _ = make_runner(api, ns, fast(load_strategy("canary")), plan())
+    runner, _ = kube.runner(fast(load_strategy("canary")), plan())
     with pytest.raises(KubeError, match="not managed by rolloutlab"):
         runner.run(max_wall_s=5)
 
 
-def test_deleting_the_entry_service_garbage_collects_the_app(cluster, ns):
-    _, api, _ = cluster
-    runner, backend = make_runner(api, ns, fast(load_strategy("blue-green")), plan())
+def test_deleting_the_entry_service_garbage_collects_the_app(kube):
+    api, ns = kube.api, kube.ns
+    runner, backend = kube.runner(fast(load_strategy("blue-green")), plan())
     runner.run(max_wall_s=10, max_cycles=5)
     assert backend.objects()["Deployment"] == ["demo-v1", "demo-v2"]
     backend.delete_app()
@@ -341,16 +356,15 @@ def test_malformed_command_annotation_is_refused_loudly(text):
         parse_command_annotation(text)
 
 
-def test_promote_command_from_the_annotation_passes_an_indefinite_pause(cluster, ns):
-    _, api, _ = cluster
+def test_promote_command_from_the_annotation_passes_an_indefinite_pause(kube):
     spec = fast(load_strategy("canary"), canary={"steps": [{"setWeight": 25}, {"pause": {}}, {"setWeight": 50}]})
-    runner, backend = make_runner(api, ns, spec, plan())
+    runner, backend = kube.runner(spec, plan())
     runner.run(max_wall_s=20, max_cycles=40)
     assert runner.timeline and not backend.load_state() is None
     state = RunnerState.load(backend.load_state())
     assert state.status.phase.value == "Paused"
     backend.leave_command(CommandRequest(1, Command.PROMOTE))
-    resumed, _ = make_runner(api, ns, spec, plan())
+    resumed, _ = kube.runner(spec, plan())
     summary = resumed.run(max_wall_s=60)
     assert summary.status.completed
 
@@ -359,16 +373,16 @@ def test_promote_command_from_the_annotation_passes_an_indefinite_pause(cluster,
 
 
 @pytest.mark.parametrize("strategy", ["canary", "blue-green", "rolling"])
-def test_flows_finish_through_injected_api_errors_and_dropped_watches(cluster, ns, strategy):
+def test_flows_finish_through_injected_api_errors_and_dropped_watches(kube, strategy):
     from tests.api_fault_proxy import FaultPlan, FaultProxy
 
-    plane, api, _ = cluster
+    plane, api, ns = kube.plane, kube.api, kube.ns
     faults = FaultPlan(every=3, watch_cut_s=0.2)
     with FaultProxy(plane.api_url, faults, plane.ssl_context()) as proxy:
         flaky = plane.api_client(proxy.url)
         backend = KubeBackend(flaky, ns, retry=RetryPolicy(attempts=12, base_s=0.02, cap_s=0.3))
         spec = fast(load_strategy(strategy))
-        runner, backend = make_runner(api, ns, spec, plan(), backend=backend)
+        runner, backend = kube.runner(spec, plan(), backend=backend)
         summary = runner.run(max_wall_s=120)
     assert summary.status.completed, summary.status.message
     assert [t for _, t in summary.applied].count("promote") <= 1
@@ -377,13 +391,13 @@ def test_flows_finish_through_injected_api_errors_and_dropped_watches(cluster, n
     assert settle(lambda: endpoint_versions(api, ns) == {"v2"})
 
 
-def test_an_api_error_that_does_not_heal_fails_loudly(cluster, ns):
+def test_an_api_error_that_does_not_heal_fails_loudly(kube):
     from tests.api_fault_proxy import FaultPlan, FaultProxy
 
-    plane, api, _ = cluster
+    plane, ns = kube.plane, kube.ns
     with FaultProxy(plane.api_url, FaultPlan(every=1, faults=("500",)), plane.ssl_context()) as proxy:
         backend = KubeBackend(plane.api_client(proxy.url), ns, retry=RetryPolicy(attempts=3, base_s=0.01))
-        runner, _ = make_runner(api, ns, fast(load_strategy("canary")), plan(), backend=backend)
+        runner, _ = kube.runner(fast(load_strategy("canary")), plan(), backend=backend)
         with pytest.raises(KubeError, match="still failing after 3 attempts"):
             runner.run(max_wall_s=10)
 
@@ -407,16 +421,16 @@ HTTPROUTE_CRD = {
 }
 
 
-def test_router_canary_without_the_gateway_api_is_refused_with_a_reason(cluster, ns):
-    _, api, _ = cluster
+def test_router_canary_without_the_gateway_api_is_refused_with_a_reason(kube):
+    api, ns = kube.api, kube.ns
     spec = fast(load_strategy("canary"), canary={"trafficRouting": "router"})
-    runner, _ = make_runner(api, ns, spec, plan(), backend=KubeBackend(api, ns, use_gateway=False))
+    runner, _ = kube.runner(spec, plan(), backend=KubeBackend(api, ns, use_gateway=False))
     with pytest.raises(KubeError, match="Gateway API"):
         runner.run(max_wall_s=5)
 
 
-def test_router_canary_sets_exact_weights_on_an_httproute(cluster, ns):
-    _, api, _ = cluster
+def test_router_canary_sets_exact_weights_on_an_httproute(kube):
+    api, ns = kube.api, kube.ns
     extensions = client.ApiextensionsV1Api(api)
     try:
         extensions.create_custom_resource_definition(HTTPROUTE_CRD)
@@ -434,7 +448,7 @@ def test_router_canary_sets_exact_weights_on_an_httproute(cluster, ns):
 
     assert settle(lambda: KubeBackend(api, ns)._has_gateway_api(), timeout=20)
     spec = fast(load_strategy("canary"), canary={"trafficRouting": "router"})
-    runner, backend = make_runner(api, ns, spec, plan())
+    runner, backend = kube.runner(spec, plan())
     seen = []
     runner.on_cycle = lambda n: seen.append(route_weights()["demo-canary"])
     summary = runner.run(max_wall_s=90)
@@ -449,9 +463,9 @@ def test_router_canary_sets_exact_weights_on_an_httproute(cluster, ns):
 # --------------------------------------------------------------------------- chaos
 
 
-def test_killed_pods_are_replaced_by_the_replicaset_controller(cluster, ns):
-    _, api, _ = cluster
-    runner, backend = make_runner(api, ns, fast(load_strategy("canary")), plan())
+def test_killed_pods_are_replaced_by_the_replicaset_controller(kube):
+    api, ns = kube.api, kube.ns
+    runner, backend = kube.runner(fast(load_strategy("canary")), plan())
     runner.prepare()
     runner.wait_until_stable_serves(timeout_s=20)
     core = client.CoreV1Api(api)
@@ -462,9 +476,9 @@ def test_killed_pods_are_replaced_by_the_replicaset_controller(cluster, ns):
         p.metadata.name for p in core.list_namespaced_pod(ns).items})
 
 
-def test_node_loss_evicts_its_pods_onto_the_other_nodes_and_the_node_comes_back(cluster, ns):
-    _, api, kubelet = cluster
-    runner, backend = make_runner(api, ns, fast(load_strategy("canary")), plan())
+def test_node_loss_evicts_its_pods_onto_the_other_nodes_and_the_node_comes_back(kube):
+    api, ns = kube.api, kube.ns
+    runner, backend = kube.runner(fast(load_strategy("canary")), plan())
     runner.prepare()
     runner.wait_until_stable_serves(timeout_s=20)
     core = client.CoreV1Api(api)
@@ -486,12 +500,12 @@ def backend_state(api, ns):
     return service_annotations(api, ns)[STATE_ANNOTATION]
 
 
-def test_a_second_runner_on_the_same_rollout_is_stopped_before_it_moves_it_backwards(cluster, ns):
-    _, api, _ = cluster
+def test_a_second_runner_on_the_same_rollout_is_stopped_before_it_moves_it_backwards(kube):
+    api, ns = kube.api, kube.ns
     spec = fast(load_strategy("canary"))
-    first, _ = make_runner(api, ns, spec, plan())
+    first, _ = kube.runner(spec, plan())
     first.run(max_wall_s=10, max_cycles=3)
-    second, _ = make_runner(api, ns, spec, plan())
+    second, _ = kube.runner(spec, plan())
     second.prepare()  # reads the state as it is now
     first.request(Command.ABORT)  # the first one goes on and surely writes a different state
     first.run(max_wall_s=10, max_cycles=3)
@@ -500,11 +514,43 @@ def test_a_second_runner_on_the_same_rollout_is_stopped_before_it_moves_it_backw
         second.run(max_wall_s=10, max_cycles=3)
 
 
-def test_a_malformed_command_annotation_is_ignored_not_fatal(cluster, ns):
-    _, api, _ = cluster
-    runner, backend = make_runner(api, ns, fast(load_strategy("canary")), plan())
+def test_a_malformed_command_annotation_is_ignored_not_fatal(kube):
+    api, ns = kube.api, kube.ns
+    runner, backend = kube.runner(fast(load_strategy("canary")), plan())
     runner.run(max_wall_s=10, max_cycles=2)
     client.CoreV1Api(api).patch_namespaced_service("demo", ns, {"metadata": {"annotations": {COMMAND_ANNOTATION: "abort"}}})
     assert backend.commands() == ()
-    summary, _ = make_runner(api, ns, fast(load_strategy("canary")), plan())
+    summary, _ = kube.runner(fast(load_strategy("canary")), plan())
     assert summary.run(max_wall_s=60).status.completed
+
+
+# --------------------------------------------------------------------------- a whole live session
+
+
+@pytest.mark.parametrize("strategy, release, outcome, metrics", [
+    ("canary", "bad", "rolled_back", "loadgen"),
+    ("canary", "bad", "rolled_back", "scrape"),  # analysis from the pods' own /metrics via the API server
+    ("canary", "good", "promoted", "scrape"),
+    ("blue-green", "bad", "rolled_back", "loadgen"),
+    ("rolling", "good", "promoted", "loadgen"),
+])
+def test_live_session_on_real_pods(kube, strategy, release, outcome, metrics):
+    """What `rolloutlab live --backend kube` runs (tests/test_kind.py runs the same on kind)."""
+    from rolloutlab.live.session import make_plan, run_live
+    from rolloutlab.scenarios.schema import bundled_scenario, load_scenario
+
+    scenario = load_scenario(bundled_scenario("standard"))
+    spec = load_strategy(strategy).with_replicas(3)
+    scale = 10.0
+    release_plan = make_plan(scenario, spec, release=release, seed=1, time_scale=scale)
+    port = kube.port(release_plan.app)
+    backend = KubeBackend(kube.api, kube.ns, node_port=port)
+    result = run_live(scenario, spec, backend, release_plan, time_scale=scale, seed=1, max_rps=50, max_wall_s=300,
+                      metrics=metrics, urls={"user": f"http://127.0.0.1:{port}/", "preview": f"http://127.0.0.1:{port + 1}/"})
+    assert result.row["source"] == "live-kube"
+    assert result.row["outcome"] == outcome, result.row
+    assert result.row["requests"] > 0
+    assert backend.image.pull_policy == "Never"  # the node's own image: nothing was pulled
+    pods = client.CoreV1Api(kube.api).list_namespaced_pod(kube.ns).items
+    assert pods and all(p.status.container_statuses[0].image.startswith("rolloutlab.local/") for p in pods
+                        if p.status.container_statuses)

@@ -167,7 +167,8 @@ def run_live_command(scenario: Scenario, spec: StrategySpec, settings: LiveSetti
     try:
         target = (open_backend or session.open_backend)(
             settings.backend, state_dir=state_dir, context=settings.context, namespace=settings.namespace,
-            node_port=settings.node_port, seed=settings.seed, log=None)
+            node_port=settings.node_port, seed=settings.seed, log=None, scenario=scenario,
+            time_scale=settings.time_scale)
     except Exception as error:  # no kubeconfig, unknown context, ...: the user's setup, said plainly
         raise InputError(f"--backend {settings.backend}", f"cannot open the backend: {error}") from None
     log = (lambda text: err.print(text, highlight=False, markup=False, soft_wrap=True))

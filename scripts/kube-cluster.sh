@@ -1,0 +1,583 @@
+#!/usr/bin/env bash
+# A Kubernetes cluster of Debian parts on this machine, for the live Kubernetes backend's
+# tests and for `rolloutlab live|validate --backend kube` where kind cannot run:
+#
+#   control plane  etcd (Debian etcd-server), kube-apiserver, kube-controller-manager,
+#                  kube-scheduler (built by scripts/kube-control-plane.sh from Debian's
+#                  kubernetes source package), TLS everywhere, one credential per component
+#   nodes          NODES (default 2) kubelets, each with its own containerd (Debian, runc v2
+#                  shim, cgroupfs driver: cgroup v1 hybrid here, which crun refuses) and its
+#                  own CNI bridge (Debian containernetworking-plugins); one kube-proxy
+#                  (iptables mode) for the host, NodePorts on 127.0.0.0/8 only
+#   images         the pause and demo images from scripts/kube-images.sh, imported into
+#                  every node's containerd (no registry is reachable)
+#
+#   scripts/kube-cluster.sh up      # idempotent: starts what is not running; prints the env file
+#   scripts/kube-cluster.sh down    # stops everything, then checks nothing is left behind
+#   scripts/kube-cluster.sh status  # exit 0 when the cluster answers and every node is Ready
+#   scripts/kube-cluster.sh env     # prints the env file (KUBECONFIG=..., API_URL=..., ...)
+#
+# Every address it uses is this machine's own: the API server and NodePorts on 127.0.0.1,
+# node addresses added to `lo` (10.243.0.N/32), pod addresses on the bridges it creates.
+# Everything lives under $ROLLOUTLAB_KUBE_DIR (default /tmp/rolloutlab-kube); the sysctls it
+# changes are recorded there and put back by `down`.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "$0")" && pwd)"
+DIR="${ROLLOUTLAB_KUBE_DIR:-/tmp/rolloutlab-kube}"
+NODES="${ROLLOUTLAB_KUBE_NODES:-2}"
+API_PORT="${ROLLOUTLAB_KUBE_API_PORT:-16443}"
+ETCD_PORT="${ROLLOUTLAB_KUBE_ETCD_PORT:-16379}"
+SERVICE_CIDR=10.96.0.0/16
+NODE_NET=10.243.0         # node N has 10.243.0.N/32 on lo
+POD_NET=10.244            # node N's pods: 10.244.N.0/24 on bridge rlk-cniN
+TOKEN=rolloutlab-test-token  # the admin's bearer token (also a client certificate in the kubeconfig)
+CNI_BIN=/usr/lib/cni
+SYSCTLS="net.ipv4.ip_forward=1 net.bridge.bridge-nf-call-iptables=1 net.ipv4.conf.all.route_localnet=1"
+
+# The kubelet sets these itself (protectKernelDefaults: false); recorded so `down` restores them.
+KUBELET_SYSCTLS="vm.overcommit_memory kernel.panic kernel.panic_on_oops vm.panic_on_oom"
+
+say() { echo "kube-cluster: $*" >&2; }
+die() { say "$*"; exit 1; }
+node_name() { echo "rolloutlab-node-$1"; }
+
+# --------------------------------------------------------------------------- preflight
+
+preflight() {
+    # Each missing piece gets its own message: a failure to start must name what is
+    # missing, never hang (every wait below is bounded too).
+    [ "$(id -u)" = 0 ] || die "needs root (containers, network namespaces, iptables, mounts)"
+    local tool
+    for tool in containerd containerd-shim-runc-v2 runc ctr etcd openssl iptables iptables-save ip conntrack curl; do
+        command -v "$tool" >/dev/null 2>&1 || die "missing '$tool' (Debian: containerd runc etcd-server openssl iptables iproute2 conntrack curl)"
+    done
+    for tool in bridge host-local loopback portmap; do
+        [ -x "$CNI_BIN/$tool" ] || die "missing CNI plugin $CNI_BIN/$tool (Debian: containernetworking-plugins)"
+    done
+    BIN="$("$HERE/kube-control-plane.sh" path)" || die "Kubernetes is not built: run scripts/kube-control-plane.sh build"
+    local controller
+    for controller in cpu cpuacct cpuset memory pids devices freezer; do
+        grep -qw "$controller" /proc/cgroups || die "the kernel has no '$controller' cgroup controller (the kubelet needs it)"
+        if [ ! -d "/sys/fs/cgroup/$controller" ] && ! grep -q 'cgroup2' /proc/mounts; then
+            die "cgroup controller '$controller' is not mounted under /sys/fs/cgroup"
+        fi
+    done
+    grep -qw overlay /proc/filesystems || die "the kernel has no overlay filesystem (containerd's snapshotter needs it)"
+    [ -d /proc/sys/net/bridge ] || die "bridge netfilter (br_netfilter) is not loaded: Services cannot reach pods on a bridge"
+    ip link add rlk-probe type bridge 2>/dev/null || die "cannot create a bridge interface (no CAP_NET_ADMIN or no bridge support)"
+    ip link del rlk-probe
+    ip netns add rlk-probe 2>/dev/null || die "cannot create a network namespace"
+    ip netns del rlk-probe
+    iptables -t nat -S >/dev/null 2>&1 || die "iptables' nat table is not usable (kube-proxy needs it)"
+    [ -e /dev/kmsg ] || die "/dev/kmsg is missing (the kubelet's OOM watcher reads it)"
+}
+
+# --------------------------------------------------------------------------- processes
+
+pidfile() { echo "$DIR/run/$1.pid"; }
+running() { local p; p="$(cat "$(pidfile "$1")" 2>/dev/null)" && [ -n "$p" ] && kill -0 "$p" 2>/dev/null; }
+
+spawn() {
+    # spawn NAME ARGV...: in its own session (so `down` can end its children too), log and
+    # pid file under $DIR.
+    local name="$1"; shift
+    running "$name" && return 0
+    setsid "$@" >"$DIR/logs/$name.log" 2>&1 < /dev/null &
+    echo $! > "$(pidfile "$name")"
+}
+
+stop() {
+    local name="$1" p i
+    p="$(cat "$(pidfile "$name")" 2>/dev/null)" || return 0
+    if [ -n "$p" ] && kill -0 "$p" 2>/dev/null; then
+        kill -TERM -- "-$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null || true
+        for i in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL -- "-$p" 2>/dev/null || kill -KILL "$p" 2>/dev/null || true
+    fi
+    rm -f "$(pidfile "$name")"
+}
+
+wait_for() {
+    # wait_for WHAT SECONDS PROCESS COMMAND...: until COMMAND succeeds; the process's log
+    # tail when it died or the time ran out.
+    local what="$1" seconds="$2" proc="$3"; shift 3
+    local deadline=$(( $(date +%s) + seconds ))
+    until "$@" >/dev/null 2>&1; do
+        if [ -n "$proc" ] && ! running "$proc"; then
+            tail -25 "$DIR/logs/$proc.log" >&2 || true
+            die "$proc exited while waiting for $what (log: $DIR/logs/$proc.log)"
+        fi
+        if [ "$(date +%s)" -ge "$deadline" ]; then
+            [ -n "$proc" ] && { tail -25 "$DIR/logs/$proc.log" >&2 || true; }
+            die "$what not ready after ${seconds}s (log: $DIR/logs/${proc:-}.log)"
+        fi
+        sleep 0.2
+    done
+}
+
+api() { curl -sf --cacert "$DIR/pki/ca.crt" -H "Authorization: Bearer $TOKEN" "https://127.0.0.1:$API_PORT$1" "${@:2}"; }
+
+write_config() {
+    # write_config FILE < content: replaced only when the content changed (kube-proxy exits
+    # when its config file changes under it, and `up` runs again on a running cluster).
+    local tmp; tmp="$(mktemp "$1.XXXX")"
+    cat > "$tmp"
+    if cmp -s "$tmp" "$1"; then rm -f "$tmp"; else mv "$tmp" "$1"; fi
+}
+
+# --------------------------------------------------------------------------- certificates
+
+cert() {
+    # cert NAME SUBJECT [SAN]: a key and a certificate signed by the cluster's CA.
+    local name="$1" subject="$2" san="${3:-}"
+    [ -s "$DIR/pki/$name.crt" ] && return 0
+    openssl req -new -newkey rsa:2048 -nodes -keyout "$DIR/pki/$name.key" -subj "$subject" \
+        -out "$DIR/pki/$name.csr" 2>/dev/null
+    local ext="$DIR/pki/$name.ext"
+    printf 'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth,clientAuth\n' > "$ext"
+    [ -n "$san" ] && echo "subjectAltName=$san" >> "$ext"
+    openssl x509 -req -in "$DIR/pki/$name.csr" -CA "$DIR/pki/ca.crt" -CAkey "$DIR/pki/ca.key" -CAcreateserial \
+        -days 365 -extfile "$ext" -out "$DIR/pki/$name.crt" 2>/dev/null
+    rm -f "$DIR/pki/$name.csr" "$ext"
+}
+
+kubeconfig() {
+    # kubeconfig FILE CERT_NAME: a kubeconfig with a client certificate.
+    cat > "$1" <<EOF
+apiVersion: v1
+kind: Config
+clusters: [{name: rolloutlab, cluster: {server: "https://127.0.0.1:$API_PORT", certificate-authority: "$DIR/pki/ca.crt"}}]
+users: [{name: $2, user: {client-certificate: "$DIR/pki/$2.crt", client-key: "$DIR/pki/$2.key"}}]
+contexts: [{name: rolloutlab, context: {cluster: rolloutlab, user: $2}}]
+current-context: rolloutlab
+EOF
+}
+
+pki() {
+    mkdir -p "$DIR/pki"
+    if [ ! -s "$DIR/pki/ca.crt" ]; then
+        openssl req -x509 -newkey rsa:2048 -nodes -keyout "$DIR/pki/ca.key" -out "$DIR/pki/ca.crt" \
+            -days 365 -subj "/CN=rolloutlab-kube-ca" 2>/dev/null
+    fi
+    [ -s "$DIR/pki/sa.key" ] || openssl genrsa -out "$DIR/pki/sa.key" 2048 2>/dev/null
+    cert apiserver "/CN=kube-apiserver" \
+        "IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc"
+    cert apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client"
+    cert admin "/O=system:masters/CN=rolloutlab-admin"
+    # With one credential for all its controllers (no per-controller service accounts), the
+    # controller manager needs more than the bootstrap role system:kube-controller-manager.
+    cert controller-manager "/O=system:masters/CN=system:kube-controller-manager"
+    cert scheduler "/CN=system:kube-scheduler"
+    cert kube-proxy "/CN=system:kube-proxy"
+    local n
+    for n in $(seq "$NODES"); do
+        cert "node-$n" "/O=system:nodes/CN=system:node:$(node_name "$n")" "IP:$NODE_NET.$n,DNS:$(node_name "$n")"
+    done
+    echo "$TOKEN,rolloutlab-admin,rolloutlab-admin,system:masters" > "$DIR/pki/tokens.csv"
+    kubeconfig "$DIR/kubeconfig" admin
+    kubeconfig "$DIR/controller-manager.kubeconfig" controller-manager
+    kubeconfig "$DIR/scheduler.kubeconfig" scheduler
+    kubeconfig "$DIR/kube-proxy.kubeconfig" kube-proxy
+    for n in $(seq "$NODES"); do kubeconfig "$DIR/node-$n.kubeconfig" "node-$n"; done
+}
+
+# --------------------------------------------------------------------------- host settings
+
+set_sysctls() {
+    # Record each value before the first change, so `down` puts the machine back.
+    local kv key value path
+    for kv in $SYSCTLS; do
+        key="${kv%%=*}"; value="${kv#*=}"; path="/proc/sys/${key//.//}"
+        [ -e "$path" ] || die "sysctl $key is missing"
+        grep -q "^$key=" "$DIR/sysctl.saved" 2>/dev/null || echo "$key=$(cat "$path")" >> "$DIR/sysctl.saved"
+        echo "$value" > "$path" || die "cannot set sysctl $key (read-only /proc/sys?)"
+    done
+    for key in $KUBELET_SYSCTLS; do
+        path="/proc/sys/${key//.//}"
+        [ -e "$path" ] || continue
+        grep -q "^$key=" "$DIR/sysctl.saved" 2>/dev/null || echo "$key=$(cat "$path")" >> "$DIR/sysctl.saved"
+    done
+}
+
+restore_sysctls() {
+    local kv key
+    [ -f "$DIR/sysctl.saved" ] || return 0
+    while IFS= read -r kv; do
+        key="${kv%%=*}"
+        echo "${kv#*=}" > "/proc/sys/${key//.//}" || say "could not restore $key"
+    done < "$DIR/sysctl.saved"
+    rm -f "$DIR/sysctl.saved"
+}
+
+node_addresses() {
+    local n
+    for n in $(seq "$NODES"); do
+        case "$(ip addr show dev lo)" in
+            *" $NODE_NET.$n/32 "*) ;;
+            *) ip addr add "$NODE_NET.$n/32" dev lo ;;
+        esac
+    done
+}
+
+# --------------------------------------------------------------------------- control plane
+
+control_plane() {
+    mkdir -p "$DIR/etcd"
+    spawn etcd etcd --data-dir "$DIR/etcd" --name rolloutlab \
+        --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+        --listen-peer-urls "http://127.0.0.1:$((ETCD_PORT + 1))" \
+        --initial-advertise-peer-urls "http://127.0.0.1:$((ETCD_PORT + 1))" \
+        --initial-cluster "rolloutlab=http://127.0.0.1:$((ETCD_PORT + 1))" --unsafe-no-fsync
+    wait_for etcd 30 etcd curl -sf "http://127.0.0.1:$ETCD_PORT/health"
+    spawn kube-apiserver "$BIN/kube-apiserver" \
+        --etcd-servers="http://127.0.0.1:$ETCD_PORT" --bind-address=127.0.0.1 --secure-port="$API_PORT" \
+        --advertise-address=127.0.0.1 \
+        --tls-cert-file="$DIR/pki/apiserver.crt" --tls-private-key-file="$DIR/pki/apiserver.key" \
+        --client-ca-file="$DIR/pki/ca.crt" --token-auth-file="$DIR/pki/tokens.csv" --anonymous-auth=false \
+        --kubelet-client-certificate="$DIR/pki/apiserver-kubelet-client.crt" \
+        --kubelet-client-key="$DIR/pki/apiserver-kubelet-client.key" \
+        --kubelet-preferred-address-types=InternalIP \
+        --authorization-mode=Node,RBAC --service-cluster-ip-range="$SERVICE_CIDR" \
+        --service-account-key-file="$DIR/pki/sa.key" --service-account-signing-key-file="$DIR/pki/sa.key" \
+        --service-account-issuer=https://kubernetes.default.svc \
+        --enable-admission-plugins=NodeRestriction --disable-admission-plugins=ServiceAccount \
+        --enable-priority-and-fairness=false --service-node-port-range=30000-32767 --v=0
+    wait_for kube-apiserver 90 kube-apiserver api /readyz
+    spawn kube-controller-manager "$BIN/kube-controller-manager" \
+        --kubeconfig="$DIR/controller-manager.kubeconfig" --leader-elect=false --port=0 --secure-port=0 \
+        --controllers=deployment,replicaset,endpoint,endpointslice,garbagecollector,namespace,nodelifecycle,podgc,disruption,ttl \
+        --use-service-account-credentials=false --node-monitor-grace-period=16s --v=0
+    spawn kube-scheduler "$BIN/kube-scheduler" \
+        --kubeconfig="$DIR/scheduler.kubeconfig" --leader-elect=false --port=0 --secure-port=0 --v=0
+}
+
+# --------------------------------------------------------------------------- nodes
+
+containerd_config() {
+    local n="$1" d="$DIR/nodes/$n"
+    mkdir -p "$d/cni/net.d" "$d/containerd"
+    write_config "$d/containerd/config.toml" <<EOF
+version = 2
+root = "$d/containerd/root"
+state = "$d/containerd/state"
+[grpc]
+  address = "$d/containerd/containerd.sock"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "$PAUSE_IMAGE"
+  # Network namespaces under the node's own state folder, so \`down\` finds every one.
+  netns_mounts_under_state_dir = true
+  # This sandbox lacks CAP_SYS_RESOURCE: a negative oom_score_adj (the kubelet asks -998
+  # for sandboxes) makes runc fail ("can't get final child's PID from pipe"). Restricted,
+  # containers get no lower a score than containerd's own.
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        SystemdCgroup = false
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "$CNI_BIN"
+    conf_dir = "$d/cni/net.d"
+EOF
+    write_config "$d/cni/net.d/10-rolloutlab.conflist" <<EOF
+{
+  "cniVersion": "0.4.0",
+  "name": "rolloutlab-$n",
+  "plugins": [
+    {"type": "bridge", "bridge": "rlk-cni$n", "isGateway": true, "ipMasq": true, "hairpinMode": true,
+     "ipam": {"type": "host-local", "dataDir": "$d/cni/ipam",
+              "ranges": [[{"subnet": "$POD_NET.$n.0/24"}]], "routes": [{"dst": "0.0.0.0/0"}]}},
+    {"type": "portmap", "capabilities": {"portMappings": true}}
+  ]
+}
+EOF
+}
+
+kubelet_config() {
+    local n="$1" d="$DIR/nodes/$n"
+    # Two kubelets on one machine: distinct ports, root dirs and cgroup roots. Eviction and
+    # image GC thresholds are set low so a full disk on a shared machine does not evict the
+    # tests' pods or delete the imported images (there is no registry to pull them back).
+    write_config "$d/kubelet.yaml" <<EOF
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+address: "$NODE_NET.$n"
+port: $((10250 + 10 * (n - 1)))
+readOnlyPort: 0
+healthzBindAddress: 127.0.0.1
+healthzPort: $((10248 + 10 * (n - 1)))
+authentication:
+  anonymous: {enabled: false}
+  webhook: {enabled: false}
+  x509: {clientCAFile: "$DIR/pki/ca.crt"}
+authorization: {mode: AlwaysAllow}
+tlsCertFile: "$DIR/pki/node-$n.crt"
+tlsPrivateKeyFile: "$DIR/pki/node-$n.key"
+cgroupDriver: cgroupfs
+cgroupRoot: /rolloutlab-node-$n
+cgroupsPerQOS: true
+enforceNodeAllocatable: []
+failSwapOn: false
+protectKernelDefaults: false
+evictionHard: {memory.available: "50Mi", nodefs.available: "1%", imagefs.available: "1%", nodefs.inodesFree: "1%"}
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+serializeImagePulls: false
+nodeStatusUpdateFrequency: 4s
+syncFrequency: 5s
+fileCheckFrequency: 5s
+resolvConf: /etc/resolv.conf
+EOF
+}
+
+cgroup_root() {
+    # The kubelet wants its --cgroup-root to exist in every v1 hierarchy (cgroupfs driver,
+    # no systemd to make it); a new cpuset starts empty and must inherit its parent's cpus
+    # and memory nodes before anything can run in it.
+    local n="$1" mount dir
+    for mount in $(awk '$3 == "cgroup" {print $2}' /proc/self/mounts); do
+        dir="$mount/rolloutlab-node-$n"
+        mkdir -p "$dir" || die "cannot create cgroup $dir"
+        if [ -f "$mount/cpuset.cpus" ]; then
+            [ -s "$dir/cpuset.cpus" ] && [ -n "$(cat "$dir/cpuset.cpus")" ] || cat "$mount/cpuset.cpus" > "$dir/cpuset.cpus"
+            [ -s "$dir/cpuset.mems" ] && [ -n "$(cat "$dir/cpuset.mems")" ] || cat "$mount/cpuset.mems" > "$dir/cpuset.mems"
+        fi
+    done
+}
+
+start_node() {
+    local n="$1" d="$DIR/nodes/$n" name
+    name="$(node_name "$n")"
+    containerd_config "$n"
+    kubelet_config "$n"
+    cgroup_root "$n"
+    spawn "containerd-$n" containerd --config "$d/containerd/config.toml"
+    wait_for "containerd of node $n" 30 "containerd-$n" ctr --address "$d/containerd/containerd.sock" version
+    "$HERE/kube-images.sh" import "$d/containerd/containerd.sock" >&2 \
+        || die "importing the images into node $n's containerd failed"
+    spawn "kubelet-$n" "$BIN/kubelet" --config="$d/kubelet.yaml" --kubeconfig="$DIR/node-$n.kubeconfig" \
+        --container-runtime=remote --container-runtime-endpoint="unix://$d/containerd/containerd.sock" \
+        --hostname-override="$name" --node-ip="$NODE_NET.$n" --root-dir="$d/kubelet" --cert-dir="$d/kubelet/pki" \
+        --node-labels="topology.kubernetes.io/zone=$(echo abcdefghij | cut -c"$n")" --v=1
+}
+
+kube_proxy() {
+    write_config "$DIR/kube-proxy.yaml" <<EOF
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+clientConnection: {kubeconfig: "$DIR/kube-proxy.kubeconfig"}
+mode: iptables
+hostnameOverride: $(node_name 1)
+bindAddress: 127.0.0.1
+healthzBindAddress: 127.0.0.1:10256
+metricsBindAddress: 127.0.0.1:10249
+nodePortAddresses: ["127.0.0.0/8"]
+clusterCIDR: "$POD_NET.0.0/16"
+# 0 = leave the host's conntrack table size and timeouts as they are
+conntrack: {maxPerCore: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}
+EOF
+    spawn kube-proxy "$BIN/kube-proxy" --config="$DIR/kube-proxy.yaml" --v=0
+}
+
+node_ready() {
+    local node; node="$(api "/api/v1/nodes/$1")" || return 1
+    grep -A2 '"type": "Ready"' <<< "$node" | grep -q '"status": "True"'
+}
+
+publish_image() {
+    # The Kubernetes backend reads which demo image the nodes hold from here (live/kube_objects.py).
+    local body="{\"apiVersion\": \"v1\", \"kind\": \"ConfigMap\", \"metadata\": {\"name\": \"rolloutlab-demo-image\"}, \"data\": {\"image\": \"$DEMO_IMAGE\"}}"
+    wait_for "namespace kube-public" 30 kube-apiserver api /api/v1/namespaces/kube-public
+    api /api/v1/namespaces/kube-public/configmaps -X POST -H 'Content-Type: application/json' -d "$body" >/dev/null \
+        || api /api/v1/namespaces/kube-public/configmaps/rolloutlab-demo-image -X PUT -H 'Content-Type: application/json' -d "$body" >/dev/null \
+        || die "could not publish the demo image's name in kube-public"
+}
+
+write_env() {
+    cat > "$DIR/env" <<EOF
+KUBECONFIG=$DIR/kubeconfig
+API_URL=https://127.0.0.1:$API_PORT
+CA_FILE=$DIR/pki/ca.crt
+TOKEN=$TOKEN
+NODES="$(for n in $(seq "$NODES"); do printf '%s ' "$(node_name "$n")"; done | sed 's/ $//')"
+$("$HERE/kube-images.sh" names)
+EOF
+}
+
+up() {
+    preflight
+    mkdir -p "$DIR/run" "$DIR/logs" "$DIR/nodes"
+    local t0; t0=$(date +%s)
+    "$HERE/kube-images.sh" build >&2 || die "building the pause and demo images failed"
+    eval "$("$HERE/kube-images.sh" names)"
+    pki
+    set_sysctls
+    node_addresses
+    control_plane
+    local n
+    for n in $(seq "$NODES"); do start_node "$n"; done
+    kube_proxy
+    publish_image
+    for n in $(seq "$NODES"); do
+        wait_for "node $(node_name "$n") Ready" 90 "kubelet-$n" node_ready "$(node_name "$n")"
+    done
+    wait_for kube-proxy 30 kube-proxy curl -sf http://127.0.0.1:10256/healthz
+    running kube-scheduler || die "kube-scheduler exited: $(tail -5 "$DIR/logs/kube-scheduler.log")"
+    running kube-controller-manager || die "kube-controller-manager exited: $(tail -5 "$DIR/logs/kube-controller-manager.log")"
+    write_env
+    say "up in $(( $(date +%s) - t0 ))s: $NODES node(s) Ready; env: $DIR/env"
+    cat "$DIR/env"
+}
+
+status() {
+    [ -f "$DIR/env" ] || return 1
+    local n
+    for name in etcd kube-apiserver kube-controller-manager kube-scheduler kube-proxy; do running "$name" || return 1; done
+    for n in $(seq "$NODES"); do
+        running "containerd-$n" && running "kubelet-$n" && node_ready "$(node_name "$n")" || return 1
+    done
+}
+
+# --------------------------------------------------------------------------- down
+
+remove_pods() {
+    # Pods are torn down by their kubelet (CRI StopPodSandbox runs the CNI DEL that removes
+    # the veth, the IP lease and the portmap rules). Controllers stop first so nothing is
+    # recreated.
+    stop kube-controller-manager
+    stop kube-scheduler
+    running kube-apiserver || return 0
+    local ns
+    for ns in $(api /api/v1/namespaces | grep -o '"name": "[^"]*"' | cut -d'"' -f4); do
+        api "/api/v1/namespaces/$ns/pods?gracePeriodSeconds=0" -X DELETE >/dev/null || true
+    done
+    local n deadline=$(( $(date +%s) + 30 ))
+    for n in $(seq "$NODES"); do
+        running "containerd-$n" || continue
+        while [ -n "$(ctr --address "$DIR/nodes/$n/containerd/containerd.sock" -n k8s.io tasks ls -q 2>/dev/null)" ]; do
+            [ "$(date +%s)" -ge "$deadline" ] && { say "node $n: containers still running after 30s; killing them"; break; }
+            sleep 0.5
+        done
+    done
+}
+
+kill_leftover_tasks() {
+    local n sock task
+    for n in $(seq "$NODES"); do
+        sock="$DIR/nodes/$n/containerd/containerd.sock"
+        running "containerd-$n" || continue
+        for task in $(ctr --address "$sock" -n k8s.io tasks ls -q 2>/dev/null); do
+            ctr --address "$sock" -n k8s.io tasks kill -s SIGKILL "$task" >/dev/null 2>&1 || true
+        done
+    done
+}
+
+unmount_all() {
+    # Deepest first: the pods' volumes, the containers' rootfs, the network namespaces.
+    local m
+    for m in $(awk -v d="$DIR/" 'index($2, d) == 1 {print $2}' /proc/self/mounts | sort -r); do
+        umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || say "could not unmount $m"
+    done
+}
+
+remove_iptables() {
+    # kube-proxy's own cleanup first, then any rule of the kubelet's, the CNI plugins' or
+    # kube-proxy's that is left (chains KUBE-*, CNI-*), table by table.
+    [ -n "${BIN:-}" ] && [ -x "$BIN/kube-proxy" ] && "$BIN/kube-proxy" --cleanup >/dev/null 2>&1 || true
+    local table chain rule rules
+    for table in filter nat mangle; do
+        # Jumps into those chains from the built-in ones (POSTROUTING, FORWARD, ...) first.
+        rules="$(iptables -t "$table" -S 2>/dev/null | grep -E '^-A ' | grep -vE '^-A (KUBE|CNI)-' \
+            | grep -E -- 'KUBE-|CNI-' || true)"
+        while IFS= read -r rule; do
+            [ -n "$rule" ] || continue
+            eval "iptables -t $table ${rule/-A/-D}" 2>/dev/null || say "could not remove iptables rule: $rule"
+        done <<< "$rules"
+        for chain in $(iptables -t "$table" -S 2>/dev/null | awk '/^-N (KUBE|CNI)-/{print $2}'); do
+            iptables -t "$table" -F "$chain" 2>/dev/null || true
+        done
+        for chain in $(iptables -t "$table" -S 2>/dev/null | awk '/^-N (KUBE|CNI)-/{print $2}'); do
+            iptables -t "$table" -X "$chain" 2>/dev/null || say "could not remove iptables chain $chain"
+        done
+    done
+}
+
+remove_cgroups() {
+    local mount n
+    # v1 hierarchies and the hybrid layout's v2 one (the kubelet makes its tree there too)
+    for mount in $(awk '$3 == "cgroup" || $3 == "cgroup2" {print $2}' /proc/self/mounts); do
+        for n in $(seq "$NODES"); do
+            [ -d "$mount/rolloutlab-node-$n" ] || continue
+            find "$mount/rolloutlab-node-$n" -depth -type d -exec rmdir {} \; 2>/dev/null || true
+        done
+    done
+}
+
+leftovers() {
+    # What `down` promises to leave nothing of: processes, mounts, interfaces, addresses,
+    # iptables rules, cgroups.
+    # Each listing is read whole before it is searched: `cmd | grep -q` under pipefail can
+    # fail on SIGPIPE and hide a leftover.
+    local found=0 n mounts links addresses rules
+    if pgrep -f "$DIR/" >/dev/null; then say "left running: $(pgrep -af "$DIR/" | head -5)"; found=1; fi
+    mounts="$(awk -v d="$DIR/" 'index($2, d) == 1 {print $2}' /proc/self/mounts)"
+    if [ -n "$mounts" ]; then say "left mounted: $(head -3 <<< "$mounts")"; found=1; fi
+    links="$(ip -br link)"
+    if grep -qE 'rlk-' <<< "$links"; then say "left interfaces: $(grep -E 'rlk-' <<< "$links" | head -3)"; found=1; fi
+    addresses="$(ip addr show dev lo)"
+    if grep -q " $NODE_NET\." <<< "$addresses"; then say "left node addresses on lo"; found=1; fi
+    rules="$(iptables-save 2>/dev/null)"
+    if grep -qE 'KUBE-|CNI-' <<< "$rules"; then say "left iptables rules: $(grep -cE 'KUBE-|CNI-' <<< "$rules")"; found=1; fi
+    for n in $(seq "$NODES"); do
+        if ls -d /sys/fs/cgroup/*/rolloutlab-node-"$n" >/dev/null 2>&1; then say "left cgroups of node $n"; found=1; fi
+    done
+    return "$found"
+}
+
+down() {
+    [ "$(id -u)" = 0 ] || die "needs root"
+    BIN="$("$HERE/kube-control-plane.sh" path 2>/dev/null)" || BIN=""
+    if [ -d "$DIR/run" ]; then
+        remove_pods
+        kill_leftover_tasks
+        stop kube-proxy
+        local n
+        for n in $(seq "$NODES"); do stop "kubelet-$n"; done
+        for n in $(seq "$NODES"); do stop "containerd-$n"; done
+        stop kube-apiserver
+        stop etcd
+    fi
+    # Shims outlive containerd by design; theirs are ours to end.
+    pkill -KILL -f "containerd-shim-runc-v2 -namespace k8s.io -id .* -address $DIR/" 2>/dev/null || true
+    unmount_all
+    local link n
+    # A pod's veth goes with its network namespace; any left on a bridge goes first, then
+    # the bridges.
+    for link in $(ip -o link show 2>/dev/null | awk '/ master rlk-/ {sub(/@.*/, "", $2); sub(/:$/, "", $2); print $2}'); do
+        ip link del "$link" 2>/dev/null || true
+    done
+    for link in $(ip -o link show 2>/dev/null | awk -F': ' '$2 ~ /^rlk-/ {print $2}'); do
+        ip link del "$link" 2>/dev/null || true
+    done
+    for n in $(seq "$NODES"); do ip addr del "$NODE_NET.$n/32" dev lo 2>/dev/null || true; done
+    remove_iptables
+    remove_cgroups
+    restore_sysctls
+    if leftovers; then
+        rm -rf "$DIR"
+        say "down: nothing left behind"
+    else
+        die "down: some things were left behind (see above); $DIR kept for inspection"
+    fi
+}
+
+case "${1:-}" in
+    up) if status 2>/dev/null; then say "already up"; cat "$DIR/env"; else up; fi ;;
+    down) down ;;
+    status) status ;;
+    env) [ -f "$DIR/env" ] && cat "$DIR/env" || die "not up (no $DIR/env)" ;;
+    *) echo "usage: $0 up|down|status|env" >&2; exit 2 ;;
+esac
