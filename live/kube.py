@@ -115,9 +115,7 @@ class KubeBackend(KubeChaos):
         self.node_port = node_port
         self._use_gateway = use_gateway
         self._image = image
-        # The pod template's probes and grace period (kube_objects.scenario_pod_settings);
-        # Kubernetes' own defaults of the demo template when not given.
-        self.pod_settings = dict(pod_settings or {})
+        self.pod_settings = dict(pod_settings or {})  # probes, grace: kube_objects.scenario_pod_settings
         self.plan: ReleasePlan | None = None
         self.spec: StrategySpec | None = None
         self._resource_version: str | None = None

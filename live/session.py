@@ -427,7 +427,6 @@ def open_backend(name: str, *, state_dir, context: str | None = None, namespace:
         return LocalBackend(state_dir, seed=seed, log=log)
     if name == "kube":
         from rolloutlab.live.kube import KubeBackend
-
         from rolloutlab.live.kube_objects import scenario_pod_settings
 
         settings = scenario_pod_settings(scenario.service_under_test.pod_timing, time_scale) if scenario else None

@@ -344,7 +344,7 @@ def validate(
     scenario: Annotated[str, typer.Argument(help="A scenario file or bundled name.")],
     strategy: Annotated[str, typer.Option("--strategy", "-s", help="A strategy file, bundled name, or Argo/Flagger manifest.")],
     runs: Annotated[int, typer.Option(min=1, help="Simulated runs (the prediction interval needs 39 values at 95%).")] = 500,
-    live_runs: Annotated[int, typer.Option(min=1, help="Live runs on the local backend (each takes the scenario's duration / time scale).")] = 2,
+    live_runs: Annotated[int, typer.Option(min=1, help="Live runs (each takes the scenario's duration / time scale).")] = 2,
     seed: SeedOption = None,
     time_scale: Annotated[float, typer.Option(min=1.0, help="Scenario seconds per wall second of the live runs.")] = 20.0,
     max_rps: Annotated[float, typer.Option(min=1.0, help="Requests per wall second the live runs send (the simulator gets max_rps / time_scale per scenario second).")] = 100.0,
@@ -358,13 +358,18 @@ def validate(
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for results.csv (simulated + live rows), live-results.csv, timelines.json, validation.json and the report.")] = Path("out-validate"),
     report: ReportOption = True,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Print the live runner's log.")] = False,
+    backend: Annotated[str, typer.Option(help="Where the live runs go: local (processes behind HAProxy) or kube (a cluster: real pods, a namespace per run).")] = "local",
+    context: Annotated[Optional[str], typer.Option(help="kube: the kubeconfig context (default: the current one; KUBECONFIG says which file).")] = None,
+    node_port: Annotated[Optional[int], typer.Option(min=30000, max=32767, help="kube: NodePort of the entry Service, reached on 127.0.0.1 (preview: +1). Default 30090.", show_default=False)] = None,
+    namespace_prefix: Annotated[Optional[str], typer.Option(help="kube: each live run's namespace is PREFIX-RUN-RANDOM, deleted after it. Default rolloutlab-validate.", show_default=False)] = None,
 ) -> None:
-    """Run a scenario in the simulator and live on local processes; judge each live figure against the simulator's prediction interval (exit 1 when a --hold metric falls outside)."""
+    """Run a scenario in the simulator and live (local processes, or a Kubernetes cluster with --backend kube); judge each live figure against the simulator's prediction interval (exit 1 when a --hold metric falls outside)."""
     from rolloutlab.workflows.validate import Settings, run_validate_command
 
     settings = Settings(sim_runs=runs, live_runs=live_runs, seed=1 if seed is None else seed, time_scale=time_scale,
                         max_rps=max_rps, replicas=replicas, release=release, level=level, hold=tuple(hold or ()),
-                        calibrate=calibrate, executor=executor, max_minutes=max_minutes)
+                        calibrate=calibrate, executor=executor, max_minutes=max_minutes, backend=backend,
+                        context=context, node_port=node_port, namespace_prefix=namespace_prefix)
     settings.check()  # bad options before the files are read
     raise typer.Exit(run_validate_command(_load_scenario_arg(scenario), _load_strategy_or_manifest(strategy), settings,
                                           out_dir=out_dir, out=out, err=err, report=report, verbose=verbose,

@@ -291,9 +291,8 @@ def test_the_check_command_exits_2_on_a_bad_expectation(tmp_path):
 
 def test_the_check_help_states_the_default_run_count():
     """The default run count the command line's help gives is the one the check uses."""
-    from rolloutlab.workflows.check import DEFAULT_RUNS
-
     from rolloutlab import cli
+    from rolloutlab.workflows.check import DEFAULT_RUNS
 
     assert DEFAULT_RUNS == inspect.signature(cli.check).parameters["runs"].default
     result = subprocess.run([sys.executable, "-m", "rolloutlab.cli", "check", "--help"], capture_output=True,

@@ -412,9 +412,10 @@ def test_a_process_that_crashes_on_start_gets_a_real_crash_loop_back_off(lab):
 
 
 # The scenario's own failure rate is about 1 probe in 100 (its 250 ms timeout is the
-# service's p99). Kubernetes probes at most once a second, so at that rate a pod flaps
-# about once in 100 s: too rare for a bounded test. The probe's settings are the
-# scenario's; the failure rate is raised so a flap comes within seconds.
+# service's p99; live.session.version_env sets it, checked below). Kubernetes probes at
+# most once a second, so at that rate a pod flaps about once in 100 s: too rare for a
+# bounded test. The probe's settings are the scenario's; the rate is raised so a flap
+# comes within seconds.
 FLAKY_READY_ERROR_RATE = 0.2
 FLAKY_SCALE = 20.0
 
@@ -428,7 +429,9 @@ def test_the_flaky_health_check_scenarios_probe_makes_real_pods_flap_in_and_out(
     scenario = load_scenario(LIBRARY / "flaky-health-check.yaml")
     settings = scenario_pod_settings(scenario.service_under_test.pod_timing, FLAKY_SCALE)
     assert settings["readiness"] == KubeProbe(period_s=1, timeout_s=1, success_threshold=2, failure_threshold=1)
-    env = {**version_env(scenario, None, FLAKY_SCALE), "DEMO_READY_ERROR_RATE": str(FLAKY_READY_ERROR_RATE)}
+    live_env = version_env(scenario, None, FLAKY_SCALE)
+    assert float(live_env["DEMO_READY_ERROR_RATE"]) == pytest.approx(0.01, rel=0.02)  # what live runs send
+    env = {**live_env, "DEMO_READY_ERROR_RATE": str(FLAKY_READY_ERROR_RATE)}
     names = ["flaky-a", "flaky-b"]
     for name in names:
         lab.create_pod(name, env, **settings)

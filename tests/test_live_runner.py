@@ -215,7 +215,7 @@ def test_run_live_refuses_a_finished_rollout_and_a_rollback_of_nothing(standard)
 def test_a_live_run_says_what_it_waits_for_while_following_the_window(standard):
     """After the rollout ends, the run follows the scenario's window to its end: progress is
     reported during that wait, with the scenario time moving towards the window's end."""
-    from rolloutlab.live.session import run_live, make_plan
+    from rolloutlab.live.session import make_plan, run_live
 
     spec = load_strategy("rolling").with_replicas(4)
     plan = make_plan(standard, spec, release="good")

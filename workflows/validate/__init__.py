@@ -1,8 +1,9 @@
 """``rolloutlab validate``: does the simulator tell the truth about this scenario?
 
 The same scenario, the same strategy and the same kind of release run twice over: in the
-simulator (many seeded runs) and for real on the local backend (a few runs: demo-service
-processes behind HAProxy, real Poisson traffic). Each live value is then checked against
+simulator (many seeded runs) and for real (a few runs, real Poisson traffic) on the local
+backend (demo-service processes behind HAProxy) or on a Kubernetes cluster (real
+containers behind kube-proxy, a namespace per run). Each live value is then checked against
 the simulator's *prediction interval* for it (a ``PredictionCheck`` with a
 ``PredictionVerdict``: inside, outside, or no prediction).
 
@@ -16,6 +17,7 @@ The package, by what each module holds:
 - ``switching``: zero downtime, measured (failed requests caused by routing changes);
 - ``calibration``: measured pod start and switch delay, and the re-fitted scenario;
 - ``running``: the world both sides see, the simulation and the live runs (acts);
+- ``kube_runs``: the live runs on Kubernetes (a namespace per run, pod starts watched);
 - ``rendering``: the terminal table, validation.json, the results tables and the report;
 - ``command``: the ``rolloutlab validate`` command from loaded inputs to an exit status.
 
@@ -76,6 +78,8 @@ from rolloutlab.workflows.validate.rendering import (
     zero_downtime_lines,
 )
 from rolloutlab.workflows.validate.running import (
+    BACKENDS,
+    DEFAULT_NODE_PORT,
     RELEASES,
     LiveResult,
     LiveWorld,
@@ -90,7 +94,8 @@ from rolloutlab.workflows.validate.running import (
 from rolloutlab.workflows.validate.switching import SwitchFailures, compute_switch_failures, routing_change_times
 
 __all__ = [
-    "BASE_METRICS", "Censored", "HOLDABLE", "Kind", "LEVEL", "LiveResult", "LiveWorld", "PodTimingSummary",
+    "BACKENDS", "BASE_METRICS", "DEFAULT_NODE_PORT", "Censored", "HOLDABLE", "Kind", "LEVEL", "LiveResult",
+    "LiveWorld", "PodTimingSummary",
     "Prediction", "PredictionCheck", "PredictionVerdict", "RELEASES", "SWITCH_FAILURES", "Settings",
     "SwitchFailures", "ValidateError", "ValidatedMetric", "Validation", "Value", "WEIGHT_PREFIX",
     "calibration_lines", "check_hold", "compute_assumed_pod_ready", "compute_calibrated_scenario",

@@ -1,8 +1,10 @@
 """Calibration: what a live run measured about its pods and router, next to what the
 scenario assumes, and the scenario re-fitted to the measurements.
 
-Each live run measures its pods' creation-to-ready time and the router's switch delay;
-both are converted to scenario seconds and recorded next to what the scenario assumes.
+Each live run measures its pods' creation-to-ready time and, on the local backend, the
+router's switch delay (kube-proxy has none to measure: no stats API, and a Service change
+reaches its rules asynchronously); both are converted to scenario seconds and recorded
+next to what the scenario assumes.
 ``compute_calibrated_scenario`` replaces the scenario's pod start time with a lognormal
 fitted to the measurements, for a second simulation the live values are judged against.
 """
@@ -48,15 +50,23 @@ def compute_assumed_pod_ready(scenario: Scenario, pods: int = 400, seed: int = 0
 
 
 def compute_created_to_ready(events: Iterable[Any]) -> list[float]:
-    """Per pod of a local backend, wall seconds from its creation (the ReplicaSet's) to its
-    first readiness: the same span as the simulator's pod start."""
+    """Per pod, wall seconds from its creation (the ReplicaSet's) to its first readiness:
+    the same span as the simulator's pod start. The events are the local backend's, or a
+    Kubernetes pod watch's (``live.kube_events``: kind ``created`` when the watch first saw
+    the pod, ``ready`` when its Ready condition first turned True); a pod with a moment
+    marked ``late`` (seen just after a blind spot of the watch) is left out, not guessed."""
     created: dict[str, float] = {}
     out = []
     for event in events:
         if event.kind == "created" and event.pod:
-            created[event.pod] = event.at
+            if event.detail == "late":
+                created.pop(event.pod, None)
+            else:
+                created[event.pod] = event.at
         elif event.kind == "ready" and event.pod in created and event.detail != "again":
-            out.append(event.at - created.pop(event.pod))
+            at = created.pop(event.pod)
+            if event.detail != "late":
+                out.append(event.at - at)
     return out
 
 

@@ -86,13 +86,22 @@ def calibration_lines(v: Validation) -> list[str]:
 
     assumed = PodTimingSummary.of(v.assumed_ready_s)
     measured = PodTimingSummary.of([s for r in v.live for s in r.created_to_ready_s])
+    how = ""
+    if v.world.backend == "kube":
+        watched = [r.calibration.get("watch", {}) for r in v.live]
+        untimed = sum(w.get("pods", 0) - w.get("timed", 0) for w in watched)
+        how = (f" (kube: real containers, a pod watch from creation to Ready; {untimed} pods not timed: seen "
+               f"just after a blind spot of the watch, or not ready by the end)")
     lines = [
         f"pod creation-to-ready (scenario s): measured median {d(measured.median_s)} "
-        f"[p10 {d(measured.p10_s)}, p90 {d(measured.p90_s)}] over {measured.n} pods; the scenario assumes median "
+        f"[p10 {d(measured.p10_s)}, p90 {d(measured.p90_s)}] over {measured.n} pods{how}; the scenario assumes median "
         f"{d(assumed.median_s)} [p10 {d(assumed.p10_s)}, p90 {d(assumed.p90_s)}]",
     ]
-    switches = [s for r in v.live for s in r.switch_delays_s]
-    if switches:
+    switches = [s for r in v.live for s in (r.switch_delays_s or [])]
+    if any(r.switch_delays_s is None for r in v.live):
+        lines.append(f"router switch delay: not measured on {v.world.backend} (kube-proxy has no stats API and applies "
+                     "Service changes asynchronously; the simulator switches instantly)")
+    elif switches:
         lines.append(f"router switch delay (command to first answer of the new version): median "
                      f"{d(float(np.median(switches)))}, max {d(max(switches))} over {len(switches)} switches "
                      f"(scenario s; the simulator switches instantly)")
@@ -112,13 +121,18 @@ def zero_downtime_lines(v: Validation) -> list[str]:
     for r in v.live:
         f = r.switch_failures
         detail = ", ".join(f"{k} {n}" for k, n in sorted(f.switch_by_result.items())) or "none"
+        if f.router is None:
+            router = (f"router counters: not measured (kube-proxy has no stats API; {f.preview_unanswered} preview "
+                      f"requests unanswered)")
+        else:
+            router = (f"HAProxy: {f.router.get('proxy_5xx', 0)} own 5xx (users and preview; {f.preview_unanswered} "
+                      f"preview requests unanswered), {f.router.get('retries', 0)} retries, "
+                      f"{f.router.get('redispatches', 0)} redispatches")
         lines.append(
             f"run {r.run}: {f.switch} user requests failed by the switch itself ({detail}) around {f.changes} routing "
             f"changes (window -{f.window_before_s:g}s/+{f.window_after_s:g}s); {f.timeouts_near_switch} timeouts in those "
             f"windows (not attributed); {f.other_unanswered} other unanswered; "
-            f"{f.release} failed by the release (error answers of the new version), {f.stable} by the stable; "
-            f"HAProxy: {f.router.get('proxy_5xx', 0)} own 5xx (users and preview; {f.preview_unanswered} preview "
-            f"requests unanswered), {f.router.get('retries', 0)} retries, {f.router.get('redispatches', 0)} redispatches")
+            f"{f.release} failed by the release (error answers of the new version), {f.stable} by the stable; {router}")
     return lines
 
 
@@ -130,7 +144,7 @@ def render_validation(v: Validation, console) -> None:
     columns, rows = summary_table(v)
     title = (f"{v.spec.name} on {v.scenario.name}: {v.defect} release, {s.replicas} replicas, "
              f"{v.world.sim_rps:.3g} rps ({v.world.user_rps:.3g}/s wall at x{s.time_scale:g}); "
-             f"{s.sim_runs} simulated vs {len(v.live)} live")
+             f"{s.sim_runs} simulated vs {len(v.live)} live on {v.world.backend}")
     table = Table(title=title)
     for i, column in enumerate(columns):
         table.add_column(column, justify="left" if i == 0 else "right", no_wrap=i == 0)
@@ -165,6 +179,7 @@ def validation_json(v: Validation) -> dict[str, Any]:
         "strategy": v.spec.name,
         "release": s.release,
         "defect": v.defect,
+        "backend": v.world.backend,
         "settings": {**asdict(s), "hold": list(s.hold)},
         "world": asdict(v.world),
         "method": {
@@ -187,7 +202,8 @@ def validation_json(v: Validation) -> dict[str, Any]:
         "calibration": {
             "assumed_pod_ready_s": asdict(PodTimingSummary.of(v.assumed_ready_s)),
             "measured_pod_ready_s": asdict(PodTimingSummary.of([x for r in v.live for x in r.created_to_ready_s])),
-            "switch_delay_s": [x for r in v.live for x in r.switch_delays_s],
+            "switch_delay_s": (None if any(r.switch_delays_s is None for r in v.live)  # not measured (kube)
+                               else [x for r in v.live for x in r.switch_delays_s]),
             "fitted_pod_timing": v.calibrated_timing,
             "runs": [{"run": r.run, **r.calibration} for r in v.live],
         },

@@ -12,18 +12,21 @@ release: ``bad`` forces the scenario's first defect in every simulated run
 forces none, so the interval is for *that* release, not a mixture of good and bad ones.
 Times need no conversion: live rows are in scenario seconds already.
 
-``run_validation`` acts (simulates, starts processes) and closes every backend it opens,
-whatever happens.
+The live runs go to the local backend (demo-service processes behind HAProxy), or with
+``backend="kube"`` to a Kubernetes cluster (``workflows.validate.kube_runs``: a namespace
+per run, real containers, kube-proxy). ``run_validation`` acts (simulates, starts
+processes or pods) and closes every backend it opens, whatever happens.
 """
 
 from __future__ import annotations
 
 import math
+import re
 import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -32,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from rolloutlab.errors import ValidateError
-from rolloutlab.live.runner import Progress
+from rolloutlab.live.runner import Progress, ReleasePlan
 from rolloutlab.live.session import LiveRun, live_rates, make_plan, pick_defect, run_live
 from rolloutlab.scenarios.release import ReleaseDraw, run_seed_sequence
 from rolloutlab.scenarios.schema import Scenario
@@ -66,6 +69,11 @@ from rolloutlab.workflows.validate.prediction import (
 from rolloutlab.workflows.validate.switching import SwitchFailures, compute_switch_failures, routing_change_times
 
 RELEASES = ("bad", "good")
+LOCAL_OVERHEAD_S = 15.0  # wall seconds a local live run takes beyond the scenario's window
+BACKENDS = ("local", "kube")
+DEFAULT_NODE_PORT = 30090  # kube: the entry Service's NodePort (blue-green's preview: the next one)
+DEFAULT_NAMESPACE_PREFIX = "rolloutlab-validate"  # kube: each live run's namespace is PREFIX-RUN-RANDOM
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 
 
 # --------------------------------------------------------------------------- the world both sides see
@@ -81,9 +89,10 @@ class LiveWorld:
     time_scale: float
     sim_rps: float  # per scenario second: user_rps / time_scale
     sim_preview_rps: float
-    probe_period_s: float  # wall seconds
+    probe_period_s: float  # wall seconds: the scenario's compressed (local), the pods' own (kube)
     probe_timeout_s: float
     termination_grace_s: float
+    backend: str = "local"
 
 
 def compute_live_scenario(scenario: Scenario, *, replicas: int, max_rps: float,
@@ -147,8 +156,35 @@ class Settings:
     switch_window_before_wall_s: float = 0.5
     switch_window_after_wall_s: float = 1.0  # plus the termination grace: in-flight requests drain that long
     timing_resolution_wall_s: float = 0.1  # live timing jitter (probe and supervisor ticks, requeues), wall seconds
+    backend: str = "local"  # where the live runs go: local processes behind HAProxy, or kube (a cluster)
+    context: str | None = None  # kube: the kubeconfig context (None: the current one)
+    node_port: int | None = None  # kube: the entry Service's NodePort (None: DEFAULT_NODE_PORT); preview +1
+    namespace_prefix: str | None = None  # kube: None: DEFAULT_NAMESPACE_PREFIX
+
+    @property
+    def kube_node_port(self) -> int:
+        return DEFAULT_NODE_PORT if self.node_port is None else self.node_port
+
+    @property
+    def kube_namespace_prefix(self) -> str:
+        return DEFAULT_NAMESPACE_PREFIX if self.namespace_prefix is None else self.namespace_prefix
 
     def check(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ValidateError(f"--backend must be one of {', '.join(BACKENDS)}, not {self.backend!r}")
+        if self.backend != "kube":
+            given = [flag for flag, value in (("--context", self.context), ("--node-port", self.node_port),
+                                              ("--namespace-prefix", self.namespace_prefix)) if value is not None]
+            if given:
+                verb = "applies" if len(given) == 1 else "apply"
+                raise ValidateError(f"{', '.join(given)} {verb} only to --backend kube (the {self.backend} backend "
+                                    "runs processes behind HAProxy on this machine)")
+        if not 30000 <= self.kube_node_port <= 32767:
+            raise ValidateError(f"--node-port must be a NodePort (30000 .. 32767), not {self.kube_node_port}")
+        prefix = self.kube_namespace_prefix
+        if len(prefix) > 40 or not _DNS_LABEL.fullmatch(prefix):
+            raise ValidateError(f"--namespace-prefix must be at most 40 lowercase letters, digits and '-' "
+                                f"(starting and ending with a letter or digit), not {prefix!r}")
         if self.release not in RELEASES:
             raise ValidateError(f"--release must be one of {', '.join(RELEASES)}, not {self.release!r}")
         if not 0.5 <= self.level < 1:
@@ -177,7 +213,7 @@ class LiveResult:
     switch_failures: SwitchFailures
     calibration: dict[str, Any]  # the backend's figures (wall seconds) and the converted ones
     created_to_ready_s: list[float]  # scenario seconds
-    switch_delays_s: list[float]  # scenario seconds
+    switch_delays_s: list[float] | None  # scenario seconds; None: not measured (kube: no router to ask)
     wall_s: float
 
 
@@ -255,30 +291,46 @@ def run_one_live(scenario: Scenario, spec: StrategySpec, settings: Settings, run
         grace = backend.termination_grace_s
     finally:
         backend.close()
-    summary = live.summary
     router = {"proxy_5xx": stats.proxy_5xx, "retries": stats.retries, "redispatches": stats.redispatches}
-    changes = routing_change_times(summary.applied, events, origin_wall=summary.state.origin_wall,
+    changes = routing_change_times(live.summary.applied, events, origin_wall=live.summary.state.origin_wall,
                                    wall_minus_monotonic=wall_minus_monotonic, time_scale=scale)
+    figures = {"backend": "local", "wall": calibration.summary(), "switches": [asdict(s) for s in calibration.switches]}
+    return finish_live_run(live, plan, settings, run, seed, changes=changes, router=router, grace_wall_s=grace,
+                           ready_wall_s=compute_created_to_ready(events),
+                           switch_delays_wall_s=calibration.switch_delays_s, figures=figures, started=started)
+
+
+def finish_live_run(live: LiveRun, plan: ReleasePlan, settings: Settings, run: int, seed: int, *,
+                    changes: list[float], router: dict[str, int] | None, grace_wall_s: float,
+                    ready_wall_s: list[float], switch_delays_wall_s: list[float] | None,
+                    figures: dict[str, Any], started: float) -> LiveResult:
+    """A live run's result, the same for both backends: who failed its requests around the
+    routing changes (scenario seconds), its step weights, its metric values, and the
+    measured pod starts and switch delays converted to scenario seconds (None: not
+    measured, never 0)."""
+    scale = settings.time_scale
     failures = compute_switch_failures(
         live.records, changes, canary=plan.canary.name, stable=plan.stable.name,
         before_s=settings.switch_window_before_wall_s * scale,
-        after_s=(settings.switch_window_after_wall_s + grace) * scale, time_scale=scale, router=router)
+        after_s=(settings.switch_window_after_wall_s + grace_wall_s) * scale, time_scale=scale, router=router)
     row = dict(live.row)
     row.update(compute_live_step_weights(live.timeline["points"], live.records, plan.canary.name, rollout_end(row),
                                          scale))
-    ready = [s * scale for s in compute_created_to_ready(events)]
-    switches = [s * scale for s in calibration.switch_delays_s]
-    figures = {"wall": calibration.summary(), "time_scale": scale,
-               "created_to_ready_scenario_s": ready, "switch_delay_scenario_s": switches,
-               "switches": [asdict(s) for s in calibration.switches]}
+    ready = [s * scale for s in ready_wall_s]
+    switches = None if switch_delays_wall_s is None else [s * scale for s in switch_delays_wall_s]
+    figures = {**figures, "time_scale": scale, "created_to_ready_scenario_s": ready,
+               "switch_delay_scenario_s": switches}
     return LiveResult(run, seed, row, live.timeline, compute_metric_values(row), failures, figures, ready, switches,
                       time.monotonic() - started)
 
 
 def run_validation(scenario: Scenario, spec: StrategySpec, settings: Settings, *,
                    state_root: Path | None = None, log: Callable[[str], None] | None = None,
-                   say: Callable[[str], None] | None = None, waiting: Progress | None = None) -> Validation:
-    """Simulate, run live, calibrate, judge. Every live backend is closed before this returns."""
+                   say: Callable[[str], None] | None = None, waiting: Progress | None = None,
+                   kube_api: Any = None) -> Validation:
+    """Simulate, run live, calibrate, judge. Every live backend is closed (every kube
+    namespace deleted) before this returns. ``kube_api``: the cluster's API client for
+    ``backend="kube"`` (None: from the kubeconfig, ``settings.context``)."""
     settings.check()
     say = say or (lambda _text: None)
     deadline = time.monotonic() + settings.max_minutes * 60
@@ -294,9 +346,27 @@ def run_validation(scenario: Scenario, spec: StrategySpec, settings: Settings, *
                       max(0.05, timing.readiness.period / settings.time_scale),
                       max(0.25, timing.readiness.timeout / settings.time_scale),
                       max(0.5, timing.termination_grace / settings.time_scale))
+    kube = None
+    if settings.backend == "kube":  # the cluster is opened (and asked for its demo image) before simulating
+        from rolloutlab.workflows.validate.kube_runs import KubeRuns
 
+        kube = KubeRuns.open(settings, spec, world_scenario, api=kube_api)
+        world = replace(world, probe_period_s=kube.probe.period_s, probe_timeout_s=kube.probe.timeout_s,
+                        termination_grace_s=kube.termination_grace_s, backend="kube")
+    try:
+        return _run_validation(live_scenario, world_scenario, spec, settings, world, release, deadline, kube=kube,
+                               state_root=state_root, log=log, say=say, waiting=waiting)
+    finally:
+        if kube is not None:
+            kube.close()
+
+
+def _run_validation(live_scenario: Scenario, world_scenario: Scenario, spec: StrategySpec, settings: Settings,
+                    world: LiveWorld, release: ReleaseDraw, deadline: float, *, kube: Any,
+                    state_root: Path | None, log: Callable[[str], None] | None, say: Callable[[str], None],
+                    waiting: Progress | None) -> Validation:
     say(f"simulating {settings.sim_runs} runs ({release.kind} release, {settings.replicas} replicas, "
-        f"{world_scenario.traffic.rps:.3g} rps per scenario second = {user_rps:.3g} per wall second live)")
+        f"{world_scenario.traffic.rps:.3g} rps per scenario second = {world.user_rps:.3g} per wall second live)")
     began = time.monotonic()
     sim = simulate_world(world_scenario, spec, settings)
     sim_wall = time.monotonic() - began
@@ -310,29 +380,40 @@ def run_validation(scenario: Scenario, spec: StrategySpec, settings: Settings, *
     validation = Validation(world_scenario, spec, settings, world, release.kind, sim, sim_timeline, predictions, [],
                             sim_wall_s=sim_wall)
     validation.assumed_ready_s = compute_assumed_pod_ready(world_scenario, seed=settings.seed)
-    own_root = state_root is None
+    if kube is not None:
+        validation.notes += kube.differences(world_scenario, settings)
+    own_root = state_root is None and kube is None  # kube keeps its state in the cluster
     root = Path(tempfile.mkdtemp(prefix="rolloutlab-validate-")) if own_root else state_root
     window_wall = world_scenario.duration / settings.time_scale
+    overhead = LOCAL_OVERHEAD_S if kube is None else kube.overhead_s  # set-up and clean-up of a run
     try:
         for run in range(settings.live_runs):
             left = deadline - time.monotonic()
-            if left < window_wall + 15:
+            if left < window_wall + overhead:
                 validation.notes.append(f"live run {run} and later not started: the {settings.max_minutes:g}-minute "
-                                        f"bound leaves {max(0.0, left):.0f}s, a run needs about {window_wall + 15:.0f}s")
+                                        f"bound leaves {max(0.0, left):.0f}s, a run needs about "
+                                        f"{window_wall + overhead:.0f}s")
                 break
-            say(f"live run {run + 1} of {settings.live_runs} (about {window_wall:.0f}s at x{settings.time_scale:g})")
+            say(f"live run {run + 1} of {settings.live_runs} on {settings.backend} (about {window_wall:.0f}s at "
+                f"x{settings.time_scale:g})")
+            max_wall_s = min(left - overhead + 5, window_wall + 60)
+            if kube is not None:
+                validation.live.append(kube.run_one(live_scenario, spec, settings, run, max_wall_s=max_wall_s,
+                                                    log=log, waiting=waiting))
+                continue
             state_dir = root / f"run-{run}"
             shutil.rmtree(state_dir, ignore_errors=True)  # a validation is a fresh rollout, never a resume
             state_dir.mkdir(parents=True)
             validation.live.append(run_one_live(live_scenario, spec, settings, run, state_dir,
-                                                max_wall_s=min(left - 10, window_wall + 60), log=log,
-                                                waiting=waiting))
+                                                max_wall_s=max_wall_s, log=log, waiting=waiting))
     finally:
         if own_root:
             shutil.rmtree(root, ignore_errors=True)
+        if kube is not None:
+            validation.notes += kube.cleanup_notes
     if not validation.live:
         raise ValidateError(f"no live run fitted in --max-minutes {settings.max_minutes:g} "
-                            f"(one takes about {window_wall + 15:.0f}s at x{settings.time_scale:g})")
+                            f"(one takes about {window_wall + overhead:.0f}s at x{settings.time_scale:g})")
 
     measured = [s for r in validation.live for s in r.created_to_ready_s]
     if settings.calibrate:
@@ -356,6 +437,7 @@ def run_validation(scenario: Scenario, spec: StrategySpec, settings: Settings, *
 
 
 __all__ = [
-    "LiveResult", "LiveWorld", "RELEASES", "Settings", "Validation", "compute_live_scenario", "forced_release",
-    "open_local_backend", "run_one_live", "run_validation", "simulate_validation_run", "simulate_world",
+    "BACKENDS", "DEFAULT_NAMESPACE_PREFIX", "DEFAULT_NODE_PORT", "LiveResult", "LiveWorld", "RELEASES", "Settings",
+    "Validation", "compute_live_scenario", "finish_live_run", "forced_release", "open_local_backend", "run_one_live",
+    "run_validation", "simulate_validation_run", "simulate_world",
 ]

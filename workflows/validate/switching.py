@@ -38,7 +38,7 @@ class SwitchFailures:
     changes: int  # routing changes looked at
     window_before_s: float  # scenario seconds
     window_after_s: float
-    router: dict[str, int] = field(default_factory=dict)  # HAProxy's own counters
+    router: dict[str, int] | None = field(default_factory=dict)  # HAProxy's own counters; None: not measured (kube)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -71,7 +71,8 @@ def compute_switch_failures(records: pd.DataFrame, changes: Sequence[float], *, 
         other_unanswered=int((~near).sum()),
         release=int((errors & (user["version"] == canary)).sum()),
         stable=int((errors & (user["version"] == stable)).sum()), preview_unanswered=len(preview),
-        changes=len(changes), window_before_s=before_s, window_after_s=after_s, router=dict(router or {}),
+        changes=len(changes), window_before_s=before_s, window_after_s=after_s,
+        router=None if router is None else dict(router),
     )
 
 
@@ -80,12 +81,15 @@ ROUTING_EVENTS = ("routed", "unrouted", "router", "deleted", "killed", "exited")
 
 
 def routing_change_times(applied: Iterable[tuple[float, str]], events: Iterable[Any], *, origin_wall: float,
-                         wall_minus_monotonic: float, time_scale: float) -> list[float]:
+                         wall_minus_monotonic: float, time_scale: float,
+                         kinds: Sequence[str] = ROUTING_EVENTS) -> list[float]:
     """Scenario times of every routing change: the runner's applied actions (``promote``
-    moves no traffic) and the backend's routing events (monotonic clock, converted)."""
+    moves no traffic) and the backend's routing events (monotonic clock, converted):
+    ``kinds`` are the local backend's, or on Kubernetes a pod watch's that move a
+    Service's endpoints (``live.kube_events.ENDPOINT_EVENTS``)."""
     times = [t for t, action in applied if action != "promote"]
     for event in events:
-        if event.kind in ROUTING_EVENTS:
+        if event.kind in kinds:
             times.append((event.at + wall_minus_monotonic - origin_wall) * time_scale)
     return sorted(t for t in times if t >= -1e-9)
 
