@@ -355,9 +355,10 @@ def test_deleting_the_entry_service_garbage_collects_the_app(kube):
     runner.run(max_wall_s=10, max_cycles=5)
     assert backend.objects()["Deployment"] == ["demo-v1", "demo-v2"]
     backend.delete_app()
-    assert settle(lambda: backend.objects() == {"Service": [], "Deployment": [], "ConfigMap": []}, timeout=30)
-    # a real kubelet confirms each pod's end: the objects outlive their processes by seconds
-    assert settle(lambda: client.CoreV1Api(api).list_namespaced_pod(ns).items == [], timeout=90)
+    # Foreground deletion: the Service goes last, once every pod is gone, and a real kubelet
+    # confirms each pod's end some seconds after its process exited (10-20 s measured).
+    assert settle(lambda: backend.objects() == {"Service": [], "Deployment": [], "ConfigMap": []}, timeout=90)
+    assert settle(lambda: client.CoreV1Api(api).list_namespaced_pod(ns).items == [], timeout=30)
 
 
 # --------------------------------------------------------------------------- commands
