@@ -575,7 +575,15 @@ down() {
 }
 
 case "${1:-}" in
-    up) if status 2>/dev/null; then say "already up"; cat "$DIR/env"; else up; fi ;;
+    up)
+        if status 2>/dev/null; then
+            say "already up"; cat "$DIR/env"
+        else
+            # What a cluster whose processes were killed (not taken down) left behind
+            # (mounts, bridges, iptables rules, stale pid files) goes first.
+            if [ -d "$DIR" ]; then say "a previous cluster in $DIR is not running: taking it down first"; down; fi
+            up
+        fi ;;
     down) down ;;
     status) status ;;
     env) [ -f "$DIR/env" ] && cat "$DIR/env" || die "not up (no $DIR/env)" ;;
