@@ -381,10 +381,14 @@ def test_malformed_command_annotation_is_refused_loudly(text):
 def test_promote_command_from_the_annotation_passes_an_indefinite_pause(kube):
     spec = fast(load_strategy("canary"), canary={"steps": [{"setWeight": 25}, {"pause": {}}, {"setWeight": 50}]})
     runner, backend = kube.runner(spec, plan())
-    runner.run(max_wall_s=20, max_cycles=40)
-    assert runner.timeline and not backend.load_state() is None
-    state = RunnerState.load(backend.load_state())
-    assert state.status.phase.value == "Paused"
+    # until the indefinite pause: real pods start in seconds, so no fixed cycle count fits
+    deadline = time.monotonic() + 60
+    while True:
+        runner.run(max_wall_s=5, max_cycles=20)
+        state = RunnerState.load(backend.load_state())
+        if state.status.phase.value == "Paused" or time.monotonic() > deadline:
+            break
+    assert state.status.phase.value == "Paused", state.status
     backend.leave_command(CommandRequest(1, Command.PROMOTE))
     resumed, _ = kube.runner(spec, plan())
     summary = resumed.run(max_wall_s=60)
