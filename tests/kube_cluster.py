@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import ssl
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,6 +67,33 @@ class NodeCluster:
                 raise RuntimeError(f"scripts/kube-cluster.sh down failed:\n{down.stderr[-3000:]}")
 
 
+def settle(check, timeout: float = 20.0, step: float = 0.1) -> bool:
+    """Wait for an eventually-true condition about the cluster (bounded)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(step)
+    return check()
+
+
+def run_demo_session(backend, node_port: int, strategy: str, release: str, metrics: str, *, time_scale: float,
+                     max_wall_s: float):
+    """One ``rolloutlab live --backend kube`` session of the standard scenario (3 replicas,
+    50 rps) on ``backend``, users and preview reached on the NodePorts at 127.0.0.1; the
+    real-pods tests and the opt-in kind tests run the same one."""
+    from rolloutlab.live.session import make_plan, run_live
+    from rolloutlab.scenarios.schema import bundled_scenario, load_scenario
+    from rolloutlab.strategies import load_strategy
+
+    scenario = load_scenario(bundled_scenario("standard"))
+    spec = load_strategy(strategy).with_replicas(3)
+    plan = make_plan(scenario, spec, release=release, seed=1, time_scale=time_scale)
+    urls = {"user": f"http://127.0.0.1:{node_port}/", "preview": f"http://127.0.0.1:{node_port + 1}/"}
+    return run_live(scenario, spec, backend, plan, time_scale=time_scale, seed=1, max_rps=50, max_wall_s=max_wall_s,
+                    metrics=metrics, urls=urls)
+
+
 def _script(*args: str, timeout: float) -> subprocess.CompletedProcess:
     return subprocess.run([str(CLUSTER_SCRIPT), *args], capture_output=True, text=True, timeout=timeout)
 
@@ -110,4 +138,4 @@ def node_cluster_or_skip() -> NodeCluster:
     return start_node_cluster()
 
 
-__all__ = ["NodeCluster", "node_cluster_or_skip", "start_node_cluster", "why_no_cluster"]
+__all__ = ["NodeCluster", "node_cluster_or_skip", "run_demo_session", "settle", "start_node_cluster", "why_no_cluster"]

@@ -47,17 +47,10 @@ def namespace():
 ])
 def test_live_rollout_on_kind(namespace, strategy, release, outcome, metrics):
     from rolloutlab.live.kube import KubeBackend
-    from rolloutlab.live.session import make_plan, run_live
-    from rolloutlab.scenarios.schema import bundled_scenario, load_scenario
-    from rolloutlab.strategies import load_strategy
+    from tests.kube_cluster import run_demo_session
 
-    scenario = load_scenario(bundled_scenario("standard"))
-    spec = load_strategy(strategy).with_replicas(3)
-    scale = 10.0
-    plan = make_plan(scenario, spec, release=release, seed=1, time_scale=scale)
     backend = KubeBackend.from_kubeconfig(CONTEXT, namespace, node_port=30080)
-    result = run_live(scenario, spec, backend, plan, time_scale=scale, seed=1, max_rps=50, max_wall_s=600, metrics=metrics,
-                      urls={"user": "http://127.0.0.1:30080/", "preview": "http://127.0.0.1:30081/"})
+    result = run_demo_session(backend, 30080, strategy, release, metrics, time_scale=10.0, max_wall_s=600)
     assert result.row["source"] == "live-kube"
     assert result.row["outcome"] == outcome
     assert result.row["requests"] > 0

@@ -32,7 +32,7 @@ from rolloutlab.live.loadgen import LoadGenerator
 from rolloutlab.live.request_results import Target
 from rolloutlab.live.runner import LiveVersion, ReleasePlan, Runner, RunnerState
 from rolloutlab.strategies import Command, CommandRequest, Role, StrategySpec, load_strategy
-from tests.kube_cluster import NodeCluster
+from tests.kube_cluster import NodeCluster, run_demo_session, settle
 
 REPLICAS = 4
 SCALE = 60.0  # scenario seconds per wall second: a 2-minute pause takes 2 s
@@ -125,16 +125,6 @@ def endpoint_versions(api, ns, service="demo") -> set[str]:
     pods = {p.metadata.name: p for p in core.list_namespaced_pod(ns).items}
     names = [a.target_ref.name for s in (endpoints.subsets or []) for a in (s.addresses or [])]
     return {pods[n].metadata.labels["version"] for n in names if n in pods}
-
-
-def settle(check, timeout=20.0):
-    """Wait for an eventually-true condition about the cluster (bounded)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.1)
-    return check()
 
 
 def service_annotations(api, ns, name="demo"):
@@ -561,17 +551,10 @@ def test_a_malformed_command_annotation_is_ignored_not_fatal(kube):
 ])
 def test_live_session_on_real_pods(kube, strategy, release, outcome, metrics):
     """What `rolloutlab live --backend kube` runs (tests/test_kind.py runs the same on kind)."""
-    from rolloutlab.live.session import make_plan, run_live
-    from rolloutlab.scenarios.schema import bundled_scenario, load_scenario
-
-    scenario = load_scenario(bundled_scenario("standard"))
-    spec = load_strategy(strategy).with_replicas(3)
-    scale = 30.0  # the scenario's 30-minute window in a minute
-    release_plan = make_plan(scenario, spec, release=release, seed=1, time_scale=scale)
-    port = kube.port(release_plan.app)
+    port = kube.port("demo")
     backend = KubeBackend(kube.api, kube.ns, node_port=port)
-    result = run_live(scenario, spec, backend, release_plan, time_scale=scale, seed=1, max_rps=50, max_wall_s=300,
-                      metrics=metrics, urls={"user": f"http://127.0.0.1:{port}/", "preview": f"http://127.0.0.1:{port + 1}/"})
+    # the scenario's 30-minute window in a minute
+    result = run_demo_session(backend, port, strategy, release, metrics, time_scale=30.0, max_wall_s=300)
     assert result.row["source"] == "live-kube"
     assert result.row["outcome"] == outcome, result.row
     assert result.row["requests"] > 0

@@ -40,6 +40,7 @@ from rolloutlab.workflows.validate import (
     validation_json,
 )
 from rolloutlab.workflows.validate.running import run_validation
+from tests.kube_cluster import settle
 
 ROOT = Path(__file__).resolve().parent.parent
 NODE_PORT = 30400  # this module's NodePorts: 30400-30499 (cluster-wide)
@@ -49,16 +50,6 @@ PREFIX = "validate-kube-t"  # namespaces this module makes
 def rolloutlab(*args: str, env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "rolloutlab.cli", *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=timeout, env={**os.environ, **(env or {})})
-
-
-def settle(check, timeout: float = 60.0) -> bool:
-    """Wait for an eventually-true condition about the cluster (bounded)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.5)
-    return check()
 
 
 def namespaces_named(api, prefix: str) -> list[str]:
