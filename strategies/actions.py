@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from rolloutlab.strategies.observation import Role
+from rolloutlab.strategies.routes import HeaderMatch, RouteMatch
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +53,56 @@ class SwitchPreview:
 
 
 @dataclass(frozen=True, slots=True)
+class SetHeaderRoute:
+    """Add (or replace) the managed route ``name``: requests whose headers match any entry
+    of ``match`` go to the canary, all of them (Argo's ``setHeaderRoute``)."""
+
+    name: str
+    match: tuple[HeaderMatch, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SetMirrorRoute:
+    """Add (or replace) the managed route ``name``: ``percentage`` of the requests matching
+    any entry of ``match`` are copied to the canary, whose answers nobody sees (Argo's
+    ``setMirrorRoute``); those requests are still split by weight as usual."""
+
+    name: str
+    percentage: int
+    match: tuple[RouteMatch, ...]
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.percentage <= 100:
+            raise ValueError(f"mirror percentage must be within 0..100, got {self.percentage}")
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveRoute:
+    """Remove the managed route ``name`` (a step without match, promotion or abort)."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetFlagExposure:
+    """Turn the flag ``flag_key`` on for ``percentage`` of users (sticky per user) and for
+    every user whose headers match an entry of ``match``; off for everyone else.
+    ``SetFlagExposure(key, 0, ())`` turns it off for everybody (an abort)."""
+
+    flag_key: str
+    percentage: int
+    match: tuple[HeaderMatch, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.percentage <= 100:
+            raise ValueError(f"flag exposure must be within 0..100 percent, got {self.percentage}")
+
+    @property
+    def off(self) -> bool:
+        return self.percentage == 0 and not self.match
+
+
+@dataclass(frozen=True, slots=True)
 class Promote:
     """The canary revision becomes the stable revision for the next release.
 
@@ -63,6 +114,9 @@ class EventReason(str, Enum):
     ROLLOUT_STARTED = "RolloutStarted"
     STEP_COMPLETED = "StepCompleted"
     WEIGHT_CHANGED = "WeightChanged"
+    ROUTE_CHANGED = "RouteChanged"
+    EXPOSURE_CHANGED = "ExposureChanged"
+    DEPLOYED_DARK = "DeployedDark"
     PAUSED = "Paused"
     RESUMED = "Resumed"
     ANALYSIS_STARTED = "AnalysisStarted"
@@ -93,4 +147,5 @@ class Event:
     phase: str | None = None
 
 
-Action = ScaleVersion | SetCanaryWeight | SwitchActive | SwitchPreview | Promote | Event
+Action = (ScaleVersion | SetCanaryWeight | SwitchActive | SwitchPreview | SetHeaderRoute | SetMirrorRoute
+          | RemoveRoute | SetFlagExposure | Promote | Event)

@@ -82,13 +82,27 @@ class CommandRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class FlagCounters:
+    """A feature-flag release's traffic split by the flag's answer, not by pod version:
+    cumulative counters of the requests evaluated with the flag on and with it off."""
+
+    on: Counters = Counters()
+    off: Counters = Counters()
+
+
+@dataclass(frozen=True, slots=True)
 class Observation:
-    """Everything a runner measured at time ``now`` (seconds on the runner's clock)."""
+    """Everything a runner measured at time ``now`` (seconds on the runner's clock).
+
+    ``flag`` is reported by runners of a feature-flag release (None otherwise): its
+    analysis compares users with the flag on (as the canary) against users with it off
+    (as the baseline), whatever pods served them."""
 
     now: float
     stable: VersionObservation
     canary: VersionObservation
     commands: tuple[CommandRequest, ...] = ()
+    flag: FlagCounters | None = None
 
     def version(self, role: Role) -> VersionObservation:
         return self.stable if role is Role.STABLE else self.canary

@@ -28,340 +28,47 @@ Flagger's ``interval`` + ``threshold`` is expressed as a background analysis met
 
 from __future__ import annotations
 
-import re
 from enum import Enum
-from functools import lru_cache
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from rolloutlab.errors import FieldError
-from rolloutlab.strategies.durations import Duration
-
-MAX_REPLICAS = 1_000
-"""Most pods a strategy may ask for: the scenario schema's bound on a service's replicas."""
-MAX_MEASUREMENTS = 10_000
-"""Most measurements a metric may count or tolerate (a week of 1-minute intervals)."""
-MAX_FACTOR = 1000.0
-"""Largest relative effect or weight a judge may be given."""
-MIN_INTERVAL = 1.0
-"""Shortest analysis interval: 1 s, the finest resolution of Prometheus-style queries."""
-
-
-def _reject_bool(value: Any) -> Any:
-    # YAML 1.1 reads yes/no/on/off as booleans; pydantic would read them as 1/0.
-    if isinstance(value, bool):
-        raise ValueError(f"expected a number, got {str(value).lower()}")
-    return value
-
-
-Number = Annotated[float, BeforeValidator(_reject_bool)]
-"""A number written as one: true/false (YAML's yes/no/on/off) is refused, not read as 1/0."""
-Count = Annotated[int, BeforeValidator(_reject_bool)]
-"""A whole number written as one (no true/false)."""
-
-IntOrPercent = int | str
-"""Kubernetes' intstr: a replica count (``2``) or a percentage of replicas (``"25%"``)."""
-
-_PERCENT = re.compile(r"^\d+%$")  # whole percents, as Kubernetes' intstr: "2.5%" is refused there too
-_MAX_PERCENT = {"max_surge": 1000.0, "max_unavailable": 100.0}
-"""Kubernetes refuses maxUnavailable above 100%; a surge above 100% adds nothing, and far
-above it is a typo."""
-
-
-def _check_int_or_percent(value: IntOrPercent, field: str, max_percent: float = 100.0) -> IntOrPercent:
-    if isinstance(value, bool):
-        raise ValueError(f"{field} must be a replica count or a percentage like '25%'")
-    if isinstance(value, int):
-        if value < 0:
-            raise ValueError(f"{field} must not be negative, got {value}")
-        if value > MAX_REPLICAS:
-            raise ValueError(f"{field} {value} is above {MAX_REPLICAS} replicas, the most that makes sense")
-        return value
-    if isinstance(value, str) and _PERCENT.match(value.strip()):
-        if float(value.strip()[:-1]) > max_percent:
-            raise ValueError(f"{field} {value.strip()} is above {max_percent:g}% of the replicas")
-        return value.strip()
-    raise ValueError(f"{field} must be a replica count or a whole percentage like '25%', got {value!r}")
-
-
-def _format_path(path: tuple[str | int, ...]) -> str:
-    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
-
-
-def _camel_path(*parts: str | int) -> tuple[str | int, ...]:
-    """A field path in the names YAML uses (``startingStep``), for :class:`FieldError`."""
-    return tuple(to_camel(p) if isinstance(p, str) else p for p in parts)
-
-
-class SpecModel(BaseModel):
-    """Base of every spec model: camelCase in YAML, snake_case in Python, unknown keys refused."""
-
-    model_config = ConfigDict(
-        extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True, allow_inf_nan=False
-    )
-
-
-# --------------------------------------------------------------------------- analysis
-
-
-class Signal(str, Enum):
-    """What a metric measures on each version over an interval."""
-
-    ERROR_RATE = "errorRate"  # failed requests / requests
-    LATENCY = "latency"  # a latency quantile in milliseconds (see `quantile`)
-    THROUGHPUT = "throughput"  # requests per second
-
-
-class Direction(str, Enum):
-    """Which way a change in a signal hurts users."""
-
-    INCREASE = "increase"
-    DECREASE = "decrease"
-    EITHER = "either"
-
-
-_CONDITION = re.compile(
-    r"^\s*result(?:\[0\])?\s*(<=|>=|<|>|==|!=)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$"
+from rolloutlab.strategies.analysis_spec import (  # noqa: F401 - the spec's public names, one import away
+    MIN_INTERVAL,
+    AnalysisTemplate,
+    BackgroundAnalysis,
+    Condition,
+    Direction,
+    JudgeChoice,
+    MannWhitneyJudge,
+    Metric,
+    RolloutAnalysis,
+    ScoredSignal,
+    ScoreThresholds,
+    SequentialJudge,
+    Signal,
+    TemplateRef,
+    ThresholdJudge,
+    ThresholdRange,
 )
-_OPS = {
-    "<": lambda a, b: a < b,
-    "<=": lambda a, b: a <= b,
-    ">": lambda a, b: a > b,
-    ">=": lambda a, b: a >= b,
-    "==": lambda a, b: a == b,
-    "!=": lambda a, b: a != b,
-}
-
-
-class Condition(BaseModel):
-    """One threshold on a measurement, parsed from Argo's expression form ``result < 0.01``.
-
-    Argo evaluates arbitrary `expr` expressions; we accept the threshold subset
-    (``result`` or ``result[0]``, a comparison, a number), optionally joined by ``&&`` or
-    ``||`` (one kind per condition), which covers the documented analysis examples.
-    """
-
-    model_config = ConfigDict(frozen=True)
-    source: str
-    clauses: tuple[tuple[str, float], ...]
-    joiner: Literal["&&", "||"] = "&&"
-
-    @classmethod
-    @lru_cache(maxsize=1024)  # conditions are parsed on every measurement; the text decides all
-    def parse(cls, text: str) -> "Condition":
-        joiner: Literal["&&", "||"] = "||" if "||" in text else "&&"
-        if "&&" in text and "||" in text:
-            raise ValueError(f"condition {text!r} mixes && and ||; split it into successCondition and failureCondition")
-        clauses = []
-        for part in text.replace(" and ", "&&").replace(" or ", "||").split(joiner):
-            match = _CONDITION.match(part)
-            if not match:
-                raise ValueError(
-                    f"condition {text!r} is not a threshold: write it like 'result < 0.01' or 'result[0] >= 0.95'"
-                )
-            clauses.append((match.group(1), float(match.group(2))))
-        return cls(source=text, clauses=tuple(clauses), joiner=joiner)
-
-    def holds(self, value: float) -> bool:
-        """Whether the measured value satisfies this condition."""
-        results = (_OPS[op](value, bound) for op, bound in self.clauses)
-        return all(results) if self.joiner == "&&" else any(results)
-
-
-class ThresholdRange(SpecModel):
-    """Flagger's ``thresholdRange``: a measurement passes when ``min <= value <= max``."""
-
-    min: Number | None = None
-    max: Number | None = None
-
-    @model_validator(mode="after")
-    def _bounds(self) -> "ThresholdRange":
-        if self.min is None and self.max is None:
-            raise ValueError("thresholdRange needs min, max or both")
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise FieldError(("max",), f"thresholdRange min {self.min} is above max {self.max}")
-        return self
-
-
-class ThresholdJudge(SpecModel):
-    """Argo/Flagger semantics: each measurement is checked against the metric's conditions."""
-
-
-class ScoreThresholds(SpecModel):
-    """Kayenta's score thresholds: ``score >= pass`` passes, ``>= marginal`` is inconclusive."""
-
-    pass_: Number = Field(95.0, alias="pass", ge=0, le=100)
-    marginal: Number = Field(75.0, ge=0, le=100)
-
-    @model_validator(mode="after")
-    def _order(self) -> "ScoreThresholds":
-        if self.marginal > self.pass_:
-            raise FieldError(("marginal",), f"marginal score {self.marginal} is above the pass score {self.pass_}")
-        return self
-
-
-class ScoredSignal(SpecModel):
-    """One signal in a Kayenta-style canary config, compared canary vs baseline."""
-
-    signal: Signal
-    quantile: Number | None = Field(None, gt=0, lt=1)
-    direction: Direction = Direction.INCREASE
-    critical: bool = False  # a critical signal that fails makes the whole score 0
-    weight: Number = Field(1.0, gt=0, le=MAX_FACTOR)
-    allowed_increase: Number = Field(1.0, ge=1.0, le=MAX_FACTOR)  # relative effect tolerated: 1.1 = up to 10% worse passes
-    allowed_decrease: Number = Field(1.0, ge=1.0, le=MAX_FACTOR)  # a divisor: 1.1 = down to 1/1.1 of the baseline passes (Kayenta writes 0.9)
-
-
-class MannWhitneyJudge(SpecModel):
-    """Kayenta's NetflixACAJudge: Mann-Whitney U per signal, Hodges-Lehmann effect, weighted score."""
-
-    signals: tuple[ScoredSignal, ...] = ()  # empty: the metric's own signal, direction increase
-    thresholds: ScoreThresholds = ScoreThresholds()
-    confidence: Number = Field(0.95, gt=0.5, lt=1)
-    min_points: Count = Field(4, ge=2, le=MAX_MEASUREMENTS)  # measurements per version before a classification is made
-
-
-class SequentialJudge(SpecModel):
-    """An anytime-valid mixture SPRT on error counts, canary vs baseline (see judges)."""
-
-    alpha: Number = Field(0.05, gt=0, lt=0.5)  # bound on the probability of a false alarm (rollback of a good release)
-    beta: Number = Field(0.05, gt=0, lt=0.5)  # bound on the probability of an early pass of a bad release
-    tolerance: Number = Field(0.0, ge=0, le=MAX_FACTOR)  # relative increase of the error rate still counted as healthy (0.2 = 20%)
-    min_effect: Number = Field(1.0, gt=0, le=MAX_FACTOR)  # relative increase that must be caught: "bad" means rate ratio >= (1+tolerance)*(1+min_effect)
-
-
-class JudgeChoice(SpecModel):
-    """Exactly one judge; the default is the threshold judge."""
-
-    threshold: ThresholdJudge | None = None
-    mann_whitney: MannWhitneyJudge | None = None
-    sequential: SequentialJudge | None = None
-
-    @model_validator(mode="after")
-    def _one(self) -> "JudgeChoice":
-        chosen = [n for n in ("threshold", "mann_whitney", "sequential") if getattr(self, n) is not None]
-        if len(chosen) > 1:
-            names = [to_camel(n) for n in chosen]
-            raise FieldError((names[1],), f"choose one judge, not {', '.join(names)}")
-        if not chosen:
-            object.__setattr__(self, "threshold", ThresholdJudge())
-        return self
-
-    @property
-    def kind(self) -> str:
-        return "mannWhitney" if self.mann_whitney else "sequential" if self.sequential else "threshold"
-
-
-class Metric(SpecModel):
-    """One metric of an analysis, measured every ``interval`` up to ``count`` times.
-
-    The verdicts follow Argo Rollouts: the metric fails when more than ``failureLimit``
-    measurements failed, is inconclusive past ``inconclusiveLimit``, errors past
-    ``consecutiveErrorLimit`` consecutive errors (a window without data is an error), and
-    succeeds when ``count`` measurements completed without that. With no ``count`` it runs
-    until the analysis is stopped (background analysis) and only ever fails.
-    """
-
-    name: str = Field(min_length=1)
-    signal: Signal = Signal.ERROR_RATE
-    quantile: Number | None = Field(None, gt=0, lt=1)
-    interval: Duration = 60.0
-    count: Count | None = Field(None, ge=1, le=MAX_MEASUREMENTS)
-    initial_delay: Duration = 0.0
-    success_condition: str | None = None
-    failure_condition: str | None = None
-    threshold_range: ThresholdRange | None = None
-    failure_limit: Count = Field(0, ge=0, le=MAX_MEASUREMENTS)
-    inconclusive_limit: Count = Field(0, ge=0, le=MAX_MEASUREMENTS)
-    consecutive_error_limit: Count = Field(4, ge=0, le=MAX_MEASUREMENTS)
-    judge: JudgeChoice = JudgeChoice()
-
-    @field_validator("success_condition", "failure_condition")
-    @classmethod
-    def _parse(cls, value: str | None) -> str | None:
-        if value is not None:
-            Condition.parse(value)
-        return value
-
-    @model_validator(mode="after")
-    def _check(self) -> "Metric":
-        if self.interval < MIN_INTERVAL:
-            raise FieldError(("interval",), f"interval must be at least {MIN_INTERVAL:g}s (a measurement "
-                                            f"over less than a second of traffic means nothing), got {self.interval:g}s")
-        if self.signal is Signal.LATENCY and self.quantile is None:
-            object.__setattr__(self, "quantile", 0.99)
-        if self.judge.kind == "sequential" and self.signal is not Signal.ERROR_RATE:
-            raise FieldError(("signal",), f"metric {self.name!r}: the sequential judge tests error counts, "
-                                          "so signal must be errorRate")
-        if self.judge.mann_whitney is not None:
-            own = self.judge.mann_whitney.signals
-            signals = [s.signal for s in own] or [self.signal]
-            if Signal.THROUGHPUT in signals:
-                where = (("judge", "mannWhitney", "signals", signals.index(Signal.THROUGHPUT), "signal")
-                         if own else ("signal",))
-                raise FieldError(where, 
-                    f"metric {self.name!r}: the mannWhitney judge compares canary with baseline, and their "
-                    "throughput differs by the traffic split, not by health; use errorRate or latency"
-                )
-        if self.judge.kind == "threshold" and not (
-            self.success_condition or self.failure_condition or self.threshold_range
-        ):
-            raise ValueError(
-                f"metric {self.name!r} has no successCondition, failureCondition or thresholdRange to judge by"
-            )
-        return self
-
-    @property
-    def success(self) -> Condition | None:
-        return Condition.parse(self.success_condition) if self.success_condition else None
-
-    @property
-    def failure(self) -> Condition | None:
-        return Condition.parse(self.failure_condition) if self.failure_condition else None
-
-
-class AnalysisTemplate(SpecModel):
-    """A named set of metrics, as Argo's AnalysisTemplate."""
-
-    name: str = Field(min_length=1)
-    metrics: tuple[Metric, ...] = Field(min_length=1)
-
-    @field_validator("metrics")
-    @classmethod
-    def _unique(cls, metrics: tuple[Metric, ...]) -> tuple[Metric, ...]:
-        names = [m.name for m in metrics]
-        for i, name in enumerate(names):
-            if name in names[:i]:
-                raise FieldError((i, "name"), f"metric name {name!r} is used twice "
-                                              f"(first at metrics[{names.index(name)}]); names must be unique")
-        return metrics
-
-
-class TemplateRef(SpecModel):
-    template_name: str = Field(min_length=1)
-
-
-class RolloutAnalysis(SpecModel):
-    """A reference to analysis templates, run as one analysis (Argo's RolloutAnalysis)."""
-
-    templates: tuple[TemplateRef, ...] = Field(min_length=1)
-
-
-class BackgroundAnalysis(RolloutAnalysis):
-    """Analysis that runs beside the steps from ``startingStep`` until promotion.
-
-    ``holdOnFailure`` (a rolloutlab extension, Flagger's behaviour): while the latest
-    measurement of any metric failed, the rollout does not leave its current step, so a
-    failing canary stays at its weight until it recovers or reaches ``failureLimit``.
-    """
-
-    starting_step: Count = Field(0, ge=0)
-    hold_on_failure: bool = False
-
-
-# --------------------------------------------------------------------------- canary
+from rolloutlab.strategies.durations import Duration
+from rolloutlab.strategies.routes import HeaderMatch, HeaderRoute, ManagedRoute, MirrorRoute
+from rolloutlab.strategies.spec_base import (  # noqa: F401
+    _MAX_PERCENT,
+    MAX_FACTOR,
+    MAX_MEASUREMENTS,
+    MAX_REPLICAS,
+    Count,
+    IntOrPercent,
+    Number,
+    SpecModel,
+    _camel_path,
+    _check_int_or_percent,
+    _format_path,
+    _reject_bool,
+)
 
 
 class Pause(SpecModel):
@@ -385,6 +92,9 @@ class SetCanaryScale(SpecModel):
         return self
 
 
+_CANARY_STEP_FIELDS = ("set_weight", "pause", "analysis", "set_canary_scale", "set_header_route", "set_mirror_route")
+
+
 class CanaryStep(SpecModel):
     """One canary step; exactly one of its fields is set."""
 
@@ -392,13 +102,19 @@ class CanaryStep(SpecModel):
     pause: Pause | None = None
     analysis: RolloutAnalysis | None = None
     set_canary_scale: SetCanaryScale | None = None
+    set_header_route: HeaderRoute | None = None
+    set_mirror_route: MirrorRoute | None = None
 
     @model_validator(mode="after")
     def _one(self) -> "CanaryStep":
-        given = [k for k in ("set_weight", "pause", "analysis", "set_canary_scale") if getattr(self, k) is not None]
+        given = [k for k in _CANARY_STEP_FIELDS if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError("a step takes exactly one of setWeight, pause, analysis, setCanaryScale")
+            raise ValueError("a step takes exactly one of " + ", ".join(to_camel(k) for k in _CANARY_STEP_FIELDS))
         return self
+
+    @property
+    def route(self) -> HeaderRoute | MirrorRoute | None:
+        return self.set_header_route or self.set_mirror_route
 
 
 class TrafficRouting(str, Enum):
@@ -412,6 +128,7 @@ class CanaryStrategy(SpecModel):
     max_surge: IntOrPercent = "25%"
     max_unavailable: IntOrPercent = "25%"
     traffic_routing: TrafficRouting = TrafficRouting.NONE
+    managed_routes: tuple[ManagedRoute, ...] = ()  # Argo's trafficRouting.managedRoutes, in precedence order
     dynamic_stable_scale: bool = False
     scale_down_delay_seconds: Duration = 30.0
     abort_scale_down_delay_seconds: Duration = 30.0  # after an abort, once stable is back; 0 keeps the canary (Argo)
@@ -436,7 +153,37 @@ class CanaryStrategy(SpecModel):
             if self.dynamic_stable_scale:
                 raise FieldError(_camel_path("dynamic_stable_scale"),
                                  "dynamicStableScale needs trafficRouting: router (as in Argo Rollouts)")
+        names = [r.name for r in self.managed_routes]
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                raise FieldError(_camel_path("managed_routes", i, "name"),
+                                 f"managed route {name!r} is declared twice (first at managedRoutes[{names.index(name)}])")
+        for i, step in enumerate(self.steps):
+            route = step.route
+            if route is None:
+                continue
+            field = "set_header_route" if step.set_header_route else "set_mirror_route"
+            if self.traffic_routing is TrafficRouting.NONE:
+                raise FieldError(_camel_path("steps", i, field),
+                                 f"{to_camel(field)} needs trafficRouting: router (a router adds the route)")
+            if route.name not in names:
+                known = ", ".join(names) or "none are declared"
+                raise FieldError(_camel_path("steps", i, field, "name"),
+                                 f"route {route.name!r} is not in managedRoutes ({known}); Argo Rollouts "
+                                 "only changes routes it manages")
         return self
+
+    def routes_in_order(self, applied: dict[str, int]) -> tuple[HeaderRoute | MirrorRoute, ...]:
+        """The routes in force, in managedRoutes (precedence) order, from the name -> step
+        index of the step that set each (``RolloutStatus.routes``)."""
+        out = []
+        for managed in self.managed_routes:
+            index = applied.get(managed.name)
+            if index is not None:
+                route = self.steps[index].route
+                if route is not None and route.match is not None:
+                    out.append(route)
+        return tuple(out)
 
 
 # --------------------------------------------------------------------------- blue-green, rolling
@@ -468,28 +215,122 @@ class RollingStrategy(SpecModel):
         return _check_int_or_percent(value, to_camel(info.field_name), _MAX_PERCENT[info.field_name])
 
 
+# --------------------------------------------------------------------------- feature flag
+
+
+class Exposure(SpecModel):
+    """Who gets the flag on: ``percentage`` of all users (flagd's ``fractional``, sticky
+    per user: the same user always lands on the same side), and every user whose
+    request headers match one entry of ``match`` (cohort targeting, e.g. staff)."""
+
+    percentage: Count = Field(0, ge=0, le=100)
+    match: tuple[HeaderMatch, ...] = ()
+
+    @model_validator(mode="after")
+    def _targetable(self) -> "Exposure":
+        for i, m in enumerate(self.match):
+            if m.header_value.regex is not None:
+                # flagd's targeting is JSON Logic: it has starts_with/ends_with, no regex
+                raise FieldError(("match", i, "headerValue", "regex"),
+                                 "flagd targeting has no regular expressions: use exact or prefix")
+        return self
+
+
+class FlagStep(SpecModel):
+    """One exposure step; exactly one of its fields is set."""
+
+    set_exposure: Exposure | None = None
+    pause: Pause | None = None
+    analysis: RolloutAnalysis | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> "FlagStep":
+        given = [k for k in ("set_exposure", "pause", "analysis") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("a feature-flag step takes exactly one of setExposure, pause, analysis")
+        return self
+
+
+class FlagDeploy(SpecModel):
+    """How the dark code ships before any exposure: a rolling update of the pods."""
+
+    rolling: RollingStrategy = RollingStrategy()
+
+
+class FeatureFlagStrategy(SpecModel):
+    """Ship the new version dark, then turn its code path on user by user with a flag.
+
+    The new version replaces the old one with the flag off (``deploy``, a rolling update:
+    every user still gets the old behaviour); then the steps change the flag's exposure,
+    with analysis comparing users with the flag on against users with it off. An abort
+    turns the flag off for everyone, which restores users in seconds -- but only from a
+    defect behind the flag: the pods keep the new version, so a defect outside the
+    flagged path (a crash on start, a leak, a migration) needs the deploy's own rollback.
+    An abort during the deploy rolls the pods back. All steps done: the flag is on for
+    every user and the rollout is promoted.
+
+    ``flags`` is the content of a flagd flag-definition file (the CNCF OpenFeature
+    standard's format, ``{"flags": {...}}``), given inline or read from ``flagFile``
+    (relative to the strategy file) when the strategy is loaded. The runner rewrites
+    the targeting of ``flagKey`` for each exposure; the other flags are left as they are.
+    """
+
+    flag_key: str = Field(min_length=1)
+    flag_file: str | None = None
+    flags: dict[str, Any] | None = None
+    on_variant: str = "on"
+    off_variant: str | None = None  # None: the flag's defaultVariant
+    deploy: FlagDeploy = FlagDeploy()
+    analysis: BackgroundAnalysis | None = None
+    steps: tuple[FlagStep, ...] = ()
+
+    @model_validator(mode="after")
+    def _check(self) -> "FeatureFlagStrategy":
+        if self.flags is None and self.flag_file is None:
+            raise FieldError(("flagFile",), "a featureFlag strategy needs flagFile (a flagd flag file) or flags")
+        if self.analysis and self.analysis.starting_step > len(self.steps):
+            raise FieldError(_camel_path("analysis", "starting_step"),
+                             f"analysis.startingStep {self.analysis.starting_step} is past the last step "
+                             f"({len(self.steps)} steps)")
+        return self
+
+    def exposure_at(self, step_index: int) -> Exposure:
+        """The exposure the steps ask for at ``step_index``: the last setExposure at or
+        before it (nobody before the first), everybody once every step is done."""
+        if step_index >= len(self.steps):
+            return Exposure(percentage=100)
+        for step in reversed(self.steps[: step_index + 1]):
+            if step.set_exposure is not None:
+                return step.set_exposure
+        return Exposure()
+
+
 class StrategyKind(str, Enum):
     CANARY = "canary"
     BLUE_GREEN = "blueGreen"
     ROLLING = "rolling"
+    FEATURE_FLAG = "featureFlag"
 
 
 class StrategyChoice(SpecModel):
     canary: CanaryStrategy | None = None
     blue_green: BlueGreenStrategy | None = None
     rolling: RollingStrategy | None = None
+    feature_flag: FeatureFlagStrategy | None = None
 
     @model_validator(mode="after")
     def _one(self) -> "StrategyChoice":
-        given = [k for k in ("canary", "blue_green", "rolling") if getattr(self, k) is not None]
+        given = [k for k in ("canary", "blue_green", "rolling", "feature_flag") if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError("strategy takes exactly one of canary, blueGreen, rolling")
+            raise ValueError("strategy takes exactly one of canary, blueGreen, rolling, featureFlag")
         return self
 
     @property
     def kind(self) -> StrategyKind:
         if self.canary:
             return StrategyKind.CANARY
+        if self.feature_flag:
+            return StrategyKind.FEATURE_FLAG
         return StrategyKind.BLUE_GREEN if self.blue_green else StrategyKind.ROLLING
 
 
@@ -547,6 +388,11 @@ class StrategySpec(SpecModel):
                      for i, st in enumerate(s.canary.steps) if st.analysis]
             if s.canary.analysis:
                 refs.append((("strategy", "canary", "analysis"), s.canary.analysis))
+        if s.feature_flag:
+            refs += [(("strategy", "featureFlag", "steps", i, "analysis"), st.analysis)
+                     for i, st in enumerate(s.feature_flag.steps) if st.analysis]
+            if s.feature_flag.analysis:
+                refs.append((("strategy", "featureFlag", "analysis"), s.feature_flag.analysis))
         if s.blue_green:
             for name in ("pre_promotion_analysis", "post_promotion_analysis"):
                 ref = getattr(s.blue_green, name)

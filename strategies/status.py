@@ -119,6 +119,9 @@ class RolloutStatus:
     step_index: int = 0
     step_started_at: float | None = None
     applied_weight: int = 0  # router weight we set (router mode); 0 otherwise
+    routes: tuple[tuple[str, int], ...] = ()  # managed routes in force: (name, index of the step that set it)
+    exposure_step: int | None = None  # feature flag: the step whose exposure is applied (None: flag off; len(steps): all on)
+    deployed_at: float | None = None  # feature flag: when the dark code ran on every pod
     pause_reason: PauseReason | None = None
     pause_started_at: float | None = None
     active: Role = Role.STABLE  # blue-green: which version the active Service selects
