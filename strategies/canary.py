@@ -6,8 +6,15 @@ its work is not finished, and the next call (level-triggered) picks up from ther
     background    -> start/advance the background analysis; failure aborts
     replicas      -> scale toward the current step's weight (replica math or router)
     steps         -> setWeight / setCanaryScale done once replicas and traffic are there;
+                     setHeaderRoute / setMirrorRoute add or remove a managed route;
                      pause waits for its timer or `promote`; analysis waits for its verdict
-    promotion     -> all steps done: canary to full scale and 100%, then Promote
+    promotion     -> all steps done: managed routes removed, canary to full scale and
+                     100%, then Promote
+
+Managed routes follow Argo Rollouts (rollout/trafficrouting.go, reconcileTrafficRouting:
+routes are set by their step and removed once the rollout is aborted or fully promoted,
+"RemoveManagedRoutes"): the status remembers which step set each route, so a resumed
+controller knows the routes in force.
 
 Without a traffic router the weight is only approximated by the ratio of ready pods
 (``strategies.replicas``); with one, the weight is set exactly once the canary has the
@@ -16,13 +23,14 @@ pods to carry it.
 
 from __future__ import annotations
 
-from rolloutlab.strategies.actions import EventReason, SetCanaryWeight
+from rolloutlab.strategies.actions import EventReason, RemoveRoute, SetCanaryWeight, SetHeaderRoute, SetMirrorRoute
 from rolloutlab.strategies.cycle import Cycle, ceil_share
 from rolloutlab.strategies.cycle import or_now as _or_now
 from rolloutlab.strategies.judges import MeasurementPhase
 from rolloutlab.strategies.observation import Role
 from rolloutlab.strategies.replicas import canary_replica_step
-from rolloutlab.strategies.spec import CanaryStrategy, TrafficRouting
+from rolloutlab.strategies.routes import HeaderRoute
+from rolloutlab.strategies.spec import CanaryStrategy, FeatureFlagStrategy, TrafficRouting
 from rolloutlab.strategies.status import AnalysisKind, AnalysisPhase, PauseReason
 
 BACKGROUND = "background"
@@ -36,7 +44,7 @@ def reconcile_canary(c: Cycle) -> None:
     if c.status.completed:
         return c.scale_down_old_stable()
     while True:
-        if not _reconcile_background_analysis(c, cs):  # in the loop: it may start at a step reached just now
+        if not reconcile_background_analysis(c, cs):  # in the loop: it may start at a step reached just now
             return
         if not _reconcile_replicas_and_traffic(c, cs, declared_canary_weight(cs, c.status.step_index)):
             return
@@ -61,10 +69,13 @@ def reconcile_canary(c: Cycle) -> None:
             if c.now < ends:
                 c.pause(PauseReason.CANARY_PAUSE_STEP, f"pausing {step.pause.duration:g}s at step {c.status.step_index}")
                 return c.wake_at(ends)
-            if _held_by_failed_check(c, cs):
+            if held_by_failed_check(c, cs):
                 return  # the next measurement (its due time is a requeue time) decides
             c.unpause("pause over")
             c.next_step("pause")
+        elif step.route is not None:
+            _set_route(c, c.status.step_index)
+            c.next_step("setHeaderRoute" if step.set_header_route else "setMirrorRoute")
         else:
             c.next_step("setWeight" if step.set_weight is not None else "setCanaryScale")
 
@@ -93,7 +104,7 @@ def canary_scale_override(cs: CanaryStrategy, step_index: int, replicas: int) ->
     return None
 
 
-def _reconcile_background_analysis(c: Cycle, cs: CanaryStrategy) -> bool:
+def reconcile_background_analysis(c: Cycle, cs: CanaryStrategy | FeatureFlagStrategy) -> bool:
     """Advance background analysis; False when it stopped the rollout (abort or pause)."""
     if cs.analysis is None or c.status.step_index < cs.analysis.starting_step:
         return True
@@ -120,7 +131,7 @@ def _reconcile_background_analysis(c: Cycle, cs: CanaryStrategy) -> bool:
 _HOLDING_PHASES = (MeasurementPhase.FAILED.value, MeasurementPhase.ERROR.value)
 
 
-def _held_by_failed_check(c: Cycle, cs: CanaryStrategy) -> bool:
+def held_by_failed_check(c: Cycle, cs: CanaryStrategy | FeatureFlagStrategy) -> bool:
     """Flagger's hold: with ``holdOnFailure``, a failed or empty latest check keeps the step.
 
     Flagger returns before ``runCanary`` when a check fails, and a metric query that finds
@@ -189,6 +200,7 @@ def _reconcile_routed(c: Cycle, cs: CanaryStrategy, weight: int) -> bool:
 
 def _reconcile_promotion(c: Cycle, cs: CanaryStrategy) -> None:
     """All steps done and the canary carries 100%: it becomes the stable."""
+    remove_routes(c)
     routed = cs.traffic_routing is TrafficRouting.ROUTER
     c.complete(scale_down_delay=cs.scale_down_delay_seconds if routed and not cs.dynamic_stable_scale else None)
     c.scale_down_old_stable()
@@ -205,6 +217,11 @@ def _reconcile_abort(c: Cycle, cs: CanaryStrategy) -> None:
             c.restored("rolled back: stable serves all traffic")
         return
     c.scale(Role.STABLE, replicas)
+    if c.status.routes:
+        if stable.available == 0:
+            c.waiting_on_pods = True  # a route's users would have nowhere else to go
+            return
+        remove_routes(c)
     if c.status.applied_weight != 0:
         if stable.available < ceil_share(100, replicas) and cs.dynamic_stable_scale:
             c.waiting_on_pods = True
@@ -222,3 +239,32 @@ def _set_weight(c: Cycle, weight: int) -> None:
     c.event(EventReason.WEIGHT_CHANGED, f"canary weight {c.status.applied_weight} -> {weight}")
     c.set(applied_weight=weight)
 
+
+
+def _set_route(c: Cycle, step_index: int) -> None:
+    """Apply the route of step ``step_index``: add or replace it, or remove it (no match)."""
+    route = c.spec.strategy.canary.steps[step_index].route
+    assert route is not None
+    others = tuple((name, i) for name, i in c.status.routes if name != route.name)
+    if route.match is None:
+        if len(others) != len(c.status.routes):
+            c.emit(RemoveRoute(route.name))
+            c.event(EventReason.ROUTE_CHANGED, f"route {route.name} removed")
+        c.set(routes=others)
+        return
+    if isinstance(route, HeaderRoute):
+        c.emit(SetHeaderRoute(route.name, route.match))
+        c.event(EventReason.ROUTE_CHANGED, f"header route {route.name}: matching requests go to the canary")
+    else:
+        c.emit(SetMirrorRoute(route.name, route.percentage, route.match))
+        c.event(EventReason.ROUTE_CHANGED, f"mirror route {route.name}: {route.percentage}% of matching requests copied to the canary")
+    c.set(routes=(*others, (route.name, step_index)))
+
+
+def remove_routes(c: Cycle) -> None:
+    """Remove every managed route in force (Argo does at promotion and at abort)."""
+    for name, _ in c.status.routes:
+        c.emit(RemoveRoute(name))
+        c.event(EventReason.ROUTE_CHANGED, f"route {name} removed")
+    if c.status.routes:
+        c.set(routes=())

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from rolloutlab.strategies.actions import Action, Event, EventReason, Promote, ScaleVersion
 from rolloutlab.strategies.analysis import advance_analysis, start_analysis, terminate_analysis
-from rolloutlab.strategies.observation import Observation, Role
+from rolloutlab.strategies.observation import FlagCounters, Observation, Role, VersionObservation
 from rolloutlab.strategies.spec import RolloutAnalysis, StrategySpec
 from rolloutlab.strategies.status import (
     AbortCause,
@@ -148,11 +148,22 @@ class Cycle:
         if run is None:
             run = start_analysis(kind, key, metrics, self.now)
             self.event(EventReason.ANALYSIS_STARTED, f"analysis {key} started: {', '.join(m.name for m in metrics)}")
-        advanced, events = advance_analysis(run, metrics, self.obs)
+        advanced, events = advance_analysis(run, metrics, self.analysis_observation())
         self.actions.extend(events)
         if advanced is not run or self.status.analysis(key) is None:
             self._store(advanced)
         return advanced.phase
+
+    def analysis_observation(self) -> Observation:
+        """What analysis compares: canary against stable by pod version; for a feature
+        flag, users with the flag on against users with it off (the observation's
+        ``flag`` counters; a runner that reports none gives analysis no data, which
+        errors the analysis rather than judging the wrong traffic)."""
+        if self.spec.strategy.feature_flag is None:
+            return self.obs
+        flag = self.obs.flag or FlagCounters()
+        return Observation(self.now, VersionObservation(counters=flag.off), VersionObservation(counters=flag.on),
+                           self.obs.commands)
 
     def retire_analysis(self, key: str) -> None:
         """Keep a finished run in the record under a new key, so ``key`` can start afresh."""

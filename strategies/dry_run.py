@@ -12,6 +12,14 @@ asked to be called (``status.requeue_at``: a pause ending, a measurement due, a 
 when one of its own pods becomes ready, right after it applied a change of pod counts (a
 runner's watch event), and when its operator (if it has one) passes a gate. Between two events nothing the controller reads changes except the traffic counters,
 which grow at a constant rate, so every time the dry run reports is exact.
+
+Routes and flags: a feature flag's exposure splits the new pods' requests into flag-on
+and flag-off ones, and ``error_rate[CANARY]`` is the defect behind the flag (only
+flag-on requests fail from it). Every request of the ideal world is the same plain
+``GET /`` without headers (``RequestTraits()``): a mirror route matching it copies its
+share of the requests to the canary (served and counted there, seen by no user), while
+header routes and cohort matches find nobody to match (the ideal world has no user
+segments; the simulator has).
 """
 
 from __future__ import annotations
@@ -19,18 +27,20 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from rolloutlab.strategies.actions import Event, Promote, ScaleVersion
+from rolloutlab.strategies.actions import Event, Promote, ScaleVersion, SetFlagExposure
 from rolloutlab.strategies.observation import (
     LATENCY_BUCKETS_MS,
     Command,
     CommandRequest,
     Counters,
+    FlagCounters,
     Observation,
     Role,
     VersionObservation,
 )
 from rolloutlab.strategies.reconcile import compute_declared_weight, compute_effective_weight, reconcile
-from rolloutlab.strategies.spec import StrategyKind, StrategySpec
+from rolloutlab.strategies.routes import RequestTraits, route_request
+from rolloutlab.strategies.spec import StrategySpec
 from rolloutlab.strategies.status import PauseReason, RolloutStatus
 
 _CALLS_PER_INSTANT = 100  # a controller that scales this often without time passing has a bug
@@ -78,9 +88,10 @@ def waits_for_a_person(spec: StrategySpec, status: RolloutStatus) -> bool:
         return True
     if status.pause_reason is PauseReason.BLUE_GREEN_PAUSE:
         return not spec.strategy.blue_green.auto_promotion_enabled
-    if spec.strategy.kind is not StrategyKind.CANARY:
+    stepped = spec.strategy.canary or spec.strategy.feature_flag
+    if stepped is None:
         return False
-    steps = spec.strategy.canary.steps
+    steps = stepped.steps
     if status.step_index >= len(steps):
         return False
     pause = steps[status.step_index].pause
@@ -104,14 +115,20 @@ class IdealWorld:
     gates_passed: int = 0  # promote commands the operator gave
     _reconciled_at: float | None = None  # the time of the last call, while nothing changed since
     _gate_passed: float | None = None  # the gate the operator passed last (a gate is passed once)
+    flag_share: float = 0.0  # feature flag: share of users with the flag on
+    flag_requests: dict[bool, float] = field(default_factory=lambda: {True: 0.0, False: 0.0})
+    flag_errors: dict[bool, float] = field(default_factory=lambda: {True: 0.0, False: 0.0})
 
     def __post_init__(self) -> None:
         replicas = self.spec.require_replicas()
         self.pods = {Role.STABLE: VersionPods(ready_at=[-1.0] * replicas), Role.CANARY: VersionPods()}
 
     def observe(self) -> Observation:
+        flag = None
+        if self.spec.strategy.feature_flag is not None:
+            flag = FlagCounters(*(Counters(int(self.flag_requests[on]), int(self.flag_errors[on])) for on in (True, False)))
         return Observation(self.now, self.pods[Role.STABLE].observe(self.now),
-                           self.pods[Role.CANARY].observe(self.now), tuple(self.commands))
+                           self.pods[Role.CANARY].observe(self.now), tuple(self.commands), flag)
 
     def command(self, command: Command) -> None:
         self.commands.append(CommandRequest(len(self.commands) + 1, command))
@@ -137,6 +154,8 @@ class IdealWorld:
                 self._reconciled_at = None  # the controller sees the new pod count at once (a watch event)
             elif isinstance(action, Promote):
                 self.promoted += 1
+            elif isinstance(action, SetFlagExposure):
+                self.flag_share = action.percentage / 100
 
     def advance(self, dt: float) -> None:
         """Let ``dt`` seconds of traffic flow with the weights of now (nothing is reconciled)."""
@@ -145,10 +164,26 @@ class IdealWorld:
         preview = 0.0
         if self.spec.strategy.blue_green and weight == 0 and obs.canary.available:
             preview = self.preview_rps * dt
+        cs = self.spec.strategy.canary
+        if cs is not None and self.status.routes and not self.status.aborted:
+            mirrored = route_request(cs.routes_in_order(dict(self.status.routes)), RequestTraits()).mirror
+            self.pods[Role.CANARY].requests += self.rps * dt * mirrored
+            self.pods[Role.CANARY].errors += self.rps * dt * mirrored * self.error_rate[Role.CANARY]
+        flagged = self.spec.strategy.feature_flag is not None
         for role, share in ((Role.CANARY, weight), (Role.STABLE, 1 - weight)):
             requests = self.rps * dt * share + (preview if role is Role.CANARY else 0.0)
             self.pods[role].requests += requests
-            self.pods[role].errors += requests * self.error_rate[role]
+            if not flagged:
+                self.pods[role].errors += requests * self.error_rate[role]
+                continue
+            on = requests * self.flag_share if role is Role.CANARY else 0.0  # the old code has no flagged path
+            on_errors = on * self.error_rate[role]
+            off_errors = (requests - on) * self.error_rate[Role.STABLE]
+            self.pods[role].errors += on_errors + off_errors
+            self.flag_requests[True] += on
+            self.flag_errors[True] += on_errors
+            self.flag_requests[False] += requests - on
+            self.flag_errors[False] += off_errors
         self.now += dt
         if dt > 0:
             self._reconciled_at = None
@@ -173,7 +208,11 @@ class IdealWorld:
         return min(later) if later else None
 
     def finished(self) -> bool:
-        """Promoted with the old version gone, or rolled back with the new version gone."""
+        """Promoted with the old version gone, or rolled back with the new version gone
+        (a feature flag turned off after its dark deploy keeps the new pods)."""
+        if self.spec.strategy.feature_flag is not None and self.status.deployed_at is not None:
+            if self.status.aborted:
+                return self.status.restored_at is not None
         if self.status.completed:
             return self.pods[Role.STABLE].observe(self.now).replicas == 0
         return self.status.restored_at is not None and self.pods[Role.CANARY].observe(self.now).replicas == 0

@@ -26,6 +26,7 @@ from rolloutlab.strategies.blue_green import Rung, reconcile_blue_green
 from rolloutlab.strategies.canary import BACKGROUND, declared_canary_weight, reconcile_canary
 from rolloutlab.strategies.cycle import Cycle
 from rolloutlab.strategies.cycle import or_now as _or_now
+from rolloutlab.strategies.feature_flag import declared_exposure, reconcile_feature_flag
 from rolloutlab.strategies.observation import Command, Observation, Role
 from rolloutlab.strategies.replicas import effective_canary_weight
 from rolloutlab.strategies.rolling import reconcile_rolling
@@ -36,6 +37,7 @@ _LADDERS = {
     StrategyKind.CANARY: reconcile_canary,
     StrategyKind.BLUE_GREEN: reconcile_blue_green,
     StrategyKind.ROLLING: reconcile_rolling,
+    StrategyKind.FEATURE_FLAG: reconcile_feature_flag,
 }
 
 
@@ -102,8 +104,11 @@ def _apply_command(c: Cycle, command: Command) -> str | None:
     kind = c.spec.strategy.kind
     if kind is StrategyKind.ROLLING:
         return "a rolling update has no steps to promote"
+    if kind is StrategyKind.FEATURE_FLAG and s.deployed_at is None:
+        return "the dark code is still being deployed; exposure steps start after it"
+    stepped = c.spec.strategy.canary or c.spec.strategy.feature_flag  # the kinds with steps
     if command is Command.PROMOTE_FULL:
-        last = len(c.spec.strategy.canary.steps) if kind is StrategyKind.CANARY else Rung.SWITCH
+        last = len(stepped.steps) if stepped is not None else Rung.SWITCH
         c.terminate_analyses()
         c.retire_analysis(BACKGROUND)
         c.unpause("promoted fully")
@@ -117,8 +122,8 @@ def _apply_command(c: Cycle, command: Command) -> str | None:
         c.retire_analysis(BACKGROUND)
         c.unpause(f"{command.value}: background analysis restarts")
         return None
-    if kind is StrategyKind.CANARY:
-        steps = c.spec.strategy.canary.steps
+    if stepped is not None:
+        steps = stepped.steps
         if s.step_index >= len(steps):
             return "every step is done"
         step = steps[s.step_index]
@@ -215,6 +220,8 @@ def compute_declared_weight(spec: StrategySpec, status: RolloutStatus, observati
         return float(100 if status.completed else declared_canary_weight(spec.strategy.canary, status.step_index))
     if kind is StrategyKind.BLUE_GREEN:
         return 100.0 if status.active is Role.CANARY else 0.0
+    if kind is StrategyKind.FEATURE_FLAG:  # the share of users the flag is on for
+        return float(declared_exposure(spec.strategy.feature_flag, status.exposure_step))
     total = observation.canary.replicas + observation.stable.replicas
     return 100.0 * observation.canary.replicas / total if total else 0.0
 

@@ -34,6 +34,33 @@ ANALYSIS = {"templates": [{"templateName": "errors-3"}]}  # a step's analysis ne
 int_or_percent = st.one_of(st.integers(0, 3), st.sampled_from(["0%", "10%", "25%", "50%", "100%"]))
 
 
+MATCH_STAFF = [{"headerName": "x-user-group", "headerValue": {"exact": "internal"}}]
+route_steps = st.one_of(
+    st.builds(lambda on: {"setHeaderRoute": {"name": "staff", **({"match": MATCH_STAFF} if on else {})}}, st.booleans()),
+    st.builds(lambda on, pct: {"setMirrorRoute": {"name": "shadow", "percentage": pct,
+                                                  **({"match": [{"method": {"exact": "GET"}}]} if on else {})}},
+              st.booleans(), st.integers(0, 100)),
+    st.builds(lambda n: {"setCanaryScale": {"replicas": n}}, st.integers(0, 3)),
+)
+FLAGS = {"flags": {"f": {"state": "ENABLED", "variants": {"on": True, "off": False}, "defaultVariant": "off"}}}
+
+
+@st.composite
+def flag_specs(draw):
+    step = st.one_of(
+        st.builds(lambda pct, cohort: {"setExposure": {"percentage": pct, **({"match": MATCH_STAFF} if cohort else {})}},
+                  st.integers(0, 100), st.booleans()),
+        st.builds(lambda d: {"pause": {"duration": d}}, st.integers(0, 120)),
+        st.just({"analysis": ANALYSIS}),
+    )
+    steps = draw(st.lists(step, max_size=6))
+    ff = {"flagKey": "f", "flags": FLAGS, "steps": steps,
+          "deploy": {"rolling": {"maxSurge": draw(int_or_percent), "maxUnavailable": draw(int_or_percent)}}}
+    if draw(st.booleans()):
+        ff["analysis"] = {**BACKGROUND, "startingStep": draw(st.integers(0, len(steps)))}
+    return {"featureFlag": ff}
+
+
 @st.composite
 def canary_specs(draw):
     router = draw(st.booleans())
@@ -42,10 +69,13 @@ def canary_specs(draw):
         st.builds(lambda d: {"pause": {"duration": d}}, st.integers(0, 120)),
         st.just({"analysis": ANALYSIS}),
     )
+    if router:  # managed routes come with a router (Argo: setHeaderRoute/setMirrorRoute)
+        step = st.one_of(step, route_steps)
     steps = draw(st.lists(step, max_size=6))
     canary = {"steps": steps, "maxSurge": draw(int_or_percent), "maxUnavailable": draw(int_or_percent),
               "trafficRouting": "router" if router else "none"}
     if router:
+        canary["managedRoutes"] = [{"name": "staff"}, {"name": "shadow"}]
         canary["dynamicStableScale"] = draw(st.booleans())
         canary["abortScaleDownDelaySeconds"] = draw(st.integers(0, 60))
     if draw(st.booleans()):
@@ -65,7 +95,7 @@ rolling_specs = st.builds(lambda s, u: {"rolling": {"maxSurge": s, "maxUnavailab
 
 @st.composite
 def worlds(draw):
-    strategy = draw(st.one_of(canary_specs(), blue_green_specs, rolling_specs))
+    strategy = draw(st.one_of(canary_specs(), blue_green_specs, rolling_specs, flag_specs()))
     spec = StrategySpec.model_validate({"name": "p", "replicas": draw(st.integers(1, 12)),
                                         "analysisTemplates": TEMPLATES, "strategy": strategy})
     world = IdealWorld(spec, start_delay=draw(st.integers(1, 40)), rps=draw(st.sampled_from([0.5, 20.0, 500.0])))
@@ -112,8 +142,8 @@ def stable_floor(world: IdealWorld) -> int:
     kind = spec.strategy.kind
     if kind is StrategyKind.BLUE_GREEN:
         return replicas
-    if kind is StrategyKind.ROLLING:
-        return 0  # a rolling update hands the stable's pods over; see the availability check
+    if kind in (StrategyKind.ROLLING, StrategyKind.FEATURE_FLAG):
+        return 0  # a rolling update (a flag's dark deploy) hands the stable's pods over; see the availability check
     cs = spec.strategy.canary
     declared = world.log[-1].declared_weight
     if cs.traffic_routing is TrafficRouting.ROUTER:
@@ -149,8 +179,10 @@ def test_stable_keeps_the_pods_its_traffic_needs_until_promotion(world, schedule
             # weight) may still be below its share while its pods start
             if isinstance(action, ScaleVersion) and action.role is Role.STABLE and action.replicas < decision.stable_replicas:
                 assert action.replicas >= stable_floor(w), (w.status, decision)
-        if w.spec.strategy.kind is StrategyKind.ROLLING and not w.status.aborted:
-            rs = w.spec.strategy.rolling
+        rolling = w.spec.strategy.kind is StrategyKind.ROLLING or (
+            w.spec.strategy.feature_flag is not None and w.status.deployed_at is None)
+        if rolling and not w.status.aborted:
+            rs = w.spec.strategy.rolling or w.spec.strategy.feature_flag.deploy.rolling
             replicas = w.spec.require_replicas()
             unavailable = resolve_int_or_percent(rs.max_unavailable, replicas, round_up=False)
             if resolve_int_or_percent(rs.max_surge, replicas, round_up=True) == 0 and unavailable == 0:
@@ -171,6 +203,11 @@ def test_every_abort_ends_on_a_fully_scaled_stable(world, schedule):
         return
     obs = world.observe()
     assert status.restored_at is not None
+    if world.spec.strategy.feature_flag is not None:
+        assert world.flag_share == 0 and world.log[-1].declared_weight == 0  # the flag is off for everyone
+        if status.deployed_at is not None:  # the dark code stays: a flag cannot undo a deploy
+            assert obs.canary.available == world.spec.require_replicas()
+            return
     assert obs.stable.available == world.spec.require_replicas()
     assert world.log[-1].effective_weight == 0
     kept = _abort_keeps_canary(world.spec)  # abortScaleDownDelaySeconds: 0 keeps it for debugging, as in Argo
@@ -242,6 +279,8 @@ def test_a_controller_down_for_a_while_still_finishes_the_rollout(world, cut, ou
     elif status.pause_reason is PauseReason.INCONCLUSIVE_ANALYSIS:
         assert status.phase is Phase.PAUSED  # waits for a person, as Argo does; nothing is half-done
         assert obs.stable.available + obs.canary.available >= obs.stable.replicas + obs.canary.replicas
+    elif status.aborted and world.spec.strategy.feature_flag is not None and status.deployed_at is not None:
+        assert status.restored_at is not None and resumed.flag_share == 0  # flag off; the dark code stays
     else:
         assert status.aborted and status.restored_at is not None and obs.stable.available == replicas
 
