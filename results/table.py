@@ -148,6 +148,11 @@ EXTRA_COLUMNS: tuple[Column, ...] = (
     Column("release_failed_requests", "float64",
            "failed_requests - baseline_failed_requests: failures caused by the release (may be slightly "
            "negative by chance)"),
+    Column("users_affected", "float64",
+           "share of users who got at least one bad answer from the release (a failure it caused, or a write "
+           "a mirror performed twice); weights spread it over everyone, sticky routes and flags concentrate it"),
+    Column("mirrored_requests", "int64", "copies of user requests a mirror route sent to the new version (no user saw them)"),
+    Column("duplicated_writes", "int64", "writes performed twice because a mirror copied them to a new version with side effects"),
     Column("slo_objective", "float64", "the scenario's SLO: share of requests that must succeed; NaN without one"),
     Column("slo_window", "float64", "the period the SLO is measured over, in seconds; NaN without one"),
     # history mode (sim.history)

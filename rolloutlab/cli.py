@@ -247,7 +247,7 @@ def simulate(
 @app.command()
 def compare(
     scenario: Annotated[Optional[str], typer.Argument(help=f"A scenario file or bundled name (default: {_DEFAULTS.DEFAULT_SCENARIO}).", show_default=False)] = None,
-    strategies: Annotated[Optional[str], typer.Option(help="Comma-separated strategy files or bundled names (default: the scenario's strategies:, else blue-green, canary and rolling).")] = None,
+    strategies: Annotated[Optional[str], typer.Option(help="Comma-separated strategy files or bundled names, or 'all' for every bundled technique (default: the scenario's strategies:, else blue-green, canary and rolling).")] = None,
     runs: RunsOption = _DEFAULTS.DEFAULT_RUNS,
     seed: SeedOption = None,
     executor: ExecutorOption = "process",

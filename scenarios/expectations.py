@@ -180,6 +180,10 @@ def compute_metric_sample(rows: pd.DataFrame, metric: str) -> MetricSample:
         return _censored_sample(metric, "defective releases", *censored_times(rows, "detection"))
     if metric == "rollout_duration":
         return _censored_sample(metric, "deployments", *censored_times(rows, "rollout_duration"))
+    if metric in ("users_affected", "duplicated_writes"):
+        if metric not in rows:
+            raise ValueError(f"{metric} needs results that count it (the simulator's); these rows have no such column")
+        return _sample(metric, "deployments", rows[metric].to_numpy(dtype=float))
     return _sample(metric, "deployments", rows["replica_seconds"].to_numpy(dtype=float))  # cost
 
 

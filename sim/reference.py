@@ -45,6 +45,16 @@ class ExactMonitor(Monitor):
 
 
 class RequestWorld(World):
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        # what this mode draws per request is the version, not the user: routes, flags
+        # and segments would be silently wrong here, so they are refused
+        canary = self.spec.strategy.canary
+        if self.flagged or (canary is not None and canary.managed_routes) or self.scenario.traffic.segments \
+                or self.scenario.traffic.write_share:
+            raise ValueError("the per-request reference world models neither routes, feature flags nor user "
+                             "segments; use the fast simulator for them")
+
     def run(self, horizon: float) -> None:
         self.env.process(self._arrivals())
         super().run(horizon)
@@ -53,7 +63,8 @@ class RequestWorld(World):
         return ExactMonitor(self)
 
     # traffic is counted request by request, so intervals carry no draws
-    def _draw_traffic(self, role: Role, t0: float, users: float, preview: float, p: float) -> None:
+    def _draw_traffic(self, role: Role, t0: float, users: float, preview: float, p: float,
+                      flag: bool | None = None) -> None:
         return None
 
     def sync(self) -> None:

@@ -39,6 +39,7 @@ from rolloutlab.results.table import DETECTED_BY_ABORT_CAUSE
 from rolloutlab.results.timeline import TimelineEvent, TimelinePoint
 from rolloutlab.scenarios.release import ReleaseDraw, child_seed
 from rolloutlab.scenarios.schema import DiurnalProfile, Scenario, SpikesProfile
+from rolloutlab.sim import accounting, routing
 from rolloutlab.sim.alerts import Monitor
 from rolloutlab.sim.defects import LEAK_TICK, crash_probability, defect_failure, defect_slowdown
 from rolloutlab.sim.dependencies import Dependencies
@@ -48,11 +49,11 @@ from rolloutlab.sim.migrations import compute_schema_error_rate, compute_schema_
 from rolloutlab.sim.pods import Cluster, Pod
 from rolloutlab.sim.probes import NEGLIGIBLE, ReadinessProbes
 from rolloutlab.sim.queueing import overload
+from rolloutlab.sim.segments import UserHarm, flag_on_buckets, request_classes, user_groups
 from rolloutlab.sim.traffic import (
     LatencyModel,
     combine_failure,
     draw_window,
-    expected_arrivals,
     rate_at,
     rate_changes,
 )
@@ -67,11 +68,24 @@ from rolloutlab.strategies import (
     compute_declared_weight,
     reconcile,
 )
-from rolloutlab.strategies.actions import Event, Promote, ScaleVersion, SetCanaryWeight, SwitchActive, SwitchPreview
-from rolloutlab.strategies.spec import Signal, StrategyKind, TrafficRouting
+from rolloutlab.strategies.actions import (
+    Event,
+    Promote,
+    RemoveRoute,
+    ScaleVersion,
+    SetCanaryWeight,
+    SetFlagExposure,
+    SetHeaderRoute,
+    SetMirrorRoute,
+    SwitchActive,
+    SwitchPreview,
+)
+from rolloutlab.strategies.observation import FlagCounters
+from rolloutlab.strategies.routes import HeaderRoute, MirrorRoute
+from rolloutlab.strategies.spec import Signal
 
 ROLES = (Role.STABLE, Role.CANARY)
-EXTRA_STREAMS = ("probes", "checks", "history", "grace")
+EXTRA_STREAMS = ("probes", "checks", "history", "grace", "writes", "users")
 """Purposes of ``World.extra_stream``, in the order of their child seeds."""
 DIURNAL_TICK = 300.0  # seconds between re-evaluations of a diurnal rate (overload follows the rate)
 
@@ -97,6 +111,9 @@ class WindowTotals:
     failed_requests: int
     exposed_requests: int
     replica_seconds: float
+    users_affected: float = 0.0
+    mirrored_requests: int = 0
+    duplicated_writes: int = 0
 
 
 @dataclass
@@ -144,6 +161,11 @@ class World:
     timeline: list[TimelinePoint] = field(default_factory=list)
     pending_events: list[str] = field(default_factory=list)
     t: float = 0.0
+    routes: dict[str, HeaderRoute | MirrorRoute] = field(default_factory=dict)  # managed routes in force
+    flag_exposure: SetFlagExposure | None = None  # feature flag: who has it on (None: nobody)
+    flag_traffic: dict[bool, VersionTraffic] = field(default_factory=lambda: {True: VersionTraffic(), False: VersionTraffic()})
+    mirrored_requests: int = 0  # copies of user requests served by the new version for nobody
+    duplicated_writes: int = 0  # mirrored writes the new version performed again (side effects)
 
     def __post_init__(self) -> None:
         self.env = simpy.Environment()
@@ -168,6 +190,11 @@ class World:
         self._timeline_marks: dict[Role, tuple[int, int, float]] = {}
         self._extra_streams: dict[str, np.random.Generator] = {}
         self._checks_due = False
+        self.flagged = self.spec.strategy.feature_flag is not None
+        self.groups = user_groups(self.scenario.traffic)
+        self.classes = request_classes(self.scenario.traffic, self.groups)
+        self.harm = UserHarm(self.groups)
+        self.flag_on_buckets = flag_on_buckets(self.groups, None)
         self.monitor = self._make_monitor()
         self.probes = ReadinessProbes(self)
         self.health_check = ServiceHealthCheck(self)
@@ -208,7 +235,9 @@ class World:
         self.cluster.account_cost(self.env.now)
         # Requests, failures and cost are counted over the scenario's window, the same
         # for every strategy and run; the world runs on only to see restores through.
-        self.window = WindowTotals(self.user_requests, self.user_errors, self.exposed_requests, self.cluster.pod_seconds)
+        self.window = WindowTotals(self.user_requests, self.user_errors, self.exposed_requests, self.cluster.pod_seconds,
+                                   self.harm.affected_share(self.extra_stream("users")), self.mirrored_requests,
+                                   self.duplicated_writes)
         while self.env.now < horizon and not self._settled():
             self.env.run(until=min(horizon, self.env.now + 600.0))
         self.sync()
@@ -252,7 +281,8 @@ class World:
                 available=ready,
                 counters=self.traffic[role].counters(),
             ))
-        return Observation(now, versions[0], versions[1], tuple(self.commands))
+        flag = FlagCounters(self.flag_traffic[True].counters(), self.flag_traffic[False].counters()) if self.flagged else None
+        return Observation(now, versions[0], versions[1], tuple(self.commands), flag)
 
     def _apply(self, actions) -> None:
         now = self.env.now
@@ -265,6 +295,15 @@ class World:
                 self.active = action.role
             elif isinstance(action, SwitchPreview):
                 self.preview = action.role
+            elif isinstance(action, SetHeaderRoute):
+                self.routes[action.name] = HeaderRoute(name=action.name, match=action.match)
+            elif isinstance(action, SetMirrorRoute):
+                self.routes[action.name] = MirrorRoute(name=action.name, percentage=action.percentage, match=action.match)
+            elif isinstance(action, RemoveRoute):
+                self.routes.pop(action.name, None)
+            elif isinstance(action, SetFlagExposure):
+                self.flag_exposure = None if action.off else action
+                self.flag_on_buckets = flag_on_buckets(self.groups, self.flag_exposure)
             elif isinstance(action, Promote):
                 run_migrations_at(self, "after_promotion")
             elif isinstance(action, Event) and self.record_timeline:
@@ -326,61 +365,38 @@ class World:
             self.t = now
 
     def shares(self, now: float) -> dict[Role, float]:
-        """Fraction of user traffic each version receives now (the effective weight)."""
-        if self.reverted_at is not None and now >= self.reverted_at:
-            return {Role.STABLE: 1.0, Role.CANARY: 0.0}
-        kind = self.spec.strategy.kind
-        if kind is StrategyKind.BLUE_GREEN:
-            return {Role.STABLE: float(self.active is Role.STABLE), Role.CANARY: float(self.active is Role.CANARY)}
-        if kind is StrategyKind.CANARY and self.spec.strategy.canary.traffic_routing is TrafficRouting.ROUTER:
-            w = self.router_weight / 100.0
-            return {Role.STABLE: 1.0 - w, Role.CANARY: w}
-        stable = self.cluster.ready_count(Role.STABLE, now)
-        canary = self.cluster.ready_count(Role.CANARY, now)
-        total = stable + canary
-        if total == 0:
-            return {Role.STABLE: 1.0, Role.CANARY: 0.0}  # nothing ready: requests fail at the Service
-        return {Role.STABLE: stable / total, Role.CANARY: canary / total}
+        """Fraction of user traffic each version receives now (``sim.routing``)."""
+        return routing.shares(self, now)
+
+    def mirror_share(self, now: float) -> float:
+        """Share of user requests a mirror route copies to the new version now."""
+        return routing.mirror_share(self, now)
+
+    def flag_on_share(self) -> float:
+        """Share of user requests whose user has the feature flag on now."""
+        return routing.flag_on_share(self)
 
     def _advance_traffic(self, t0: float, t1: float) -> None:
-        """Account [t0, t1], an interval in which nothing changed: cost, traffic, impact."""
-        dt = t1 - t0
-        self.cluster.account_cost(t1)
-        req0, err0 = self.total_requests, self.total_errors
-        scenario = self.scenario
-        sut_expected = expected_arrivals(scenario.traffic.profile, scenario.traffic.rps, t0, t1) * self.arrival_factor
-        shares = self.shares(t0)
-        mean_rate = sut_expected / dt
-        p_user = 0.0
-        impact = False
-        for role in ROLES:
-            share = shares[role]
-            preview = scenario.traffic.preview_rps if role is self.preview and share == 0 else 0.0
-            if share == 0 and preview == 0:
-                continue
-            p, harmed = self.failure_probability(role, mean_rate * share + preview, t0)
-            p_user += share * p
-            impact = impact or (harmed and share > 0)
-            before = self.user_requests
-            self._draw_traffic(role, t0, sut_expected * share, preview * dt, p)
-            if harmed:
-                self.exposed_requests += self.user_requests - before
-        if self.scenario.monitoring.alerts:
-            self.monitor.log_traffic(t0, t1, req0, err0)
-        p_user = self._through_callers(p_user)
-        self.peak_error_rate = max(self.peak_error_rate, p_user)
-        self._track_impact(impact, t0, t1)
+        """Account [t0, t1], an interval in which nothing changed (``sim.accounting``)."""
+        accounting.advance_traffic(self, t0, t1)
 
-    def _draw_traffic(self, role: Role, t0: float, users: float, preview: float, p: float) -> None:
+    def _draw_traffic(self, role: Role, t0: float, users: float, preview: float, p: float,
+                      flag: bool | None = None) -> None:
         """Fast mode: the interval's requests of one version in one draw each (Poisson
-        thinning: exact for constant p). The per-request reference overrides this."""
+        thinning: exact for constant p). The per-request reference overrides this.
+        ``flag``: a feature-flag release also counts the users' requests by the flag's
+        answer (None: no flag)."""
         rng = self.streams["traffic"]
-        latency = self.latency_model(role, t0) if self.want_latency else None
+        latency = self.latency_model(role, t0, flag_on=flag) if self.want_latency else None
         if users > 0:
             draw = draw_window(rng, users, p, latency)
             self._count(role, draw)
             self.user_requests += draw.requests
             self.user_errors += draw.errors
+            if flag is not None:
+                counters = self.flag_traffic[flag]
+                counters.requests += draw.requests
+                counters.errors += draw.errors
         if preview > 0:  # smoke traffic on the preview Service: analysed, but no user's request
             self._count(role, draw_window(rng, preview, p, latency))
 
@@ -442,22 +458,32 @@ class World:
         or the preview traffic while it is a preview without users (``shares``: those of
         now, when the caller has them)."""
         share = (shares or self.shares(now))[role]
+        if role is Role.CANARY and self.routes:
+            share += self.mirror_share(now)  # mirrored copies load its pods as much as users do
         preview = self.scenario.traffic.preview_rps if role is self.preview and share == 0 else 0.0
         return rate_at(self.scenario.traffic.profile, self.scenario.traffic.rps, now) * self.arrival_factor * share + preview
 
     def failure_probability(self, role: Role, arrival_rps: float, now: float, *,
-                            schedule: bool = True) -> tuple[float, bool]:
+                            schedule: bool = True, flag_on: bool | None = None) -> tuple[float, bool]:
         """A version's per-request failure probability now, and whether the release is
         to blame for any of it (its defect, or a schema it cannot run on). ``schedule``:
         a leak may schedule its re-evaluations (the traffic accounting and alert rules
         do; the periodic checks only look, so they cannot move those ticks)."""
+        if flag_on is None and role is Role.CANARY and self._behind_flag():
+            # an observer's average request (alert rules, the health check): users with
+            # the flag on and off in their proportions
+            on = self.flag_on_share()
+            p_on, harmed_on = self.failure_probability(role, arrival_rps, now, schedule=schedule, flag_on=True)
+            p_off, harmed_off = self.failure_probability(role, arrival_rps, now, schedule=schedule, flag_on=False)
+            return on * p_on + (1.0 - on) * p_off, (harmed_on and on > 0) or harmed_off
         sut = self.sut
         ready = self.cluster.ready_count(role, now)
         causes = [sut.baseline_error_rate, self._injected_error(sut.name)]
         if arrival_rps > 0:
             causes.append(overload(arrival_rps, ready, sut.capacity_rps, sut.request_timeout).failure_probability)
         harmed = False
-        if role is Role.CANARY and self.release.defect is not None and not self.repaired:
+        if role is Role.CANARY and self.release.defect is not None and not self.repaired and (
+                flag_on is not False or not self._behind_flag()):
             extra, harmed = defect_failure(self, arrival_rps, now, schedule)
             causes.append(extra)
         if not self.repaired and not self.schema_ok(role):
@@ -466,17 +492,26 @@ class World:
         causes.append(self._downstream_failure())
         return combine_failure(*causes), harmed
 
-    def latency_model(self, role: Role, now: float) -> LatencyModel:
+    def latency_model(self, role: Role, now: float, flag_on: bool | None = None) -> LatencyModel:
         """``role``'s response time now: the service's, slowed by the release's defect (on
-        the new version) and by injected latency."""
+        the new version) and by injected latency. Behind a feature flag the defect slows
+        only users with the flag on; an observer's average request (``flag_on`` None) is
+        taken as slowed once more than 1% of requests are (what a p99 sees)."""
         base = self._latency[role]
         multiplier, added = 1.0, sum(self.injected_latency.get(self.sut.name, ()))
-        if role is Role.CANARY and self.release.defect is not None and not self.repaired:
+        if flag_on is None and self._behind_flag():
+            flag_on = self.flag_on_share() > 0.01
+        if role is Role.CANARY and self.release.defect is not None and not self.repaired and (
+                flag_on is not False or not self._behind_flag()):
             multiplier, slower = defect_slowdown(self, now)
             added += slower
         if multiplier == 1.0 and added == 0.0:
             return base
         return LatencyModel(base.median_ms, base.sigma, multiplier=multiplier, added_ms=added)
+
+    def _behind_flag(self) -> bool:
+        """Whether the release's defect sits behind a feature flag this rollout has."""
+        return self.flagged and bool(getattr(self.release.defect, "behind_flag", False))
 
     def start_leak_ticks(self, first: float) -> None:
         """A leak grows from ``first`` on: re-evaluate the world then and every LEAK_TICK."""

@@ -34,9 +34,15 @@ from rolloutlab.results.statistics import (
     StrategySummary,
     summarize,
 )
-from rolloutlab.scenarios.schema import DEFAULT_STRATEGIES, Scenario, bundled_scenario, is_strategy_path
+from rolloutlab.scenarios.schema import (
+    ALL_STRATEGIES,
+    DEFAULT_STRATEGIES,
+    Scenario,
+    bundled_scenario,
+    is_strategy_path,
+)
 from rolloutlab.sim.run import FIDELITIES
-from rolloutlab.strategies.files import LIBRARY_DIR, load_strategy, resolve_strategy_path
+from rolloutlab.strategies.files import LIBRARY_DIR, bundled_strategy_names, load_strategy, resolve_strategy_path
 from rolloutlab.strategies.spec import StrategySpec
 from rolloutlab.strategies.yaml_input import YamlDocument, format_field_path, parse_yaml_file, validate_document
 from rolloutlab.workflows.defaults import (
@@ -154,6 +160,8 @@ def _strategies_of(loaded: ScenarioFile, names: Sequence[str] | None, note: Say 
         return resolve_scenario_strategies(loaded)
     if not names:
         raise InputError("--strategies", "name at least one strategy")
+    if list(names) == [ALL_STRATEGIES]:  # every bundled technique side by side
+        names = bundled_strategy_names()
     strategies = [load_strategy_arg(name, note=note, warn=warn) for name in names]
     labels = [s.name for s in strategies]
     if len(set(labels)) != len(labels):

@@ -47,6 +47,7 @@ from rolloutlab.scenarios.schema.defects import (
     LatencyDefect,
     LeakDefect,
     Release,
+    SideEffectsDefect,
 )
 from rolloutlab.scenarios.schema.distributions import (
     Distribution,
@@ -104,6 +105,7 @@ from rolloutlab.scenarios.schema.service import (
 from rolloutlab.scenarios.schema.traffic import (
     ConstantProfile,
     DiurnalProfile,
+    Segment,
     Spike,
     SpikesProfile,
     Traffic,
@@ -157,6 +159,8 @@ __all__ = [
     "Spike",
     "SpikesProfile",
     "Traffic",
+    "Segment",
+    "SideEffectsDefect",
     "TrafficProfile",
     "UniformDistribution",
     "ZoneOutageFault",

@@ -29,6 +29,10 @@ class ErrorRateDefect(_Model):
     kind: Literal["error_rate"] = "error_rate"
     weight: Weight = 1.0
     """Relative likelihood of this defect among the release's defects."""
+    behind_flag: bool = True
+    """Whether the defect lives in the code path a feature flag guards (a
+    ``featureFlag`` release): then only users with the flag on meet it, and turning the
+    flag off removes it. Other strategies ship the code path live: it acts on all."""
     error_rate: Probability = 0.05
     """Extra probability that a request served by the new version fails."""
 
@@ -39,6 +43,10 @@ class LatencyDefect(_Model):
     kind: Literal["latency"] = "latency"
     weight: Weight = 1.0
     """Relative likelihood of this defect among the release's defects."""
+    behind_flag: bool = True
+    """Whether the defect lives in the code path a feature flag guards (a
+    ``featureFlag`` release): then only users with the flag on meet it, and turning the
+    flag off removes it. Other strategies ship the code path live: it acts on all."""
     multiplier: Annotated[float, BeforeValidator(_reject_bool), Field(ge=1, le=MAX_FACTOR)] = 2.0
     """Factor on the healthy response time."""
     added_ms: AddedMilliseconds = 0.0
@@ -87,6 +95,10 @@ class LeakDefect(_Model):
     kind: Literal["leak"] = "leak"
     weight: Weight = 1.0
     """Relative likelihood of this defect among the release's defects."""
+    behind_flag: bool = False
+    """Whether the defect lives in the code path a feature flag guards (a
+    ``featureFlag`` release): then only users with the flag on meet it, and turning the
+    flag off removes it. Other strategies ship the code path live: it acts on all."""
     after: Seconds = 600.0
     """How long after its start a pod begins to degrade."""
     error_rate_per_minute: Probability = 0.01
@@ -113,6 +125,10 @@ class FullLoadOnlyDefect(_Model):
     kind: Literal["full_load_only"] = "full_load_only"
     weight: Weight = 1.0
     """Relative likelihood of this defect among the release's defects."""
+    behind_flag: bool = True
+    """Whether the defect lives in the code path a feature flag guards (a
+    ``featureFlag`` release): then only users with the flag on meet it, and turning the
+    flag off removes it. Other strategies ship the code path live: it acts on all."""
     traffic_share_threshold: Annotated[Probability, Field(gt=0)] = 1.0
     """The defect shows once the new version serves at least this share of traffic."""
     per_pod_rps_threshold: RequestRate | None = None
@@ -139,6 +155,18 @@ class IncompatibleMigrationDefect(_Model):
     not support."""
 
 
+class SideEffectsDefect(_Model):
+    """The new version's writes are not safe to repeat, and it writes to state the old
+    version shares (a database, a payment API, a mailer): every write a mirror route
+    copies to it is performed a second time (a second order, a second email). Routed
+    normally it is a healthy release; it is shadowing's own risk, and analysis never
+    sees it (the copy is answered 200). Harms users while writes are mirrored to it."""
+
+    kind: Literal["side_effects"] = "side_effects"
+    weight: Weight = 1.0
+    """Relative likelihood of this defect among the release's defects."""
+
+
 Defect = Annotated[
     Union[
         ErrorRateDefect,
@@ -147,6 +175,7 @@ Defect = Annotated[
         LeakDefect,
         FullLoadOnlyDefect,
         IncompatibleMigrationDefect,
+        SideEffectsDefect,
     ],
     Field(discriminator="kind"),
     BeforeValidator(_kind_shorthand),

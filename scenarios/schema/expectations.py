@@ -23,6 +23,8 @@ MetricName = Literal[
     "detected_within",
     "rollout_duration",
     "cost",
+    "users_affected",
+    "duplicated_writes",
 ]
 StatName = Literal["mean", "median", "p50", "p90", "p95", "p99", "max"]
 Operator = Literal["<", "<=", ">", ">=", "=="]
@@ -36,6 +38,8 @@ METRICS: dict[str, str] = {
     "detected_within": "duration",
     "rollout_duration": "duration",
     "cost": "replica_seconds",
+    "users_affected": "fraction",
+    "duplicated_writes": "count",
 }
 """Metric name -> what its value is: ``rate`` (one fraction over all deployments, no
 statistic), ``fraction`` / ``duration`` (seconds) / ``count`` / ``replica_seconds``

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal, Union
 
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
+from rolloutlab.errors import FieldError
 from rolloutlab.scenarios.schema.fields import (
     Factor,
     OptionalRequestRate,
     Period,
+    PositiveInt,
     PositiveSeconds,
     Probability,
     RequestRate,
@@ -66,6 +69,37 @@ TrafficProfile = Annotated[
 """How the request rate varies over time, chosen by ``kind``."""
 
 
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # an HTTP token (RFC 9110 §5.1)
+MAX_USERS = 100_000_000
+
+
+class Segment(_Model):
+    """A group of users whose requests carry the same headers (a header or a cookie a
+    route or a flag can target: staff, beta testers, a region)."""
+
+    name: Annotated[str, Field(min_length=1, max_length=63)]
+    """What the segment is called in reports."""
+    users: Annotated[Probability, Field(gt=0)]
+    """Share of the users in this segment."""
+    requests: Annotated[Probability, Field(gt=0)] | None = None
+    """Share of the requests its users send (default: its share of users: users of every
+    segment send alike)."""
+    headers: dict[str, str] = Field(default_factory=dict)
+    """Headers every request of its users carries (``cookie`` for a cookie)."""
+
+    @field_validator("headers")
+    @classmethod
+    def _header_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if not _HEADER_NAME.match(name):
+                raise ValueError(f"{name!r} is not an HTTP header name")
+        return {k.lower(): v for k, v in value.items()}
+
+    @property
+    def request_share(self) -> float:
+        return self.users if self.requests is None else self.requests
+
+
 class Traffic(_Model):
     """User requests: a Poisson process arriving at the entry services (those no other
     service calls; with one service, the service under test), split evenly between
@@ -78,3 +112,24 @@ class Traffic(_Model):
     preview_rps: OptionalRequestRate = 10.0
     """Blue-green only: test traffic (smoke tests, QA) reaching the preview Service before
     the switch; its failures are measured by analysis but hurt no user."""
+    users: Annotated[PositiveInt, Field(le=MAX_USERS)] = 10_000
+    """Distinct users sending the requests over the scenario's window (for the share of
+    users a release hurt, and for routes and flags that are sticky per user)."""
+    segments: list[Segment] = Field(default_factory=list)
+    """User segments routes and flags can target; the users in none of them are
+    "everyone else" and carry no header."""
+    write_share: Probability = 0.0
+    """Share of requests that are writes (POST); the rest are reads (GET). A mirror that
+    copies writes performs them twice when the new version's writes have side effects."""
+
+    @model_validator(mode="after")
+    def _check_segments(self) -> "Traffic":
+        names = [s.name for s in self.segments]
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                raise FieldError(("segments", i, "name"), f"segment {name!r} is named twice")
+        for field in ("users", "requests"):
+            total = sum(getattr(s, field) if field == "users" else s.request_share for s in self.segments)
+            if total > 1 + 1e-9:
+                raise FieldError(("segments",), f"the segments' {field} shares add up to {total:g}, above 1")
+        return self
