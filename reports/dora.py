@@ -97,9 +97,12 @@ DEFINITIONS: dict[str, str] = {
         "release's share so the two can be told apart."
     ),
     "users_affected_share": (
-        "Share of users affected per deployment: requests answered by a version the release "
-        "made worse, divided by all requests in the window (exposed_requests / requests): how "
-        "much of the traffic a bad release reached before it was stopped."
+        "Share of users affected per deployment: users who got at least one bad answer from the "
+        "release (a failure it caused, or a write a mirror performed twice), over all users "
+        "(the users_affected column). A weight spreads a bad release over every user; a header "
+        "route, a cohort or a flag concentrates it on a few. Rows that do not count users "
+        "(older tables, deployment logs) fall back to the share of requests a version the "
+        "release made worse answered (exposed_requests / requests), and say so."
     ),
     "rollout_duration": (
         "Rollout duration: from the start of the rollout until it finished (promoted or "
@@ -425,6 +428,11 @@ def _failed_requests(rows: pd.DataFrame, column: str, mean: bool) -> DoraMetric:
 
 
 def _users_affected(rows: pd.DataFrame, mean: bool) -> DoraMetric:
+    users = _column(rows, "users_affected")
+    if users is not None and len(users) and not np.isnan(users).any():
+        if mean:
+            return _from_figure(compute_mean_bootstrap_interval(users), "fraction", None, "no deployments")
+        return _from_figure(compute_quantile_interval(users, 0.99), "fraction", None, "no deployments", q=0.99)
     exposed = _column(rows, "exposed_requests")
     requests = _column(rows, "requests")
     if exposed is None or requests is None:
@@ -434,10 +442,10 @@ def _users_affected(rows: pd.DataFrame, mean: bool) -> DoraMetric:
         return DoraMetric(None, None, None, 0, "fraction", None,
                           "no request counts (a deployment log does not record them)")
     share = exposed[served] / requests[served]
+    note = "users not counted: the share of requests a worse version answered"
     if mean:
-        return _from_figure(compute_mean_bootstrap_interval(share), "fraction", None, "no deployments with requests")
-    return _from_figure(compute_quantile_interval(share, 0.99), "fraction", None, "no deployments with requests",
-                        q=0.99)
+        return _from_figure(compute_mean_bootstrap_interval(share), "fraction", None, note, keep_note=True)
+    return _from_figure(compute_quantile_interval(share, 0.99), "fraction", None, note, q=0.99, keep_note=True)
 
 
 # --------------------------------------------------------------------------- summary table

@@ -120,6 +120,7 @@ class StrategySummary:
     mttr_p90: Figure
     failed_requests_mean: Figure
     release_failed_requests_mean: Figure
+    users_affected_mean: Figure
     failed_requests_p99: Figure
     rollout_duration_median: Figure
     detection_time_median: Figure
@@ -143,6 +144,8 @@ FIGURE_METHODS: dict[str, str] = {
     f"BCa bootstrap ({BOOTSTRAP_RESAMPLES} resamples, fixed seed)",
     "release_failed_requests_mean": "mean release_failed_requests per run (failed requests beyond the "
     f"baseline the old version would have failed); BCa bootstrap ({BOOTSTRAP_RESAMPLES} resamples, fixed seed)",
+    "users_affected_mean": "mean users_affected per run (share of users who got a bad answer from the release); "
+    f"BCa bootstrap ({BOOTSTRAP_RESAMPLES} resamples, fixed seed)",
     "failed_requests_p99": "99th percentile of failed_requests per run; order-statistic (binomial) interval",
     "rollout_duration_median": f"median rollout_duration; {_CENSORED}",
     "detection_time_median": f"median detected_at - started_at over defective releases; {_CENSORED}",
@@ -156,6 +159,7 @@ FIGURE_KINDS: dict[str, str] = {
     "mttr_p90": "duration",
     "failed_requests_mean": "quantity",
     "release_failed_requests_mean": "quantity",
+    "users_affected_mean": "percent",
     "failed_requests_p99": "quantity",
     "rollout_duration_median": "duration",
     "detection_time_median": "duration",
@@ -435,6 +439,8 @@ def _summarize_strategy(name: str, g: pd.DataFrame) -> StrategySummary:
     restore = censored_times(g, "time_to_restore")
     release_failed = (compute_mean_bootstrap_interval(_floats(g, "release_failed_requests"))
                       if "release_failed_requests" in g.columns else Figure.unavailable(0))
+    users = (compute_mean_bootstrap_interval(_floats(g, "users_affected"))
+             if "users_affected" in g.columns and g["users_affected"].notna().all() else Figure.unavailable(0))
     return StrategySummary(
         strategy=str(name),
         runs=len(g),
@@ -444,6 +450,7 @@ def _summarize_strategy(name: str, g: pd.DataFrame) -> StrategySummary:
         mttr_p90=compute_censored_quantile(*restore, 0.9),
         failed_requests_mean=compute_mean_bootstrap_interval(_floats(g, "failed_requests")),
         release_failed_requests_mean=release_failed,
+        users_affected_mean=users,
         failed_requests_p99=compute_quantile_interval(_floats(g, "failed_requests"), 0.99),
         rollout_duration_median=compute_censored_quantile(*censored_times(g, "rollout_duration"), 0.5),
         detection_time_median=compute_censored_quantile(*censored_times(g, "detection"), 0.5),

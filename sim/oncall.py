@@ -9,6 +9,9 @@ What they do depends on what they find when they decide. Every rollback they mak
 - the release was already promoted: they roll it back by hand, a new deployment of the
   old version the controller has no say in (the old version's pods start at once, the
   router switches ``rollback_duration`` later);
+- a feature-flag release whose code is already deployed everywhere, still hurting users:
+  the flag did not help (the defect is outside the flagged path), so they turn it off and
+  roll the deploy back by hand, as for a promoted release;
 - the schema makes the old version fail too (a contract migration ran too early):
   rolling back cannot help, so they stop the rollout (an abort, as above) and repair
   forward, which takes the migration's ``rollforward_repair_time`` from the decision.
@@ -54,6 +57,17 @@ def on_call(world: World):
             yield env.timeout(sample(repair, human))
         world.sync()
         world.repaired = True
+    elif world.flagged and s.deployed_at is not None and world.reverted_at is None:
+        # A flag release past its dark deploy: the new pods run everywhere. Turning the
+        # flag off is the controller's abort; if users are still hurt when the person
+        # looks, the defect is outside the flagged path and only the deploy's own
+        # rollback (a new deployment of the old version) helps.
+        if world.impact_on:
+            world.human_action = "rollback"
+            if not s.completed and not s.aborted:
+                _abort(world)  # the flag goes off and the controller stops
+                world.changed_now()
+            yield from _roll_back_finished(world)
     elif not s.completed and not s.aborted:
         yield env.timeout(sample(response.rollback_duration, human))
         world.sync()

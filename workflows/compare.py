@@ -315,6 +315,7 @@ HEADERS: dict[str, str] = {
     "mttr_p90": "time to restore p90",
     "failed_requests_mean": "failed requests mean",
     "release_failed_requests_mean": "  caused by the release",
+    "users_affected_mean": "users affected mean",
     "failed_requests_p99": "failed requests p99",
     "rollout_duration_median": "rollout duration median",
     "detection_time_median": "detection time median",
