@@ -13,13 +13,15 @@ when one of its own pods becomes ready, right after it applied a change of pod c
 runner's watch event), and when its operator (if it has one) passes a gate. Between two events nothing the controller reads changes except the traffic counters,
 which grow at a constant rate, so every time the dry run reports is exact.
 
-Routes and flags: a feature flag's exposure splits the new pods' requests into flag-on
-and flag-off ones, and ``error_rate[CANARY]`` is the defect behind the flag (only
-flag-on requests fail from it). Every request of the ideal world is the same plain
-``GET /`` without headers (``RequestTraits()``): a mirror route matching it copies its
-share of the requests to the canary (served and counted there, seen by no user), while
-header routes and cohort matches find nobody to match (the ideal world has no user
-segments; the simulator has).
+Routes and flags: every request of the ideal world is a ``GET /``. A fixed share of
+them (``segment_share``, 5%) comes from "the segment": users whose headers match every
+header match a route or a flag's cohort names (staff, testers with a cookie); the rest
+carry no header. A header route sends the segment's requests to the canary; a mirror
+route copies its share of the requests it matches to the canary (served and counted
+there, seen by no user); a flag's exposure turns it on for the segment (a cohort match)
+and for its percentage of everyone, splitting the new pods' requests into flag-on and
+flag-off ones, with ``error_rate[CANARY]`` the defect behind the flag. The simulator has
+real segments (the scenario's); this is the plan's stand-in for them.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from rolloutlab.strategies.observation import (
     VersionObservation,
 )
 from rolloutlab.strategies.reconcile import compute_declared_weight, compute_effective_weight, reconcile
-from rolloutlab.strategies.routes import RequestTraits, route_request
+from rolloutlab.strategies.routes import HeaderRoute, RequestTraits, Routing
 from rolloutlab.strategies.spec import StrategySpec
 from rolloutlab.strategies.status import PauseReason, RolloutStatus
 
@@ -98,6 +100,27 @@ def waits_for_a_person(spec: StrategySpec, status: RolloutStatus) -> bool:
     return pause is not None and pause.duration is None
 
 
+def _ideal_routing(routes, segment: bool) -> Routing:
+    """Where a ``GET /`` goes: from the segment it satisfies every header match, from
+    anyone else none; the first route it satisfies decides (as ``route_request``)."""
+    for route in routes:
+        if isinstance(route, HeaderRoute):
+            if segment:
+                return Routing(True, 0.0)
+        elif any(_ideal_holds(m, segment) for m in route.match):
+            return Routing(False, route.percentage / 100.0)
+    return Routing(False, 0.0)
+
+
+def _ideal_holds(match, segment: bool) -> bool:
+    get = RequestTraits()
+    if match.method is not None and not match.method.matches(get.method):
+        return False
+    if match.path is not None and not match.path.matches(get.path):
+        return False
+    return segment or not match.headers
+
+
 @dataclass
 class IdealWorld:
     spec: StrategySpec
@@ -115,6 +138,7 @@ class IdealWorld:
     gates_passed: int = 0  # promote commands the operator gave
     _reconciled_at: float | None = None  # the time of the last call, while nothing changed since
     _gate_passed: float | None = None  # the gate the operator passed last (a gate is passed once)
+    segment_share: float = 0.05  # requests (and users) from the segment routes and cohorts match
     flag_share: float = 0.0  # feature flag: share of users with the flag on
     flag_requests: dict[bool, float] = field(default_factory=lambda: {True: 0.0, False: 0.0})
     flag_errors: dict[bool, float] = field(default_factory=lambda: {True: 0.0, False: 0.0})
@@ -155,7 +179,8 @@ class IdealWorld:
             elif isinstance(action, Promote):
                 self.promoted += 1
             elif isinstance(action, SetFlagExposure):
-                self.flag_share = action.percentage / 100
+                pct = action.percentage / 100
+                self.flag_share = self.segment_share + (1 - self.segment_share) * pct if action.match else pct
 
     def advance(self, dt: float) -> None:
         """Let ``dt`` seconds of traffic flow with the weights of now (nothing is reconciled)."""
@@ -165,8 +190,14 @@ class IdealWorld:
         if self.spec.strategy.blue_green and weight == 0 and obs.canary.available:
             preview = self.preview_rps * dt
         cs = self.spec.strategy.canary
-        if cs is not None and self.status.routes and not self.status.aborted:
-            mirrored = route_request(cs.routes_in_order(dict(self.status.routes)), RequestTraits()).mirror
+        if cs is not None and self.status.routes and obs.canary.available:
+            routes = cs.routes_in_order(dict(self.status.routes))
+            to_canary = mirrored = 0.0
+            for segment, share in ((True, self.segment_share), (False, 1 - self.segment_share)):
+                routing = _ideal_routing(routes, segment)
+                to_canary += share * (1.0 if routing.to_canary else weight)
+                mirrored += share * routing.mirror
+            weight = to_canary
             self.pods[Role.CANARY].requests += self.rps * dt * mirrored
             self.pods[Role.CANARY].errors += self.rps * dt * mirrored * self.error_rate[Role.CANARY]
         flagged = self.spec.strategy.feature_flag is not None
