@@ -46,6 +46,7 @@ from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
 from rolloutlab.errors import KubeError, StateError
+from rolloutlab.live import kube_routes
 from rolloutlab.live.kube_chaos import KubeChaos
 from rolloutlab.live.kube_metrics import PodMetrics
 from rolloutlab.live.kube_objects import (
@@ -84,6 +85,7 @@ from rolloutlab.strategies import (
     SwitchPreview,
     VersionObservation,
 )
+from rolloutlab.strategies.actions import RemoveRoute, SetHeaderRoute, SetMirrorRoute
 from rolloutlab.strategies.spec import StrategyKind, TrafficRouting
 
 T = TypeVar("T")
@@ -292,13 +294,8 @@ class KubeBackend(KubeChaos):
         self._create(lambda: self.apps.create_namespaced_deployment(self.namespace, body), f"create Deployment {name}")
 
     def _ensure_route(self, owner: dict) -> None:
-        body = {
-            "apiVersion": f"{GATEWAY_GROUP}/v1", "kind": "HTTPRoute", "metadata": self._meta(self.app, owner),
-            "spec": {"rules": [{"backendRefs": [
-                {"name": f"{self.app}-stable", "port": 80, "weight": 100},
-                {"name": f"{self.app}-canary", "port": 80, "weight": 0},
-            ]}]},
-        }
+        body = {"apiVersion": f"{GATEWAY_GROUP}/v1", "kind": "HTTPRoute", "metadata": self._meta(self.app, owner),
+                "spec": {"rules": [{"backendRefs": kube_routes.weighted_backends(self.app, 0)}]}}
         existing = self._read(lambda: self._get_route(), f"read HTTPRoute {self.app}")
         if existing is None:
             self._create(lambda: self.custom.create_namespaced_custom_object(
@@ -382,8 +379,13 @@ class KubeBackend(KubeChaos):
             # rolling: the cluster scales the ReplicaSets itself; see follow()
         elif isinstance(action, SetCanaryWeight):
             if self.routed:
-                self._set_route_weight(action.weight)
+                self._change_route(lambda rules: kube_routes.set_weight(rules, self.app, action.weight),
+                                   f"set canary weight {action.weight}")
             # without a router the weight follows the replica ratio: nothing to set
+        elif isinstance(action, SetHeaderRoute | SetMirrorRoute | RemoveRoute) and self.routed:
+            order = [r.name for r in self.spec.strategy.canary.managed_routes]
+            self._change_route(lambda rules: kube_routes.apply_route(rules, self.app, action, order),
+                               f"{type(action).__name__} {action.name}")
         elif isinstance(action, SwitchActive):
             self._select(self.app, self.plan.version(action.role).name)
         elif isinstance(action, SwitchPreview):
@@ -409,14 +411,13 @@ class KubeBackend(KubeChaos):
         retrying(lambda: self.apps.patch_namespaced_deployment(self.app, self.namespace, {"spec": {"template": template}}),
                  self.retry, f"set Deployment {self.app} to version {target.name}")
 
-    def _set_route_weight(self, weight: int) -> None:
+    def _change_route(self, change: Callable[[list], list], what: str) -> None:
+        """Read the HTTPRoute, change its rules (``live.kube_routes``), write it back."""
         def attempt():
             route = self._get_route()
-            refs = route["spec"]["rules"][0]["backendRefs"]
-            for ref in refs:
-                ref["weight"] = weight if ref["name"].endswith("-canary") else 100 - weight
+            route["spec"]["rules"] = change(route["spec"]["rules"])
             self.custom.replace_namespaced_custom_object(GATEWAY_GROUP, "v1", self.namespace, "httproutes", self.app, route)
-        retrying(attempt, self.retry, f"set HTTPRoute {self.app} canary weight {weight}")
+        retrying(attempt, self.retry, f"{what} on HTTPRoute {self.app}")
 
     def _select(self, service: str, version: str) -> None:
         retrying(lambda: self.core.patch_namespaced_service(

@@ -476,6 +476,55 @@ def test_router_canary_sets_exact_weights_on_an_httproute(kube):
     assert core.read_namespaced_service("demo-canary", ns).spec.selector["version"] == "v2"
 
 
+def test_header_and_mirror_routes_are_rules_of_the_httproute(kube):
+    """setHeaderRoute and setMirrorRoute become HTTPRoute rules before the weighted one (a
+    canary-only rule; a RequestMirror filter with the route's percent), in managedRoutes
+    order, and every managed rule is gone at promotion, as Argo's Gateway API plugin does."""
+    api, ns = kube.api, kube.ns
+    extensions = client.ApiextensionsV1Api(api)
+    try:
+        extensions.create_custom_resource_definition(HTTPROUTE_CRD)
+    except client.ApiException as error:
+        if error.status != 409:
+            raise
+    assert settle(lambda: KubeBackend(api, ns)._has_gateway_api(), timeout=20)
+    custom = client.CustomObjectsApi(api)
+    spec = StrategySpec.model_validate({"name": "routes", "strategy": {"canary": {
+        "trafficRouting": "router", "managedRoutes": [{"name": "staff"}, {"name": "shadow"}],
+        "scaleDownDelaySeconds": 0, "steps": [
+            {"setCanaryScale": {"replicas": 1}},
+            {"setMirrorRoute": {"name": "shadow", "percentage": 40, "match": [{"method": {"exact": "GET"}}]}},
+            {"setHeaderRoute": {"name": "staff", "match": [
+                {"headerName": "x-user-group", "headerValue": {"prefix": "intern"}}]}},
+            {"pause": {"duration": "20s"}},
+            {"setWeight": 50},
+            {"pause": {"duration": "20s"}}]}}})
+    seen = []
+
+    def rules():
+        route = custom.get_namespaced_custom_object("gateway.networking.k8s.io", "v1", ns, "httproutes", "demo")
+        return route["spec"]["rules"]
+
+    runner, _ = kube.runner(spec, plan())
+    runner.on_cycle = lambda n: seen.append(rules())
+    summary = runner.run(max_wall_s=120)
+    assert summary.status.completed, summary.status.message
+    both = next(r for r in seen if len(r) == 3)
+    staff, shadow, default = both
+    assert staff["name"] == "staff" and shadow["name"] == "shadow"  # managedRoutes order, not step order
+    assert staff["backendRefs"] == [{"name": "demo-canary", "port": 80, "weight": 100}]
+    assert staff["matches"] == [{"headers": [{"name": "x-user-group", "type": "RegularExpression",
+                                              "value": "^intern.*"}]}]
+    assert shadow["matches"] == [{"method": "GET"}]
+    assert shadow["filters"] == [{"type": "RequestMirror", "requestMirror": {
+        "backendRef": {"name": "demo-canary", "port": 80}, "percent": 40}}]
+    assert {r["name"]: r["weight"] for r in default["backendRefs"]} == {"demo-stable": 100, "demo-canary": 0}
+    weights = [{b["name"]: b["weight"] for b in r[1]["backendRefs"]} for r in seen if len(r) == 3]
+    assert {"demo-stable": 50, "demo-canary": 50} in weights  # the mirror rule follows the weight too
+    assert rules() == [{"backendRefs": [{"name": "demo-stable", "port": 80, "weight": 0},
+                                        {"name": "demo-canary", "port": 80, "weight": 100}]}]
+
+
 # --------------------------------------------------------------------------- chaos
 
 
