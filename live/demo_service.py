@@ -8,7 +8,7 @@ worse with uptime, a flaky readiness probe) and the runner can measure them.
 Self-contained on purpose: Kubernetes ships it as a ConfigMap and runs
 ``python demo_service.py`` on the public ``python:3.12-slim`` image with only
 ``prometheus-client`` installed beside it. Standard library and ``prometheus_client``
-only; nothing from rolloutlab's packages.
+only (and, with ``DEMO_FLAG_FILE`` only, ``openfeature-sdk`` + ``openfeature-provider-flagd``).
 
 Endpoints
 ---------
@@ -19,17 +19,28 @@ Endpoints
 ``GET /fault``          the current fault settings (and their effective values now) as JSON.
 ``POST /fault``         a JSON object with any of the fault fields below; answers like GET.
 anything else           the app: 200 with a small JSON body, or 500 with probability
-                        ``error_rate``; always the header ``X-Version: <DEMO_VERSION>``.
+                        ``error_rate`` (and ``flag_error_rate`` with the flag on); always
+                        ``X-Version: <DEMO_VERSION>``, and ``X-Flag-Variant: <variant>``
+                        when a flag was evaluated. POSTs are writes; requests carrying
+                        ``X-Rolloutlab-Shadow: 1`` are mirrored copies (both counted apart).
 
 Environment
 -----------
 ``DEMO_VERSION`` (``v1``), ``DEMO_HOST`` (``0.0.0.0``), ``DEMO_PORT`` (``8080``; 0 picks a
 free port, the start line says which), ``DEMO_SEED`` (unset: from the OS).
 
+``DEMO_FLAG_FILE`` + ``DEMO_FLAG_KEY`` (both or neither): each app request evaluates that
+boolean flag with the OpenFeature SDK and flagd's provider in-process, in file mode (it
+polls the file's mtime: every 0.5 s in provider 0.6); targetingKey = ``X-User-Id``, every
+header an attribute of its lower-case name. A failed evaluation (no such flag) is off,
+with no ``X-Flag-Variant``.
+
 Faults (env name = upper-case field name with ``DEMO_`` prefix; all changeable at runtime
 through ``POST /fault``):
 
-- ``error_rate`` (0): probability an app request answers 500.
+- ``error_rate`` (0): probability an app request answers 500 (a defect outside the flag).
+- ``flag_error_rate`` (0): probability an app request with the flag on answers 500 (the
+  defect behind the flag), drawn together with ``error_rate``.
 - ``latency_ms`` (0): delay added to every app request.
 - ``latency_jitter_ms`` (0) and ``latency_jitter`` (``exponential``): extra random delay.
   ``exponential`` adds an Exp draw with mean ``latency_jitter_ms`` (a one-sided long tail,
@@ -63,15 +74,17 @@ Metrics
 App requests only (``/metrics``, ``/healthz/*`` and ``/fault`` are not counted):
 ``demo_requests_total{version,code}``, ``demo_request_duration_seconds{version}`` (a
 histogram with the rollout lab's buckets, observed just before the response is written, so
-a client that has its response can already see it counted), plus
-``demo_version_info{version}`` = 1, ``demo_ready`` (0/1) and
-``demo_in_flight_requests``.
+a client that has its response can already see it counted), plus ``demo_version_info{version}``
+= 1, ``demo_ready`` (0/1) and ``demo_in_flight_requests``. Mirrored copies count only in
+``demo_shadow_requests_total{version,code}`` and ``demo_shadow_request_duration_seconds{version}``
+(same buckets); POSTs to the app in ``demo_writes_total{version,shadow}``.
 
 No per-request logging: one line at start and one at exit, on stderr.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import os
@@ -103,6 +116,7 @@ class Faults:
     """What is wrong with this version right now; every field can change at runtime."""
 
     error_rate: float = 0.0
+    flag_error_rate: float = 0.0
     latency_ms: float = 0.0
     latency_jitter_ms: float = 0.0
     latency_jitter: str = "exponential"
@@ -114,7 +128,7 @@ class Faults:
     live: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("error_rate", "ready_error_rate"):
+        for name in ("error_rate", "flag_error_rate", "ready_error_rate"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
@@ -177,6 +191,8 @@ class Config:
     drain_s: float = 0.0
     shutdown_timeout_s: float = 10.0
     faults: Faults = Faults()
+    flag_file: str | None = None
+    flag_key: str | None = None
 
 
 def _env_float(env: Mapping[str, str], name: str, default: float) -> float:
@@ -219,6 +235,7 @@ def load_config(env: Mapping[str, str]) -> Config:
         raise ValueError(f"DEMO_CRASH_EXIT_CODE={exit_raw!r} must be in 1..255")
     faults = Faults(
         error_rate=_env_float(env, "DEMO_ERROR_RATE", 0.0),
+        flag_error_rate=_env_float(env, "DEMO_FLAG_ERROR_RATE", 0.0),
         latency_ms=_env_float(env, "DEMO_LATENCY_MS", 0.0),
         latency_jitter_ms=_env_float(env, "DEMO_LATENCY_JITTER_MS", 0.0),
         latency_jitter=(env.get("DEMO_LATENCY_JITTER", "").strip().lower() or "exponential"),
@@ -229,6 +246,9 @@ def load_config(env: Mapping[str, str]) -> Config:
         ready_error_rate=_env_float(env, "DEMO_READY_ERROR_RATE", 0.0),
         live=bool(_env_bool(env, "DEMO_LIVE", True)),
     )
+    flag_file, flag_key = (env.get(f"DEMO_FLAG_{k}", "").strip() or None for k in ("FILE", "KEY"))
+    if (flag_file is None) != (flag_key is None):
+        raise ValueError("DEMO_FLAG_FILE and DEMO_FLAG_KEY go together: set both or neither")
     return Config(
         version=env.get("DEMO_VERSION", "v1").strip() or "v1",
         host=env.get("DEMO_HOST", "0.0.0.0").strip() or "0.0.0.0",
@@ -241,6 +261,7 @@ def load_config(env: Mapping[str, str]) -> Config:
         drain_s=_env_float(env, "DEMO_DRAIN_S", 0.0),
         shutdown_timeout_s=_env_float(env, "DEMO_SHUTDOWN_TIMEOUT_S", 10.0),
         faults=faults,
+        flag_file=flag_file, flag_key=flag_key,
     )
 
 
@@ -252,11 +273,31 @@ class AppAnswer:
     delay_s: float
 
 
+class FlagEvaluator:
+    """The flag the app path evaluates: OpenFeature's SDK with flagd's provider in file mode,
+    imported by name and only here (pods without a flag run without them)."""
+
+    def __init__(self, path: str, key: str) -> None:
+        api = importlib.import_module("openfeature.api")
+        flagd = importlib.import_module("openfeature.contrib.provider.flagd")
+        file_mode = importlib.import_module("openfeature.contrib.provider.flagd.config").ResolverType.FILE
+        self._context = importlib.import_module("openfeature.evaluation_context").EvaluationContext
+        api.set_provider_and_wait(flagd.FlagdProvider(resolver_type=file_mode, offline_flag_source_path=path))
+        self._client, self.key = api.get_client(), key
+
+    def evaluate(self, headers: Mapping[str, str]) -> tuple[bool, str | None]:
+        """(flag on, variant) for one request's headers (lower-case names); a failure is (False, None)."""
+        context = self._context(targeting_key=headers.get("x-user-id"), attributes=dict(headers))
+        details = self._client.get_boolean_details(self.key, False, context)
+        return details.value is True, details.variant
+
+
 class DemoService:
     """The service's state, shared by all request threads: faults, readiness, metrics."""
 
-    def __init__(self, config: Config, started_at: float | None = None) -> None:
+    def __init__(self, config: Config, started_at: float | None = None, flag: FlagEvaluator | None = None) -> None:
         self.config = config
+        self.flag = flag
         self.started_at = time.monotonic() if started_at is None else started_at
         self._faults = config.faults
         self._rng = random.Random(config.seed)
@@ -270,6 +311,12 @@ class DemoService:
                                  ["version", "code"], registry=self.registry)
         self._latency = Histogram("demo_request_duration_seconds", "App request latency as the service measures it.",
                                   ["version"], buckets=LATENCY_BUCKETS_S, registry=self.registry).labels(version)
+        self._shadow_requests = Counter("demo_shadow_requests", "Mirrored copies of app requests answered, by code.",
+                                        ["version", "code"], registry=self.registry)
+        self._shadow_latency = Histogram("demo_shadow_request_duration_seconds", "Latency of mirrored copies.",
+                                         ["version"], buckets=LATENCY_BUCKETS_S, registry=self.registry).labels(version)
+        self._writes = Counter("demo_writes", "POSTs to the app (writes), mirrored copies apart.",
+                               ["version", "shadow"], registry=self.registry)
         Gauge("demo_version_info", "The version this process serves (always 1).", ["version"],
               registry=self.registry).labels(version).set(1)
         Gauge("demo_ready", "1 when the readiness probe would pass (ignoring flaky draws).",
@@ -279,6 +326,9 @@ class DemoService:
         # Pre-create the usual series so a scrape shows zeros instead of nothing.
         for code in ("200", "500"):
             self._requests.labels(version, code)
+            self._shadow_requests.labels(version, code)
+        for shadow in ("true", "false"):
+            self._writes.labels(version, shadow)
 
     # -- state -------------------------------------------------------------------------
     def uptime_s(self) -> float:
@@ -324,10 +374,12 @@ class DemoService:
             return self._rng.random() >= rate
 
     # -- requests ----------------------------------------------------------------------
-    def draw_app_answer(self) -> AppAnswer:
+    def draw_app_answer(self, flag_on: bool = False) -> AppAnswer:
         """Status and delay of one app request, from the seeded stream."""
         faults, uptime = self._faults, self.uptime_s()
         error_rate = faults.effective_error_rate(uptime)
+        if flag_on:  # one draw for both defects: fails unless neither hits
+            error_rate += (1.0 - error_rate) * faults.flag_error_rate
         latency_ms = faults.effective_latency_ms(uptime)
         jitter = faults.latency_jitter_ms
         with self._lock:
@@ -339,9 +391,13 @@ class DemoService:
                     latency_ms = max(0.0, latency_ms + self._rng.uniform(-jitter, jitter))
         return AppAnswer(500 if failed else 200, latency_ms / 1000.0)
 
-    def record(self, status: int, duration_s: float) -> None:
-        self._requests.labels(self.config.version, str(status)).inc()
-        self._latency.observe(duration_s)
+    def record(self, status: int, duration_s: float, shadow: bool = False, write: bool = False) -> None:
+        """Count one app request; a mirrored copy (``shadow``) only in the shadow metrics."""
+        version, code = self.config.version, str(status)
+        if write:
+            self._writes.labels(version, "true" if shadow else "false").inc()
+        (self._shadow_requests if shadow else self._requests).labels(version, code).inc()
+        (self._shadow_latency if shadow else self._latency).observe(duration_s)
 
     def enter(self) -> None:
         with self._lock:
@@ -399,13 +455,15 @@ class DemoHandler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length > 0 else b""
 
     def _send(self, status: int, body: bytes, content_type: str = "application/json",
-              version_header: bool = False) -> None:
+              version_header: bool = False, variant: str | None = None) -> None:
         service = self.server.service
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         if version_header:
             self.send_header("X-Version", service.config.version)
+        if variant is not None:
+            self.send_header("X-Flag-Variant", variant)
         if service.draining.is_set():
             self.close_connection = True  # move keep-alive clients to the other backends
             self.send_header("Connection", "close")
@@ -454,14 +512,17 @@ class DemoHandler(BaseHTTPRequestHandler):
     def _app(self) -> None:
         service = self.server.service
         begun = time.perf_counter()
-        answer = service.draw_app_answer()
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        flag_on, variant = service.flag.evaluate(headers) if service.flag else (False, None)
+        answer = service.draw_app_answer(flag_on)
         if answer.delay_s > 0:
             time.sleep(answer.delay_s)
         version = service.config.version
         payload = {"version": version, "status": answer.status}
         body = (json.dumps(payload) + "\n").encode()
-        service.record(answer.status, time.perf_counter() - begun)
-        self._send(answer.status, body, version_header=True)
+        service.record(answer.status, time.perf_counter() - begun, shadow=headers.get("x-rolloutlab-shadow") == "1",
+                       write=self.command == "POST")
+        self._send(answer.status, body, version_header=True, variant=variant)
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _dispatch
 
@@ -492,7 +553,12 @@ def main(env: Mapping[str, str] | None = None) -> int:
         return 2
     if hasattr(prometheus_client, "disable_created_metrics"):
         prometheus_client.disable_created_metrics()  # *_created series are noise for a scraper
-    service = DemoService(config, started_at=started_at)
+    try:
+        flag = FlagEvaluator(config.flag_file, config.flag_key) if config.flag_file and config.flag_key else None
+    except Exception as exc:  # noqa: BLE001 - whatever the SDK raises, the service cannot serve its flag
+        _log(f"demo_service: the flag provider did not start on {config.flag_file}: {exc!r}")
+        return 2
+    service = DemoService(config, started_at=started_at, flag=flag)
     server = DemoHTTPServer((config.host, config.port), service)
     stop = threading.Event()
 
@@ -509,7 +575,7 @@ def main(env: Mapping[str, str] | None = None) -> int:
     _log(
         f"demo_service version={config.version} listening={host}:{port} pid={os.getpid()} "
         f"start_delay_s={config.start_delay_s} drain_s={config.drain_s} crash_on_start={config.crash_on_start} "
-        f"seed={config.seed} faults={json.dumps(asdict(config.faults), sort_keys=True)}"
+        f"seed={config.seed} flag_key={config.flag_key} faults={json.dumps(asdict(config.faults), sort_keys=True)}"
     )
     crash_at = started_at + config.crash_after_s if config.crash_on_start else math.inf
     # Short waits so signal handlers run promptly on the main thread.
