@@ -127,7 +127,11 @@ class Backend(Protocol):
 
 
 class MetricsSource(Protocol):
-    """Cumulative per-version traffic counters (requests, errors, latency histogram)."""
+    """Cumulative per-version traffic counters (requests, errors, latency histogram).
+
+    A source for feature-flag releases also has ``flag_counters() -> FlagCounters``: the
+    same counters split by the flag's answer (a source without it gives a flag's analysis
+    no data, which errors the analysis)."""
 
     def counters(self) -> Mapping[str | None, Counters]:
         """Keyed by version name; None collects answers that carried no version."""
@@ -418,7 +422,10 @@ class Runner:
             own.append(CommandRequest(next_id, request.command))
             next_id += 1
         self._pending_commands.clear()
-        observation = Observation(now, stable, canary, tuple(commands) + tuple(own))
+        # a feature flag's analysis compares users by the flag's answer (flag-on vs flag-off)
+        flag = self.metrics.flag_counters() if self.spec.strategy.feature_flag and hasattr(
+            self.metrics, "flag_counters") else None
+        observation = Observation(now, stable, canary, tuple(commands) + tuple(own), flag)
         decided = reconcile(self.spec, state.status, observation)
         events = []
         for action in decided.actions:

@@ -51,8 +51,11 @@ def _expected_seconds(distribution) -> float:
     return float(distribution.expected()) if hasattr(distribution, "expected") else float(distribution.value)
 
 
-def version_env(scenario: Scenario, defect, time_scale: float) -> dict[str, str]:
-    """The demo service's environment for a version carrying ``defect`` (None: healthy)."""
+def version_env(scenario: Scenario, defect, time_scale: float, flag_key: str | None = None) -> dict[str, str]:
+    """The demo service's environment for a version carrying ``defect`` (None: healthy).
+    ``flag_key``: the version evaluates that feature flag (its backend says where the
+    flag file is, ``DEMO_FLAG_FILE``), and a defect behind the flag fails only requests
+    that got the flag on (``DEMO_FLAG_ERROR_RATE``)."""
     service = scenario.service_under_test
     timing = service.pod_timing
     start = _expected_seconds(timing.schedule_delay) + _expected_seconds(timing.start_delay)
@@ -65,9 +68,17 @@ def version_env(scenario: Scenario, defect, time_scale: float) -> dict[str, str]
     slow_probes = probe_timeout_rate(scenario)
     if slow_probes >= 1e-4:
         env["DEMO_READY_ERROR_RATE"] = f"{slow_probes:.4g}"
+    if flag_key is not None:
+        env["DEMO_FLAG_KEY"] = flag_key
     if defect is None:
         return env
     kind = defect.kind
+    if flag_key is not None and getattr(defect, "behind_flag", False):
+        if kind != "error_rate":
+            raise LiveUnsupported(f"a {kind} defect behind a feature flag has no live form yet (the demo "
+                                  "service's flagged path can fail, not slow down or leak)")
+        env["DEMO_FLAG_ERROR_RATE"] = f"{defect.error_rate:g}"
+        return env
     if kind == "error_rate":
         env["DEMO_ERROR_RATE"] = f"{min(1.0, service.baseline_error_rate + defect.error_rate):g}"
     elif kind == "latency":
@@ -122,6 +133,8 @@ def pick_defect(scenario: Scenario, release: str, seed: int, run: int):
 def make_plan(scenario: Scenario, spec: StrategySpec, *, release: str = "bad", seed: int = 0, run: int = 0,
               time_scale: float = 1.0, app: str = "demo", stable: str = "v1", canary: str = "v2") -> ReleasePlan:
     defect = pick_defect(scenario, release, seed, run)
+    flag = spec.strategy.feature_flag
+    flag_key = flag.flag_key if flag is not None else None  # only the new version has the flagged path
     # No DEMO_SEED in a version's environment: every pod of the version would draw the same
     # stream (the same requests fail on every pod: errors come in bursts of `replicas`, and a
     # seed whose first 47 draws pass hid a 5% defect from the first analysis windows of every
@@ -129,7 +142,7 @@ def make_plan(scenario: Scenario, spec: StrategySpec, *, release: str = "bad", s
     return ReleasePlan(
         app=app, release=f"{app}-{canary}", replicas=spec.replicas or scenario.service_under_test.replicas,
         stable=LiveVersion(stable, version_env(scenario, None, time_scale)),
-        canary=LiveVersion(canary, version_env(scenario, defect, time_scale)),
+        canary=LiveVersion(canary, version_env(scenario, defect, time_scale, flag_key)),
         defect=defect.kind if defect is not None else "none",
     )
 

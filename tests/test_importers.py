@@ -48,6 +48,8 @@ def compact_steps(spec: StrategySpec) -> list[tuple]:
             out.append(("p", step.pause.duration))
         elif step.analysis is not None:
             out.append(("a", tuple(t.template_name for t in step.analysis.templates)))
+        elif step.route is not None:  # ("r", name, number of match entries; 0: the route is removed)
+            out.append(("r", step.route.name, len(step.route.match or ())))
         else:
             out.append(("s", step.set_canary_scale.model_dump(exclude_defaults=True)))
     return out
@@ -194,9 +196,14 @@ CASES = [
                   "traffic router 'nginx'"),
     ),
     Case(
-        "flagger/nginx-ab-testing.yaml", "flagger-canary", "blueGreen",
-        metrics={"request-success-rate": {"count": 10, "interval": 60.0, "failure_limit": 9}},
-        warnings=("spec.analysis.match: A/B testing",),
+        "flagger/nginx-ab-testing.yaml", "flagger-canary", "canary",
+        figures={"strategy.canary.traffic_routing": TrafficRouting.ROUTER,
+                 "strategy.canary.managed_routes.0.name": "ab-match",
+                 "strategy.canary.analysis.hold_on_failure": True},
+        steps=[("s", {"weight": 100}), ("r", "ab-match", 2)] + [("p", 60.0)] * 10,
+        metrics={"request-success-rate": {"count": None, "interval": 60.0, "failure_limit": 9}},
+        warnings=("line 35: spec.analysis.match[1].headers.cookie: NGINX routes requests carrying the cookie "
+                  "canary=always", "a failed or empty check holds the iteration"),
     ),
     Case(
         "flagger/istio-step-weights.yaml", "flagger-canary", "canary",
@@ -739,8 +746,8 @@ BAD_INPUT = [
      "spec.strategy.canary.steps[0].setWeight", "at most 100"),
     ("a pause that is not a duration", rollout("canary:\n  steps:\n  - pause: {duration: soon}\n"), 10,
      "spec.strategy.canary.steps[0].pause.duration", "not a duration"),
-    ("setCanaryScale without a router", rollout("canary:\n  steps:\n  - setCanaryScale: {replicas: 2}\n"), 8,
-     "spec.strategy.canary", "trafficRouting: router"),
+    ("setCanaryScale without a router", rollout("canary:\n  steps:\n  - setCanaryScale: {replicas: 2}\n"), 10,
+     "spec.strategy.canary.steps[0].setCanaryScale", "trafficRouting: router"),
     ("both canary and blueGreen", rollout("canary: {}\nblueGreen: {activeService: a}\n"), 7,
      "spec.strategy", "exactly one of canary, blueGreen"),
     ("a Rollout of another API version", rollout("canary: {}\n").replace("v1alpha1", "v1beta9"), 1,

@@ -3,13 +3,19 @@
 Our strategy files mirror ``spec.strategy`` of a Rollout, so most fields carry over by
 name. What needs care:
 
-- **steps** keep their order; steps rolloutlab cannot run (``experiment``,
-  ``setHeaderRoute``, ``setMirrorRoute``, ``plugin``, an ``analysis`` whose every metric
-  was left out) are dropped with a warning, and the background analysis'
-  ``startingStep`` is renumbered to the step it pointed at.
+- **steps** keep their order; steps rolloutlab cannot run (``experiment``, ``plugin``, an
+  ``analysis`` whose every metric was left out) are dropped with a warning, and the
+  background analysis' ``startingStep`` is renumbered to the step it pointed at.
+  ``setHeaderRoute`` and ``setMirrorRoute`` carry over one to one (name, match,
+  percentage; without ``match`` the step removes the route). Argo lets a step hold
+  ``setCanaryScale``, ``setHeaderRoute`` and ``setMirrorRoute`` beside one of
+  ``setWeight``, ``pause``, ``experiment``, ``analysis`` (its validation,
+  ``hasMultipleStepsType``, counts only those four); such a step becomes consecutive
+  steps in that order, with a warning.
 - **trafficRouting**: every router (istio, nginx, alb, smi, traefik, ambassador, appMesh,
   apisix, plugins, ...) becomes ``trafficRouting: router``: exact weights, the router
-  named in a warning.
+  named in a warning. ``managedRoutes`` carries over in its order (the routes'
+  precedence).
 - **AnalysisTemplate metrics**: the provider's query is read (``queries.read_query``) to
   choose the signal; a success-rate query's conditions are converted to an error-rate
   condition, seconds to milliseconds for latency. Kayenta becomes the Mann-Whitney
@@ -51,8 +57,11 @@ API_GROUP = "argoproj.io"
 API_VERSION = "argoproj.io/v1alpha1"
 TEMPLATE_KINDS = ("AnalysisTemplate", "ClusterAnalysisTemplate")
 
-_STEP_KINDS = ("setWeight", "pause", "analysis", "setCanaryScale", "experiment", "setHeaderRoute",
-               "setMirrorRoute", "plugin")
+# Argo's validation (pkg/apis/rollouts/validation/validation.go, hasMultipleStepsType) allows one
+# of these per step; the others may stand beside it and take effect when the step is reached.
+_MAIN_STEP_KINDS = ("setWeight", "pause", "analysis", "experiment", "plugin")
+_SIDE_STEP_KINDS = ("setCanaryScale", "setHeaderRoute", "setMirrorRoute")
+_STEP_KINDS = _MAIN_STEP_KINDS + _SIDE_STEP_KINDS
 
 _ROLLOUT_SILENT = {"selector", "template", "workloadRef", "revisionHistoryLimit", "analysis"}
 _ROLLOUT_REASONS = {
@@ -163,9 +172,7 @@ class ArgoImporter(AnalysisTemplateImport):
         steps = r.sequence((*p, "steps")) or []
         for i in range(len(steps)):
             index_map[i] = len(steps_out)
-            step = self._step((*p, "steps", i), (*op, "steps", len(steps_out)))
-            if step is not None:
-                steps_out.append(step)
+            steps_out += self._step((*p, "steps", i), (*op, "steps"), len(steps_out))
         index_map[len(steps)] = len(steps_out)
         if steps_out:
             c["steps"] = steps_out
@@ -181,7 +188,8 @@ class ArgoImporter(AnalysisTemplateImport):
                 if start:
                     ref["startingStep"] = index_map[start]
                     if index_map[start] != start:
-                        r.warn((*bp, "startingStep"), f"renumbered to {index_map[start]} because steps before it were dropped")
+                        r.warn((*bp, "startingStep"),
+                               f"renumbered to {index_map[start]} because steps before it were dropped or split")
                 c["analysis"] = ref
 
         for key in ("maxSurge", "maxUnavailable"):
@@ -193,8 +201,10 @@ class ArgoImporter(AnalysisTemplateImport):
             self._put(c, (*op, key), value, (*p, key))
 
         if routed:
-            self._traffic_routing((*p, "trafficRouting"))
+            managed = self._traffic_routing((*p, "trafficRouting"), (*op, "managedRoutes"))
             self._put(c, (*op, "trafficRouting"), "router", (*p, "trafficRouting"))
+            if managed:
+                c["managedRoutes"] = managed
         else:
             for key in ("canaryService", "stableService"):
                 if r.has((*p, key)):
@@ -215,7 +225,8 @@ class ArgoImporter(AnalysisTemplateImport):
             _CANARY_SILENT, _CANARY_REASONS)
         return c
 
-    def _traffic_routing(self, p: Path) -> None:
+    def _traffic_routing(self, p: Path, op: Path) -> list[dict]:
+        """Warn about the routers (all become an exact-weight router); return managedRoutes."""
         r = self.r
         routing = r.mapping(p) or {}
         routers = [k for k in routing if k not in ("managedRoutes", "maxTrafficWeight", "plugins")]
@@ -226,41 +237,64 @@ class ArgoImporter(AnalysisTemplateImport):
             r.warn((*p, "plugins", plugin), f"traffic router plugin {plugin!r} is modelled as an exact-weight router")
         if not routers and not plugins:
             r.warn(p, "no traffic router is named; modelled as an exact-weight router")
-        if "managedRoutes" in routing:
-            r.warn((*p, "managedRoutes"), "header and mirror routes are not modelled")
         if "maxTrafficWeight" in routing:
             r.warn((*p, "maxTrafficWeight"), "rolloutlab weights are percentages of 100; maxTrafficWeight is not modelled")
+        managed: list[dict] = []
+        for j in range(len(r.sequence((*p, "managedRoutes")) or [])):
+            mp = (*p, "managedRoutes", j)
+            r.mapping(mp, required=True)
+            r.report_unmodelled(mp, {"name"})
+            managed.append({"name": r.string((*mp, "name"), required=True)})
+            self.origins.note_tree((*op, j), r, mp, managed[-1])
+        return managed
 
-    def _step(self, p: Path, op: Path) -> dict | None:
+    def _step(self, p: Path, op: Path, index: int) -> list[dict]:
+        """Our steps for one Argo step (``op`` is our steps list, ``index`` where they go)."""
         r = self.r
         step = r.mapping(p, required=True)
-        if len(step) != 1:
+        for kind in step:
+            if kind not in _STEP_KINDS:
+                raise r.error((*p, kind), f"unknown step {kind!r}; a step takes one of {', '.join(_STEP_KINDS)}")
+        main = [k for k in step if k in _MAIN_STEP_KINDS]
+        if not step or len(main) > 1:
             what = f"has {', '.join(step)}" if step else "is empty"
-            raise r.error(p, f"a step takes exactly one of {', '.join(_STEP_KINDS)}; this one {what}")
-        kind = next(iter(step))
-        sp = (*p, kind)
+            raise r.error(p, f"a step takes exactly one of {', '.join(_MAIN_STEP_KINDS)} (with setCanaryScale, "
+                             f"setHeaderRoute or setMirrorRoute beside it, as in Argo Rollouts); this one {what}")
+        kinds = [k for k in _SIDE_STEP_KINDS if k in step] + main
+        if len(kinds) > 1:
+            # Argo applies the scale and the routes when it reaches the step, and the step
+            # ends as its setWeight/pause/analysis does (completedCurrentCanaryStep).
+            r.warn(p, f"Argo applies {', '.join(kinds)} in one step; imported as {len(kinds)} consecutive steps "
+                      "in that order (each waits for the canary's pods, as rolloutlab's steps do)")
+        out: list[dict] = []
+        for kind in kinds:
+            built = self._step_kind(kind, (*p, kind), (*op, index + len(out), kind))
+            if built is None:
+                if kind == "analysis":
+                    r.warn(p, "analysis step dropped: none of its metrics can be judged by rolloutlab")
+                continue
+            self.origins.note((*op, index + len(out)), r, p if len(kinds) == 1 else (*p, kind))
+            out.append({kind: built})
+        return out
+
+    def _step_kind(self, kind: str, sp: Path, op: Path) -> Any:
+        """The value of our step ``kind`` read from the Argo step field ``sp``; None drops it."""
+        r = self.r
         if kind == "setWeight":
             weight = r.integer(sp, minimum=0, maximum=100, required=True)
-            self.origins.note(op, r, p)
-            self.origins.note((*op, kind), r, sp)
-            return {"setWeight": weight}
+            self.origins.note(op, r, sp)
+            return weight
         if kind == "pause":
-            pause = r.mapping(sp, required=True)
+            r.mapping(sp, required=True)
             r.report_unmodelled(sp, {"duration"})
-            self.origins.note(op, r, p)
-            self.origins.note((*op, kind), r, sp)
+            self.origins.note(op, r, sp)
             duration = r.duration((*sp, "duration"))
             if duration is None:
-                return {"pause": {}}
-            self.origins.note((*op, kind, "duration"), r, (*sp, "duration"))
-            return {"pause": {"duration": duration}}
+                return {}
+            self.origins.note((*op, "duration"), r, (*sp, "duration"))
+            return {"duration": duration}
         if kind == "analysis":
-            ref = self._analysis_ref(sp, (*op, kind))
-            if ref is None:
-                r.warn(p, "analysis step dropped: none of its metrics can be judged by rolloutlab")
-                return None
-            self.origins.note(op, r, p)
-            return {"analysis": ref}
+            return self._analysis_ref(sp, op)
         if kind == "setCanaryScale":
             r.mapping(sp, required=True)
             r.report_unmodelled(sp, {"replicas", "weight", "matchTrafficWeight"})
@@ -272,20 +306,64 @@ class ArgoImporter(AnalysisTemplateImport):
             match = r.boolean((*sp, "matchTrafficWeight"))
             if match is not None:
                 out["matchTrafficWeight"] = match
-            self.origins.note(op, r, p)
-            self.origins.note((*op, kind), r, sp)
-            return {"setCanaryScale": out}
+            self.origins.note_tree(op, r, sp, out)
+            return out
+        if kind == "setHeaderRoute":
+            return self._header_route(sp, op)
+        if kind == "setMirrorRoute":
+            return self._mirror_route(sp, op)
         if kind == "experiment":
             r.warn(sp, "experiment steps (extra baseline/canary ReplicaSets) are not modelled; step dropped")
             return None
-        if kind in ("setHeaderRoute", "setMirrorRoute"):
-            r.warn(sp, f"{kind} sends selected or mirrored requests to the canary, which rolloutlab does not model; "
-                       "step dropped")
-            return None
-        if kind == "plugin":
-            r.warn(sp, "step plugins run code rolloutlab cannot model; step dropped")
-            return None
-        raise r.error(sp, f"unknown step {kind!r}; a step takes one of {', '.join(_STEP_KINDS)}")
+        r.warn(sp, "step plugins run code rolloutlab cannot model; step dropped")
+        return None
+
+    # ------------------------------------------------------------------ managed routes
+
+    def _header_route(self, sp: Path, op: Path) -> dict:
+        """``setHeaderRoute``: name and header matches as Argo writes them; no match removes the route."""
+        r = self.r
+        r.mapping(sp, required=True)
+        r.report_unmodelled(sp, {"name", "match"})
+        out: dict[str, Any] = {"name": r.string((*sp, "name"), required=True)}
+        if r.sequence((*sp, "match")) is not None:
+            out["match"] = []
+            for j in range(len(r.sequence((*sp, "match")))):
+                mp = (*sp, "match", j)
+                r.mapping(mp, required=True)
+                r.report_unmodelled(mp, {"headerName", "headerValue"})
+                out["match"].append({"headerName": r.string((*mp, "headerName"), required=True),
+                                     "headerValue": r.string_match((*mp, "headerValue"))})
+        self.origins.note_tree(op, r, sp, out)
+        return out
+
+    def _mirror_route(self, sp: Path, op: Path) -> dict:
+        """``setMirrorRoute``: name, percentage and method/path/headers matches; no match
+        removes the route (rollout/trafficrouting/istio/istio.go: createMirrorRoute mirrors
+        100% when percentage is unset, reconcileVirtualServiceMirrorRoutes removes the route
+        when match is nil)."""
+        r = self.r
+        r.mapping(sp, required=True)
+        r.report_unmodelled(sp, {"name", "match", "percentage"})
+        out: dict[str, Any] = {"name": r.string((*sp, "name"), required=True)}
+        percentage = r.integer((*sp, "percentage"), minimum=0, maximum=100)
+        if percentage is not None:
+            out["percentage"] = percentage
+        if r.sequence((*sp, "match")) is not None:
+            out["match"] = []
+            for j in range(len(r.sequence((*sp, "match")))):
+                mp = (*sp, "match", j)
+                r.mapping(mp, required=True)
+                r.report_unmodelled(mp, {"method", "path", "headers"})
+                match: dict[str, Any] = {}
+                for key in ("method", "path"):
+                    if r.mapping((*mp, key)) is not None:
+                        match[key] = r.string_match((*mp, key))
+                for name in r.keys((*mp, "headers")):
+                    match.setdefault("headers", {})[name] = r.string_match((*mp, "headers", name))
+                out["match"].append(match)
+        self.origins.note_tree(op, r, sp, out)
+        return out
 
     # ------------------------------------------------------------------ blue-green
 

@@ -29,15 +29,19 @@ How it advances depends on the analysis:
   the old one for ``iterations`` checks, then takes all traffic (``runBlueGreen``). That is
   our blue-green with a prePromotionAnalysis of ``count: iterations``, started once the
   preview is ready.
-- **A/B testing** (``match`` + ``iterations``) sends requests chosen by header or cookie
-  to the canary; rolloutlab cannot choose requests by content, so it is imported as
-  blue-green, with a warning.
+- **A/B testing** (``match`` + ``iterations``, ``runAB``) sends the requests matching a
+  condition to the canary for ``iterations`` passing checks: a routed canary with a
+  ``setHeaderRoute`` and one pause per iteration (:mod:`strategies.importers.flagger_routes`).
+- **mirroring** (``mirror: true``, ``mirrorWeight``): a ``setMirrorRoute`` for the checks
+  Flagger mirrors (one check before the first weight of a progressive canary; every
+  iteration of a blue/green), removed when Flagger stops mirroring; a blue/green that
+  mirrors becomes a routed canary too, since only a router can copy requests.
 
 Builtin metrics: ``request-success-rate`` (percent of non-5xx, ``thresholdRange.min``)
 becomes an ``errorRate`` metric (``min: 99`` -> ``result <= 0.01``); ``request-duration``
 (P99 in ms, ``thresholdRange.max``) becomes ``latency`` at quantile 0.99. A
 ``templateRef`` to a ``MetricTemplate`` in the same file has its query read like an Argo
-query. Webhooks, mirroring, session affinity, ready thresholds: warnings.
+query. Webhooks, session affinity, ready thresholds: warnings.
 """
 
 from __future__ import annotations
@@ -46,9 +50,19 @@ from typing import Any
 
 from rolloutlab.strategies.durations import format_duration
 from rolloutlab.strategies.importers.conditions import IDENTITY, SUCCESS_FRACTION, Threshold
+from rolloutlab.strategies.importers.flagger_routes import (
+    AB_ROUTE,
+    MIRROR_ROUTE,
+    MIRRORS_BLUE_GREEN,
+    MIRRORS_PROGRESSIVE,
+    ab_header_matches,
+    mirror_percentage,
+    mirror_steps,
+    route_steps_note,
+)
 from rolloutlab.strategies.importers.manifest import MISSING, ManifestReader, Origins, Path, validate_strategy
 from rolloutlab.strategies.importers.queries import QueryReading, make_reading, read_query
-from rolloutlab.strategies.spec import Signal, StrategySpec
+from rolloutlab.strategies.spec import MAX_MEASUREMENTS, Signal, StrategySpec
 from rolloutlab.strategies.yaml_input import YamlDocument
 
 API_GROUP = "flagger.app"
@@ -157,11 +171,14 @@ class FlaggerImporter:
             r.warn((*ap, "interval"), f"Flagger raises intervals below {MIN_INTERVAL:g}s to {MIN_INTERVAL:g}s")
             interval = MIN_INTERVAL
         threshold = r.integer((*ap, "threshold"), minimum=0) or 1
-        iterations = r.integer((*ap, "iterations"), minimum=0) or 0
+        # one check per iteration: at most as many as a metric may count (each is a step or a measurement here)
+        iterations = r.integer((*ap, "iterations"), minimum=0, maximum=MAX_MEASUREMENTS) or 0
         match = r.sequence((*ap, "match"))
         mirror = bool(r.boolean((*ap, "mirror")))
         r.integer((*ap, "mirrorWeight"), minimum=0, maximum=100)
         skip = bool(r.boolean(("spec", "skipAnalysis")))
+        ab: list[tuple[dict, Path]] = []
+        mirrors = False  # whether Flagger really mirrors this Canary (scheduler.go + its router)
 
         if mesh == "kubernetes":
             r.warn(provider_path, "provider 'kubernetes' has no traffic router, so Flagger runs blue/green; "
@@ -174,23 +191,35 @@ class FlaggerImporter:
                 iterations = 10
             mode = "blueGreen"
         elif match and iterations:
-            r.warn((*ap, "match"), "A/B testing sends requests matching headers or cookies to the canary; rolloutlab "
-                                   "cannot pick requests by content, so it is imported as blueGreen: the new version is "
-                                   "checked on preview traffic for `iterations` checks, then takes all traffic")
-            mode = "blueGreen"
+            ab = ab_header_matches(r, (*ap, "match"), mesh)
+            mode = "ab" if ab else "blueGreen"
+            if not ab:
+                r.warn((*ap, "match"), "no condition can be carried by a header route, so it is imported as blueGreen: "
+                                       "the new version is checked on preview traffic for `iterations` checks")
         elif iterations:
-            r.warn(provider_path, f"iterations without weights is Flagger's blue/green; imported as blueGreen "
-                                  f"(the switch through {provider!r} is modelled as the active Service switch)")
-            mode = "blueGreen"
+            # runBlueGreen mirrors through a mesh only (provider != "kubernetes"), and only
+            # Istio's and Gateway API's routers set a mirror for blue/green
+            mirrors = mirror and mesh in MIRRORS_BLUE_GREEN
+            mode = "blueGreenMirror" if mirrors else "blueGreen"
+            if not mirrors:
+                r.warn(provider_path, f"iterations without weights is Flagger's blue/green; imported as blueGreen "
+                                      f"(the switch through {provider!r} is modelled as the active Service switch)")
         else:
             mode = "canary"
+            mirrors = mirror and mesh in MIRRORS_PROGRESSIVE  # runCanary's mirror step; istio.go sets it
             if match:
                 r.warn((*ap, "match"), "match conditions without iterations are ignored by Flagger's progressive canary")
-        if mirror:
-            r.warn((*ap, "mirror"), "traffic mirroring is not modelled: the canary is judged only on the traffic "
-                                    "it serves")
+        if mirror and not mirrors:
+            why = ("A/B testing never mirrors (runAB sets its routes without a mirror)" if mode == "ab" else
+                   f"Flagger's {mesh} router sets no mirror for this strategy (pkg/router: Istio mirrors a canary or "
+                   "a blue/green, Gateway API a blue/green)")
+            r.warn((*ap, "mirror"), f"{why}; mirroring left out")
+        percentage = mirror_percentage(r, ap, mesh) if mirrors else 100
+        if not mirror and r.at((*ap, "mirrorWeight")) not in (MISSING, None):
+            r.warn((*ap, "mirrorWeight"), "does nothing without mirror: true; ignored")
 
-        metrics = [] if skip else self._metrics(ap, interval, threshold, iterations if mode == "blueGreen" else None)
+        count = iterations if mode == "blueGreen" else None
+        metrics = [] if skip else self._metrics(ap, interval, threshold, count, "iteration" if iterations else "weight")
         if skip:
             r.warn(("spec", "skipAnalysis"), "Flagger promotes without analysis; so does the imported strategy")
         self._webhooks((*ap, "webhooks"))
@@ -210,24 +239,50 @@ class FlaggerImporter:
             r.warn(ap, "Flagger promotes by copying the canary spec to the primary Deployment and rolling it; "
                        "modelled as an instant switch of the active Service")
             out["strategy"] = {"blueGreen": bg}
-        else:
-            steps = [] if skip else self._steps(ap, interval)
-            canary: dict[str, Any] = {"trafficRouting": "router"}
-            if steps:
-                canary["steps"] = steps
-            if ref:
-                # scheduler.go, advanceCanary: a failed check returns before runCanary (the weight
-                # holds: holdOnFailure), and the threshold is tested when the next loop starts
-                # (holdOnFailure also delays the rollback to the next check). The analysis starts
-                # with the first weight, once the canary is ready (IsCanaryReady precedes it):
-                # after the setCanaryScale and the first setWeight, hence startingStep 2.
-                canary["analysis"] = {**ref, "startingStep": 2, "holdOnFailure": True}
-            r.warn(provider_path, f"traffic router {provider!r} is modelled as an exact-weight router")
-            if steps:
-                r.warn(ap, "Flagger sets the first weight at its first check after the canary is ready (up to one "
-                           "interval later); the imported strategy sets it as soon as the canary is ready")
-            self.origins.note(("strategy", "canary"), r, ap)
-            out["strategy"] = {"canary": canary}
+            return validate_strategy(out, self.origins, self.file)
+
+        op: Path = ("strategy", "canary")
+        canary: dict[str, Any] = {"trafficRouting": "router"}
+        steps: list[dict] = []
+        if not skip:
+            # Flagger scales the canary Deployment to full size before any traffic moves
+            # (ScaleFromZero when it sees the revision) and keeps it so until promotion.
+            steps = [{"setCanaryScale": {"weight": 100}}]
+            if mode == "ab":
+                steps.append({"setHeaderRoute": {"name": AB_ROUTE, "match": [m for m, _ in ab]}})
+                steps += [{"pause": {"duration": interval}} for _ in range(iterations)]
+                for j, (_, source) in enumerate(ab):
+                    self.origins.note((*op, "steps", 1, "setHeaderRoute", "match", j), r, source)
+            elif mode == "blueGreenMirror":
+                # runBlueGreen: mirror during every iteration, then all traffic to the canary
+                # for one more check ("Stop traffic mirroring and route all traffic to canary")
+                steps += mirror_steps(percentage, interval, iterations)
+                steps += [{"setWeight": 100}, {"pause": {"duration": interval}}]
+            else:
+                # runCanary: "do one step of mirroring before shifting traffic to canary"
+                steps += mirror_steps(percentage, interval, 1) if mirrors else []
+                steps += self._steps(ap, interval)
+            self.origins.note((*op, "steps"), r, ap)
+            canary["steps"] = steps
+        routes = [AB_ROUTE] if mode == "ab" else [MIRROR_ROUTE] if mirrors else []
+        if routes and not skip:
+            canary["managedRoutes"] = [{"name": route} for route in routes]
+            self.origins.note((*op, "managedRoutes"), r, (*ap, "match") if mode == "ab" else (*ap, "mirror"))
+        if ref:
+            # scheduler.go, advanceCanary: a failed check returns before runCanary/runAB/
+            # runBlueGreen (the weight or iteration holds: holdOnFailure), and the threshold
+            # is tested when the next loop starts (holdOnFailure also delays the rollback to
+            # the next check). The analysis starts with the first traffic the canary gets
+            # (a weight, a route or a mirror), once the canary is ready (IsCanaryReady
+            # precedes it): after the setCanaryScale and that step, hence startingStep 2.
+            canary["analysis"] = {**ref, "startingStep": 2, "holdOnFailure": True}
+        r.warn(provider_path, f"traffic router {provider!r} is modelled as an exact-weight router")
+        if steps:
+            first = route_steps_note(steps)
+            r.warn(ap, f"Flagger sets {first} at its first check after the canary is ready (up to one "
+                       "interval later); the imported strategy sets it as soon as the canary is ready")
+        self.origins.note(op, r, ap)
+        out["strategy"] = {"canary": canary}
         return validate_strategy(out, self.origins, self.file)
 
     def _target_name(self) -> str | None:
@@ -264,17 +319,14 @@ class FlaggerImporter:
             while w < top:
                 w = min(w + step_weight, 100)
                 weights.append(w)
-        # Flagger scales the canary Deployment to full size before any traffic moves
-        # (ScaleFromZero when it sees the revision) and keeps it so until promotion.
-        steps: list[dict] = [{"setCanaryScale": {"weight": 100}}]
+        steps: list[dict] = []
         for w in weights:
             steps += [{"setWeight": w}, {"pause": {"duration": interval}}]
-        self.origins.note(("strategy", "canary", "steps"), r, ap)
         return steps
 
     # ------------------------------------------------------------------ metrics
 
-    def _metrics(self, ap: Path, interval: float, threshold: int, count: int | None) -> list[dict]:
+    def _metrics(self, ap: Path, interval: float, threshold: int, count: int | None, held: str) -> list[dict]:
         r = self.r
         out: list[dict] = []
         items = r.sequence((*ap, "metrics")) or []
@@ -286,7 +338,7 @@ class FlaggerImporter:
                 out.append(metric)
         if out:
             if count is None:
-                pace = ("as in Flagger, a failed or empty check holds the weight (holdOnFailure: the next step waits "
+                pace = (f"as in Flagger, a failed or empty check holds the {held} (holdOnFailure: the next step waits "
                         "for a passing check), and the rollback comes at the next check after the threshold was "
                         "reached, one interval later")
             else:

@@ -20,7 +20,7 @@ from typing import Any
 
 import pydantic
 
-from rolloutlab.errors import InputError
+from rolloutlab.errors import FieldError, InputError
 from rolloutlab.strategies.durations import parse_duration
 from rolloutlab.strategies.spec import StrategySpec
 from rolloutlab.strategies.yaml_input import YamlDocument, format_field_path
@@ -171,6 +171,25 @@ class ManifestReader:
         node = self.mapping(path)
         return list(node) if node else []
 
+    def string_match(self, path: Path, kinds: Sequence[str] = ("exact", "prefix", "regex")) -> dict[str, str]:
+        """A string match as Argo Rollouts and Istio write it: a mapping with one of ``kinds``
+        (``{exact: internal}``). Empty text counts as not given, as in their Go types; the
+        caller converts kinds rolloutlab does not have (Istio's ``suffix``)."""
+        self.mapping(path, required=True)
+        self.report_unmodelled(path, kinds)
+        given: dict[str, str] = {}
+        for kind in kinds:
+            value = self.at((*path, kind))
+            if value is MISSING or value is None or value == "":
+                continue
+            if not isinstance(value, str):
+                raise self.error((*path, kind), f"must be text, got {describe_type(value)}; quote it")
+            given[kind] = value
+        if len(given) != 1:
+            got = ", ".join(given) or "none of them"
+            raise self.error(path, f"takes exactly one of {', '.join(kinds)}; got {got}")
+        return given
+
     def report_unmodelled(self, path: Path, handled: Iterable[str], silent: Iterable[str] = (),
                           reasons: dict[str, str] | None = None) -> None:
         """Warn about every key of the mapping at ``path`` that is neither handled nor silent."""
@@ -206,6 +225,15 @@ class Origins:
     def note(self, out_path: Path, reader: ManifestReader, source: Path) -> None:
         self.by_path[tuple(out_path)] = (reader, tuple(source))
 
+    def note_tree(self, out_path: Path, reader: ManifestReader, source: Path, built: Any) -> None:
+        """Note ``built`` (copied from ``source`` under the same keys) and every part of it,
+        so that a rejection deep inside names the manifest field it came from."""
+        self.note(out_path, reader, source)
+        parts = built.items() if isinstance(built, dict) else enumerate(built) if isinstance(built, list) else ()
+        for key, value in parts:
+            here = (*source, key)
+            self.note_tree((*out_path, key), reader, here if reader.has(here) else source, value)
+
     def locate(self, out_path: Path) -> tuple[ManifestReader, Path] | None:
         for n in range(len(out_path), -1, -1):
             found = self.by_path.get(tuple(out_path[:n]))
@@ -234,8 +262,14 @@ def validate_strategy(data: dict, origins: Origins, file: str) -> StrategySpec:
         return StrategySpec.model_validate(data)
     except pydantic.ValidationError as exc:
         first = exc.errors()[0]
-        message = re.sub(r"^Value error, ", "", str(first.get("msg", "invalid value")))
-        out_path = _walk(data, first.get("loc", ()))
+        loc = list(first.get("loc", ()))
+        blamed = (first.get("ctx") or {}).get("error")
+        if isinstance(blamed, FieldError):  # a validator that names the sub-field at fault
+            loc.extend(blamed.path)
+            message = blamed.message
+        else:
+            message = re.sub(r"^Value error, ", "", str(first.get("msg", "invalid value")))
+        out_path = _walk(data, loc)
         located = origins.locate(out_path)
         ours = format_field_path(out_path, data)
         if located is None:

@@ -3,7 +3,9 @@
 The file looks like the bundled library files: Argo's camelCase names, durations as
 ``30s`` / ``5m``, defaults left out (``name`` and ``strategy`` always written, and every
 metric's ``signal`` and ``interval``, which a reader should not have to look up), short
-mappings such as ``pause: {duration: 1m}`` in flow style. Importer warnings go first, as
+mappings such as ``pause: {duration: 1m}``, ``headerValue: {exact: internal}``, a managed
+route's ``{name: shadow}`` or a route removal ``setMirrorRoute: {name: shadow}`` in flow
+style. Importer warnings go first, as
 a comment block, so they travel with the file.
 """
 
@@ -20,10 +22,13 @@ from pydantic import BaseModel, BeforeValidator
 from pydantic.fields import FieldInfo
 
 from rolloutlab.strategies.durations import format_duration, parse_duration
+from rolloutlab.strategies.routes import ManagedRoute, StringMatch
 from rolloutlab.strategies.spec import Metric, StrategySpec
 
 _ALWAYS = {StrategySpec: {"name", "strategy"}, Metric: {"signal", "interval"}}
 _FLOW_KEYS = {"pause", "setCanaryScale", "thresholds", "thresholdRange"}
+_FLOW_MODELS = (StringMatch, ManagedRoute)  # one short field each
+_ROUTE_KEYS = {"setHeaderRoute", "setMirrorRoute"}  # flow when they only remove a route (no match)
 
 
 class _Flow(dict):
@@ -65,8 +70,12 @@ def _duration_text(seconds: float) -> str | int | float:
 
 
 def _plain(value: Any) -> Any:
+    if isinstance(value, _FLOW_MODELS):
+        return _Flow(_model(value))
     if isinstance(value, BaseModel):
         return _model(value)
+    if isinstance(value, dict):  # a mapping of models (a mirror match's headers); other data as it is
+        return {k: _plain(v) if isinstance(v, BaseModel) else v for k, v in value.items()}
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, (tuple, list)):
@@ -89,7 +98,7 @@ def _model(model: BaseModel) -> dict:
             out[key] = _duration_text(value)
         else:
             out[key] = _plain(value)
-        if key in _FLOW_KEYS and isinstance(out[key], dict):
+        if isinstance(out[key], dict) and (key in _FLOW_KEYS or (key in _ROUTE_KEYS and "match" not in out[key])):
             out[key] = _Flow(out[key])
     return out
 
