@@ -81,7 +81,8 @@ def long_named_summaries(names: list[str]) -> list[StrategySummary]:
     wide = Figure(math.inf, 12_345.0, math.inf, 1000, 999, 172_800.0)  # ">2d00h [3h25m45s, >2d00h] (999 cens.)"
     return [
         StrategySummary(name, 1000, *([Figure(0.123, 0.1, 0.15, 1000)] * 2), wide, wide,
-                        *([Figure(-1234.5, -2345.6, 12_345.6, 1000)] * 3), wide, wide,
+                        *([Figure(-1234.5, -2345.6, 12_345.6, 1000)] * 2), Figure(0.123, 0.1, 0.15, 1000),
+                        Figure(-1234.5, -2345.6, 12_345.6, 1000), wide, wide,
                         Figure(123_456.0, 120_000.0, 130_000.0, 1000))
         for name in names
     ]

@@ -61,6 +61,8 @@ BASE_METRICS: tuple[ValidatedMetric, ...] = (
     ValidatedMetric("time_to_restore", Kind.DURATION,
                     "first harmed answer to restored (n/a: no user was harmed; censored: not restored in the window)"),
     ValidatedMetric("failed_fraction", Kind.FRACTION, "failed_requests / requests over the scenario's window"),
+    ValidatedMetric("users_affected", Kind.FRACTION,
+                    "share of users who got at least one bad answer from the release (n/a: not counted)"),
     ValidatedMetric("rollout_duration", Kind.DURATION, "start to promoted or rolled back (censored: stuck)"),
     ValidatedMetric("outcome", Kind.CATEGORY, "promoted, rolled_back, failed_undetected, ..."),
 )
@@ -131,6 +133,7 @@ def compute_metric_values(row: Mapping[str, Any]) -> dict[str, Value]:
         "time_to_restore": (_time_or_censored(restore, ended - _number(row.get("impact_started_at")))
                             if harmed else None),
         "failed_fraction": (int(row["failed_requests"]) / requests) if requests > 0 else None,
+        "users_affected": None if math.isnan(affected := _number(row.get("users_affected"))) else affected,
         "rollout_duration": _time_or_censored(duration, ended - started),
         "outcome": str(row["outcome"]),
     }
