@@ -6,6 +6,10 @@ Each named target (``user`` -> the active service, ``preview`` -> the preview se
 a target's schedule depends only on the seed, its name and its rate history, not on the
 other targets or on how fast the service answers. What becomes of each request (its
 ``RequestResult``, its record) is ``live.request_results``; the names are importable here.
+A target with a user population (``Target.users``, ``live.user_population``) sends each
+request as one of its users (``X-User-Id``, the segment's headers), a POST or a GET; its
+records say which user, segment and method (``compute_users_affected`` counts the users
+hurt). Without one, every request is a plain GET, as before.
 
 Open loop: a request starts at its scheduled time whether or not earlier ones finished,
 as real users do. In-flight requests are capped (``max_in_flight``, generous by default);
@@ -35,7 +39,7 @@ import threading
 import time
 import warnings
 import zlib
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Sequence
 
 import httpx
@@ -52,11 +56,15 @@ from rolloutlab.live.request_results import (
     RequestRecord,
     RequestResult,
     Target,
+    UsersAffected,
     classify_exception,
     classify_response,
+    compute_users_affected,
     is_loopback_url,
     latency_bucket,
+    records_frame,
 )
+from rolloutlab.live.user_population import UserDraws, UserPopulation, UserRequest, UserSegment
 from rolloutlab.strategies.observation import LATENCY_BUCKETS_MS, Counters
 
 if importlib.util.find_spec("sniffio") is None:  # pragma: no cover - depends on the environment
@@ -101,6 +109,7 @@ class _TargetState:
         self.url = target.url
         self.rate = float(target.rate_rps)
         self.rng = target_rng(seed, target.name)
+        self.users = UserDraws(target.users, seed, target.name) if target.users is not None else None
         self.unit_left = 0.0  # unit-rate exponential gap still to run
         self.anchor = 0.0  # when that remainder started counting
         self.due = math.inf
@@ -311,9 +320,12 @@ class LoadGenerator:
     def totals(self, target: str | None = None) -> LoadTotals:
         with self._lock:
             results: dict[str, int] = {}
+            users: dict[str, bool] = {}  # user -> got a failed answer
             for rec in self._records:
                 if target is None or rec.target == target:
                     results[rec.result.value] = results.get(rec.result.value, 0) + 1
+                    if rec.user is not None and rec.result not in NOT_SERVED:
+                        users[rec.user] = users.get(rec.user, False) or rec.result in ERROR_RESULTS
             in_flight = sum(self._in_flight.values()) if target is None else self._in_flight[target]
         dropped = results.get(RequestResult.DROPPED.value, 0)
         unsent = results.get(RequestResult.UNSENT.value, 0)
@@ -330,26 +342,15 @@ class LoadGenerator:
             cancelled=cancelled,
             in_flight=in_flight,
             results=results,
+            users=len(users),
+            users_affected=sum(users.values()),
         )
 
     def records(self) -> pd.DataFrame:
         """Every request with a verdict, dropped or cancelled so far, in completion order."""
         with self._lock:
             rows = list(self._records)
-        frame = pd.DataFrame(
-            {
-                "target": [r.target for r in rows],
-                "url": [r.url for r in rows],
-                "scheduled_s": np.array([r.scheduled_s for r in rows], dtype=float),
-                "start_s": np.array([np.nan if r.start_s is None else r.start_s for r in rows], dtype=float),
-                "end_s": np.array([np.nan if r.end_s is None else r.end_s for r in rows], dtype=float),
-                "latency_ms": np.array([np.nan if r.latency_ms is None else r.latency_ms for r in rows], dtype=float),
-                "result": [r.result.value for r in rows],
-                "status": pd.array([r.status for r in rows], dtype="Int64"),
-                "version": pd.array([r.version for r in rows], dtype=object),
-            }
-        )
-        return frame
+        return records_frame(rows)
 
     def rate_changes(self) -> list[RateChange]:
         with self._lock:
@@ -439,16 +440,18 @@ class LoadGenerator:
         if self._scheduling_over.is_set():
             return
         scheduled = state.due
+        who = state.users.next() if state.users is not None else None  # drawn for every arrival
         with self._lock:
             self._scheduled += 1
             url = state.url
             full = sum(self._in_flight.values()) >= self.max_in_flight
             if full:
-                self._records.append(RequestRecord(state.name, url, scheduled, None, None, RequestResult.DROPPED))
+                self._records.append(_with_user(RequestRecord(state.name, url, scheduled, None, None,
+                                                              RequestResult.DROPPED), who))
             else:
                 self._in_flight[state.name] += 1
         if not full:
-            task = self._loop.create_task(self._send(state.name, url, scheduled))
+            task = self._loop.create_task(self._send(state.name, url, scheduled, who))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         if self._scheduled >= self.max_requests:
@@ -475,9 +478,11 @@ class LoadGenerator:
                 due = state.anchor + state.unit_left / state.rate
                 if due >= self.max_duration_s:
                     break
+                who = state.users.next() if state.users is not None else None
                 with self._lock:
                     self._scheduled += 1
-                    self._records.append(RequestRecord(state.name, state.url, due, None, None, RequestResult.UNSENT))
+                    self._records.append(_with_user(RequestRecord(state.name, state.url, due, None, None,
+                                                                  RequestResult.UNSENT), who))
                 state.anchor = due
                 state.unit_left = float(state.rng.exponential())
 
@@ -492,24 +497,29 @@ class LoadGenerator:
                 state.handle.cancel()
                 state.handle = None
 
-    async def _send(self, target: str, url: str, scheduled: float) -> None:
+    async def _send(self, target: str, url: str, scheduled: float, who: UserRequest | None) -> None:
         start = self._now()
         status: int | None = None
         version: str | None = None
         try:
             async with asyncio.timeout(self.timeout_s):
-                response = await self._client.get(url)
+                if who is None:
+                    response = await self._client.get(url)
+                else:  # a write carries a small body, as a form or an API call would
+                    body = json.dumps({"user": who.user}).encode() if who.method == "POST" else None
+                    response = await self._client.request(who.method, url, headers=who.headers, content=body)
             status = response.status_code
             version = response.headers.get(VERSION_HEADER)
             result = classify_response(status, version)
         except asyncio.CancelledError:
-            self._record(RequestRecord(target, url, scheduled, start, None, RequestResult.CANCELLED))
+            self._record(_with_user(RequestRecord(target, url, scheduled, start, None, RequestResult.CANCELLED), who))
             raise
         except Exception as exc:  # every failure becomes a result; classify_exception names it
             result = classify_exception(exc)
         end = self._now()
         latency_ms = (end - start) * 1000.0
-        self._record(RequestRecord(target, url, scheduled, start, end, result, status, version, latency_ms))
+        self._record(_with_user(RequestRecord(target, url, scheduled, start, end, result, status, version, latency_ms),
+                                who))
 
     def _record(self, rec: RequestRecord) -> None:
         with self._lock:
@@ -523,6 +533,10 @@ class LoadGenerator:
             acc[2][latency_bucket(rec.latency_ms)] += 1
 
 
+def _with_user(record: RequestRecord, who: UserRequest | None) -> RequestRecord:
+    return record if who is None else replace(record, user=who.user, segment=who.segment, method=who.method)
+
+
 def summarize(gen: LoadGenerator) -> dict:
     """A small JSON-able summary of a finished run (what the command line prints)."""
     frame = gen.records()
@@ -530,8 +544,10 @@ def summarize(gen: LoadGenerator) -> dict:
     lag = (frame["start_s"] - frame["scheduled_s"]).dropna()
     span = float(done["end_s"].max() - done["start_s"].min()) if len(done) else 0.0
     totals = gen.totals()
+    hurt = compute_users_affected(frame)
     return {
         "totals": asdict(totals),
+        "users": {"users": hurt.users, "affected": hurt.affected, "share": hurt.share},
         "achieved_rps": len(done) / span if span > 0 else None,
         "latency_ms": {q: float(done["latency_ms"].quantile(q / 100)) for q in (50, 90, 99)} if len(done) else {},
         "start_lag_ms": {q: float(lag.quantile(q / 100) * 1000) for q in (50, 99)} if len(lag) else {},
@@ -561,8 +577,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 __all__ = [  # the request pieces (live.request_results) too: callers import them from here
     "ERROR_RESULTS", "LoadGenerator", "LoadTotals", "NOT_SERVED", "NO_ANSWER", "RateChange", "RequestRecord",
-    "RequestResult", "Target", "classify_exception", "classify_response", "compute_arrival_times",
-    "is_loopback_url", "latency_bucket", "summarize", "target_rng",
+    "RequestResult", "Target", "UserPopulation", "UserSegment", "UsersAffected", "classify_exception",
+    "classify_response", "compute_arrival_times", "compute_users_affected", "is_loopback_url", "latency_bucket",
+    "records_frame", "summarize", "target_rng",
 ]
 
 

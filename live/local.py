@@ -25,7 +25,12 @@ What plays Kubernetes' part here:
                       the exit, so until then HAProxy's health check and retries are what
                       keep users away from the pod.
     the cluster's     ``backend.json`` in the state directory: what the backend applied
-    objects           (scale per version, canary weight, active/preview, stable version).
+    objects           (scale per version, canary weight, active/preview, stable version,
+                      the managed routes in force).
+    a mirroring       nginx (``live.nginx``) in front of HAProxy when the canary may
+    ingress           mirror (a ``setMirrorRoute`` step): users enter through it, it
+                      copies each request to HAProxy's fe_shadow. Header and mirror
+                      routes live in HAProxy's maps (``live.haproxy_routes``).
 
 Persisted files (the state directory, given by the caller; it outlives the backend):
 
@@ -39,18 +44,19 @@ Resume. The processes die with the backend (``close``, or the Python process end
 local resume *restarts the pods*: a new ``LocalBackend`` on the same state directory
 rebuilds, in ``ensure``, HAProxy and every version at the scale ``backend.json`` recorded
 (or, without it, the scale the runner's persisted status implies), with the recorded
-weight and active/preview routes. Users see the restart as a short outage; the runner
-then continues from its persisted status.
+weight, active/preview and managed routes. Users see the restart as a short outage; the
+runner then continues from its persisted status.
 
-Where things are: this module holds ``LocalBackend`` (the ``Backend`` protocol, the router,
-closing); ``live.local_kubelet`` the ReplicaSet and kubelet part (pods, processes, chaos);
+Where things are: this module holds ``LocalBackend`` (the ``Backend`` protocol, closing);
+``live.local_router`` its traffic path (HAProxy, nginx, server slots, switches, routes);
+``live.local_kubelet`` the ReplicaSet and kubelet part (pods, processes, chaos);
 ``live.local_pods`` a pod's settings and small process pieces; ``live.local_state`` the
 state directory's files; ``live.calibration`` what the backend measures. The public names
 of all of them are importable from here.
 
-Nothing is left running: ``close()`` (also ``with LocalBackend(...)``) kills the pods and
-HAProxy and removes the run directory; an ``atexit`` hook closes every backend still open;
-and every child is started with ``PR_SET_PDEATHSIG`` = SIGKILL from the backend's
+Nothing is left running: ``close()`` (also ``with LocalBackend(...)``) kills the pods,
+HAProxy and nginx and removes the run directory; an ``atexit`` hook closes every backend
+still open; and every child is started with ``PR_SET_PDEATHSIG`` = SIGKILL from the backend's
 long-lived supervisor thread, so the kernel kills them if the Python process dies without
 running any cleanup (SIGKILL, an unhandled SIGTERM).
 """
@@ -58,6 +64,7 @@ running any cleanup (SIGKILL, an unhandled SIGTERM).
 from __future__ import annotations
 
 import atexit
+import json
 import logging
 import os
 import random
@@ -75,19 +82,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from rolloutlab.errors import LocalBackendError, RouterError, StateError
+from rolloutlab.errors import LocalBackendError, StateError
 from rolloutlab.live.calibration import Calibration, PodStart, SwitchTiming
-from rolloutlab.live.haproxy import (
-    HAPROXY,
-    NO_BACKEND,
-    HAProxyProcess,
-    Layout,
-    RouterFiles,
-    RouterLayout,
-    RouterSettings,
-    RouterStats,
-    slot_name,
-)
+from rolloutlab.live.haproxy import HAPROXY, HAProxyProcess, Layout, RouterLayout, RouterSettings
+from rolloutlab.live.haproxy_routes import RouteAction, compute_route_table
 from rolloutlab.live.local_kubelet import PodSupervisor
 from rolloutlab.live.local_pods import (
     BackendEvent,
@@ -97,8 +95,8 @@ from rolloutlab.live.local_pods import (
     PodPhase,
     Probe,
     send_signal,
-    version_answering,
 )
+from rolloutlab.live.local_router import ROUTE_ACTIONS, RouterFront, dump_routes, load_routes, routes_from_status
 from rolloutlab.live.local_state import (
     COMMANDS_FILE,
     RECORD_FILE,
@@ -108,6 +106,7 @@ from rolloutlab.live.local_state import (
     record_from_status,
     write_atomically,
 )
+from rolloutlab.live.nginx import NGINX, MirrorSettings, NginxProcess
 from rolloutlab.live.runner import ReleasePlan, RunnerState
 from rolloutlab.strategies import (
     Action,
@@ -145,7 +144,7 @@ def _close_all() -> None:
 # --------------------------------------------------------------------------- the backend
 
 
-class LocalBackend(PodSupervisor):
+class LocalBackend(RouterFront, PodSupervisor):
     """``live.runner.Backend`` on local processes behind HAProxy (see the module docstring).
 
     ``state_dir`` holds what must survive the backend (state, record, commands); the run's
@@ -168,6 +167,8 @@ class LocalBackend(PodSupervisor):
         demo_service: str | os.PathLike = DEMO_SERVICE,
         python: str = sys.executable,
         haproxy: str = HAPROXY,
+        nginx: str = NGINX,
+        mirror: MirrorSettings | None = None,
         seed: int | None = None,
         measure_switches: bool = True,
         keep_run_dir: bool = False,
@@ -185,6 +186,8 @@ class LocalBackend(PodSupervisor):
         self.demo_service = Path(demo_service)
         self.python = python
         self.haproxy_binary = haproxy
+        self.nginx_binary = nginx
+        self.mirror_settings = mirror or MirrorSettings(timeouts=self.router_settings.timeouts)
         self.measure_switches = measure_switches
         self.keep_run_dir = keep_run_dir
         self._tick_s = tick_s
@@ -199,6 +202,9 @@ class LocalBackend(PodSupervisor):
         self.resumed = False
         self.run_dir: Path | None = None
         self._router: HAProxyProcess | None = None
+        self._mirror: NginxProcess | None = None  # nginx, when the canary may mirror
+        self._routes: dict[str, RouteAction] = {}  # managed routes in force (recorded with the record)
+        self._applied_maps: dict[str, list[tuple[str, str]]] = {}  # route maps as HAProxy holds them
         self._pods: list[LocalPod] = []
         self._pod_counter = {Role.STABLE: 0, Role.CANARY: 0}
         self._free_slots: dict[Role, list[int]] = {}
@@ -254,7 +260,7 @@ class LocalBackend(PodSupervisor):
                 for role in Role:
                     self._scale(role, self.record.desired[role.value])
                 return
-            record = self._load_record()
+            record, routes = self._load_record()
             if record is not None and record.release != plan.release:
                 raise StateError(
                     f"{self.state_dir / RECORD_FILE} belongs to release {record.release!r}; this run is "
@@ -270,11 +276,12 @@ class LocalBackend(PodSupervisor):
                     if state.release == plan.release:
                         status = state.status
                 record = record_from_status(plan, spec, status)
+                routes = routes_from_status(spec, status)
                 self.resumed = status is not None
             else:
                 self.resumed = True
-            self.plan, self.spec, self.record = plan, spec, record
-            self.layout = self._layout_for(plan, spec)
+            layout = self._layout_for(plan, spec)
+            self.plan, self.spec, self.record, self.layout, self._routes = plan, spec, record, layout, routes
             self._free_slots = {role: list(range(self.layout.slots[role.value])) for role in Role}
             # the stats socket's path must fit a unix socket address (108 bytes)
             short = "/tmp" if len(tempfile.gettempdir()) > 60 and os.path.isdir("/tmp") else None
@@ -285,13 +292,18 @@ class LocalBackend(PodSupervisor):
             self._call_in_supervisor(self._start_router)
         except BaseException:
             with self._lock:  # nothing half-built stays: a later ensure starts afresh
+                for process in (self._mirror, self._router):
+                    if process is not None:
+                        process.stop()
+                self._mirror = self._router = None
                 self.plan = self.spec = self.record = self.layout = None
+                self._routes = {}
                 shutil.rmtree(self.run_dir, ignore_errors=True)
                 self.run_dir = None
             raise
         with self._lock:
-            self._event("router", None, f"HAProxy on {self.urls()['user']} (preview {self._router.preview_port}), "
-                                        f"layout {self.layout.layout.value}")
+            self._event("router", None, f"users enter at {self.urls()['user']} (HAProxy {self._router.ports}), "
+                                        f"layout {self.layout.layout.value}, routes {sorted(self._routes)}")
             if self.resumed:
                 self._event("resume", None, f"restarting pods: {record.desired}")
             for role in Role:
@@ -303,20 +315,8 @@ class LocalBackend(PodSupervisor):
         routed = kind is StrategyKind.BLUE_GREEN or (
             kind is StrategyKind.CANARY and spec.strategy.canary.traffic_routing is TrafficRouting.ROUTER)
         slots = self.slots_per_version or 3 * plan.replicas + 2
-        return RouterLayout(Layout.ROUTED if routed else Layout.SHARED, {"stable": slots, "canary": slots})
-
-    def _start_router(self) -> None:
-        assert self.record is not None and self.layout is not None and self.run_dir is not None
-        routes = {"active": f"be_{self.record.active}", "preview": self._preview_backend(self.record.preview)}
-        router = HAProxyProcess(RouterFiles(self.run_dir), self.layout, self.router_settings, routes,
-                                {"canary": self.record.canary_weight}, binary=self.haproxy_binary, spawn=self._spawn)
-        previous = self._router
-        router.start(ports=None if previous is None else (previous.user_port, previous.preview_port))
-        self._router = router
-
-    @staticmethod
-    def _preview_backend(role: str | None) -> str:
-        return NO_BACKEND if role is None else f"be_{role}"
+        routes = compute_route_table(spec.strategy.canary) if routed and kind is StrategyKind.CANARY else None
+        return RouterLayout(Layout.ROUTED if routed else Layout.SHARED, {"stable": slots, "canary": slots}, routes)
 
     # ----------------------------------------------------------------- the Backend protocol
 
@@ -354,6 +354,8 @@ class LocalBackend(PodSupervisor):
                 self.record.preview = None if action.role is None else action.role.value
                 target = None if action.role is None else self.plan.version(action.role).name
                 measure = self._switch("preview", self._preview_backend(self.record.preview), target, "preview")
+            elif isinstance(action, ROUTE_ACTIONS):
+                self._apply_route(action)  # recorded with the record, re-applied on a resume
             elif isinstance(action, Promote):
                 self.record.stable_version, self.record.promoted = self.plan.canary.name, True
                 self._event("promote", None, f"stable version is now {self.plan.canary.name}")
@@ -409,26 +411,8 @@ class LocalBackend(PodSupervisor):
     def stable_version(self) -> str | None:
         """The version the last ``Promote`` made stable (the plan's stable before that)."""
         with self._lock:
-            record = self.record or self._load_record()
+            record = self.record or self._load_record()[0]
             return None if record is None else record.stable_version
-
-    def urls(self) -> dict[str, str | None]:
-        """Where the load generator sends users (and blue-green's preview traffic)."""
-        with self._lock:
-            self._check_ensured()
-            user = f"http://127.0.0.1:{self._router.user_port}/"
-            preview = None
-            bg = self.spec.strategy.blue_green
-            if bg is not None and bg.preview_service:
-                preview = f"http://127.0.0.1:{self._router.preview_port}/"
-            return {"user": user, "preview": preview}
-
-    def router_stats(self) -> RouterStats:
-        """Per-frontend/backend/server counters from HAProxy's ``show stat``."""
-        with self._lock:
-            self._check_ensured()
-            router = self._router
-        return router.stats()
 
     # ----------------------------------------------------------------- close
 
@@ -441,6 +425,7 @@ class LocalBackend(PodSupervisor):
         with self._lock:
             pods, self._pods = list(self._pods), []
             router, self._router = self._router, None
+            mirror, self._mirror = self._mirror, None
         for pod in pods:  # SIGKILL first, all at once; then reap
             if pod.process is not None and pod.process.poll() is None:
                 send_signal(pod.process, signal.SIGKILL)
@@ -450,8 +435,9 @@ class LocalBackend(PodSupervisor):
                     pod.process.wait(5)
                 except subprocess.TimeoutExpired:
                     log.error("pod %s (pid %s) did not die after SIGKILL", pod.name, pod.process.pid)
-        if router is not None:
-            router.stop()
+        for process in (mirror, router):
+            if process is not None:
+                process.stop()
         self._stopping.set()
         self._wake.set()
         if self._supervisor is not None and self._supervisor is not threading.current_thread():
@@ -468,77 +454,6 @@ class LocalBackend(PodSupervisor):
     def closed(self) -> bool:
         return self._closed
 
-    @property
-    def router_pid(self) -> int | None:
-        with self._lock:
-            router = self._router
-            return None if router is None or not router.running else router.process.pid
-
-    # ----------------------------------------------------------------- internals: router
-
-    def _server(self, pod: LocalPod) -> tuple[str, str]:
-        return self.layout.backend_of(pod.role.value), slot_name(pod.role.value, pod.slot)
-
-    def _unroute(self, pod: LocalPod) -> None:
-        pod.unroute_at = None
-        if pod.slot is None or self._router is None or not (pod.routed or pod.addressed):
-            pod.routed = pod.addressed = False
-            return
-        try:
-            self._router.api.set_server_state(*self._server(pod), "maint")
-        except RouterError as error:
-            log.warning("taking %s out of the router failed: %s", pod.name, error)
-        if pod.routed:
-            self._event("unrouted", pod.name, "/".join(self._server(pod)))
-        pod.routed = pod.addressed = False
-
-    def _address(self, pod: LocalPod) -> None:
-        self._router.api.set_server_addr(*self._server(pod), pod.port)  # the slot is in maintenance
-        pod.addressed = True
-
-    def _route(self, pod: LocalPod) -> None:
-        self._router.api.set_server_state(*self._server(pod), "ready")
-        pod.routed = True
-        self._event("routed", pod.name, "/".join(self._server(pod)))
-
-    def _require_routed(self, action: Action) -> None:
-        if self.layout.layout is not Layout.ROUTED:
-            raise LocalBackendError(f"{action!r} needs a router per version (blue-green, or canary with "
-                                    f"trafficRouting: router); this run's {self.spec.strategy.kind.value} "
-                                    "sends traffic to every ready pod")
-
-    def _switch(self, key: str, backend: str, target: str | None, frontend: str) -> Callable[[], None] | None:
-        """Point a frontend at a backend: one map entry, so the switch is atomic for new
-        requests, and requests in flight finish on the servers they were sent to (which
-        stay up). Returns the measurement of the delay until the frontend answers from the
-        target version (run it without holding the lock), or None."""
-        router = self._router
-        current = router.api.show_map(router.files.routes_map).get(key)
-        at = time.monotonic()
-        begun = time.perf_counter()
-        router.api.set_map(router.files.routes_map, key, backend)
-        command_s = time.perf_counter() - begun
-        self._event("router", None, f"{key} -> {backend}")
-        if not self.measure_switches or target is None or current == backend:
-            return None
-        port = router.user_port if frontend == "user" else router.preview_port
-
-        def measure() -> None:
-            first, probes = None, 0
-            while time.perf_counter() < begun + 0.5:
-                probes += 1
-                try:
-                    version = version_answering(port)
-                except OSError:
-                    version = None
-                if version == target:
-                    first = time.perf_counter() - begun
-                    break
-            with self._lock:
-                self._switches.append(SwitchTiming(f"{key} -> {backend}", target, at, command_s, first, probes))
-
-        return measure
-
     # ----------------------------------------------------------------- internals: bookkeeping
 
     def _notify(self) -> None:
@@ -551,16 +466,21 @@ class LocalBackend(PodSupervisor):
         if self._log_fn is not None:
             self._log_fn(f"{kind} {pod or ''} {detail}".strip())
 
-    def _load_record(self) -> Record | None:
+    def _load_record(self) -> tuple[Record | None, dict[str, RouteAction]]:
+        """The record and the managed routes in force it holds (none: ``(None, {})``)."""
         try:
-            return Record.load((self.state_dir / RECORD_FILE).read_text())
+            data = json.loads((self.state_dir / RECORD_FILE).read_text())
+            routes = load_routes(data.pop("routes", {}))
+            return Record.load(json.dumps(data)), routes
         except FileNotFoundError:
-            return None
-        except (ValueError, TypeError) as error:
+            return None, {}
+        except (ValueError, TypeError, KeyError) as error:
             raise StateError(f"{self.state_dir / RECORD_FILE} is unreadable: {error}") from None
 
     def _save_record(self) -> None:
-        write_atomically(self.state_dir / RECORD_FILE, self.record.dump())
+        # the routes ride in the record's file beside the weight they share a router with
+        data = {**json.loads(self.record.dump()), "routes": dump_routes(self._routes)}
+        write_atomically(self.state_dir / RECORD_FILE, json.dumps(data, indent=1, sort_keys=True))
 
     def _check_open(self) -> None:
         if self._closed:

@@ -1,17 +1,22 @@
 """One request of the load generator and what became of it: the ``RequestResult`` classes
 (which count as errors, which got no answer from any version, which were never served),
-a request's record, the totals, and how a response or an exception is classified."""
+a request's record and the table of them, the totals, the users a run hurt, and how a
+response or an exception is classified."""
 
 from __future__ import annotations
 
 import bisect
 import errno
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
 import httpx
+import numpy as np
+import pandas as pd
 
+from rolloutlab.live.user_population import UserPopulation
 from rolloutlab.strategies.observation import LATENCY_BUCKETS_MS
 
 VERSION_HEADER = "X-Version"
@@ -47,11 +52,14 @@ NOT_SERVED = frozenset({RequestResult.DROPPED, RequestResult.UNSENT, RequestResu
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """One stream of users: ``rate_rps`` Poisson arrivals, each a GET of ``url``."""
+    """One stream of users: ``rate_rps`` Poisson arrivals, each a GET of ``url``; with
+    ``users``, each from a user of that population (``X-User-Id``, the segment's headers)
+    and a POST with its ``write_share``."""
 
     name: str
     url: str
     rate_rps: float
+    users: UserPopulation | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +75,9 @@ class RequestRecord:
     status: int | None = None  # HTTP status when a response arrived
     version: str | None = None  # X-Version of the response
     latency_ms: float | None = None  # end - start; None when dropped or cancelled
+    user: str | None = None  # X-User-Id sent (None: the target has no user population)
+    segment: str | None = None  # the user's segment (None: everyone else, or no population)
+    method: str = "GET"
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +93,8 @@ class LoadTotals:
     cancelled: int
     in_flight: int
     results: dict[str, int] = field(default_factory=dict)  # RequestResult value -> requests
+    users: int = 0  # distinct users with a served request (targets with a population)
+    users_affected: int = 0  # of them, those who got at least one failed answer (ERROR_RESULTS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +104,47 @@ class RateChange:
     at_s: float
     target: str
     rate_rps: float
+
+
+def records_frame(rows: Sequence[RequestRecord]) -> pd.DataFrame:
+    """Requests as a table, one row each (the load generator's ``records()``)."""
+    return pd.DataFrame(
+        {
+            "target": [r.target for r in rows],
+            "url": [r.url for r in rows],
+            "scheduled_s": np.array([r.scheduled_s for r in rows], dtype=float),
+            "start_s": np.array([np.nan if r.start_s is None else r.start_s for r in rows], dtype=float),
+            "end_s": np.array([np.nan if r.end_s is None else r.end_s for r in rows], dtype=float),
+            "latency_ms": np.array([np.nan if r.latency_ms is None else r.latency_ms for r in rows], dtype=float),
+            "result": [r.result.value for r in rows],
+            "status": pd.array([r.status for r in rows], dtype="Int64"),
+            "version": pd.array([r.version for r in rows], dtype=object),
+            "user": pd.array([r.user for r in rows], dtype=object),
+            "segment": pd.array([r.segment for r in rows], dtype=object),
+            "method": [r.method for r in rows],
+        }
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class UsersAffected:
+    """How many users a run hurt: ``affected`` of the ``users`` who had at least one
+    request served (sent and answered or failed) got at least one failed answer."""
+
+    users: int
+    affected: int
+
+    @property
+    def share(self) -> float:
+        return self.affected / self.users if self.users else 0.0
+
+
+def compute_users_affected(records: pd.DataFrame) -> UsersAffected:
+    """Users hurt among the requests of ``records`` (a ``records()`` table, or a part of it:
+    one target, a time window); requests without a user are left out."""
+    served = records[records["user"].notna() & ~records["result"].isin([r.value for r in NOT_SERVED])]
+    failed = served["result"].isin([r.value for r in ERROR_RESULTS])
+    return UsersAffected(int(served["user"].nunique()), int(served.loc[failed, "user"].nunique()))
 
 
 def is_loopback_url(url: str) -> bool:
@@ -144,5 +198,6 @@ def latency_bucket(latency_ms: float) -> int:
 
 __all__ = [
     "ERROR_RESULTS", "LoadTotals", "NOT_SERVED", "NO_ANSWER", "RateChange", "RequestRecord", "RequestResult", "Target",
-    "VERSION_HEADER", "classify_exception", "classify_response", "is_loopback_url", "latency_bucket",
+    "UsersAffected", "VERSION_HEADER", "classify_exception", "classify_response", "compute_users_affected",
+    "is_loopback_url", "latency_bucket", "records_frame",
 ]
