@@ -16,10 +16,11 @@ if TYPE_CHECKING:
     from rolloutlab.live.kube import KubeBackend
 
 
-def counters_from_exposition(text: str) -> dict[str, Counters]:
+def counters_from_exposition(text: str, family: str = "demo") -> dict[str, Counters]:
     """Per-version cumulative counters from one demo-service pod's ``/metrics`` text:
     ``demo_requests_total{version,code}`` (5xx are errors) and the latency histogram
-    ``demo_request_duration_seconds`` (its buckets are LATENCY_BUCKETS_MS in seconds)."""
+    ``demo_request_duration_seconds`` (its buckets are LATENCY_BUCKETS_MS in seconds).
+    ``family="demo_shadow"`` reads the mirrored copies' own pair of metrics instead."""
     from prometheus_client.parser import text_string_to_metric_families
 
     requests: dict[str, int] = {}
@@ -30,12 +31,12 @@ def counters_from_exposition(text: str) -> dict[str, Counters]:
             version = sample.labels.get("version")
             if version is None:
                 continue
-            if sample.name == "demo_requests_total":
+            if sample.name == f"{family}_requests_total":
                 n = int(sample.value)
                 requests[version] = requests.get(version, 0) + n
                 if sample.labels.get("code", "").startswith("5"):
                     errors[version] = errors.get(version, 0) + n
-            elif sample.name == "demo_request_duration_seconds_bucket":
+            elif sample.name == f"{family}_request_duration_seconds_bucket":
                 le = float(sample.labels["le"])
                 cumulative.setdefault(version, {})[le] = sample.value
     out = {}

@@ -48,6 +48,7 @@ import pandas as pd
 
 from rolloutlab.live.request_results import (
     ERROR_RESULTS,
+    FLAG_VARIANT_HEADER,
     NO_ANSWER,
     NOT_SERVED,
     VERSION_HEADER,
@@ -190,6 +191,7 @@ class LoadGenerator:
         self._lock = threading.Lock()  # guards everything the views read
         self._records: list[RequestRecord] = []
         self._counts: dict[tuple[str, str | None], list] = {}  # (target, version) -> [requests, errors, buckets]
+        self._variant_counts: dict[tuple[str, str | None], list] = {}  # (target, flag variant) -> the same
         self._rate_changes: list[RateChange] = []
         self._in_flight: dict[str, int] = {name: 0 for name in self._targets}
         self._scheduled = 0
@@ -306,9 +308,17 @@ class LoadGenerator:
         verdict, failures included, with the latency the user saw. Dropped and cancelled
         requests are not here (see ``totals``).
         """
+        return self._merged(self._counts, target)
+
+    def variant_counters(self, target: str | None = None) -> dict[str | None, Counters]:
+        """The same counters per feature-flag variant the answer carried (X-Flag-Variant);
+        None collects answers without one (no flag evaluated, or nobody answered)."""
+        return self._merged(self._variant_counts, target)
+
+    def _merged(self, counts: dict, target: str | None) -> dict[str | None, Counters]:
         merged: dict[str | None, list] = {}
         with self._lock:
-            for (name, version), (requests, errors, buckets) in self._counts.items():
+            for (name, version), (requests, errors, buckets) in counts.items():
                 if target is not None and name != target:
                     continue
                 acc = merged.setdefault(version, [0, 0, [0] * len(LATENCY_BUCKETS_MS)])
@@ -500,7 +510,7 @@ class LoadGenerator:
     async def _send(self, target: str, url: str, scheduled: float, who: UserRequest | None) -> None:
         start = self._now()
         status: int | None = None
-        version: str | None = None
+        version = variant = None
         try:
             async with asyncio.timeout(self.timeout_s):
                 if who is None:
@@ -510,6 +520,7 @@ class LoadGenerator:
                     response = await self._client.request(who.method, url, headers=who.headers, content=body)
             status = response.status_code
             version = response.headers.get(VERSION_HEADER)
+            variant = response.headers.get(FLAG_VARIANT_HEADER)
             result = classify_response(status, version)
         except asyncio.CancelledError:
             self._record(_with_user(RequestRecord(target, url, scheduled, start, None, RequestResult.CANCELLED), who))
@@ -518,8 +529,8 @@ class LoadGenerator:
             result = classify_exception(exc)
         end = self._now()
         latency_ms = (end - start) * 1000.0
-        self._record(_with_user(RequestRecord(target, url, scheduled, start, end, result, status, version, latency_ms),
-                                who))
+        self._record(_with_user(RequestRecord(target, url, scheduled, start, end, result, status, version, latency_ms,
+                                              variant=variant), who))
 
     def _record(self, rec: RequestRecord) -> None:
         with self._lock:
@@ -527,10 +538,12 @@ class LoadGenerator:
             self._records.append(rec)
             if rec.result in NOT_SERVED:
                 return
-            acc = self._counts.setdefault((rec.target, rec.version), [0, 0, [0] * len(LATENCY_BUCKETS_MS)])
-            acc[0] += 1
-            acc[1] += rec.result in ERROR_RESULTS
-            acc[2][latency_bucket(rec.latency_ms)] += 1
+            bucket = latency_bucket(rec.latency_ms)
+            for key, counts in ((rec.version, self._counts), (rec.variant, self._variant_counts)):
+                acc = counts.setdefault((rec.target, key), [0, 0, [0] * len(LATENCY_BUCKETS_MS)])
+                acc[0] += 1
+                acc[1] += rec.result in ERROR_RESULTS
+                acc[2][bucket] += 1
 
 
 def _with_user(record: RequestRecord, who: UserRequest | None) -> RequestRecord:

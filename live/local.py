@@ -84,6 +84,7 @@ from typing import Any
 
 from rolloutlab.errors import LocalBackendError, StateError
 from rolloutlab.live.calibration import Calibration, PodStart, SwitchTiming
+from rolloutlab.live.flag_file import FlagFileWriter
 from rolloutlab.live.haproxy import HAPROXY, HAProxyProcess, Layout, RouterLayout, RouterSettings
 from rolloutlab.live.haproxy_routes import RouteAction, compute_route_table
 from rolloutlab.live.local_kubelet import PodSupervisor
@@ -121,9 +122,11 @@ from rolloutlab.strategies import (
     SwitchPreview,
     VersionObservation,
 )
+from rolloutlab.strategies.actions import SetFlagExposure
 from rolloutlab.strategies.spec import StrategyKind, TrafficRouting
 
 log = logging.getLogger(__name__)
+FLAG_FILE = "flags.json"  # in the state directory: a feature flag's exposure survives the runner
 
 DEMO_SERVICE = Path(__file__).with_name("demo_service.py")
 
@@ -204,6 +207,8 @@ class LocalBackend(RouterFront, PodSupervisor):
         self._router: HAProxyProcess | None = None
         self._mirror: NginxProcess | None = None  # nginx, when the canary may mirror
         self._routes: dict[str, RouteAction] = {}  # managed routes in force (recorded with the record)
+        self.flag_file: Path | None = None  # feature flag: the flagd file the new version's pods read
+        self._flags: FlagFileWriter | None = None
         self._applied_maps: dict[str, list[tuple[str, str]]] = {}  # route maps as HAProxy holds them
         self._pods: list[LocalPod] = []
         self._pod_counter = {Role.STABLE: 0, Role.CANARY: 0}
@@ -282,6 +287,7 @@ class LocalBackend(RouterFront, PodSupervisor):
                 self.resumed = True
             layout = self._layout_for(plan, spec)
             self.plan, self.spec, self.record, self.layout, self._routes = plan, spec, record, layout, routes
+            self._open_flag_file(spec)
             self._free_slots = {role: list(range(self.layout.slots[role.value])) for role in Role}
             # the stats socket's path must fit a unix socket address (108 bytes)
             short = "/tmp" if len(tempfile.gettempdir()) > 60 and os.path.isdir("/tmp") else None
@@ -309,6 +315,17 @@ class LocalBackend(RouterFront, PodSupervisor):
             for role in Role:
                 self._scale(role, record.desired[role.value])
             self._save_record()
+
+    def _open_flag_file(self, spec: StrategySpec) -> None:
+        """A feature-flag release: the flag file lives in the state directory, so a resumed
+        run finds the exposure it left (the file is that state); a first run starts off."""
+        ff = spec.strategy.feature_flag
+        if ff is None:
+            return
+        self.flag_file = self.state_dir / FLAG_FILE
+        self._flags = FlagFileWriter(self.flag_file, ff.flags, ff.flag_key, ff.on_variant, ff.off_variant)
+        if not self.flag_file.exists():
+            self._flags.apply(SetFlagExposure(ff.flag_key, 0))
 
     def _layout_for(self, plan: ReleasePlan, spec: StrategySpec) -> RouterLayout:
         kind = spec.strategy.kind
@@ -356,6 +373,9 @@ class LocalBackend(RouterFront, PodSupervisor):
                 measure = self._switch("preview", self._preview_backend(self.record.preview), target, "preview")
             elif isinstance(action, ROUTE_ACTIONS):
                 self._apply_route(action)  # recorded with the record, re-applied on a resume
+            elif isinstance(action, SetFlagExposure) and self._flags is not None:
+                written = self._flags.apply(action)  # the pods' flagd provider reads it within ~0.5 s
+                self._event("flag", None, f"{action.flag_key}: {written.percentage}% + {len(written.match)} cohort(s)")
             elif isinstance(action, Promote):
                 self.record.stable_version, self.record.promoted = self.plan.canary.name, True
                 self._event("promote", None, f"stable version is now {self.plan.canary.name}")

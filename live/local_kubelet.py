@@ -358,6 +358,8 @@ class PodSupervisor:
         env.update(pod.version.env)
         env.update({"DEMO_VERSION": pod.version.name, "DEMO_HOST": "127.0.0.1", "DEMO_PORT": "0",
                     "PYTHONUNBUFFERED": "1"})
+        if "DEMO_FLAG_KEY" in pod.version.env and getattr(self, "flag_file", None) is not None:
+            env["DEMO_FLAG_FILE"] = str(self.flag_file)  # only a version with the flagged path reads it
         if pod.seed is not None and "DEMO_SEED" not in pod.version.env:
             env["DEMO_SEED"] = str(pod.seed + 100_000 * pod.container)
         with open(pod.log_path, "wb") as out:

@@ -20,6 +20,7 @@ from rolloutlab.live.user_population import UserPopulation
 from rolloutlab.strategies.observation import LATENCY_BUCKETS_MS
 
 VERSION_HEADER = "X-Version"
+FLAG_VARIANT_HEADER = "X-Flag-Variant"  # the demo service's answer to its feature flag
 
 
 class RequestResult(str, Enum):
@@ -78,6 +79,7 @@ class RequestRecord:
     user: str | None = None  # X-User-Id sent (None: the target has no user population)
     segment: str | None = None  # the user's segment (None: everyone else, or no population)
     method: str = "GET"
+    variant: str | None = None  # X-Flag-Variant of the response (None: no flag was evaluated)
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +200,6 @@ def latency_bucket(latency_ms: float) -> int:
 
 __all__ = [
     "ERROR_RESULTS", "LoadTotals", "NOT_SERVED", "NO_ANSWER", "RateChange", "RequestRecord", "RequestResult", "Target",
-    "UsersAffected", "VERSION_HEADER", "classify_exception", "classify_response", "compute_users_affected",
+    "FLAG_VARIANT_HEADER", "UsersAffected", "VERSION_HEADER", "classify_exception", "classify_response", "compute_users_affected",
     "is_loopback_url", "latency_bucket", "records_frame",
 ]

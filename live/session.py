@@ -21,6 +21,7 @@ import pandas as pd
 
 from rolloutlab.errors import LiveUnsupported, StateError
 from rolloutlab.live.loadgen import ERROR_RESULTS, NO_ANSWER, NOT_SERVED, LoadGenerator, RequestResult, Target
+from rolloutlab.live.request_results import compute_users_affected
 from rolloutlab.live.runner import (
     Backend,
     LiveVersion,
@@ -32,6 +33,8 @@ from rolloutlab.live.runner import (
     Waiting,
     is_final,
 )
+from rolloutlab.live.technique_metrics import FlagMetrics, LocalShadowScrape, MirrorMetrics
+from rolloutlab.live.user_population import UserPopulation, UserSegment
 from rolloutlab.results.table import DETECTED_BY_ABORT_CAUSE, DetectedBy
 from rolloutlab.scenarios.release import draw_release, make_streams, run_seed_sequence
 from rolloutlab.scenarios.schema import LognormalDistribution, Scenario
@@ -207,6 +210,9 @@ def run_live(
     ``progress`` is told what the run waits for, on every runner cycle and at least every
     ``PROGRESS_EVERY_S`` wall seconds of any other long wait (``live.runner.Waiting``)."""
     spec = spec if spec.replicas else spec.with_replicas(plan.replicas)
+    if spec.strategy.feature_flag is not None and not hasattr(backend, "flag_file"):
+        raise LiveUnsupported(f"feature flags run on the local backend only: the {backend.source} backend has no "
+                              "flag file its pods read (the demo image carries no OpenFeature provider)")
     runner = Runner(spec, plan, backend, NoMetrics(), time_scale=time_scale,
                     faults=fault_schedule(scenario, backend, time_scale), log=log, progress=progress)
     state, resumed = runner.prepare()
@@ -224,7 +230,7 @@ def run_live(
     if urls is None:
         urls = backend.urls()  # a backend that owns its router (local) knows them once set up
     user_rps, preview_rps = live_rates(scenario, max_rps)
-    targets = [Target("user", urls["user"], user_rps)]
+    targets = [Target("user", urls["user"], user_rps, users=user_population(scenario))]
     if spec.strategy.blue_green and urls.get("preview") and preview_rps > 0:
         targets.append(Target("preview", urls["preview"], preview_rps))
     window_s = scenario.duration / time_scale
@@ -245,6 +251,13 @@ def run_live(
         runner.metrics = load  # what users saw, per version
     else:
         raise ValueError(f"metrics must be loadgen or scrape, not {metrics!r}")
+    shadow = None
+    if spec.strategy.feature_flag is not None:
+        runner.metrics = FlagMetrics(load, spec.strategy.feature_flag.on_variant)
+    elif mirrors(spec) and hasattr(backend, "pods"):
+        # the copies a mirror sends the new version count on it, as its own metrics would
+        shadow = LocalShadowScrape(backend)
+        runner.metrics = MirrorMetrics(runner.metrics, shadow)
     if before_run is not None:
         before_run(runner)
     with load:
@@ -263,6 +276,11 @@ def run_live(
             while (left := follow_until - time.monotonic()) > 0:
                 if progress is not None:
                     progress(Waiting(what, runner.now(summary.state), float(scenario.duration)))
+                # a wait wakes on any change since the last observation: observe first, or
+                # one change makes every later wait return at once (a busy loop that starved
+                # the load generator of its thread: requests late and timed out after the
+                # rollout ended, counted against the release)
+                backend.observe()
                 backend.wait(min(left, PROGRESS_EVERY_S))
         observed_until = max(summary.ended_at, runner.now(summary.state))
     records = load.records()
@@ -272,6 +290,8 @@ def run_live(
     row = results_row(scenario, spec, plan, backend.source, summary, records, run=run, seed=seed,
                       time_scale=time_scale, user_rps=user_rps, preview_rps=preview_rps,
                       observed_until=observed_until)
+    if shadow is not None:
+        row["mirrored_requests"] = int(sum(c.requests for c in shadow().values()))
     timeline = {"scenario": scenario.name, "strategy": spec.name, "run": run, "seed": seed,
                 "defect": plan.defect, "outcome": row["outcome"], "source": backend.source,
                 "points": timeline_points(summary, records, plan)}
@@ -358,6 +378,7 @@ def results_row(scenario: Scenario, spec: StrategySpec, plan: ReleasePlan, sourc
         "ends_healthy": bool(s.completed and not defective) or bool(s.aborted and restored is not None),
         "baseline_failed_requests": float(baseline),
         "release_failed_requests": float(int(failed.sum()) - baseline),
+        "users_affected": users_affected(user, plan, scenario.traffic.users),
         "slo_objective": float(slo.objective) if slo is not None else nan,
         "slo_window": float(slo.window) if slo is not None else nan,
         # live only
@@ -368,6 +389,31 @@ def results_row(scenario: Scenario, spec: StrategySpec, plan: ReleasePlan, sourc
         "release_failures": int((failed & on_canary).sum()),
         "resumed": bool(summary.resumed),
     }
+
+
+def users_affected(user: pd.DataFrame, plan: ReleasePlan, population: int) -> float:
+    """Share of the ``population`` (the scenario's users, as the simulator counts them:
+    a user who sent nothing in the window was hurt by nothing) who got a failed answer
+    from the new version; NaN when requests carried no user. A failure of the old
+    version is not the release's: the simulator counts only release-made failures too."""
+    if "user" not in user or user["user"].isna().all():
+        return math.nan
+    released = user.assign(result=user["result"].where(user["version"] == plan.canary.name, RequestResult.OK.value))
+    return compute_users_affected(released).affected / population
+
+
+def mirrors(spec: StrategySpec) -> bool:
+    """Whether a canary's steps ever set a mirror route."""
+    cs = spec.strategy.canary
+    return cs is not None and any(step.set_mirror_route is not None for step in cs.steps)
+
+
+def user_population(scenario: Scenario) -> UserPopulation:
+    """The scenario's users, segments and writes, as the load generator sends them."""
+    traffic = scenario.traffic
+    return UserPopulation(
+        users=traffic.users, write_share=traffic.write_share,
+        segments=tuple(UserSegment(s.name, s.users, s.headers, requests=s.requests) for s in traffic.segments))
 
 
 def replica_seconds(summary: RunSummary, duration: float) -> float:

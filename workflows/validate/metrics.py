@@ -198,10 +198,15 @@ def compute_weight_segments(points: Sequence[tuple[float, float]], end: float) -
     return out
 
 
-def compute_sim_step_weights(points: Sequence[Mapping[str, Any]], end: float) -> dict[str, float]:
+def compute_sim_step_weights(points: Sequence[Mapping[str, Any]], end: float, *, rps: float | None = None,
+                             rng: np.random.Generator | None = None) -> dict[str, float]:
     """Per declared weight, the time-weighted mean effective weight (%) of a simulated
     timeline: the simulator's effective weight is the share *at* each point, which holds
-    until the next point."""
+    until the next point. With ``rps`` and ``rng``, the share a run would *observe*: the
+    step's requests (Poisson, rps x its length) each reach the canary with that mean
+    chance, as the live measure counts requests (a router's weight is a probability per
+    request, so a live share scatters around it; predicting the mean alone would call
+    every live value outside a zero-width interval)."""
     marks = [(float(p["at"]), float(p["declared_weight"])) for p in points]
     effective = [(float(p["at"]), float(p["effective_weight"])) for p in points]
     out = {}
@@ -215,7 +220,13 @@ def compute_sim_step_weights(points: Sequence[Mapping[str, Any]], end: float) ->
                     weighted += value * overlap
                     total += overlap
         if total > 0:
-            out[weight_metric(declared).name] = weighted / total
+            share = weighted / total
+            if rps is not None and rng is not None:
+                n = int(rng.poisson(rps * total))
+                if n == 0:
+                    continue  # no request was sent in this step: nothing observed (as live)
+                share = 100.0 * rng.binomial(n, min(1.0, max(0.0, share / 100.0))) / n
+            out[weight_metric(declared).name] = share
     return out
 
 

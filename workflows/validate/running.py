@@ -130,7 +130,9 @@ def simulate_validation_run(scenario: Scenario, strategy: StrategySpec, run: int
     result = simulate(scenario, strategy, run, seed_seq, fidelity, timeline=True,
                       release=forced_release(scenario, release))
     row = dict(result.row)
-    row.update(compute_sim_step_weights([asdict(p) for p in result.timeline], rollout_end(row)))
+    rng = np.random.default_rng(seed_seq.generate_state(4))  # its own stream: the run's draws are untouched
+    row.update(compute_sim_step_weights([asdict(p) for p in result.timeline], rollout_end(row),
+                                        rps=scenario.traffic.rps, rng=rng))
     return row
 
 
