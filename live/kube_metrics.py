@@ -26,8 +26,8 @@ def counters_from_exposition(text: str, family: str = "demo") -> dict[str, Count
     requests: dict[str, int] = {}
     errors: dict[str, int] = {}
     cumulative: dict[str, dict[float, float]] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
+    for metric in text_string_to_metric_families(text):
+        for sample in metric.samples:
             version = sample.labels.get("version")
             if version is None:
                 continue

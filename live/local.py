@@ -316,6 +316,11 @@ class LocalBackend(RouterFront, PodSupervisor):
                 self._scale(role, record.desired[role.value])
             self._save_record()
 
+    @property
+    def flag_writes(self) -> tuple:
+        """Every rewrite of the flag file by this backend (``live.flag_file.FlagWrite``)."""
+        return tuple(self._flags.writes) if self._flags is not None else ()
+
     def _open_flag_file(self, spec: StrategySpec) -> None:
         """A feature-flag release: the flag file lives in the state directory, so a resumed
         run finds the exposure it left (the file is that state); a first run starts off."""

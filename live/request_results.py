@@ -123,6 +123,7 @@ def records_frame(rows: Sequence[RequestRecord]) -> pd.DataFrame:
             "version": pd.array([r.version for r in rows], dtype=object),
             "user": pd.array([r.user for r in rows], dtype=object),
             "segment": pd.array([r.segment for r in rows], dtype=object),
+            "variant": pd.array([r.variant for r in rows], dtype=object),
             "method": [r.method for r in rows],
         }
     )

@@ -292,6 +292,9 @@ def run_live(
                       observed_until=observed_until)
     if shadow is not None:
         row["mirrored_requests"] = int(sum(c.requests for c in shadow().values()))
+    if spec.strategy.feature_flag is not None:
+        row["flag_off_lag"] = flag_off_lag(getattr(backend, "flag_writes", ()), records, load.started_at_wall,
+                                           spec.strategy.feature_flag.on_variant)
     timeline = {"scenario": scenario.name, "strategy": spec.name, "run": run, "seed": seed,
                 "defect": plan.defect, "outcome": row["outcome"], "source": backend.source,
                 "points": timeline_points(summary, records, plan)}
@@ -400,6 +403,21 @@ def users_affected(user: pd.DataFrame, plan: ReleasePlan, population: int) -> fl
         return math.nan
     released = user.assign(result=user["result"].where(user["version"] == plan.canary.name, RequestResult.OK.value))
     return compute_users_affected(released).affected / population
+
+
+def flag_off_lag(writes, records: pd.DataFrame, load_started_wall: float | None, on_variant: str) -> float:
+    """Wall seconds from the flag file's last "everyone off" write (after an exposure) to
+    the last answer that still took the flagged path: how long turning a flag off really
+    takes to reach users (the provider's reload). NaN when the flag was never turned off
+    after being on; 0 when no flagged answer came after the write."""
+    exposed = [w for w in writes if w.percentage > 0 or w.match]
+    offs = [w for w in writes if w.percentage == 0 and not w.match and exposed and w.at > exposed[0].at]
+    if not offs or load_started_wall is None or "variant" not in records:
+        return math.nan
+    off_at = offs[-1].at
+    answered_at = load_started_wall + records["end_s"]
+    late = answered_at[(records["variant"] == on_variant) & (answered_at >= off_at)]
+    return float(late.max() - off_at) if len(late) else 0.0
 
 
 def mirrors(spec: StrategySpec) -> bool:

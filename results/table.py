@@ -167,6 +167,9 @@ EXTRA_COLUMNS: tuple[Column, ...] = (
     Column("router_failures", "int64", "requests that failed without an answer from any version: the switch's own"),
     Column("release_failures", "int64", "failed requests answered by the new version"),
     Column("resumed", "bool", "the live run resumed a rollout an earlier runner had left"),
+    Column("flag_off_lag", "float64",
+           "feature flag, live: wall seconds from the flag file's 'off' write to the last answer that still took "
+           "the flagged path (NaN: never turned off after being on)"),
 )
 """Columns beyond the contract, declared so every producer names a thing the same way.
 Optional: a producer writes those it knows, with this dtype; in a table that mixes

@@ -12,9 +12,14 @@ from pathlib import Path
 import pytest
 
 from rolloutlab.live.haproxy import HAPROXY
+from rolloutlab.live.nginx import NGINX
 
 REQUIRE_HAPROXY = os.environ.get("ROLLOUTLAB_REQUIRE_HAPROXY") == "1"
 needs_haproxy = pytest.mark.skipif(
     not Path(HAPROXY).exists() and not REQUIRE_HAPROXY,
     reason=f"HAProxy not installed at {HAPROXY} (Debian: apt-get install haproxy); the local backend routes through it",
+)
+needs_nginx = pytest.mark.skipif(
+    not Path(NGINX).exists() and not REQUIRE_HAPROXY,
+    reason=f"nginx not installed at {NGINX} (Debian: apt-get install nginx); the local backend mirrors through it",
 )

@@ -8,7 +8,6 @@ from __future__ import annotations
 import http.client
 import http.server
 import json
-import os
 import socket
 import subprocess
 import threading
@@ -16,7 +15,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 
@@ -30,13 +28,9 @@ from rolloutlab.live.nginx import (
     NginxProcess,
     render_nginx_config,
 )
+from tests.outside_systems import needs_nginx
 
-REQUIRE = os.environ.get("ROLLOUTLAB_REQUIRE_HAPROXY") == "1"  # CI installs nginx beside HAProxy
-needs_nginx = pytest.mark.skipif(
-    not Path(NGINX).exists() and not REQUIRE,
-    reason=f"nginx not installed at {NGINX} (Debian: apt-get install nginx); the local backend mirrors through it",
-)
-pytestmark = needs_nginx
+pytestmark = needs_nginx  # from tests/outside_systems.py
 
 
 # --------------------------------------------------------------------------- upstreams

@@ -30,9 +30,8 @@ from rolloutlab.strategies import Role, RolloutStatus, ScaleVersion, load_strate
 from rolloutlab.strategies.actions import RemoveRoute, SetHeaderRoute, SetMirrorRoute
 from rolloutlab.strategies.routes import RequestTraits, route_request
 from rolloutlab.strategies.status import evolve
-from tests.outside_systems import needs_haproxy
+from tests.outside_systems import needs_haproxy, needs_nginx
 from tests.test_local_backend import FAST, ROOT, alive, descendants, plan, record, strategy, until
-from tests.test_nginx import needs_nginx
 
 pytestmark = [needs_haproxy, needs_nginx]
 
