@@ -115,7 +115,8 @@ def _results_sections(label: str, df: pd.DataFrame, timelines: list[dict]) -> li
         "These figures show how much each failure hurt: failed requests per deployment"
         + (" caused by the release (beyond what the old version would have failed anyway), beside the "
            "total" if release else "")
-        + ", the share of user requests answered by a version the release made worse, how long a rollout "
+        + ", the share of users who got a bad answer from the release (a weight spreads a bad release over "
+        "every user; a header route, a cohort or a flag concentrates it on a few), how long a rollout "
         "takes and what it costs in replica-seconds. Brackets are 95% confidence intervals.",
     ])
     impact.images.append(Image(f"{_stem(label)}-bars", plots.figure_png(plots.metric_bar_grid(summaries)),

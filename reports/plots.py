@@ -61,7 +61,9 @@ LABEL_SIZE = 10
 
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies.
 _PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
-_KNOWN_STRATEGIES = {"blue-green": _PALETTE[0], "canary": _PALETTE[1], "rolling": _PALETTE[2]}
+_KNOWN_STRATEGIES = {"blue-green": _PALETTE[0], "canary": _PALETTE[1], "rolling": _PALETTE[2],
+                     "shadow-then-canary": _PALETTE[3], "header-canary": _PALETTE[4], "ab-test": _PALETTE[5],
+                     "feature-flag": _PALETTE[7]}
 NA_COLOR = "#9a9a9a"
 """Grey for what a chart cannot show (n/a, notes)."""
 
@@ -140,10 +142,11 @@ _METRICS: dict[str, _MetricStyle] = {
     "rollout_duration_median": _MetricStyle("Rollout duration (median)", "duration", ""),
     "detection_time_median": _MetricStyle("Detection time (median)", "duration", ""),
     "cost_mean": _MetricStyle("Cost per deployment (mean)", "quantity", "replica·s"),
+    "users_affected_mean": _MetricStyle("Users who got a bad answer (mean)", "percent", "%"),
 }
 
-GRID_METRICS = ("change_failure_rate", "mttr_median", "release_failed_requests_mean", "rollout_duration_median",
-                "cost_mean")
+GRID_METRICS = ("change_failure_rate", "mttr_median", "release_failed_requests_mean", "users_affected_mean",
+                "rollout_duration_median", "cost_mean")
 """The panels of ``metric_bar_grid``: what a team weighs when picking a strategy. Failed
 requests are those the release caused; a table without that column shows the total."""
 
@@ -156,9 +159,12 @@ def _has_release_figures(summaries: Sequence[StrategySummary]) -> bool:
 def compute_grid_metrics(summaries: Sequence[StrategySummary]) -> tuple[str, ...]:
     """``GRID_METRICS``, with the total failed requests in place of the release's share when
     no summary has it (an older table)."""
+    users = any(getattr(s, "users_affected_mean", None) is not None and s.users_affected_mean.value is not None
+                for s in summaries)
+    metrics = tuple(m for m in GRID_METRICS if users or m != "users_affected_mean")  # tables that count no users
     if _has_release_figures(summaries):
-        return GRID_METRICS
-    return tuple("failed_requests_mean" if m == "release_failed_requests_mean" else m for m in GRID_METRICS)
+        return metrics
+    return tuple("failed_requests_mean" if m == "release_failed_requests_mean" else m for m in metrics)
 
 
 def _metric_scale(metric: str, unit: str | None, estimates: Sequence[results_statistics.Figure]) -> tuple[float, str]:
@@ -218,7 +224,9 @@ def _draw_metric_bars(ax: Axes, summaries: Sequence[StrategySummary], metric: st
             ax.text(middle, heights[i], f"> {_format_scaled(heights[i], unit)}", ha="center", va="bottom",
                     fontsize=LABEL_SIZE - 1, gid=f"beyond:{names[i]}")
     ax.set_ylim(0, top * 1.15)
-    ax.set_xticks(x, names, fontsize=LABEL_SIZE)
+    slanted = len(names) > 4  # seven bundled techniques side by side would run into each other
+    ax.set_xticks(x, names, fontsize=LABEL_SIZE, rotation=35 if slanted else 0, ha="right" if slanted else "center",
+                  rotation_mode="anchor")
     style = _METRICS.get(metric, _MetricStyle(metric, "quantity", ""))
     text = title or style.title
     ax.set_title(textwrap.fill(text, 30) if compact else text, fontsize=title_size)
