@@ -158,6 +158,7 @@ def lint(
 ) -> None:
     """Validate strategy and scenario files; exit 2 naming the file, line and field of the first error in each."""
     from rolloutlab.scenarios.schema import Scenario
+    from rolloutlab.strategies.files import load_strategy
     from rolloutlab.strategies.spec import StrategySpec
     from rolloutlab.strategies.yaml_input import validate_document
     from rolloutlab.workflows.check import load_check_target
@@ -169,6 +170,8 @@ def lint(
             for doc in docs:
                 model = StrategySpec if isinstance(doc.data, dict) and "strategy" in doc.data else Scenario
                 validate_document(doc, model)
+                if model is StrategySpec and len(docs) == 1:
+                    load_strategy(path)  # as a run loads it: a featureFlag's flagd file is checked too
                 if model is Scenario and len(docs) == 1:
                     # what `check` loads too: the strategy files it names, and that every
                     # expectation's `for` names one of them

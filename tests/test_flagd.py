@@ -409,3 +409,20 @@ def test_the_examples_of_the_feature_flag_page_load(tmp_path):
     (tmp_path / "strategy.yaml").write_text(strategy)
     flagged = load_strategy(tmp_path / "strategy.yaml").strategy.feature_flag
     assert flagged.flag_key in flagged.flags["flags"] and flagged.steps
+
+
+def test_lint_checks_a_feature_flags_flag_file(tmp_path):
+    """`rolloutlab lint` on a featureFlag strategy reads its flagd file as a run would: a
+    flag file that is not flagd's format exits 2 naming the flag file, line and field."""
+    import subprocess
+    import sys
+
+    (tmp_path / "flags.json").write_text(
+        '{"flags": {"f": {"state": "ON", "variants": {"on": true, "off": false}, "defaultVariant": "off"}}}\n')
+    (tmp_path / "ff.yaml").write_text(
+        "name: ff\nstrategy:\n  featureFlag:\n    flagKey: f\n    flagFile: flags.json\n"
+        "    steps:\n      - setExposure: {percentage: 5}\n")
+    done = subprocess.run([sys.executable, "-m", "rolloutlab.cli", "lint", str(tmp_path / "ff.yaml")],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "flags.json:1: flags.f.state: state must be ENABLED or DISABLED" in done.stdout + done.stderr
