@@ -379,6 +379,11 @@ def _fit_groups(labels: list[str], columns: list[list[str]], width: int) -> list
         if groups[-1] and not _fits([labels, *(columns[j] for j in (*groups[-1], i))], width):
             groups.append([])
         groups[-1].append(i)
+    # as many tables as needed, but even: 4 + 3 reads better than 6 + 1 (when it fits)
+    size = -(-len(columns) // len(groups))
+    even = [list(range(k, min(k + size, len(columns)))) for k in range(0, len(columns), size)]
+    if len(even) == len(groups) and all(_fits([labels, *(columns[j] for j in g)], width) for g in even):
+        return even
     return groups
 
 
