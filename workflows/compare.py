@@ -467,19 +467,28 @@ def render_month(comparison: Comparison, console: Console) -> None:
     assert month is not None and comparison.month_scenario is not None
     by_strategy = {d.strategy: d.metrics() for d in compute_dora(month)}
     names = [s.name for s in comparison.strategies if s.name in by_strategy]
-    table = Table(title=f"DORA over {comparison.month_scenario.name}: {month_runs(comparison.runs)} histories "
-                        f"of {comparison.month_scenario.history.days} days, {len(month)} deployments",
-                  title_style="bold")
-    table.add_column("DORA metric", overflow="fold")
+    title = (f"DORA over {comparison.month_scenario.name}: {month_runs(comparison.runs)} histories "
+             f"of {comparison.month_scenario.history.days} days, {len(month)} deployments")
+    labels = ["DORA metric", *(label for _, label in MONTH_FIGURES)]
+    columns = []
     for name in names:
-        table.add_column(name, justify="right", overflow="fold")
-    for key, label in MONTH_FIGURES:
         cells = []
-        for name in names:
+        for key, _ in MONTH_FIGURES:
             metric = by_strategy[name][key]
             # value · tier only, so the table fits 100 columns; intervals are in the report
             cell = format_metric(replace(metric, low=None, high=None, censored=0))
             cells.append(cell + (f" ({metric.censored} cens.)" if metric.censored else ""))
-        table.add_row(label, *cells)
-    console.print(table)
+        columns.append([name, *cells])
+    # the comparison's layout: whole words, and several tables when the strategies do not fit
+    groups = _fit_groups(labels, columns, console.width)
+    for number, group in enumerate(groups, start=1):
+        widths = _column_widths([labels, *(columns[i] for i in group)], console.width)
+        part = f" ({number} of {len(groups)})" if len(groups) > 1 else ""
+        table = Table(title=Text(title + part), title_style="bold")
+        table.add_column(Text(labels[0]), width=widths[0])
+        for i, width in zip(group, widths[1:], strict=True):
+            table.add_column(Text(columns[i][0]), justify="right", width=width)
+        for row, label in enumerate(labels[1:], start=1):
+            table.add_row(Text(label), *(Text(columns[i][row]) for i in group))
+        console.print(table)
     console.print(Text("95% intervals, definitions and tiers' sources: in the report.", style="dim"))
