@@ -53,31 +53,46 @@ def reconcile_canary(c: Cycle) -> None:
         if c.status.pause_reason is PauseReason.INCONCLUSIVE_ANALYSIS:
             return
         step = cs.steps[c.status.step_index]
-        if step.analysis is not None:
-            phase = c.run_analysis(AnalysisKind.STEP, f"step-{c.status.step_index}", step.analysis)
-            if phase is AnalysisPhase.RUNNING:
+        if step.analysis is not None or step.pause is not None:
+            if not pass_gate(c, cs, step):
                 return
-            if phase in (AnalysisPhase.FAILED, AnalysisPhase.ERROR):
-                return c.abort(f"step {c.status.step_index} analysis {phase.value.lower()}")
-            if phase is AnalysisPhase.INCONCLUSIVE:
-                return c.pause(PauseReason.INCONCLUSIVE_ANALYSIS, f"step {c.status.step_index} analysis inconclusive")
-            c.next_step("analysis")
-        elif step.pause is not None:
-            if step.pause.duration is None:  # a manual gate: only `promote` passes it
-                return c.pause(PauseReason.CANARY_PAUSE_STEP, f"paused at step {c.status.step_index} until promoted")
-            ends = _or_now(c.status.step_started_at, c) + step.pause.duration
-            if c.now < ends:
-                c.pause(PauseReason.CANARY_PAUSE_STEP, f"pausing {step.pause.duration:g}s at step {c.status.step_index}")
-                return c.wake_at(ends)
-            if held_by_failed_check(c, cs):
-                return  # the next measurement (its due time is a requeue time) decides
-            c.unpause("pause over")
-            c.next_step("pause")
         elif step.route is not None:
             _set_route(c, c.status.step_index)
             c.next_step("setHeaderRoute" if step.set_header_route else "setMirrorRoute")
         else:
             c.next_step("setWeight" if step.set_weight is not None else "setCanaryScale")
+
+
+def pass_gate(c: Cycle, owner: CanaryStrategy | FeatureFlagStrategy, step) -> bool:
+    """An analysis or pause step, the same in every ladder with steps (canary, feature
+    flag): True once it is passed (the next step begins), False while it holds the rollout
+    (running, paused, or the analysis just aborted it)."""
+    i = c.status.step_index
+    if step.analysis is not None:
+        phase = c.run_analysis(AnalysisKind.STEP, f"step-{i}", step.analysis)
+        if phase is AnalysisPhase.RUNNING:
+            return False
+        if phase in (AnalysisPhase.FAILED, AnalysisPhase.ERROR):
+            c.abort(f"step {i} analysis {phase.value.lower()}")
+            return False
+        if phase is AnalysisPhase.INCONCLUSIVE:
+            c.pause(PauseReason.INCONCLUSIVE_ANALYSIS, f"step {i} analysis inconclusive")
+            return False
+        c.next_step("analysis")
+        return True
+    if step.pause.duration is None:  # a manual gate: only `promote` passes it
+        c.pause(PauseReason.CANARY_PAUSE_STEP, f"paused at step {i} until promoted")
+        return False
+    ends = _or_now(c.status.step_started_at, c) + step.pause.duration
+    if c.now < ends:
+        c.pause(PauseReason.CANARY_PAUSE_STEP, f"pausing {step.pause.duration:g}s at step {i}")
+        c.wake_at(ends)
+        return False
+    if held_by_failed_check(c, owner):
+        return False  # the next measurement (its due time is a requeue time) decides
+    c.unpause("pause over")
+    c.next_step("pause")
+    return True
 
 
 def declared_canary_weight(cs: CanaryStrategy, step_index: int) -> int:

@@ -23,13 +23,12 @@ This is the trade-off the simulator shows.
 from __future__ import annotations
 
 from rolloutlab.strategies.actions import EventReason, SetFlagExposure
-from rolloutlab.strategies.canary import held_by_failed_check, reconcile_background_analysis
+from rolloutlab.strategies.canary import pass_gate, reconcile_background_analysis
 from rolloutlab.strategies.cycle import Cycle
-from rolloutlab.strategies.cycle import or_now as _or_now
 from rolloutlab.strategies.observation import Role
 from rolloutlab.strategies.replicas import rolling_update_step
 from rolloutlab.strategies.spec import FeatureFlagStrategy
-from rolloutlab.strategies.status import AnalysisKind, AnalysisPhase, PauseReason
+from rolloutlab.strategies.status import PauseReason
 
 
 def reconcile_feature_flag(c: Cycle) -> None:
@@ -54,26 +53,9 @@ def reconcile_feature_flag(c: Cycle) -> None:
         if c.status.pause_reason is PauseReason.INCONCLUSIVE_ANALYSIS:
             return
         step = fs.steps[c.status.step_index]
-        if step.analysis is not None:
-            phase = c.run_analysis(AnalysisKind.STEP, f"step-{c.status.step_index}", step.analysis)
-            if phase is AnalysisPhase.RUNNING:
+        if step.analysis is not None or step.pause is not None:
+            if not pass_gate(c, fs, step):
                 return
-            if phase in (AnalysisPhase.FAILED, AnalysisPhase.ERROR):
-                return c.abort(f"step {c.status.step_index} analysis {phase.value.lower()}")
-            if phase is AnalysisPhase.INCONCLUSIVE:
-                return c.pause(PauseReason.INCONCLUSIVE_ANALYSIS, f"step {c.status.step_index} analysis inconclusive")
-            c.next_step("analysis")
-        elif step.pause is not None:
-            if step.pause.duration is None:
-                return c.pause(PauseReason.CANARY_PAUSE_STEP, f"paused at step {c.status.step_index} until promoted")
-            ends = _or_now(c.status.step_started_at, c) + step.pause.duration
-            if c.now < ends:
-                c.pause(PauseReason.CANARY_PAUSE_STEP, f"pausing {step.pause.duration:g}s at step {c.status.step_index}")
-                return c.wake_at(ends)
-            if held_by_failed_check(c, fs):
-                return
-            c.unpause("pause over")
-            c.next_step("pause")
         else:
             c.next_step("setExposure")
 
