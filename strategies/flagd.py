@@ -41,7 +41,13 @@ from pydantic import BeforeValidator, Field, JsonValue, field_validator, model_v
 from rolloutlab.errors import FieldError, InputError
 from rolloutlab.strategies.routes import HeaderMatch
 from rolloutlab.strategies.spec_base import SpecModel
-from rolloutlab.strategies.yaml_input import YamlDocument, parse_yaml_documents, parse_yaml_file, validate_document
+from rolloutlab.strategies.yaml_input import (
+    YamlDocument,
+    parse_yaml_documents,
+    parse_yaml_file,
+    read_input_text,
+    validate_document,
+)
 
 
 def _metadata_value(value: Any) -> Any:
@@ -193,13 +199,7 @@ def read_flag_document(path: str | os.PathLike[str]) -> YamlDocument:
                              line=documents[1].start_line)
         doc = documents[0]
     else:
-        try:
-            with open(file, encoding="utf-8") as fh:
-                text = fh.read()
-        except UnicodeDecodeError as exc:
-            raise InputError(file, f"file is not UTF-8 text: {exc.reason}") from None
-        except OSError as exc:
-            raise InputError(file, f"cannot read flag file: {exc.strerror or exc}") from None
+        text = read_input_text(file, "flag file")
         if suffix == ".json" or text.lstrip().startswith("{"):
             doc = _json_document(text, file)
         else:

@@ -306,17 +306,21 @@ def parse_yaml_documents(text: str, file: str) -> list[YamlDocument]:
     return documents
 
 
-def parse_yaml_file(path: str | os.PathLike[str]) -> list[YamlDocument]:
-    """Read and parse a YAML file; a missing or unreadable file is an :class:`InputError`."""
-    file = os.fspath(path)
+def read_input_text(file: str, what: str = "file") -> str:
+    """A user's input file as text; unreadable or not UTF-8 is an :class:`InputError`."""
     try:
         with open(file, encoding="utf-8") as fh:
-            text = fh.read()
+            return fh.read()
     except UnicodeDecodeError as exc:
         raise InputError(file, f"file is not UTF-8 text: {exc.reason}") from None
     except OSError as exc:
-        raise InputError(file, f"cannot read file: {exc.strerror or exc}") from None
-    return parse_yaml_documents(text, file)
+        raise InputError(file, f"cannot read {what}: {exc.strerror or exc}") from None
+
+
+def parse_yaml_file(path: str | os.PathLike[str]) -> list[YamlDocument]:
+    """Read and parse a YAML file; a missing or unreadable file is an :class:`InputError`."""
+    file = os.fspath(path)
+    return parse_yaml_documents(read_input_text(file), file)
 
 
 def format_field_path(path: Sequence[str | int], data: Any = None) -> str:
