@@ -153,6 +153,10 @@ EXTRA_COLUMNS: tuple[Column, ...] = (
            "a mirror performed twice); weights spread it over everyone, sticky routes and flags concentrate it"),
     Column("mirrored_requests", "int64", "copies of user requests a mirror route sent to the new version (no user saw them)"),
     Column("duplicated_writes", "int64", "writes performed twice because a mirror copied them to a new version with side effects"),
+    Column("regions_reached", "int64", "regions the release went out to (1 for a scenario without regions)"),
+    Column("blast_radius", "float64",
+           "share of all users the new version served at least once before the release was first detected "
+           "anywhere (by the end, if never); NaN for a scenario without regions"),
     Column("slo_objective", "float64", "the scenario's SLO: share of requests that must succeed; NaN without one"),
     Column("slo_window", "float64", "the period the SLO is measured over, in seconds; NaN without one"),
     # history mode (sim.history)

@@ -125,6 +125,8 @@ def account_users(world: World, sut_expected: float, shares: dict[Role, float], 
         to_canary = classes[i].to_canary if classes is not None else shares[Role.CANARY]
         extra = classes[i].mirror if (dup and cls.write) else 0.0
         per_user = sut_expected * cls.share / world.groups[cls.group].users
+        if world.track_exposure:  # region waves: blast radius counts who the new version served
+            world.exposure.add(cls.group, per_user, to_canary, to_canary, 0)
         world.harm.add(cls.group, per_user,
                        to_canary * canary[0] + (1.0 - to_canary) * stable[0] + extra,
                        to_canary * canary[1] + (1.0 - to_canary) * stable[1] + extra,

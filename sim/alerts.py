@@ -49,6 +49,8 @@ def page(world: World, what: TimelineEvent) -> None:
     world.alert_fired_at = now
     if world.detected_at is None:
         world.detected_at, world.detected_by = now, DetectedBy.ALERT.value
+        if world.on_detected is not None:
+            world.on_detected(world)
     if world.record_timeline:
         world.pending_events.append(what)
     world.env.process(on_call(world))

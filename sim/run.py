@@ -17,6 +17,7 @@ import numpy as np
 from rolloutlab.results.timeline import TimelinePoint
 from rolloutlab.scenarios.release import ReleaseDraw, draw_release, make_streams
 from rolloutlab.scenarios.schema import Scenario
+from rolloutlab.sim.regions import WavesRun, simulate_waves, waves_row
 from rolloutlab.sim.world import World
 from rolloutlab.strategies import Role, StrategySpec
 
@@ -46,6 +47,13 @@ def simulate(
     """Run the world once; the row and (when asked) the rollout's timeline."""
     if fidelity not in FIDELITIES:
         raise ValueError(f"fidelity must be one of {', '.join(FIDELITIES)}, not {fidelity!r}")
+    seed = root_seed if root_seed is not None else int(seed_seq.entropy if isinstance(seed_seq.entropy, int) else 0)
+    if scenario.regions or strategy.waves is not None:
+        if fidelity == "request":
+            raise ValueError("the per-request reference mode runs one place only, not regions or waves")
+        waves = simulate_waves(scenario, strategy, seed_seq, horizon=scenario.duration + HORIZON_AFTER_WINDOW,
+                               timeline=timeline, release=release)
+        return RunResult(_waves_row(waves, scenario, strategy, run, seed, started_at), waves.timeline())
     streams = make_streams(seed_seq)
     if release is None:
         release = draw_release(scenario, streams["release"])
@@ -57,7 +65,6 @@ def simulate(
     else:
         world = World(scenario, spec, release, streams, record_timeline=timeline)
     world.run(horizon=scenario.duration + HORIZON_AFTER_WINDOW)
-    seed = root_seed if root_seed is not None else int(seed_seq.entropy if isinstance(seed_seq.entropy, int) else 0)
     return RunResult(_row(world, scenario, spec, run, seed, started_at), world.timeline)
 
 
@@ -111,8 +118,49 @@ def _row(world: World, scenario: Scenario, spec: StrategySpec, run: int, seed: i
         "users_affected": float(world.window.users_affected),
         "mirrored_requests": int(world.window.mirrored_requests),
         "duplicated_writes": int(world.window.duplicated_writes),
+        "regions_reached": 1,
+        "blast_radius": nan,
         "baseline_failed_requests": float(baseline),
         "release_failed_requests": float(failed - baseline),
+        "slo_objective": float(slo.objective) if slo is not None else nan,
+        "slo_window": float(slo.window) if slo is not None else nan,
+    }
+
+
+def _waves_row(waves: WavesRun, scenario: Scenario, spec: StrategySpec, run: int, seed: int,
+               offset: float) -> dict[str, Any]:
+    """The row of a run across regions: counts summed, times from the first detection
+    and the last restore, the outcome of the whole rollout (``sim.regions.waves_row``)."""
+    f = waves_row(waves)
+    nan = math.nan
+    defective = waves.release.defect is not None
+    harmed = f["impact_started_at"] is not None
+    restored = f["impact_ended_at"] if harmed else None
+    requests, failed = int(f["requests"]), int(f["failed_requests"])
+    baseline = sum(w.window.requests * w.sut.baseline_error_rate for w in waves.worlds.values())
+    slo = getattr(scenario, "slo", None)
+    finished = f["finished"]
+
+    def at(value: float | None) -> float:
+        return nan if value is None else value + offset
+
+    return {
+        "source": "sim", "scenario": scenario.name, "strategy": spec.name, "run": run, "seed": seed,
+        "release": f"{scenario.name}#{run}", "defect": waves.release.kind, "outcome": f["outcome"],
+        "started_at": at(0.0), "finished_at": at(finished),
+        "detected_at": at(f["detected_at"] if defective or waves.status.stopped or f["detected_at"] is not None else None),
+        "restored_at": at(restored), "requests": requests, "failed_requests": failed,
+        "peak_error_rate": f["peak_error_rate"], "replica_seconds": f["replica_seconds"],
+        "change_failed": bool(harmed), "false_rollback": f["outcome"] == "false_rollback",
+        "impact_started_at": at(f["impact_started_at"]),
+        "time_to_restore": (restored - f["impact_started_at"]) if restored is not None else nan,
+        "detected_by": f["detected_by"], "rollout_duration": finished if finished is not None else nan,
+        "human_action": f["human_action"], "ended_at": at(f["ended_at"]),
+        "exposed_requests": int(f["exposed_requests"]), "final_canary_share": f["final_canary_share"],
+        "ends_healthy": f["ends_healthy"], "users_affected": f["users_affected"],
+        "mirrored_requests": int(f["mirrored_requests"]), "duplicated_writes": int(f["duplicated_writes"]),
+        "regions_reached": int(f["regions_reached"]), "blast_radius": float(f["blast_radius"]),
+        "baseline_failed_requests": float(baseline), "release_failed_requests": float(failed - baseline),
         "slo_objective": float(slo.objective) if slo is not None else nan,
         "slo_window": float(slo.window) if slo is not None else nan,
     }

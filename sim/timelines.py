@@ -50,3 +50,4 @@ def record_timelines(scenario: Scenario, strategies: list[StrategySpec], df: pd.
             "points": [asdict(p) for p in result.timeline],
         })
     return out
+

@@ -30,6 +30,7 @@ What is measured for the results table:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -39,7 +40,7 @@ from rolloutlab.results.table import DETECTED_BY_ABORT_CAUSE
 from rolloutlab.results.timeline import TimelineEvent, TimelinePoint
 from rolloutlab.scenarios.release import ReleaseDraw, child_seed
 from rolloutlab.scenarios.schema import DiurnalProfile, Scenario, SpikesProfile
-from rolloutlab.sim import accounting, routing
+from rolloutlab.sim import accounting, routing, timeline_points
 from rolloutlab.sim.alerts import Monitor
 from rolloutlab.sim.defects import LEAK_TICK, crash_probability, defect_failure, defect_slowdown
 from rolloutlab.sim.dependencies import Dependencies
@@ -65,7 +66,6 @@ from rolloutlab.strategies import (
     RolloutStatus,
     StrategySpec,
     VersionObservation,
-    compute_declared_weight,
     reconcile,
 )
 from rolloutlab.strategies.actions import (
@@ -85,7 +85,7 @@ from rolloutlab.strategies.routes import HeaderRoute, MirrorRoute
 from rolloutlab.strategies.spec import Signal
 
 ROLES = (Role.STABLE, Role.CANARY)
-EXTRA_STREAMS = ("probes", "checks", "history", "grace", "writes", "users")
+EXTRA_STREAMS = ("probes", "checks", "history", "grace", "writes", "users", "exposure")
 """Purposes of ``World.extra_stream``, in the order of their child seeds."""
 DIURNAL_TICK = 300.0  # seconds between re-evaluations of a diurnal rate (overload follows the rate)
 
@@ -126,6 +126,11 @@ class World:
     release: ReleaseDraw
     streams: dict[str, np.random.Generator]
     record_timeline: bool = False
+    shared_env: simpy.Environment | None = None  # region waves: every region's world in one environment
+    gate: simpy.Event | None = None  # region waves: the controller starts once this succeeds
+    track_exposure: bool = False  # region waves: count each user's requests the new version served (until detection)
+    on_detected: Callable[[World], None] | None = None  # region waves: told when this region detects the release
+    on_decided: Callable[[World, RolloutStatus], None] | None = None  # region waves: told after each reconcile
 
     env: simpy.Environment = field(init=False)
     cluster: Cluster = field(init=False)
@@ -168,7 +173,7 @@ class World:
     duplicated_writes: int = 0  # mirrored writes the new version performed again (side effects)
 
     def __post_init__(self) -> None:
-        self.env = simpy.Environment()
+        self.env = self.shared_env if self.shared_env is not None else simpy.Environment()
         self.sut = self.scenario.service_under_test
         self.replicas = self.spec.require_replicas()
         self.cluster = Cluster(self.sut, self.streams["pods"], self._wake_at,
@@ -194,6 +199,7 @@ class World:
         self.groups = user_groups(self.scenario.traffic)
         self.classes = request_classes(self.scenario.traffic, self.groups)
         self.harm = UserHarm(self.groups)
+        self.exposure = UserHarm(self.groups) if self.track_exposure else None  # "harm" = served by the new version
         self.flag_on_buckets = flag_on_buckets(self.groups, None)
         self.monitor = self._make_monitor()
         self.probes = ReadinessProbes(self)
@@ -231,19 +237,22 @@ class World:
         scenario's duration, at most ``horizon`` seconds)."""
         self.start(horizon)
         self.env.run(until=self.scenario.duration)
-        self.sync()
-        self.cluster.account_cost(self.env.now)
-        # Requests, failures and cost are counted over the scenario's window, the same
-        # for every strategy and run; the world runs on only to see restores through.
-        self.window = WindowTotals(self.user_requests, self.user_errors, self.exposed_requests, self.cluster.pod_seconds,
-                                   self.harm.affected_share(self.extra_stream("users")), self.mirrored_requests,
-                                   self.duplicated_writes)
-        while self.env.now < horizon and not self._settled():
+        self.close_window()
+        while self.env.now < horizon and not self.settled():
             self.env.run(until=min(horizon, self.env.now + 600.0))
         self.sync()
         self.cluster.account_cost(self.env.now)
 
-    def _settled(self) -> bool:
+    def close_window(self) -> None:
+        """Requests, failures and cost are counted over the scenario's window, the same
+        for every strategy and run; the world runs on only to see restores through."""
+        self.sync()
+        self.cluster.account_cost(self.env.now)
+        self.window = WindowTotals(self.user_requests, self.user_errors, self.exposed_requests, self.cluster.pod_seconds,
+                                   self.harm.affected_share(self.extra_stream("users")), self.mirrored_requests,
+                                   self.duplicated_writes)
+
+    def settled(self) -> bool:
         s = self.status
         rollout_done = s.completed or (s.aborted and s.restored_at is not None)
         # alerts still pending past the window are not waited for: the window is the
@@ -253,6 +262,8 @@ class World:
     # ================================================================== controller
 
     def _controller(self):
+        if self.gate is not None:
+            yield self.gate
         while not self.controller_retired:
             self.sync()
             obs = self._observe()
@@ -260,8 +271,10 @@ class World:
             self.status, actions = reconcile(self.spec, before, obs)
             self._apply(actions)
             self._note_detection(before)
+            if self.on_decided is not None:
+                self.on_decided(self, before)
             if self.record_timeline:
-                self._record(obs)
+                timeline_points.record_point(self, obs)
             if any(not isinstance(a, Event) for a in actions):
                 yield self.env.timeout(0)  # the world changed: look again, as an informer event would
                 continue
@@ -316,6 +329,8 @@ class World:
         if s.aborted and not before.aborted and self.detected_at is None:
             self.detected_at = self.env.now
             self.detected_by = DETECTED_BY_ABORT_CAUSE[s.abort_cause.value].value
+            if self.on_detected is not None:
+                self.on_detected(self)
 
     # ================================================================== wake-ups
 
@@ -545,30 +560,6 @@ class World:
         if not self.dependencies.has_callers:
             return p_sut
         return self.dependencies.through_callers(p_sut, self._own_failures())
-
-    # ================================================================== timeline
-
-    def _record(self, obs: Observation) -> None:
-        """A timeline point; error rates are over the interval since the previous point
-        (a point with no new requests for a version repeats its last rate)."""
-        shares = self.shares(self.env.now)
-        rates = {}
-        for r in ROLES:
-            requests, errors = self.traffic[r].requests, self.traffic[r].errors
-            last_requests, last_errors, last_rate = self._timeline_marks.get(r, (0, 0, 0.0))
-            rate = (errors - last_errors) / (requests - last_requests) if requests > last_requests else last_rate
-            self._timeline_marks[r] = (requests, errors, rate)
-            rates[r] = rate
-        self.timeline.append(TimelinePoint(
-            at=self.env.now,
-            declared_weight=compute_declared_weight(self.spec, self.status, obs),
-            effective_weight=100.0 * shares[Role.CANARY],
-            stable_ready=obs.stable.ready, canary_ready=obs.canary.ready,
-            stable_error_rate=rates[Role.STABLE], canary_error_rate=rates[Role.CANARY],
-            events=tuple(self.pending_events),
-        ))
-        self.pending_events.clear()
-
 
 # ---------------------------------------------------------------------- helpers
 

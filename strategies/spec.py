@@ -69,6 +69,7 @@ from rolloutlab.strategies.spec_base import (  # noqa: F401
     _format_path,
     _reject_bool,
 )
+from rolloutlab.strategies.wave_spec import Waves, WaveStep  # noqa: F401 - public through spec
 
 
 class Pause(SpecModel):
@@ -350,6 +351,7 @@ class StrategySpec(SpecModel):
     progress_deadline_abort: bool = False
     analysis_templates: tuple[AnalysisTemplate, ...] = ()
     strategy: StrategyChoice
+    waves: Waves | None = None  # region by region (strategies.wave_spec); None: one place, as before
 
     @model_validator(mode="after")
     def _references(self) -> "StrategySpec":

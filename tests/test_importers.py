@@ -728,7 +728,7 @@ spec:
 """
 
 BAD_INPUT = [
-    ("a Deployment is not a Rollout", DEPLOYMENT, 1, "kind", "no Argo Rollout"),
+    ("a Deployment is not a Rollout", DEPLOYMENT, 1, "kind", "looked for an Argo Rollout"),
     ("unknown template reference", rollout(STEP_ANALYSIS), 13,
      "spec.strategy.canary.steps[1].analysis.templates[0].templateName", "AnalysisTemplate 't'"),
     ("malformed YAML", "apiVersion: argoproj.io/v1alpha1\nkind: Rollout\nspec:\n  strategy: [canary\n", 5, None,

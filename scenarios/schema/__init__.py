@@ -88,6 +88,7 @@ from rolloutlab.scenarios.schema.monitoring import (
     Monitoring,
     ServiceLevelObjective,
 )
+from rolloutlab.scenarios.schema.regions import Region
 from rolloutlab.scenarios.schema.scenario import (
     BUNDLED_SCENARIOS_DIR,
     SCENARIO_LIBRARY_DIR,
@@ -151,6 +152,7 @@ __all__ = [
     "Release",
     "SCENARIO_LIBRARY_DIR",
     "STATS",
+    "Region",
     "Scenario",
     "SchemaCompatibility",
     "SchemaRange",

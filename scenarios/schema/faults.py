@@ -25,6 +25,8 @@ class PodKillFault(_Model):
     kind: Literal["pod_kill"] = "pod_kill"
     at: Seconds
     """When it happens, from the start of the simulated window."""
+    region: Label | None = None
+    """The region it hits (a scenario with ``regions``); default every region."""
     service: ServiceName | None = None
     """Whose pods; default the service under test."""
     count: Replicas = 1
@@ -42,6 +44,8 @@ class NodeLossFault(_Model):
     kind: Literal["node_loss"] = "node_loss"
     at: Seconds
     """When it happens, from the start of the simulated window."""
+    region: Label | None = None
+    """The region it hits (a scenario with ``regions``); default every region."""
     service: ServiceName | None = None
     """Whose nodes; default the service under test."""
     count: Nodes = 1
@@ -58,6 +62,8 @@ class ZoneOutageFault(_Model):
     kind: Literal["zone_outage"] = "zone_outage"
     at: Seconds
     """When it happens, from the start of the simulated window."""
+    region: Label | None = None
+    """The region it hits (a scenario with ``regions``); default every region."""
     zone: Label
     """The zone that fails."""
     duration: PositiveSeconds = 600.0
@@ -70,6 +76,8 @@ class DependencyFailureFault(_Model):
     kind: Literal["dependency_failure"] = "dependency_failure"
     at: Seconds
     """When it happens, from the start of the simulated window."""
+    region: Label | None = None
+    """The region it hits (a scenario with ``regions``); default every region."""
     service: ServiceName
     """The failing service."""
     error_rate: Probability = 1.0
@@ -84,6 +92,8 @@ class LatencyInjectionFault(_Model):
     kind: Literal["latency_injection"] = "latency_injection"
     at: Seconds
     """When it happens, from the start of the simulated window."""
+    region: Label | None = None
+    """The region it hits (a scenario with ``regions``); default every region."""
     service: ServiceName
     """The slowed service."""
     added_ms: Annotated[AddedMilliseconds, Field(gt=0)] = 200.0

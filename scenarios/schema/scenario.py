@@ -20,6 +20,7 @@ from rolloutlab.scenarios.schema.faults import Fault, NodeLossFault, ZoneOutageF
 from rolloutlab.scenarios.schema.fields import MAX_RPS, Label, Seed, Window, _format_seconds, _Model
 from rolloutlab.scenarios.schema.migrations import Migration
 from rolloutlab.scenarios.schema.monitoring import History, HumanResponse, Monitoring, ServiceLevelObjective
+from rolloutlab.scenarios.schema.regions import Region, check_regions
 from rolloutlab.scenarios.schema.service import Dependency, Service
 from rolloutlab.scenarios.schema.traffic import ConstantProfile, DiurnalProfile, SpikesProfile, Traffic
 from rolloutlab.strategies.files import bundled_strategy_names
@@ -50,6 +51,9 @@ class Scenario(_Model):
     """Who calls whom."""
     traffic: Traffic = Field(default_factory=Traffic)
     """Requests arriving at the service under test."""
+    regions: list[Region] = Field(default_factory=list)
+    """Where the service under test runs, each region with its share of the traffic
+    (``scenarios.schema.regions``); empty: one place."""
     release: Release = Field(default_factory=Release)
     """How likely the release is to be bad, and how."""
     faults: list[Fault] = Field(default_factory=list)
@@ -228,9 +232,15 @@ class Scenario(_Model):
                 self._check_time(("traffic", "profile", "spikes", i, "at"), spike.at)
 
     def _check_faults(self, names: set[str]) -> None:
+        check_regions(self.regions)
         zones = {zone for service in self.services for zone in service.zones}
+        zones |= {zone for region in self.regions for zone in region.zones or ()}
+        regions = [r.name for r in self.regions]
         for i, fault in enumerate(self.faults):
             self._check_time(("faults", i, "at"), fault.at)
+            if fault.region is not None and fault.region not in regions:
+                known = ", ".join(regions) if regions else "the scenario has no regions"
+                raise FieldError(("faults", i, "region"), f"no region {fault.region!r} ({known})")
             service_name = getattr(fault, "service", None)
             if service_name is not None and service_name not in names:
                 raise FieldError(("faults", i, "service"), _unknown_service(service_name, names))

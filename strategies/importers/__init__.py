@@ -19,8 +19,7 @@ import os
 from dataclasses import dataclass
 
 from rolloutlab.errors import InputError
-from rolloutlab.strategies.importers.argo import ArgoImporter, is_rollout
-from rolloutlab.strategies.importers.flagger import FlaggerImporter, is_canary
+from rolloutlab.strategies.importers.sources import SOURCES
 from rolloutlab.strategies.importers.strategy_yaml import dump_strategy_yaml
 from rolloutlab.strategies.spec import StrategySpec
 from rolloutlab.strategies.yaml_input import YamlDocument, parse_yaml_documents, parse_yaml_file
@@ -62,20 +61,17 @@ def _import(documents: list[YamlDocument]) -> ImportResult:
         if not isinstance(doc.data, dict):
             raise InputError(file, "every document must be a Kubernetes object (a mapping with apiVersion and kind)",
                              line=doc.start_line)
-    rollouts = [d for d in documents if is_rollout(d.data)]
-    canaries = [d for d in documents if is_canary(d.data)]
-    found = rollouts + canaries
+    found = [(d, source) for d in documents for source in SOURCES if source.detects(d.data)]
     if not found:
         kinds = ", ".join(_describe(d) for d in documents)
-        raise InputError(file, f"no Argo Rollout (argoproj.io/v1alpha1) or Flagger Canary (flagger.app/v1beta1) "
-                               f"found; this file holds {kinds}", line=documents[0].start_line, field="kind")
+        wanted = ", ".join(source.describes for source in SOURCES)
+        raise InputError(file, f"nothing to import: looked for {wanted}; this input holds {kinds}",
+                         line=documents[0].start_line, field="kind")
     if len(found) > 1:
-        lines = ", ".join(str(d.start_line) for d in found)
-        raise InputError(file, f"found {len(found)} Rollouts/Canaries (on lines {lines}); import one at a time",
-                         line=found[1].start_line, field="kind")
+        lines = ", ".join(f"{d.file}:{d.start_line}" for d, _ in found)
+        raise InputError(found[1][0].file, f"found {len(found)} things to import (at {lines}); import one at a time",
+                         line=found[1][0].start_line, field="kind")
+    main, source = found[0]
     warnings: list[str] = []
-    if rollouts:
-        spec = ArgoImporter(rollouts[0], documents, warnings).run()
-        return ImportResult(spec, "argo-rollout", tuple(warnings))
-    spec = FlaggerImporter(canaries[0], documents, warnings).run()
-    return ImportResult(spec, "flagger-canary", tuple(warnings))
+    spec = source.imports(main, documents, warnings)
+    return ImportResult(spec, source.name, tuple(warnings))
