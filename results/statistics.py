@@ -121,6 +121,7 @@ class StrategySummary:
     failed_requests_mean: Figure
     release_failed_requests_mean: Figure
     users_affected_mean: Figure
+    blast_radius_mean: Figure
     failed_requests_p99: Figure
     rollout_duration_median: Figure
     detection_time_median: Figure
@@ -146,6 +147,8 @@ FIGURE_METHODS: dict[str, str] = {
     f"baseline the old version would have failed); BCa bootstrap ({BOOTSTRAP_RESAMPLES} resamples, fixed seed)",
     "users_affected_mean": "mean users_affected per run (share of users who got a bad answer from the release); "
     f"BCa bootstrap ({BOOTSTRAP_RESAMPLES} resamples, fixed seed)",
+    "blast_radius_mean": "mean blast_radius over defective releases (share of all users the new version served before the first "
+    f"detection in any region); BCa bootstrap ({BOOTSTRAP_RESAMPLES} resamples, fixed seed); scenarios with regions only",
     "failed_requests_p99": "99th percentile of failed_requests per run; order-statistic (binomial) interval",
     "rollout_duration_median": f"median rollout_duration; {_CENSORED}",
     "detection_time_median": f"median detected_at - started_at over defective releases; {_CENSORED}",
@@ -160,12 +163,16 @@ FIGURE_KINDS: dict[str, str] = {
     "failed_requests_mean": "quantity",
     "release_failed_requests_mean": "quantity",
     "users_affected_mean": "percent",
+    "blast_radius_mean": "percent",
     "failed_requests_p99": "quantity",
     "rollout_duration_median": "duration",
     "detection_time_median": "duration",
     "cost_mean": "quantity",
 }
 """The unit of each figure: a percentage, a duration or a plain quantity (``results.formatting``)."""
+
+REGION_FIGURES = frozenset({"blast_radius_mean"})
+"""Figures only scenarios with regions have: tables leave their row out when no strategy has one."""
 
 
 @dataclass(frozen=True)
@@ -441,6 +448,9 @@ def _summarize_strategy(name: str, g: pd.DataFrame) -> StrategySummary:
                       if "release_failed_requests" in g.columns else Figure.unavailable(0))
     users = (compute_mean_bootstrap_interval(_floats(g, "users_affected"))
              if "users_affected" in g.columns and g["users_affected"].notna().all() else Figure.unavailable(0))
+    bad = g.loc[g["defect"] != NO_DEFECT]
+    blast = (compute_mean_bootstrap_interval(_floats(bad, "blast_radius"))
+             if "blast_radius" in g.columns and len(bad) and bad["blast_radius"].notna().all() else Figure.unavailable(0))
     return StrategySummary(
         strategy=str(name),
         runs=len(g),
@@ -451,6 +461,7 @@ def _summarize_strategy(name: str, g: pd.DataFrame) -> StrategySummary:
         failed_requests_mean=compute_mean_bootstrap_interval(_floats(g, "failed_requests")),
         release_failed_requests_mean=release_failed,
         users_affected_mean=users,
+        blast_radius_mean=blast,
         failed_requests_p99=compute_quantile_interval(_floats(g, "failed_requests"), 0.99),
         rollout_duration_median=compute_censored_quantile(*censored_times(g, "rollout_duration"), 0.5),
         detection_time_median=compute_censored_quantile(*censored_times(g, "detection"), 0.5),

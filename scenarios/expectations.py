@@ -23,6 +23,7 @@ metric                            over                     value
 ``detected_within``               defective releases      ``detected_at - started_at``
 ``rollout_duration``              all deployments          ``rollout_duration``
 ``cost``                          all deployments          ``replica_seconds``
+``blast_radius``                  defective releases       ``blast_radius`` (regions only)
 ================================  =======================  =================================
 
 A time that did not end in the window is censored at the window's end, the one rule of
@@ -180,9 +181,14 @@ def compute_metric_sample(rows: pd.DataFrame, metric: str) -> MetricSample:
         return _censored_sample(metric, "defective releases", *censored_times(rows, "detection"))
     if metric == "rollout_duration":
         return _censored_sample(metric, "deployments", *censored_times(rows, "rollout_duration"))
-    if metric in ("users_affected", "duplicated_writes"):
+    if metric in ("users_affected", "duplicated_writes", "blast_radius"):
         if metric not in rows:
             raise ValueError(f"{metric} needs results that count it (the simulator's); these rows have no such column")
+        if metric == "blast_radius":  # what matters is how far a bad release got before anyone saw it
+            values = rows.loc[rows["defect"] != NO_DEFECT, metric].to_numpy(dtype=float)
+            if np.isnan(values).any():
+                raise ValueError("blast_radius is measured on scenarios with regions only; this scenario has none")
+            return _sample(metric, "defective releases", values)
         return _sample(metric, "deployments", rows[metric].to_numpy(dtype=float))
     return _sample(metric, "deployments", rows["replica_seconds"].to_numpy(dtype=float))  # cost
 

@@ -87,7 +87,7 @@ def _region_scenario_json(scenario_json: str, region_json: str) -> Scenario:
     traffic["rps"] = traffic["rps"] * share
     traffic["preview_rps"] = traffic.get("preview_rps", 0.0) * share
     traffic["users"] = max(1, round(traffic["users"] * share))
-    data["faults"] = [f for f in data["faults"] if f.get("region") in (None, region.name)]
+    data["faults"] = [{**f, "region": None} for f in data["faults"] if f.get("region") in (None, region.name)]
     data.update(name=f"{scenario.name}@{region.name}", regions=[], expect=[], history=None)
     return Scenario.model_validate(data)
 

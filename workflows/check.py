@@ -42,7 +42,7 @@ from rolloutlab.scenarios.expectations import (
 from rolloutlab.scenarios.schema import ALL_STRATEGIES, SCENARIO_LIBRARY_DIR, Scenario
 from rolloutlab.strategies.spec import StrategySpec
 from rolloutlab.strategies.yaml_input import YamlDocument, format_field_path, parse_yaml_file, validate_document
-from rolloutlab.workflows.compare import ScenarioFile, choose_seed, resolve_scenario_strategies
+from rolloutlab.workflows.compare import ScenarioFile, check_regions_fit, choose_seed, resolve_scenario_strategies
 from rolloutlab.workflows.defaults import CHECK_RUNS, DEFAULT_SEED
 
 __all__ = [
@@ -188,7 +188,9 @@ def load_check_target(path: str | os.PathLike[str], *, skip_others: bool = False
                          line=documents[1].start_line)
     doc = documents[0]
     scenario = validate_document(doc, Scenario)
-    strategies = resolve_scenario_strategies(ScenarioFile(scenario, path, doc))
+    loaded = ScenarioFile(scenario, path, doc)
+    strategies = resolve_scenario_strategies(loaded)
+    check_regions_fit(loaded, strategies)
     names = [s.name for s in strategies]
     for i, expectation in enumerate(scenario.expect):
         for j, name in enumerate(expectation.for_):

@@ -31,6 +31,7 @@ from rolloutlab.results.statistics import (
     CONFIDENCE,
     FIGURE_KINDS,
     FIGURE_METHODS,
+    REGION_FIGURES,
     StrategySummary,
     summarize,
 )
@@ -154,8 +155,28 @@ def load_strategy_arg(name_or_path: str, *, note: Say | None = None, warn: Say |
     return load_strategy(path)
 
 
+def check_regions_fit(loaded: ScenarioFile, strategies: Sequence[StrategySpec]) -> None:
+    """A strategy's waves must name exactly the scenario's regions: an ``InputError`` on
+    the scenario's ``regions`` (or ``name``) line otherwise, before anything runs."""
+    from rolloutlab.sim.regions import waves_for
+
+    for spec in strategies:
+        try:
+            waves_for(loaded.scenario, spec)
+        except ValueError as error:
+            where = ("regions",) if loaded.scenario.regions else ("name",)
+            raise _entry_error(loaded.document, where, str(error)) from None
+
+
 def _strategies_of(loaded: ScenarioFile, names: Sequence[str] | None, note: Say | None,
                    warn: Say | None) -> list[StrategySpec]:
+    strategies = _named_strategies(loaded, names, note, warn)
+    check_regions_fit(loaded, strategies)
+    return strategies
+
+
+def _named_strategies(loaded: ScenarioFile, names: Sequence[str] | None, note: Say | None,
+                      warn: Say | None) -> list[StrategySpec]:
     if names is None:
         return resolve_scenario_strategies(loaded)
     if not names:
@@ -316,6 +337,7 @@ HEADERS: dict[str, str] = {
     "failed_requests_mean": "failed requests mean",
     "release_failed_requests_mean": "  caused by the release",
     "users_affected_mean": "users affected mean",
+    "blast_radius_mean": "blast radius of bad releases (mean)",
     "failed_requests_p99": "failed requests p99",
     "rollout_duration_median": "rollout duration median",
     "detection_time_median": "detection time median",
@@ -328,10 +350,18 @@ _CAPTION = ("n/a: too few values. > t: beyond the longest time observed. (k cens
             "not ended when the window closed, censored there. Each figure's method: --json, or the report.")
 
 
-def comparison_cells(summary: StrategySummary) -> list[str]:
+def shown_figures(summaries: list[StrategySummary]) -> list[str]:
+    """The figures a comparison prints: all, but a region-only figure (blast radius) only
+    when some strategy has it."""
+    return [key for key in FIGURE_KINDS
+            if key not in REGION_FIGURES or any(s.figures()[key].n for s in summaries)]
+
+
+def comparison_cells(summary: StrategySummary, keys: list[str] | None = None) -> list[str]:
     """One strategy's column of the printed comparison: its runs, then each figure."""
     figures = summary.figures()
-    return [str(summary.runs), *(format_figure(figures[key], kind) for key, kind in FIGURE_KINDS.items())]
+    keys = list(FIGURE_KINDS) if keys is None else keys
+    return [str(summary.runs), *(format_figure(figures[key], FIGURE_KINDS[key]) for key in keys)]
 
 
 def render_comparison(summaries: list[StrategySummary], console: Console, title: str | None = None) -> None:
@@ -344,8 +374,9 @@ def render_comparison(summaries: list[StrategySummary], console: Console, title:
     mid-word; and when even that is too wide (many strategies), the strategies are
     printed in several tables, each with the figure labels."""
     title = title or f"Strategy comparison ({int(CONFIDENCE * 100)}% confidence intervals)"
-    labels = ["figure", "runs", *(HEADERS[key] for key in FIGURE_KINDS)]
-    columns = [[s.strategy, *comparison_cells(s)] for s in summaries]
+    keys = shown_figures(summaries)
+    labels = ["figure", "runs", *(HEADERS[key] for key in keys)]
+    columns = [[s.strategy, *comparison_cells(s, keys)] for s in summaries]
     groups = _fit_groups(labels, columns, console.width)
     for number, group in enumerate(groups, start=1):
         widths = _column_widths([labels, *(columns[i] for i in group)], console.width)

@@ -25,6 +25,7 @@ MetricName = Literal[
     "cost",
     "users_affected",
     "duplicated_writes",
+    "blast_radius",
 ]
 StatName = Literal["mean", "median", "p50", "p90", "p95", "p99", "max"]
 Operator = Literal["<", "<=", ">", ">=", "=="]
@@ -40,6 +41,7 @@ METRICS: dict[str, str] = {
     "cost": "replica_seconds",
     "users_affected": "fraction",
     "duplicated_writes": "count",
+    "blast_radius": "fraction",
 }
 """Metric name -> what its value is: ``rate`` (one fraction over all deployments, no
 statistic), ``fraction`` / ``duration`` (seconds) / ``count`` / ``replica_seconds``
