@@ -135,6 +135,24 @@ def plan(
     end = status.completed_at if status.completed else status.restored_at
     out.print(f"outcome: [bold]{status.outcome}[/] after {end if end is not None else world.now:g}s "
               f"({len(world.log)} reconcile calls)")
+    if spec.waves is not None and status.completed and end is not None:
+        _print_waves(spec, end)
+
+
+def _print_waves(spec, region_duration: float) -> None:
+    """The waves' schedule when every region takes the rollout above."""
+    from rolloutlab.strategies.dry_run import plan_waves
+
+    plans = plan_waves(spec.waves, region_duration)
+    table = Table(title=f"waves: each region as above ({region_duration:g}s), then its wave's bake"
+                        f"{'; a failure rolls back every region out (stop the line)' if spec.waves.stop_the_line else ''}")
+    for column in ("wave", "regions", "starts (s)", "promoted (s)", "next wave (s)"):
+        table.add_column(column, justify="left" if column == "regions" else "right")
+    for p in plans:
+        table.add_row(str(p.wave), ", ".join(p.regions), f"{p.starts_at:g}", f"{p.promoted_at:g}",
+                      "" if p.next_wave_at is None else f"{p.next_wave_at:g}")
+    out.print(table)
+    out.print(f"every region promoted after {plans[-1].promoted_at:g}s")
 
 
 def _load_strategy_or_manifest(name_or_path: str):

@@ -27,7 +27,7 @@ real segments (the scenario's); this is the plan's stand-in for them.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from rolloutlab.strategies.actions import Event, Promote, ScaleVersion, SetFlagExposure
 from rolloutlab.strategies.observation import (
@@ -44,6 +44,8 @@ from rolloutlab.strategies.reconcile import compute_declared_weight, compute_eff
 from rolloutlab.strategies.routes import HeaderRoute, RequestTraits, Routing
 from rolloutlab.strategies.spec import StrategySpec
 from rolloutlab.strategies.status import PauseReason, RolloutStatus
+from rolloutlab.strategies.wave_spec import Waves
+from rolloutlab.strategies.waves import RegionObservation, StartRegion, WavesStatus, reconcile_waves
 
 _CALLS_PER_INSTANT = 100  # a controller that scales this often without time passing has a bug
 
@@ -277,3 +279,36 @@ class IdealWorld:
 
     def events(self) -> list[Event]:
         return [a for d in self.log for a in d.actions if isinstance(a, Event)]
+
+
+@dataclass(frozen=True)
+class WavePlan:
+    """When one wave goes out in the ideal world: every region takes the same time."""
+
+    wave: int
+    regions: tuple[str, ...]
+    starts_at: float
+    promoted_at: float
+    next_wave_at: float | None  # after the bake (None after the last wave)
+
+
+def plan_waves(waves: Waves, region_duration: float, *, limit: int = 10_000) -> list[WavePlan]:
+    """The waves' schedule when each region's rollout is promoted ``region_duration``
+    after it starts: ``reconcile_waves`` itself is driven, so the plan is the supervisor's."""
+    status, now, started = WavesStatus(), 0.0, {}
+    plans: list[WavePlan] = []
+    for _ in range(limit):
+        seen = {r: RegionObservation(RolloutStatus(started_at=t, completed=now >= t + region_duration,
+                                                   completed_at=t + region_duration if now >= t + region_duration else None))
+                for r, t in started.items()}
+        status, actions = reconcile_waves(waves, status, now, seen)
+        starting = [a.region for a in actions if isinstance(a, StartRegion)]
+        if starting:
+            if plans:
+                plans[-1] = replace(plans[-1], next_wave_at=now)
+            plans.append(WavePlan(len(plans), tuple(starting), now, now + region_duration, None))
+            started.update({r: now for r in starting})
+        if status.completed:
+            return plans
+        now = status.requeue_at if status.requeue_at is not None else max(t for t in started.values()) + region_duration
+    raise RuntimeError("the waves did not complete in the plan (a bug: report it)")

@@ -150,3 +150,11 @@ def test_bad_waves_are_refused(waves, message) -> None:
     with pytest.raises(Exception) as caught:
         StrategySpec.model_validate({"name": "x", "strategy": {"rolling": {}}, "waves": waves})
     assert message in str(caught.value)
+
+
+def test_plan_waves_prints_the_supervisors_schedule() -> None:
+    from rolloutlab.strategies.dry_run import plan_waves
+
+    plans = plan_waves(THREE, 100.0)
+    assert [(p.regions, p.starts_at, p.promoted_at, p.next_wave_at) for p in plans] == [
+        (("a",), 0.0, 100.0, 700.0), (("b", "c"), 700.0, 800.0, 1100.0), (("d",), 1100.0, 1200.0, None)]
