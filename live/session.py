@@ -213,6 +213,9 @@ def run_live(
     if spec.strategy.feature_flag is not None and not hasattr(backend, "flag_file"):
         raise LiveUnsupported(f"feature flags run on the local backend only: the {backend.source} backend has no "
                               "flag file its pods read (the demo image carries no OpenFeature provider)")
+    if spec.strategy.canary is not None and spec.strategy.canary.baseline:
+        raise LiveUnsupported("a canary with a baseline deployment (canary.baseline) runs in the simulator only: "
+                              "no live backend starts baseline pods yet")
     runner = Runner(spec, plan, backend, NoMetrics(), time_scale=time_scale,
                     faults=fault_schedule(scenario, backend, time_scale), log=log, progress=progress)
     state, resumed = runner.prepare()

@@ -28,6 +28,9 @@ def advance_traffic(world: World, t0: float, t1: float) -> None:
     """Account [t0, t1], an interval in which nothing changed: cost, traffic, impact."""
     dt = t1 - t0
     world.cluster.account_cost(t1)
+    if world.baseline is not None and not (world.status.completed or world.status.aborted):
+        # the baseline's pods, while the rollout runs: as many as the canary's ready ones
+        world.baseline_pod_seconds += world.cluster.ready_count(Role.CANARY, t0) * dt
     req0, err0 = world.total_requests, world.total_errors
     scenario = world.scenario
     sut_expected = expected_arrivals(scenario.traffic.profile, scenario.traffic.rps, t0, t1) * world.arrival_factor
@@ -65,7 +68,12 @@ def advance_traffic(world: World, t0: float, t1: float) -> None:
         p_user += share * p
         impact = impact or (harmed and share > 0)
         before = world.user_requests
-        world._draw_traffic(role, t0, sut_expected * share, preview * dt, p, flag=False if world.flagged else None)
+        # a canary's baseline deployment: old-version pods as many as the canary's, as much traffic (Kayenta)
+        baseline = min(shares[Role.CANARY], share) if role is Role.STABLE and world.baseline is not None else 0.0
+        world._draw_traffic(role, t0, sut_expected * (share - baseline), preview * dt, p,
+                            flag=False if world.flagged else None)
+        if baseline > 0:
+            world._draw_traffic(role, t0, sut_expected * baseline, 0.0, p, baseline=True)
         if harmed:
             world.exposed_requests += world.user_requests - before
         if copies > 0:

@@ -50,10 +50,10 @@ class RequestWorld(World):
         # what this mode draws per request is the version, not the user: routes, flags
         # and segments would be silently wrong here, so they are refused
         canary = self.spec.strategy.canary
-        if self.flagged or (canary is not None and canary.managed_routes) or self.scenario.traffic.segments \
-                or self.scenario.traffic.write_share:
-            raise ValueError("the per-request reference world models neither routes, feature flags nor user "
-                             "segments; use the fast simulator for them")
+        if self.flagged or (canary is not None and (canary.managed_routes or canary.baseline)) \
+                or self.scenario.traffic.segments or self.scenario.traffic.write_share:
+            raise ValueError("the per-request reference world models neither routes, feature flags, baseline "
+                             "deployments nor user segments; use the fast simulator for them")
 
     def run(self, horizon: float) -> None:
         self.env.process(self._arrivals())
@@ -64,7 +64,7 @@ class RequestWorld(World):
 
     # traffic is counted request by request, so intervals carry no draws
     def _draw_traffic(self, role: Role, t0: float, users: float, preview: float, p: float,
-                      flag: bool | None = None) -> None:
+                      flag: bool | None = None, baseline: bool = False) -> None:
         return None
 
     def sync(self) -> None:

@@ -182,13 +182,16 @@ class World:
         self.changed = self.env.event()  # succeeds (and is replaced) whenever the world changes
         self.dependencies = Dependencies(self.scenario)
         self.arrival_factor = self.dependencies.arrivals[self.sut.name]
+        canary = self.spec.strategy.canary
+        self.baseline = VersionTraffic() if canary is not None and canary.baseline else None  # Kayenta's baseline pods
+        self.baseline_pod_seconds = 0.0
         self.want_latency = _needs_latency(self.scenario, self.spec)
         base_latency = LatencyModel.from_latency(self.sut.latency)
         self._latency = {Role.STABLE: base_latency, Role.CANARY: base_latency}
         self._bucket_count = len(base_latency.bucket_probabilities())
         if self.want_latency:
-            for role in ROLES:
-                self.traffic[role].buckets = np.zeros(self._bucket_count, dtype=np.int64)
+            for counters in (*self.traffic.values(), *([self.baseline] if self.baseline is not None else [])):
+                counters.buckets = np.zeros(self._bucket_count, dtype=np.int64)
         migration = self.scenario.migration
         self.schema = migration.initial_schema if migration else 0
         self._leak_ticking = False
@@ -248,7 +251,8 @@ class World:
         for every strategy and run; the world runs on only to see restores through."""
         self.sync()
         self.cluster.account_cost(self.env.now)
-        self.window = WindowTotals(self.user_requests, self.user_errors, self.exposed_requests, self.cluster.pod_seconds,
+        self.window = WindowTotals(self.user_requests, self.user_errors, self.exposed_requests,
+                                   self.cluster.pod_seconds + self.baseline_pod_seconds,
                                    self.harm.affected_share(self.extra_stream("users")), self.mirrored_requests,
                                    self.duplicated_writes)
 
@@ -295,7 +299,8 @@ class World:
                 counters=self.traffic[role].counters(),
             ))
         flag = FlagCounters(self.flag_traffic[True].counters(), self.flag_traffic[False].counters()) if self.flagged else None
-        return Observation(now, versions[0], versions[1], tuple(self.commands), flag)
+        baseline = self.baseline.counters() if self.baseline is not None else None
+        return Observation(now, versions[0], versions[1], tuple(self.commands), flag, baseline)
 
     def _apply(self, actions) -> None:
         now = self.env.now
@@ -396,7 +401,7 @@ class World:
         accounting.advance_traffic(self, t0, t1)
 
     def _draw_traffic(self, role: Role, t0: float, users: float, preview: float, p: float,
-                      flag: bool | None = None) -> None:
+                      flag: bool | None = None, baseline: bool = False) -> None:
         """Fast mode: the interval's requests of one version in one draw each (Poisson
         thinning: exact for constant p). The per-request reference overrides this.
         ``flag``: a feature-flag release also counts the users' requests by the flag's
@@ -408,10 +413,12 @@ class World:
             self._count(role, draw)
             self.user_requests += draw.requests
             self.user_errors += draw.errors
-            if flag is not None:
-                counters = self.flag_traffic[flag]
+            if flag is not None or baseline:
+                counters = self.baseline if baseline else self.flag_traffic[flag]
                 counters.requests += draw.requests
                 counters.errors += draw.errors
+                if baseline and counters.buckets is not None and draw.latency_buckets:
+                    counters.buckets += np.asarray(draw.latency_buckets, dtype=np.int64)
         if preview > 0:  # smoke traffic on the preview Service: analysed, but no user's request
             self._count(role, draw_window(rng, preview, p, latency))
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from rolloutlab.strategies.actions import Action, Event, EventReason, Promote, ScaleVersion
 from rolloutlab.strategies.analysis import advance_analysis, start_analysis, terminate_analysis
-from rolloutlab.strategies.observation import FlagCounters, Observation, Role, VersionObservation
+from rolloutlab.strategies.observation import Counters, FlagCounters, Observation, Role, VersionObservation
 from rolloutlab.strategies.spec import RolloutAnalysis, StrategySpec
 from rolloutlab.strategies.status import (
     AbortCause,
@@ -155,10 +155,16 @@ class Cycle:
         return advanced.phase
 
     def analysis_observation(self) -> Observation:
-        """What analysis compares: canary against stable by pod version; for a feature
-        flag, users with the flag on against users with it off (the observation's
-        ``flag`` counters; a runner that reports none gives analysis no data, which
-        errors the analysis rather than judging the wrong traffic)."""
+        """What analysis compares: canary against stable by pod version; a canary with
+        ``baseline``, against its baseline deployment (the observation's ``baseline``
+        counters); for a feature flag, users with the flag on against users with it off
+        (the observation's ``flag`` counters). A runner that reports no such counters gives
+        analysis no data, which errors the analysis rather than judging the wrong traffic."""
+        canary = self.spec.strategy.canary
+        if canary is not None and canary.baseline:
+            # Kayenta: canary against its baseline deployment, not the stable; no baseline reported, no data
+            baseline = VersionObservation(counters=self.obs.baseline or Counters())
+            return Observation(self.now, baseline, self.obs.canary, self.obs.commands)
         if self.spec.strategy.feature_flag is None:
             return self.obs
         flag = self.obs.flag or FlagCounters()

@@ -96,13 +96,16 @@ class Observation:
 
     ``flag`` is reported by runners of a feature-flag release (None otherwise): its
     analysis compares users with the flag on (as the canary) against users with it off
-    (as the baseline), whatever pods served them."""
+    (as the baseline), whatever pods served them. ``baseline`` is reported by runners of
+    a canary with a baseline deployment (``canary.baseline``): the counters of the fresh
+    old-version pods its analysis compares the canary with."""
 
     now: float
     stable: VersionObservation
     canary: VersionObservation
     commands: tuple[CommandRequest, ...] = ()
     flag: FlagCounters | None = None
+    baseline: Counters | None = None
 
     def version(self, role: Role) -> VersionObservation:
         return self.stable if role is Role.STABLE else self.canary

@@ -97,7 +97,8 @@ _CANARY_STEP_FIELDS = ("set_weight", "pause", "analysis", "set_canary_scale", "s
 
 
 class CanaryStep(SpecModel):
-    """One canary step; exactly one of its fields is set."""
+    """One canary step: one of its fields, or setCanaryScale and a route beside one of the
+    others, all taking effect when the step is reached (``strategies.canary``)."""
 
     set_weight: Count | None = Field(None, ge=0, le=100)
     pause: Pause | None = None
@@ -108,9 +109,20 @@ class CanaryStep(SpecModel):
 
     @model_validator(mode="after")
     def _one(self) -> "CanaryStep":
+        """Argo Rollouts' rule (pkg/apis/rollouts/validation/validation.go, hasMultipleStepsType):
+        at most one of setWeight, pause, analysis (and experiment), with setCanaryScale and a
+        route beside it if wanted; rolloutlab keeps one route per step (Argo allows a
+        setHeaderRoute and a setMirrorRoute together)."""
         given = [k for k in _CANARY_STEP_FIELDS if getattr(self, k) is not None]
-        if len(given) != 1:
-            raise ValueError("a step takes exactly one of " + ", ".join(to_camel(k) for k in _CANARY_STEP_FIELDS))
+        if not given:
+            raise ValueError("a step takes one of " + ", ".join(to_camel(k) for k in _CANARY_STEP_FIELDS))
+        main = [to_camel(k) for k in ("set_weight", "pause", "analysis") if k in given]
+        if len(main) > 1:
+            raise ValueError(f"a step takes one of setWeight, pause, analysis (with setCanaryScale, setHeaderRoute or "
+                             f"setMirrorRoute beside it, as in Argo Rollouts), not {' and '.join(main)}")
+        if self.set_header_route is not None and self.set_mirror_route is not None:
+            raise ValueError("a step takes setHeaderRoute or setMirrorRoute, not both: rolloutlab changes one route "
+                             "per step; write two steps")
         return self
 
     @property
@@ -133,6 +145,10 @@ class CanaryStrategy(SpecModel):
     dynamic_stable_scale: bool = False
     scale_down_delay_seconds: Duration = 30.0
     abort_scale_down_delay_seconds: Duration = 30.0  # after an abort, once stable is back; 0 keeps the canary (Argo)
+    # Kayenta's comparison: beside the canary run a *baseline*, fresh pods of the old version as many as the
+    # canary's and taking as much traffic, and judge the canary against it rather than against the long-running
+    # stable (Spinnaker's kayentaCanary deploys both; Argo writes it as an Experiment with baseline and canary).
+    baseline: bool = False
 
     @field_validator("max_surge", "max_unavailable")
     @classmethod

@@ -136,3 +136,15 @@ def test_a_fault_naming_an_unknown_region_is_refused() -> None:
     with pytest.raises(Exception, match="no region 'mars'"):
         Scenario.model_validate({"name": "x", "regions": [{"name": "a", "traffic_share": 1.0}],
                                  "faults": [{"kind": "pod_kill", "at": 5, "region": "mars"}]})
+
+
+def test_a_scenario_without_regions_still_runs_every_strategy(tmp_path) -> None:
+    """Checking waves against regions must not refuse plain strategies on plain scenarios."""
+    from typer.testing import CliRunner
+
+    from rolloutlab import cli
+
+    scenario = Path(__file__).resolve().parents[1] / "scenarios" / "standard.yaml"
+    result = CliRunner().invoke(cli.app, ["compare", str(scenario), "--runs", "2", "--executor", "serial",
+                                          "--no-report", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
