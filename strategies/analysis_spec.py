@@ -109,10 +109,17 @@ class ThresholdJudge(SpecModel):
 
 
 class ScoreThresholds(SpecModel):
-    """Kayenta's score thresholds: ``score >= pass`` passes, ``>= marginal`` is inconclusive."""
+    """Kayenta's score thresholds: ``score >= pass`` passes, ``>= marginal`` is inconclusive.
+
+    ``marginalInclusive: false`` fails a score equal to ``marginal``: Spinnaker's
+    kayentaCanary stage ends an interval whose score is ``<= marginal``
+    (orca ``MonitorKayentaCanaryTask``), where Kayenta's own classifier calls it Marginal
+    (``ThresholdScoreClassifier``: ``score >= marginal``).
+    """
 
     pass_: Number = Field(95.0, alias="pass", ge=0, le=100)
     marginal: Number = Field(75.0, ge=0, le=100)
+    marginal_inclusive: bool = True
 
     @model_validator(mode="after")
     def _order(self) -> "ScoreThresholds":
@@ -121,25 +128,164 @@ class ScoreThresholds(SpecModel):
         return self
 
 
+class NanStrategy(str, Enum):
+    """Kayenta's ``nanStrategy``: what a window without data on one side becomes."""
+
+    REMOVE = "remove"  # dropped from that side's series (Kayenta's default)
+    REPLACE = "replace"  # counted as 0: no errors, no latency (for count-like metrics)
+
+
+class EffectMeasure(str, Enum):
+    """Kayenta's ``effectSize.measure``."""
+
+    MEAN_RATIO = "meanRatio"  # mean(canary) / mean(baseline); bounds default to 1
+    CLES = "cles"  # P(canary value > baseline value); bounds default to 0.5
+
+
+class EffectSize(SpecModel):
+    """Kayenta's ``effectSize``: how large a statistically significant change must be to count.
+
+    Written as Kayenta writes it. meanRatio: ``allowedIncrease: 1.1`` fails a canary whose
+    mean is at least 1.1 × the baseline's, ``allowedDecrease: 0.9`` one at most 0.9 × it.
+    cles: the same comparisons on P(canary > baseline) (0.8: the canary is higher in 80% of
+    pairs). A critical signal fails the whole analysis when its effect reaches
+    ``criticalIncrease`` / ``criticalDecrease``. Unset bounds take Kayenta's default for the
+    measure (1.0 for meanRatio, 0.5 for cles), so by default any significant change counts.
+    """
+
+    measure: EffectMeasure = EffectMeasure.MEAN_RATIO
+    allowed_increase: Number | None = None
+    allowed_decrease: Number | None = None
+    critical_increase: Number | None = None
+    critical_decrease: Number | None = None
+
+    @model_validator(mode="after")
+    def _ranges(self) -> "EffectSize":
+        cles = self.measure is EffectMeasure.CLES
+        for name in ("allowed_increase", "allowed_decrease", "critical_increase", "critical_decrease"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if cles and not 0 <= value <= 1:
+                raise FieldError((to_camel(name),), f"a cles bound is a probability between 0 and 1, got {value:g}")
+            if not cles and not 0 < value <= MAX_FACTOR:
+                raise FieldError((to_camel(name),), f"a meanRatio bound is a ratio above 0 (1.1 = 10% higher), "
+                                                    f"got {value:g}")
+        return self
+
+    def bound(self, name: str) -> float:
+        """A bound with Kayenta's default for the measure filled in."""
+        value = getattr(self, name)
+        if value is not None:
+            return value
+        return 0.5 if self.measure is EffectMeasure.CLES else 1.0
+
+
+class OutlierStrategy(str, Enum):
+    KEEP = "keep"
+    REMOVE = "remove"
+
+
+class Outliers(SpecModel):
+    """Kayenta's ``outliers``: drop values outside the IQR fences (widened to the 1st/99th
+    percentiles) from each side's series before comparing."""
+
+    strategy: OutlierStrategy = OutlierStrategy.KEEP
+    outlier_factor: Number = Field(3.0, gt=0, le=MAX_FACTOR)
+
+
+_MOVED_EFFECT_KEYS = ("allowedIncrease", "allowedDecrease", "allowed_increase", "allowed_decrease")
+
+
 class ScoredSignal(SpecModel):
-    """One signal in a Kayenta-style canary config, compared canary vs baseline."""
+    """One signal of a Kayenta canary config (a metric of ``metrics[]`` with its
+    ``analysisConfigurations.canary``), compared canary vs baseline.
+
+    ``direction`` defaults to ``increase`` (a lower error rate or latency never fails);
+    Kayenta's own default is ``either``, which the Kayenta importer writes out. ``groups``
+    are Kayenta's metric groups, scored with the judge's ``groupWeights``; without groups
+    every signal is its own group of weight ``weight``. ``muted`` signals are judged and
+    reported but left out of the score.
+    """
 
     signal: Signal
     quantile: Number | None = Field(None, gt=0, lt=1)
+    name: str | None = Field(None, min_length=1)  # how messages call it (a Kayenta metric's name)
     direction: Direction = Direction.INCREASE
-    critical: bool = False  # a critical signal that fails makes the whole score 0
+    critical: bool = False  # failing it (beyond effectSize.critical*) makes the whole score 0
+    must_have_data: bool = False  # no data fails the signal instead of leaving it out of the score
+    muted: bool = False
+    nan_strategy: NanStrategy = NanStrategy.REMOVE
+    effect_size: EffectSize = EffectSize()
+    outliers: Outliers = Outliers()
+    groups: tuple[str, ...] = ()
     weight: Number = Field(1.0, gt=0, le=MAX_FACTOR)
-    allowed_increase: Number = Field(1.0, ge=1.0, le=MAX_FACTOR)  # relative effect tolerated: 1.1 = up to 10% worse passes
-    allowed_decrease: Number = Field(1.0, ge=1.0, le=MAX_FACTOR)  # a divisor: 1.1 = down to 1/1.1 of the baseline passes (Kayenta writes 0.9)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved(cls, data: object) -> object:
+        if isinstance(data, dict):
+            for key in _MOVED_EFFECT_KEYS:
+                if key in data:
+                    raise FieldError((key,), f"{key} moved to effectSize.{to_camel(key)}, written as Kayenta writes it "
+                                             "(allowedDecrease is now a ratio at most 1: 0.9 fails a canary 10% lower)")
+        return data
+
+
+class Significance(str, Enum):
+    """When a difference between canary and baseline counts as real."""
+
+    INTERVAL = "interval"  # Kayenta: the whole confidence interval lies beyond ±tolerance·|estimate|
+    P_VALUE = "pValue"  # the two-sided Mann-Whitney test's p < 1 - confidence (exact for small samples)
 
 
 class MannWhitneyJudge(SpecModel):
-    """Kayenta's NetflixACAJudge: Mann-Whitney U per signal, Hodges-Lehmann effect, weighted score."""
+    """Kayenta's NetflixACAJudge: per signal a Mann-Whitney comparison of the canary's
+    per-window series with the baseline's, classified Pass/High/Low/Nodata; the score is
+    the weighted share of passing signals per group (``groupWeights``, Kayenta's
+    ``classifier.groupWeights``).
+
+    ``confidence`` 0.98 and ``tolerance`` 0.25 are the values NetflixACAJudge hard-codes.
+    ``judgeEvery`` judges every n-th window only (the others are Pending): Kayenta judges
+    once per canary analysis interval, over points one ``step`` apart. ``lookback`` judges
+    the latest n windows only (Kayenta's ``lookbackMins``); none means all of the run's.
+    """
 
     signals: tuple[ScoredSignal, ...] = ()  # empty: the metric's own signal, direction increase
+    group_weights: dict[str, Number] = Field(default_factory=dict)
     thresholds: ScoreThresholds = ScoreThresholds()
-    confidence: Number = Field(0.95, gt=0.5, lt=1)
-    min_points: Count = Field(4, ge=2, le=MAX_MEASUREMENTS)  # measurements per version before a classification is made
+    significance: Significance = Significance.INTERVAL
+    confidence: Number = Field(0.98, gt=0.5, lt=1)
+    tolerance: Number = Field(0.25, ge=0, le=MAX_FACTOR)  # only for significance: interval
+    min_points: Count = Field(4, ge=2, le=MAX_MEASUREMENTS)  # windows before anything is judged
+    judge_every: Count = Field(1, ge=1, le=MAX_MEASUREMENTS)
+    lookback: Count | None = Field(None, ge=2, le=MAX_MEASUREMENTS)
+
+    @model_validator(mode="after")
+    def _groups(self) -> "MannWhitneyJudge":
+        grouped = [bool(s.groups) for s in self.signals]
+        if any(grouped):
+            for i, s in enumerate(self.signals):
+                if not s.groups and not s.muted:
+                    raise FieldError(("signals", i, "groups"), "some signals have groups and this one has none: "
+                                     "give every signal a group, or mute it (Kayenta scores groups, not signals)")
+                if s.weight != 1.0:
+                    raise FieldError(("signals", i, "weight"), "a grouped signal's weight comes from groupWeights; "
+                                                               "weight is for signals without groups")
+        known = {g for s in self.signals for g in s.groups}
+        for group, weight in self.group_weights.items():
+            if group not in known:
+                raise FieldError(("groupWeights", group), f"no signal is in group {group!r} (groups: "
+                                                          f"{', '.join(sorted(known)) or 'none'})")
+            if not 0 <= weight <= 100:
+                raise FieldError(("groupWeights", group), f"a group weight is a share of 100, got {weight:g}")
+        if sum(self.group_weights.values()) > 100:
+            raise FieldError(("groupWeights",), f"group weights add up to {sum(self.group_weights.values()):g}, "
+                                                "above 100: the score could exceed 100")
+        if self.lookback is not None and self.lookback < self.min_points:
+            raise FieldError(("lookback",), f"lookback {self.lookback} is below minPoints {self.min_points}: "
+                                            "the judge would never have enough windows")
+        return self
 
 
 class SequentialJudge(SpecModel):

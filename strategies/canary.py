@@ -4,9 +4,10 @@ its work is not finished, and the next call (level-triggered) picks up from ther
     aborted?      -> roll back: stable to full scale and 100% traffic, then canary down
     completed?    -> scale the old stable down once its delay passed
     background    -> start/advance the background analysis; failure aborts
+    step's route  -> setHeaderRoute / setMirrorRoute add or remove a managed route as soon
+                     as their step is reached
     replicas      -> scale toward the current step's weight (replica math or router)
     steps         -> setWeight / setCanaryScale done once replicas and traffic are there;
-                     setHeaderRoute / setMirrorRoute add or remove a managed route;
                      pause waits for its timer or `promote`; analysis waits for its verdict
     promotion     -> all steps done: managed routes removed, canary to full scale and
                      100%, then Promote
@@ -15,6 +16,15 @@ Managed routes follow Argo Rollouts (rollout/trafficrouting.go, reconcileTraffic
 routes are set by their step and removed once the rollout is aborted or fully promoted,
 "RemoveManagedRoutes"): the status remembers which step set each route, so a resumed
 controller knows the routes in force.
+
+A step may hold setCanaryScale and a route beside its setWeight, pause or analysis, as
+Argo's validation allows. All take effect when the step is reached: reconcileTrafficRouting
+sets the current step's route before the replica sets are scaled, and the scale and the
+weight are the current step's. The step ends as Argo's ``completedCurrentCanaryStep``
+(rollout/canary.go) decides, whose first matching case wins: a pause when its time is up,
+then setCanaryScale or setWeight once the pods and weight are there, then an analysis when
+it succeeded; a step of routes alone at once. So a step holding setCanaryScale and an
+analysis ends when the canary has its pods and its analysis never holds the rollout.
 
 Without a traffic router the weight is only approximated by the ratio of ready pods
 (``strategies.replicas``); with one, the weight is set exactly once the canary has the
@@ -46,6 +56,8 @@ def reconcile_canary(c: Cycle) -> None:
     while True:
         if not reconcile_background_analysis(c, cs):  # in the loop: it may start at a step reached just now
             return
+        if c.status.step_index < len(cs.steps):
+            _reconcile_step_route(c, cs)
         if not _reconcile_replicas_and_traffic(c, cs, declared_canary_weight(cs, c.status.step_index)):
             return
         if c.status.step_index >= len(cs.steps):
@@ -53,14 +65,27 @@ def reconcile_canary(c: Cycle) -> None:
         if c.status.pause_reason is PauseReason.INCONCLUSIVE_ANALYSIS:
             return
         step = cs.steps[c.status.step_index]
-        if step.analysis is not None or step.pause is not None:
+        if step.pause is not None or (step.analysis is not None and step.set_canary_scale is None):
             if not pass_gate(c, cs, step):
                 return
-        elif step.route is not None:
-            _set_route(c, c.status.step_index)
-            c.next_step("setHeaderRoute" if step.set_header_route else "setMirrorRoute")
         else:
-            c.next_step("setWeight" if step.set_weight is not None else "setCanaryScale")
+            c.next_step("+".join(name for name, field in _STEP_FIELDS if getattr(step, field) is not None))
+
+
+_STEP_FIELDS = (("setCanaryScale", "set_canary_scale"), ("setHeaderRoute", "set_header_route"),
+                ("setMirrorRoute", "set_mirror_route"), ("setWeight", "set_weight"), ("analysis", "analysis"))
+
+
+def _reconcile_step_route(c: Cycle, cs: CanaryStrategy) -> None:
+    """The current step's route, set once (a resumed controller finds it in the status)."""
+    i = c.status.step_index
+    route = cs.steps[i].route
+    if route is None:
+        return
+    applied = dict(c.status.routes)
+    if (applied.get(route.name) == i) if route.match is not None else (route.name not in applied):
+        return
+    _set_route(c, i)
 
 
 def pass_gate(c: Cycle, owner: CanaryStrategy | FeatureFlagStrategy, step) -> bool:

@@ -10,8 +10,8 @@ name. What needs care:
   percentage; without ``match`` the step removes the route). Argo lets a step hold
   ``setCanaryScale``, ``setHeaderRoute`` and ``setMirrorRoute`` beside one of
   ``setWeight``, ``pause``, ``experiment``, ``analysis`` (its validation,
-  ``hasMultipleStepsType``, counts only those four); such a step becomes consecutive
-  steps in that order, with a warning.
+  ``hasMultipleStepsType``, counts only those four), and so do our steps; only a step with
+  both routes becomes two steps (the header route first), since ours change one route each.
 - **trafficRouting**: every router (istio, nginx, alb, smi, traefik, ambassador, appMesh,
   apisix, plugins, ...) becomes ``trafficRouting: router``: exact weights, the router
   named in a warning. ``managedRoutes`` carries over in its order (the routes'
@@ -26,9 +26,12 @@ name. What needs care:
 - ``{{args.x}}`` placeholders are resolved from the template's defaults and the
   Rollout's args wherever they feed a field rolloutlab uses (conditions, interval, count,
   limits). A template used with different values becomes two templates.
-- Fields that describe the workload (``selector``, ``template``, ``workloadRef``,
-  ``revisionHistoryLimit``, pod metadata, run-history limits) are ignored silently;
-  anything else we do not model is a warning.
+- Fields that describe the workload (``selector``, ``template``, ``revisionHistoryLimit``,
+  pod metadata, run-history limits) are ignored silently; ``workloadRef`` and anything else
+  we do not model is a warning, and a field Argo's own types do not have says so.
+- A field of Flagger's vocabulary (``stepWeight``, ``threshold``, ``metrics`` ... in the
+  canary or its analysis) is an error that shows Argo's way of writing it
+  (:mod:`strategies.importers.mixed_vocabulary`).
 """
 
 from __future__ import annotations
@@ -48,8 +51,10 @@ from rolloutlab.strategies.importers.manifest import (
     Origins,
     Path,
     describe_type,
+    replaces,
     validate_strategy,
 )
+from rolloutlab.strategies.importers.mixed_vocabulary import reject_flagger_fields
 from rolloutlab.strategies.spec import StrategySpec
 from rolloutlab.strategies.yaml_input import YamlDocument
 
@@ -63,8 +68,11 @@ _MAIN_STEP_KINDS = ("setWeight", "pause", "analysis", "experiment", "plugin")
 _SIDE_STEP_KINDS = ("setCanaryScale", "setHeaderRoute", "setMirrorRoute")
 _STEP_KINDS = _MAIN_STEP_KINDS + _SIDE_STEP_KINDS
 
-_ROLLOUT_SILENT = {"selector", "template", "workloadRef", "revisionHistoryLimit", "analysis"}
+_ROLLOUT_SILENT = {"selector", "template", "revisionHistoryLimit", "analysis"}
 _ROLLOUT_REASONS = {
+    "workloadRef": "the pods come from the referenced workload (its pod template and, with scaleDown, its own "
+                   "scaling), which rolloutlab does not read: the scenario's service gives the pods, the strategy "
+                   "is imported as written",
     "minReadySeconds": "pods count as available as soon as they are ready in rolloutlab; not modelled",
     "paused": "a manually paused Rollout is not modelled; use the `promote` command at a `pause: {}` step",
     "restartAt": "restarts are not part of a release; ignored",
@@ -76,6 +84,8 @@ _CANARY_REASONS = {
     "minPodsPerReplicaSet": "rolloutlab keeps no minimum pod count per version; not modelled",
     "scaleDownDelayRevisionLimit": "only two versions exist in rolloutlab; not modelled",
     "pingPong": "ping-pong Services are not modelled; the stable/canary roles are used instead",
+    "trafficManagement": "an early name of trafficRouting that Argo no longer reads: this canary runs without a "
+                         "traffic router (weights follow the pods)",
 }
 _BLUE_GREEN_SILENT = {"activeMetadata", "previewMetadata"}
 _BLUE_GREEN_REASONS = {
@@ -83,6 +93,16 @@ _BLUE_GREEN_REASONS = {
     "scaleDownDelayRevisionLimit": "only two versions exist in rolloutlab; not modelled",
     "maxUnavailable": "rolloutlab's blue-green keeps the active version at full size; not modelled",
 }
+_UNKNOWN_TO_ARGO = ("not a field of an Argo Rollout here: the API server drops it, so Argo never sees it "
+                    "(an early or misplaced name?); ignored")
+
+
+def _unknown_to_argo(r: ManifestReader, p: Path, known: set[str]) -> dict[str, str]:
+    """The reason for every key at ``p`` that Argo's own types do not have
+    (pkg/apis/rollouts/v1alpha1/types.go: RolloutSpec, RolloutStrategy)."""
+    return {key: _UNKNOWN_TO_ARGO for key in r.keys(p) if key not in known}
+
+
 def is_rollout(data: Any) -> bool:
     return isinstance(data, dict) and data.get("kind") == "Rollout" and str(data.get("apiVersion", "")).startswith(
         f"{API_GROUP}/")
@@ -104,13 +124,11 @@ class ArgoImporter(AnalysisTemplateImport):
             if not (isinstance(data, dict) and data.get("kind") in TEMPLATE_KINDS
                     and str(data.get("apiVersion", "")).startswith(f"{API_GROUP}/")):
                 continue
-            reader = ManifestReader(doc, warnings, label=str(data["kind"]))
+            reader = ManifestReader(doc, warnings, label=str(data["kind"]), main_file=self.file)
             name = reader.string(("metadata", "name"), required=True)
             key = (data["kind"], name)
-            if key in self.template_docs:
-                first = self.template_docs[key].start_line
-                raise reader.error(("metadata", "name"), f"{key[0]} {name!r} is defined twice (first on line {first})")
-            self.template_docs[key] = doc
+            if replaces(reader, self.template_docs.get(key), f"{key[0]} {name!r}"):
+                self.template_docs[key] = doc
 
     # ------------------------------------------------------------------ rollout
 
@@ -134,16 +152,24 @@ class ArgoImporter(AnalysisTemplateImport):
         abort = r.boolean(("spec", "progressDeadlineAbort"))
         if abort is not None:
             self._put(out, ("progressDeadlineAbort",), abort, ("spec", "progressDeadlineAbort"))
-        r.report_unmodelled(("spec",), {"replicas", "progressDeadlineSeconds", "progressDeadlineAbort", "strategy"},
-                            _ROLLOUT_SILENT, _ROLLOUT_REASONS)
+        handled = {"replicas", "progressDeadlineSeconds", "progressDeadlineAbort", "strategy"}
+        r.report_unmodelled(("spec",), handled, _ROLLOUT_SILENT, {
+            **_ROLLOUT_REASONS, **_unknown_to_argo(r, ("spec",), handled | _ROLLOUT_SILENT | set(_ROLLOUT_REASONS))})
 
         sp = ("spec", "strategy")
+        if not r.has(sp):
+            misplaced = [k for k in ("canary", "blueGreen") if r.has(("spec", k))]
+            if misplaced:  # Argo refuses it: "Rollout has missing field '.spec.strategy.canary or ...'"
+                raise r.error(("spec", misplaced[0]), f"belongs under spec.strategy ({misplaced[0]} directly under "
+                                                      "spec is not read by Argo, which refuses a Rollout without "
+                                                      "spec.strategy)")
         strategy = r.mapping(sp, required=True)
         chosen = [k for k in ("canary", "blueGreen") if k in strategy]
         if len(chosen) != 1:
             got = ", ".join(strategy) or "nothing"
-            raise r.error(sp, f"needs exactly one of canary, blueGreen; got {got}")
-        r.report_unmodelled(sp, set(chosen))
+            refused = " (Argo refuses it too: \"Multiple Strategies can not be listed\")" if len(chosen) > 1 else ""
+            raise r.error(sp, f"needs exactly one of canary, blueGreen; got {got}{refused}")
+        r.report_unmodelled(sp, set(chosen), (), _unknown_to_argo(r, sp, set(chosen)))
         self.origins.note(("strategy",), r, sp)
         if chosen[0] == "canary":
             choice = {"canary": self._canary((*sp, "canary"))}
@@ -163,6 +189,8 @@ class ArgoImporter(AnalysisTemplateImport):
     def _canary(self, p: Path) -> dict:
         r = self.r
         r.mapping(p, required=True)
+        for where in (p, (*p, "analysis"), ("spec", "analysis")):
+            reject_flagger_fields(r, where)
         op: Path = ("strategy", "canary")
         self.origins.note(op, r, p)
         c: dict[str, Any] = {}
@@ -254,27 +282,41 @@ class ArgoImporter(AnalysisTemplateImport):
         step = r.mapping(p, required=True)
         for kind in step:
             if kind not in _STEP_KINDS:
-                raise r.error((*p, kind), f"unknown step {kind!r}; a step takes one of {', '.join(_STEP_KINDS)}")
+                hint = ""
+                if kind == "duration" and "pause" in step and step["pause"] is None:
+                    hint = (" (duration belongs under pause: `pause: {duration: ...}`; as written the pause is empty "
+                            "and Argo refuses the step)")
+                raise r.error((*p, kind), f"unknown step {kind!r}; a step takes one of {', '.join(_STEP_KINDS)}{hint}")
         main = [k for k in step if k in _MAIN_STEP_KINDS]
         if not step or len(main) > 1:
             what = f"has {', '.join(step)}" if step else "is empty"
             raise r.error(p, f"a step takes exactly one of {', '.join(_MAIN_STEP_KINDS)} (with setCanaryScale, "
                              f"setHeaderRoute or setMirrorRoute beside it, as in Argo Rollouts); this one {what}")
         kinds = [k for k in _SIDE_STEP_KINDS if k in step] + main
-        if len(kinds) > 1:
-            # Argo applies the scale and the routes when it reaches the step, and the step
-            # ends as its setWeight/pause/analysis does (completedCurrentCanaryStep).
-            r.warn(p, f"Argo applies {', '.join(kinds)} in one step; imported as {len(kinds)} consecutive steps "
-                      "in that order (each waits for the canary's pods, as rolloutlab's steps do)")
+        groups = [kinds]
+        if "setHeaderRoute" in kinds and "setMirrorRoute" in kinds:
+            groups = [["setHeaderRoute"], [k for k in kinds if k != "setHeaderRoute"]]
+            r.warn((*p, "setHeaderRoute"), "rolloutlab changes one route per step: imported as a step of its own just "
+                                           "before the rest, so both routes are still set when the step is reached")
         out: list[dict] = []
-        for kind in kinds:
-            built = self._step_kind(kind, (*p, kind), (*op, index + len(out), kind))
-            if built is None:
-                if kind == "analysis":
+        for group in groups:
+            built: dict[str, Any] = {}
+            for kind in group:
+                value = self._step_kind(kind, (*p, kind), (*op, index + len(out), kind))
+                if value is not None:
+                    built[kind] = value
+                elif kind == "analysis":
                     r.warn(p, "analysis step dropped: none of its metrics can be judged by rolloutlab")
+            if not built:
                 continue
-            self.origins.note((*op, index + len(out)), r, p if len(kinds) == 1 else (*p, kind))
-            out.append({kind: built})
+            if "setCanaryScale" in built and "analysis" in built:
+                r.warn((*p, "analysis"), "Argo ends a step holding setCanaryScale once the canary has its pods, "
+                                         "before it looks at the step's analysis (rollout/canary.go, "
+                                         "completedCurrentCanaryStep), so this analysis never holds or aborts the "
+                                         "rollout; imported as Argo runs it (make the analysis a step of its own to "
+                                         "wait for its verdict)")
+            self.origins.note((*op, index + len(out)), r, p)
+            out.append(built)
         return out
 
     def _step_kind(self, kind: str, sp: Path, op: Path) -> Any:
@@ -370,6 +412,8 @@ class ArgoImporter(AnalysisTemplateImport):
     def _blue_green(self, p: Path) -> dict:
         r = self.r
         r.mapping(p, required=True)
+        for where in (p, ("spec", "analysis")):
+            reject_flagger_fields(r, where)
         op: Path = ("strategy", "blueGreen")
         self.origins.note(op, r, p)
         bg: dict[str, Any] = {}
@@ -435,10 +479,20 @@ class ArgoImporter(AnalysisTemplateImport):
         for source, name, cluster in refs:
             kind = "ClusterAnalysisTemplate" if cluster else "AnalysisTemplate"
             doc = self.template_docs.get((kind, name))
+            other = "AnalysisTemplate" if cluster else "ClusterAnalysisTemplate"
+            if doc is None and (other, name) in self.template_docs:
+                # Argo looks the name up in the scope clusterScope says, and only there
+                # (the run cannot be created and the rollout stops with an error)
+                r.warn(source, f"Argo looks for a {kind} {name!r} here (clusterScope: {str(cluster).lower()}) and "
+                               f"none is given, only {'an' if other[0] == 'A' else 'a'} {other} of that name, so "
+                               "Argo could not start this "
+                               f"analysis; the {other} is used")
+                doc, kind = self.template_docs[(other, name)], other
             if doc is None:
                 known = ", ".join(f"{k} {n!r}" for k, n in sorted(self.template_docs)) or "none"
-                raise r.error(source, f"refers to {kind} {name!r}, which is not in this file (templates here: {known}); "
-                                      "put the templates in the same file, separated by ---")
+                raise r.error(source, f"refers to {kind} {name!r}, which is in none of the given documents (templates "
+                                      f"given: {known}); give the file that defines it too (several files or a "
+                                      "directory can be imported together)")
             ours = self._template(kind, name, doc, args, dry_run)
             if ours is None:
                 r.warn(source, f"{kind} {name!r} left out of this analysis: none of its metrics can be judged")

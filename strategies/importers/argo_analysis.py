@@ -18,6 +18,7 @@ from rolloutlab.strategies.importers.conditions import (
     SUCCESS_FRACTION,
     ConditionNotThreshold,
     Conversion,
+    ResultShape,
     parse_threshold,
 )
 from rolloutlab.strategies.importers.manifest import (
@@ -53,7 +54,7 @@ class AnalysisTemplateImport:
 
     def _template(self, kind: str, name: str, doc: YamlDocument, rollout_args: dict[str, str | None],
                   rollout_dry_run: list[str]) -> str | None:
-        tr = ManifestReader(doc, self.warnings, label=f"{kind}/{name}")
+        tr = ManifestReader(doc, self.warnings, label=f"{kind}/{name}", main_file=self.file)
         tr.mapping(("spec",), required=True)
         values: dict[str, str | None] = {}
         for j, _ in enumerate(tr.sequence(("spec", "args")) or []):
@@ -130,6 +131,7 @@ class AnalysisTemplateImport:
         kp = (*pp, kind)
         reading: QueryReading | None = None
         query_range: float | None = None
+        shape: ResultShape | None = None
         if kind == "kayenta":
             out["judge"] = {"mannWhitney": self._kayenta(tr, kp, name)}
             sources["judge"] = kp
@@ -140,6 +142,7 @@ class AnalysisTemplateImport:
                 tr.warn(kp, f"no single query to read; metric {name!r} left out")
                 raise _SkipMetric
             query, _ = substitute_args(query, args)
+            shape = _result_shape(kind, query)
             reading = read_query(query, name)
             if reading is None:
                 tr.warn((*kp, "query"), "cannot tell what this query measures (rolloutlab judges the error rate "
@@ -167,7 +170,7 @@ class AnalysisTemplateImport:
             conversion = _scale_conversion(tr, mp, reading, conditions)
             for key, text in conditions.items():
                 if text is not None:
-                    out[key] = self._condition(tr, (*mp, key), text, conversion, reading, name)
+                    out[key] = self._condition(tr, (*mp, key), text, conversion, reading, name, shape)
         else:
             for key, text in conditions.items():
                 if text is not None:
@@ -224,21 +227,21 @@ class AnalysisTemplateImport:
         return judge
 
     def _condition(self, tr: ManifestReader, p: Path, text: Any, conversion: Conversion, reading: QueryReading,
-                   name: str) -> str:
+                   name: str, shape: ResultShape | None = None) -> str:
+        """Our condition for an Argo expression (conditions.parse_threshold says how it is
+        read); every way Argo's own evaluation would differ is a warning."""
         if not isinstance(text, str):
             raise tr.error(p, f"must be an expression like 'result[0] >= 0.95', got {describe_type(text)}")
         try:
-            threshold = parse_threshold(text)
+            threshold = parse_threshold(text, shape)
         except ConditionNotThreshold as exc:
-            tr.warn(p, f"{text!r} is not a threshold rolloutlab can evaluate ({exc}); metric {name!r} left out")
+            tr.warn(p, f"{text.strip()!r} is not a threshold rolloutlab can evaluate ({exc}); metric {name!r} left out")
             raise _SkipMetric from None
-        if threshold.guards:
-            tr.warn(p, f"dropped {' and '.join(repr(g) for g in threshold.guards)}: in rolloutlab a window without "
-                       "data is a measurement error, counted against consecutiveErrorLimit")
-        if conversion is IDENTITY and not threshold.guards and _parses(text):
+        if conversion is IDENTITY and not threshold.notes and _parses(text):
             return text
-        converted = threshold.converted(conversion.value, conversion.flip)
-        rendered = converted.render()
+        rendered = threshold.converted(conversion.value, conversion.flip).render()
+        for note in threshold.notes:
+            tr.warn(p, f"{text.strip()!r} read as {threshold.render()!r}: {note}")
         if conversion is not IDENTITY:
             tr.warn(p, f"{text.strip()!r} on {reading.meaning} converted to {rendered!r} ({conversion.describe})")
         return rendered
@@ -333,6 +336,18 @@ def _scale_conversion(tr: ManifestReader, mp: Path, reading: QueryReading, condi
         tr.warn(mp, "its thresholds are above 1, so the query is read as a percentage")
         return percent
     return conversion
+
+
+def _result_shape(provider: str, query: str) -> ResultShape | None:
+    """What Argo's expression gets as ``result`` from this provider and query: Prometheus
+    hands it a list for an instant vector and a number for ``scalar(...)``
+    (metricproviders/prometheus, processResponse), Datadog one number or nil
+    (metricproviders/datadog); for the others rolloutlab does not say."""
+    if provider == "prometheus":
+        return ResultShape.SCALAR if query.strip().startswith("scalar(") else ResultShape.VECTOR
+    if provider == "datadog":
+        return ResultShape.SCALAR
+    return None
 
 
 def _describe_signal(reading: QueryReading) -> str:

@@ -60,7 +60,15 @@ from rolloutlab.strategies.importers.flagger_routes import (
     mirror_steps,
     route_steps_note,
 )
-from rolloutlab.strategies.importers.manifest import MISSING, ManifestReader, Origins, Path, validate_strategy
+from rolloutlab.strategies.importers.manifest import (
+    MISSING,
+    ManifestReader,
+    Origins,
+    Path,
+    replaces,
+    validate_strategy,
+)
+from rolloutlab.strategies.importers.mixed_vocabulary import reject_argo_fields
 from rolloutlab.strategies.importers.queries import QueryReading, make_reading, read_query
 from rolloutlab.strategies.spec import MAX_MEASUREMENTS, Signal, StrategySpec
 from rolloutlab.strategies.yaml_input import YamlDocument
@@ -127,12 +135,14 @@ class FlaggerImporter:
             if not (isinstance(data, dict) and data.get("kind") == "MetricTemplate"
                     and str(data.get("apiVersion", "")).startswith(f"{API_GROUP}/")):
                 continue
-            reader = ManifestReader(doc, warnings, label="MetricTemplate")
+            reader = ManifestReader(doc, warnings, label="MetricTemplate", main_file=self.file)
             name = reader.string(("metadata", "name"), required=True)
             namespace = reader.string(("metadata", "namespace"))
-            if name in self.metric_templates and self.metric_templates[name][1] == namespace:
-                raise reader.error(("metadata", "name"), f"MetricTemplate {name!r} is defined twice")
-            self.metric_templates.setdefault(name, (doc, namespace))
+            earlier = self.metric_templates.get(name)
+            if earlier is None:
+                self.metric_templates[name] = (doc, namespace)
+            elif earlier[1] == namespace and replaces(reader, earlier[0], f"MetricTemplate {name!r}"):
+                self.metric_templates[name] = (doc, namespace)
 
     def run(self) -> StrategySpec:
         r = self.r
@@ -162,6 +172,7 @@ class FlaggerImporter:
         if not r.has(ap) and r.has(("spec", "canaryAnalysis")):
             ap = ("spec", "canaryAnalysis")
             r.warn(ap, "the deprecated name of spec.analysis; read as spec.analysis")
+        reject_argo_fields(r, ap)
         r.mapping(ap, required=True)
         r.report_unmodelled(ap, _ANALYSIS_HANDLED, {"alerts"}, _ANALYSIS_REASONS)
         interval = r.duration((*ap, "interval"))
@@ -422,9 +433,10 @@ class FlaggerImporter:
             found = self.metric_templates.get(ref)
             if found is None or (namespace and found[1] and namespace != found[1]):
                 known = ", ".join(sorted(self.metric_templates)) or "none"
-                raise r.error((*tp, "name"), f"refers to MetricTemplate {ref!r}, which is not in this file "
-                                             f"(MetricTemplates here: {known}); put it in the same file, separated by ---")
-            tr = ManifestReader(found[0], self.warnings, label=f"MetricTemplate/{ref}")
+                raise r.error((*tp, "name"), f"refers to MetricTemplate {ref!r}, which is in none of the given "
+                                             f"documents (MetricTemplates given: {known}); give the file that defines "
+                                             "it too (several files or a directory can be imported together)")
+            tr = ManifestReader(found[0], self.warnings, label=f"MetricTemplate/{ref}", main_file=self.file)
             query = tr.string(("spec", "query"), required=True)
             provider = tr.at(("spec", "provider", "type"))
             reading = read_query(query, name)

@@ -50,12 +50,15 @@ class ManifestReader:
     """Typed access to one manifest document; every failure is an :class:`InputError`.
 
     ``label`` prefixes field paths of documents other than the one being imported
-    (``AnalysisTemplate/success-rate``), so a line number is never ambiguous.
+    (``AnalysisTemplate/success-rate``), so a line number is never ambiguous. ``main_file``
+    is the file of the document being imported: a warning about a document from another
+    file (an import of several files) names its file, ``line 12 of templates.yaml: ...``.
     """
 
     doc: YamlDocument
     warnings: list[str]
     label: str = ""
+    main_file: str | None = None
 
     # ------------------------------------------------------------------ where
 
@@ -83,8 +86,10 @@ class ManifestReader:
         return text or "(document)"
 
     def warn(self, path: Path, message: str) -> None:
-        """Record an approximation: ``line 23: spec.strategy...: message``."""
-        text = f"line {self.line(path)}: {self.where(path)}: {message}"
+        """Record an approximation: ``line 23: spec.strategy...: message`` (``line 23 of
+        other.yaml: ...`` for a document from another file than ``main_file``)."""
+        elsewhere = self.main_file is not None and self.doc.file != self.main_file
+        text = f"line {self.line(path)}{f' of {self.doc.file}' if elsewhere else ''}: {self.where(path)}: {message}"
         if text not in self.warnings:
             self.warnings.append(text)
 
@@ -199,6 +204,22 @@ class ManifestReader:
                 continue
             reason = reasons.get(key, "not modelled by rolloutlab; ignored")
             self.warn((*path, key), reason)
+
+
+def replaces(reader: ManifestReader, earlier: YamlDocument | None, what: str) -> bool:
+    """Whether the template read by ``reader`` is kept over an ``earlier`` one of the same
+    name: as with ``kubectl apply``, a later file's object replaces an earlier file's (with a
+    warning when they differ); twice in one file is a mistake."""
+    if earlier is None:
+        return True
+    here = reader.doc
+    if earlier.file == here.file:
+        raise reader.error(("metadata", "name"), f"{what} is defined twice (first on line {earlier.start_line})")
+    if earlier.data == here.data:
+        return False
+    reader.warn(("metadata", "name"), f"{what} is also defined at {earlier.file}:{earlier.start_line}; as kubectl "
+                                      "apply would, the later one (this one) is used")
+    return True
 
 
 def as_integer(value: Any, *, text_ok: bool = False) -> int | None:

@@ -11,11 +11,13 @@ warnings go to ("line N: field.path: what was not modelled").
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from rolloutlab.strategies.importers import azure, codedeploy, kayenta
 from rolloutlab.strategies.importers.argo import ArgoImporter, is_rollout
 from rolloutlab.strategies.importers.flagger import FlaggerImporter, is_canary
+from rolloutlab.strategies.importers.spinnaker import import_pipeline, is_pipeline
 from rolloutlab.strategies.spec import StrategySpec
 from rolloutlab.strategies.yaml_input import YamlDocument
 
@@ -28,6 +30,9 @@ class Source:
     describes: str  # for "no ... found" errors, e.g. "an Argo Rollout (argoproj.io/v1alpha1)"
     detects: Callable[[Any], bool]  # is this document's data the source's main object?
     imports: Importer
+    # a companion is imported alone only: given beside another source's main object (a Kayenta
+    # config beside the Spinnaker pipeline that names it), it is that importer's to read
+    companion: bool = False
 
 
 def _argo(main: YamlDocument, documents: list[YamlDocument], warnings: list[str]) -> StrategySpec:
@@ -41,8 +46,9 @@ def _flagger(main: YamlDocument, documents: list[YamlDocument], warnings: list[s
 SOURCES: list[Source] = [
     Source("argo-rollout", "an Argo Rollout (argoproj.io/v1alpha1)", is_rollout, _argo),
     Source("flagger-canary", "a Flagger Canary (flagger.app/v1beta1)", is_canary, _flagger),
-    # spinnaker-pipeline (entry added by the Spinnaker importer)
-    # kayenta-config (entry added by the Kayenta importer)
-    # codedeploy (entries added by the CodeDeploy importer)
-    # azure (entries added by the Azure importer)
+    Source("spinnaker-pipeline", "a Spinnaker pipeline (JSON with stages that have type and refId)", is_pipeline,
+           import_pipeline),
+    *(replace(source, companion=True) for source in kayenta.source_entries(Source)),
+    *codedeploy.source_entries(Source),
+    *azure.source_entries(Source),
 ]
