@@ -148,3 +148,25 @@ def test_a_scenario_without_regions_still_runs_every_strategy(tmp_path) -> None:
     result = CliRunner().invoke(cli.app, ["compare", str(scenario), "--runs", "2", "--executor", "serial",
                                           "--no-report", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
+
+
+def test_an_imported_spinnaker_pipeline_with_regional_waves_runs_in_compare(tmp_path) -> None:
+    """A pipeline whose parallel regional deploys import to waves runs on a scenario with
+    those regions, one row per run across them."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from rolloutlab import cli
+
+    pipeline = Path(__file__).resolve().parent / "fixtures" / "spinnaker" / "aws-multi-region-waves.json"
+    scenario = tmp_path / "aws.yaml"
+    scenario.write_text("name: aws\nduration: 60m\nservices: [{name: web, replicas: 12}]\nregions:\n"
+                        "  - {name: us-east-1, traffic_share: 0.5}\n  - {name: us-west-2, traffic_share: 0.3}\n"
+                        "  - {name: eu-west-1, traffic_share: 0.2}\ntraffic: {rps: 200, users: 2000}\n")
+    result = CliRunner().invoke(cli.app, ["compare", str(scenario), "--strategies", str(pipeline), "--runs", "4",
+                                          "--executor", "serial", "--no-report", "--out", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(tmp_path / "results.csv")
+    assert table["regions_reached"].between(1, 3).all() and (table["regions_reached"] == 3).any()
+    assert json.loads(result.stdout)["strategies"][0]["runs"] == 4

@@ -138,13 +138,16 @@ def _entry_error(doc: YamlDocument, where: tuple, message: str) -> InputError:
 
 
 def load_strategy_arg(name_or_path: str, *, note: Say | None = None, warn: Say | None = None) -> StrategySpec:
-    """A strategy by bundled name or file; an Argo Rollout or Flagger Canary manifest is
-    imported on the fly (``note`` hears that it was, ``warn`` each import warning)."""
+    """A strategy by bundled name or file; a config of a system ``rolloutlab import`` reads
+    (an Argo Rollout, a Flagger Canary, a Spinnaker pipeline, a CodeDeploy deployment
+    group, ...) is imported on the fly (``note`` hears that it was, ``warn`` each import
+    warning)."""
     from rolloutlab.strategies.importers import import_manifest
+    from rolloutlab.strategies.importers.sources import SOURCES
 
     path = resolve_strategy_path(name_or_path)
     docs = parse_yaml_file(path)
-    if any(isinstance(d.data, dict) and d.data.get("kind") in ("Rollout", "Canary") for d in docs):
+    if any(source.detects(d.data) for d in docs for source in SOURCES):
         result = import_manifest(path)
         if note is not None:
             note(f"imported {path} ({result.source})")
