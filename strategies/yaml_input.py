@@ -275,6 +275,10 @@ def parse_yaml_documents(text: str, file: str) -> list[YamlDocument]:
     """
     documents: list[YamlDocument] = []
     loader: _Loader | None = None
+    if "\t" in text and text.lstrip().startswith(("{", "[")):
+        # JSON (a YAML subset) may be indented with tabs, which YAML refuses; a JSON string
+        # cannot hold a raw tab, so every tab here is layout and a space keeps every line
+        text = text.replace("\t", " ")
     try:
         loader = _Loader(text)
         while loader.check_node():

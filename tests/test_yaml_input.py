@@ -536,3 +536,12 @@ def test_fuzz_arbitrary_text_raises_only_input_error(text):
 def test_fuzz_mutated_spec_raises_only_input_error(text):
     """Damaging a valid file line by line only ever yields InputError."""
     _parse_and_validate(text)
+
+
+def test_json_indented_with_tabs_parses_with_its_lines() -> None:
+    """Deck's and many editors' JSON is tab-indented: YAML refuses tabs, JSON allows them."""
+    from rolloutlab.strategies.yaml_input import parse_yaml_documents
+
+    doc = parse_yaml_documents('{\n\t"name": "p",\n\t"stages": [\n\t\t{"refId": "1"}\n\t]\n}\n', "p.json")[0]
+    assert doc.data == {"name": "p", "stages": [{"refId": "1"}]}
+    assert doc.line_of(("stages", 0, "refId")) == 4
