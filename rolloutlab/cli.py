@@ -78,14 +78,20 @@ def _bad_input(error: Exception) -> None:
 
 @app.command("import")
 def import_command(
-    file: Annotated[Path, typer.Argument(help="An Argo Rollouts Rollout (with its AnalysisTemplates) or a Flagger Canary.")],
+    files: Annotated[list[Path], typer.Argument(help="Manifest files or directories, read together as kubectl apply -f "
+                                                     "reads them (a directory: its .yaml/.yml/.json files): one Argo "
+                                                     "Rollout with its (Cluster)AnalysisTemplates, or one Flagger "
+                                                     "Canary with its MetricTemplates, in any of them.")],
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Write the strategy here instead of stdout.")] = None,
 ) -> None:
-    """Convert an Argo Rollouts Rollout or a Flagger Canary into a rolloutlab strategy."""
+    """Convert an Argo Rollouts Rollout or a Flagger Canary into a rolloutlab strategy.
+
+    Templates may live in other files: `rolloutlab import rollout.yaml analysis-templates.yaml`
+    or `rolloutlab import manifests/`."""
     from rolloutlab.strategies.importers import dump_strategy_yaml, import_manifest
 
     try:
-        result = import_manifest(file)
+        result = import_manifest(files)
     except InputError as error:
         _bad_input(error)
     text = dump_strategy_yaml(result.spec, result.warnings)
@@ -333,28 +339,31 @@ def live(
     scenario: Annotated[str, typer.Argument(help="A scenario file or bundled name.")],
     strategy: Annotated[str, typer.Option("--strategy", "-s", help="A strategy file, bundled name, or Argo/Flagger manifest.")],
     backend: Annotated[str, typer.Option(help="local (processes behind HAProxy) or kube (a cluster, e.g. kind).")] = "local",
-    context: Annotated[Optional[str], typer.Option(help="kube: the kubeconfig context (default: the current one).")] = None,
+    context: Annotated[Optional[str], typer.Option(help="kube: the kubeconfig context (default: the current one). A scenario with regions takes one per region instead: see --region-context.")] = None,
+    region_context: Annotated[Optional[list[str]], typer.Option("--region-context", help="kube, a scenario with regions (or a strategy with waves): REGION=CONTEXT, the kubeconfig context (cluster) of one region (repeatable). A region without one uses the context named like the region.")] = None,
     namespace: Annotated[str, typer.Option(help="kube: the namespace of the demo app.")] = "default",
-    node_port: Annotated[int, typer.Option(min=30000, max=32767, help="kube: NodePort of the entry Service (preview: +1); live/kind-config.yaml maps 30080-30081.")] = 30080,
+    node_port: Annotated[int, typer.Option(min=30000, max=32767, help="kube: NodePort of the entry Service (preview: +1); live/kind-config.yaml maps 30080-30081. With regions, region k (in the scenario's order) uses NODE_PORT+2k.")] = 30080,
     url: Annotated[Optional[str], typer.Option(help="kube: where users reach the app (default http://127.0.0.1:NODE_PORT/).")] = None,
     time_scale: Annotated[float, typer.Option(min=1.0, help="Scenario seconds per wall second (timers and pod start times are divided by it; recorded in the results).")] = 10.0,
     release: Annotated[str, typer.Option(help="bad (the scenario's first defect), good, or drawn (as the simulator draws run 0 of the seed).")] = "bad",
     seed: Annotated[int, typer.Option(min=0, max=2**63 - 1, help="Seed of the load generator and the demo service's draws.")] = 1,
-    max_rps: Annotated[float, typer.Option(min=1.0, help="Cap on the requests per second sent (the scenario's rate, scaled down together with preview traffic).")] = 100.0,
-    replicas: Annotated[Optional[int], typer.Option(min=1, help="Pods per version (default: the scenario's).")] = None,
+    max_rps: Annotated[float, typer.Option(min=1.0, help="Cap on the requests per second sent (the scenario's rate, scaled down together with preview traffic; with regions, all regions together, each its traffic share).")] = 100.0,
+    replicas: Annotated[Optional[int], typer.Option(min=1, help="Pods per version (default: the scenario's; with regions, in every region, default each region's).")] = None,
     max_minutes: Annotated[float, typer.Option(min=0.1, help="Wall-clock bound of the run.")] = 20.0,
-    rollback: Annotated[bool, typer.Option("--rollback", help="Roll back the rollout an interrupted run left behind instead of resuming it.")] = False,
+    rollback: Annotated[bool, typer.Option("--rollback", help="Roll back the rollout an interrupted run left behind instead of resuming it (with regions: every region out so far).")] = False,
     metrics: Annotated[str, typer.Option(help="Analysis data: loadgen (per-version answers the load generator saw) or scrape (kube: the pods' /metrics through the API server, no Prometheus).")] = "loadgen",
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for results.csv, timelines.json and the report.")] = Path("out-live"),
     report: ReportOption = True,
 ) -> None:
-    """Run a scenario's rollout for real (real pods, real traffic, injected faults) with the same controller as the simulator."""
+    """Run a scenario's rollout for real (real pods, real traffic, injected faults) with the same controller as the simulator.
+
+    A scenario with regions (or a strategy with waves) rolls out region by region: on the local backend each region gets its own HAProxy and pods; on kube each region is a kubeconfig context (a cluster): the context named like the region, or the one --region-context REGION=CONTEXT gives."""
     from rolloutlab.workflows.live import LiveSettings, run_live_command
 
     settings = LiveSettings(backend=backend, context=context, namespace=namespace, node_port=node_port, url=url,
                             time_scale=time_scale, release=release, seed=seed, max_rps=max_rps, replicas=replicas,
                             max_minutes=max_minutes, rollback=rollback, metrics=metrics, out_dir=out_dir,
-                            report=report)
+                            report=report, region_contexts=tuple(region_context or ()))
     settings.check()  # bad options before the files are read
     raise typer.Exit(run_live_command(_load_scenario_arg(scenario), _load_strategy_or_manifest(strategy), settings,
                                       out=out, err=err, where=scenario))

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A Kubernetes cluster of Debian parts on this machine, for the live Kubernetes backend's
+# Kubernetes clusters of Debian parts on this machine, for the live Kubernetes backend's
 # tests and for `rolloutlab live|validate --backend kube` where kind cannot run:
 #
 #   control plane  etcd (Debian etcd-server), kube-apiserver, kube-controller-manager,
@@ -8,7 +8,7 @@
 #   nodes          NODES (default 2) kubelets, each with its own containerd (Debian, runc v2
 #                  shim, cgroupfs driver: cgroup v1 hybrid here, which crun refuses) and its
 #                  own CNI bridge (Debian containernetworking-plugins); one kube-proxy
-#                  (iptables mode) for the host, NodePorts on 127.0.0.0/8 only
+#                  (iptables mode) per cluster, NodePorts on 127.0.0.0/8 only
 #   images         the pause and demo images from scripts/kube-images.sh, imported into
 #                  every node's containerd (no registry is reachable)
 #
@@ -16,31 +16,75 @@
 #   scripts/kube-cluster.sh down    # stops everything, then checks nothing is left behind
 #   scripts/kube-cluster.sh status  # exit 0 when the cluster answers and every node is Ready
 #   scripts/kube-cluster.sh env     # prints the env file (KUBECONFIG=..., API_URL=..., ...)
+#   scripts/kube-cluster.sh settings                 # the cluster's addresses, ports and names
+#   scripts/kube-cluster.sh up --cluster 2           # another cluster beside it (a "region")
+#   scripts/kube-cluster.sh down --all               # every cluster this script started
+#   scripts/kube-cluster.sh kubeconfig --clusters 1,2 --contexts us-east,eu-west [-o FILE]
+#                                   # one kubeconfig, a context per cluster, named by region
 #
-# Every address it uses is this machine's own: the API server and NodePorts on 127.0.0.1,
-# node addresses added to `lo` (10.243.0.N/32), pod addresses on the bridges it creates.
-# Everything lives under $ROLLOUTLAB_KUBE_DIR (default /tmp/rolloutlab-kube); the sysctls it
-# changes are recorded there and put back by `down`.
+# Several clusters run side by side (--cluster N or ROLLOUTLAB_KUBE_CLUSTER=N, 1 <= N <= 9;
+# 1 is the default). Cluster 1 lives in the machine's own network namespace: its API
+# server and NodePorts on 127.0.0.1, node addresses added to `lo` (10.243.0.N/32), pod
+# addresses on the bridges it creates. Cluster N >= 2 runs whole (control plane, containerd,
+# kubelets, kube-proxy) in a network namespace of its own, joined to the host by a veth
+# pair, because kube-proxy's iptables mode owns the KUBE-* chains of the namespace it runs
+# in: two of them in one namespace delete each other's Service chains on every sync. The
+# host reaches cluster N at 127.0.0.N (API server and NodePorts alike), which one DNAT rule
+# sends into its namespace. Each cluster lives under its own folder ($ROLLOUTLAB_KUBE_DIR,
+# default /tmp/rolloutlab-kube, with "-N" appended for N >= 2); the machine-wide sysctls the
+# clusters change are recorded once in $HOST_STATE and put back by the `down` of the last
+# cluster that needs them.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
-DIR="${ROLLOUTLAB_KUBE_DIR:-/tmp/rolloutlab-kube}"
+BASE_DIR="${ROLLOUTLAB_KUBE_DIR:-/tmp/rolloutlab-kube}"
 NODES="${ROLLOUTLAB_KUBE_NODES:-2}"
-API_PORT="${ROLLOUTLAB_KUBE_API_PORT:-16443}"
-ETCD_PORT="${ROLLOUTLAB_KUBE_ETCD_PORT:-16379}"
-SERVICE_CIDR=10.96.0.0/16
-NODE_NET=10.243.0         # node N has 10.243.0.N/32 on lo
-POD_NET=10.244            # node N's pods: 10.244.N.0/24 on bridge rlk-cniN
+BASE_API_PORT="${ROLLOUTLAB_KUBE_API_PORT:-16443}"
+BASE_ETCD_PORT="${ROLLOUTLAB_KUBE_ETCD_PORT:-16379}"
+MAX_CLUSTERS=9
 TOKEN=rolloutlab-test-token  # the admin's bearer token (also a client certificate in the kubeconfig)
 CNI_BIN=/usr/lib/cni
 SYSCTLS="net.ipv4.ip_forward=1 net.bridge.bridge-nf-call-iptables=1 net.ipv4.conf.all.route_localnet=1"
 
 # The kubelet sets these itself (protectKernelDefaults: false); recorded so `down` restores them.
+# They are kernel-wide, whichever network namespace the kubelet runs in.
 KUBELET_SYSCTLS="vm.overcommit_memory kernel.panic kernel.panic_on_oops vm.panic_on_oom"
+
+# What the clusters of this machine share: the sysctl values found before the first change,
+# and which cluster still needs which of them (one file per cluster).
+HOST_STATE=/run/rolloutlab-kube
+HOST_LOCK=/run/lock/rolloutlab-kube.lock
+
+select_cluster() {
+    # select_cluster N: everything that tells cluster N from the others on this machine.
+    # Cluster 1 keeps the values this script has always used.
+    CLUSTER="$1"
+    local i=$(( $1 - 1 ))
+    DIR="$BASE_DIR"; [ "$CLUSTER" = 1 ] || DIR="$BASE_DIR-$CLUSTER"
+    API_PORT=$(( BASE_API_PORT + 10 * i ))
+    ETCD_PORT=$(( BASE_ETCD_PORT + 10 * i ))
+    SERVICE_CIDR="10.$(( 96 + i )).0.0/16"
+    SERVICE_IP="10.$(( 96 + i )).0.1"   # the `kubernetes` Service's ClusterIP
+    NODE_NET="10.243.$i"                # node N has $NODE_NET.N/32 on lo
+    POD_NET="10.$(( 244 + i ))"         # node N's pods: $POD_NET.N.0/24 on bridge ${LINK_PREFIX}-cniN
+    PORT_OFFSET=$(( 1000 * i ))         # kubelet and kube-proxy ports
+    HOST_ADDR="127.0.0.$CLUSTER"        # where the host reaches its API server and NodePorts
+    if [ "$CLUSTER" = 1 ]; then
+        NAME_PREFIX=rolloutlab; LINK_PREFIX=rlk; NETNS=""; API_BIND=127.0.0.1; NS_EXEC=()
+    else
+        NAME_PREFIX="rolloutlab-c$CLUSTER"; LINK_PREFIX="rlk$CLUSTER"; NETNS="rolloutlab-kube-$CLUSTER"
+        VETH_HOST="$LINK_PREFIX-host"; VETH_NS="$LINK_PREFIX-ns"
+        TRANSIT_HOST="10.242.$CLUSTER.1"; TRANSIT_NS="10.242.$CLUSTER.2"  # the veth pair's /30
+        API_BIND="$TRANSIT_NS"
+        NS_EXEC=(nsenter "--net=/run/netns/$NETNS" --)
+    fi
+}
 
 say() { echo "kube-cluster: $*" >&2; }
 die() { say "$*"; exit 1; }
-node_name() { echo "rolloutlab-node-$1"; }
+node_name() { echo "$NAME_PREFIX-node-$1"; }
+# Runs a command where the cluster's processes run (its network namespace, if it has one).
+in_ns() { "${NS_EXEC[@]}" "$@"; }
 
 # --------------------------------------------------------------------------- preflight
 
@@ -65,12 +109,23 @@ preflight() {
     done
     grep -qw overlay /proc/filesystems || die "the kernel has no overlay filesystem (containerd's snapshotter needs it)"
     [ -d /proc/sys/net/bridge ] || die "bridge netfilter (br_netfilter) is not loaded: Services cannot reach pods on a bridge"
-    ip link add rlk-probe type bridge 2>/dev/null || die "cannot create a bridge interface (no CAP_NET_ADMIN or no bridge support)"
-    ip link del rlk-probe
-    ip netns add rlk-probe 2>/dev/null || die "cannot create a network namespace"
-    ip netns del rlk-probe
+    # Probes named after the cluster: two clusters may start at the same time.
+    ip link add "$LINK_PREFIX-probe" type bridge 2>/dev/null || die "cannot create a bridge interface (no CAP_NET_ADMIN or no bridge support)"
+    ip link del "$LINK_PREFIX-probe"
+    ip netns add "$LINK_PREFIX-probe" 2>/dev/null || die "cannot create a network namespace"
+    ip netns del "$LINK_PREFIX-probe"
     iptables -t nat -S >/dev/null 2>&1 || die "iptables' nat table is not usable (kube-proxy needs it)"
     [ -e /dev/kmsg ] || die "/dev/kmsg is missing (the kubelet's OOM watcher reads it)"
+    command -v flock >/dev/null 2>&1 || die "missing 'flock' (Debian: util-linux)"
+    if [ -n "$NETNS" ]; then
+        command -v nsenter >/dev/null 2>&1 || die "missing 'nsenter' (Debian: util-linux)"
+        # The DNAT rule sends all of $HOST_ADDR's TCP into the cluster: a listener of the
+        # machine's own there would be cut off.
+        local listeners; listeners="$(ss -Htln 2>/dev/null || true)"
+        if grep -qF " $HOST_ADDR:" <<< "$listeners"; then
+            die "something on this machine listens on $HOST_ADDR, which cluster $CLUSTER would take: $(grep -F " $HOST_ADDR:" <<< "$listeners" | head -1)"
+        fi
+    fi
 }
 
 # --------------------------------------------------------------------------- processes
@@ -79,11 +134,12 @@ pidfile() { echo "$DIR/run/$1.pid"; }
 running() { local p; p="$(cat "$(pidfile "$1")" 2>/dev/null)" && [ -n "$p" ] && kill -0 "$p" 2>/dev/null; }
 
 spawn() {
-    # spawn NAME ARGV...: in its own session (so `down` can end its children too), log and
-    # pid file under $DIR.
+    # spawn NAME ARGV...: in its own session (so `down` can end its children too) and the
+    # cluster's network namespace, log and pid file under $DIR. (nsenter execs the command:
+    # the pid is the process's own.)
     local name="$1"; shift
     running "$name" && return 0
-    setsid "$@" >"$DIR/logs/$name.log" 2>&1 < /dev/null &
+    setsid "${NS_EXEC[@]}" "$@" >"$DIR/logs/$name.log" 2>&1 < /dev/null &
     echo $! > "$(pidfile "$name")"
 }
 
@@ -116,7 +172,7 @@ wait_for() {
     done
 }
 
-api() { curl -sf --cacert "$DIR/pki/ca.crt" -H "Authorization: Bearer $TOKEN" "https://127.0.0.1:$API_PORT$1" "${@:2}"; }
+api() { curl -sf --cacert "$DIR/pki/ca.crt" -H "Authorization: Bearer $TOKEN" "https://$HOST_ADDR:$API_PORT$1" "${@:2}"; }
 
 write_config() {
     # write_config FILE < content: replaced only when the content changed (kube-proxy exits
@@ -143,26 +199,30 @@ cert() {
 }
 
 kubeconfig() {
-    # kubeconfig FILE CERT_NAME: a kubeconfig with a client certificate.
+    # kubeconfig FILE CERT_NAME [ADDRESS]: a kubeconfig with a client certificate, for the API
+    # server at ADDRESS (default: the address the cluster's own components use).
+    local name=rolloutlab; [ "$CLUSTER" = 1 ] || name="rolloutlab-$CLUSTER"
     cat > "$1" <<EOF
 apiVersion: v1
 kind: Config
-clusters: [{name: rolloutlab, cluster: {server: "https://127.0.0.1:$API_PORT", certificate-authority: "$DIR/pki/ca.crt"}}]
+clusters: [{name: $name, cluster: {server: "https://${3:-$API_BIND}:$API_PORT", certificate-authority: "$DIR/pki/ca.crt"}}]
 users: [{name: $2, user: {client-certificate: "$DIR/pki/$2.crt", client-key: "$DIR/pki/$2.key"}}]
-contexts: [{name: rolloutlab, context: {cluster: rolloutlab, user: $2}}]
-current-context: rolloutlab
+contexts: [{name: $name, context: {cluster: $name, user: $2}}]
+current-context: $name
 EOF
 }
 
 pki() {
     mkdir -p "$DIR/pki"
+    local ca_name=rolloutlab-kube-ca extra_ips=""
+    [ "$CLUSTER" = 1 ] || { ca_name="rolloutlab-kube-$CLUSTER-ca"; extra_ips="IP:$HOST_ADDR,IP:$API_BIND,"; }
     if [ ! -s "$DIR/pki/ca.crt" ]; then
         openssl req -x509 -newkey rsa:2048 -nodes -keyout "$DIR/pki/ca.key" -out "$DIR/pki/ca.crt" \
-            -days 365 -subj "/CN=rolloutlab-kube-ca" 2>/dev/null
+            -days 365 -subj "/CN=$ca_name" 2>/dev/null
     fi
     [ -s "$DIR/pki/sa.key" ] || openssl genrsa -out "$DIR/pki/sa.key" 2048 2>/dev/null
     cert apiserver "/CN=kube-apiserver" \
-        "IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc"
+        "IP:127.0.0.1,${extra_ips}IP:$SERVICE_IP,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc"
     cert apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client"
     cert admin "/O=system:masters/CN=rolloutlab-admin"
     # With one credential for all its controllers (no per-controller service accounts), the
@@ -175,7 +235,7 @@ pki() {
         cert "node-$n" "/O=system:nodes/CN=system:node:$(node_name "$n")" "IP:$NODE_NET.$n,DNS:$(node_name "$n")"
     done
     echo "$TOKEN,rolloutlab-admin,rolloutlab-admin,system:masters" > "$DIR/pki/tokens.csv"
-    kubeconfig "$DIR/kubeconfig" admin
+    kubeconfig "$DIR/kubeconfig" admin "$HOST_ADDR"   # the host's way in
     kubeconfig "$DIR/controller-manager.kubeconfig" controller-manager
     kubeconfig "$DIR/scheduler.kubeconfig" scheduler
     kubeconfig "$DIR/kube-proxy.kubeconfig" kube-proxy
@@ -184,40 +244,145 @@ pki() {
 
 # --------------------------------------------------------------------------- host settings
 
-set_sysctls() {
-    # Record each value before the first change, so `down` puts the machine back.
-    local kv key value path
-    for kv in $SYSCTLS; do
-        key="${kv%%=*}"; value="${kv#*=}"; path="/proc/sys/${key//.//}"
-        [ -e "$path" ] || die "sysctl $key is missing"
-        grep -q "^$key=" "$DIR/sysctl.saved" 2>/dev/null || echo "$key=$(cat "$path")" >> "$DIR/sysctl.saved"
-        echo "$value" > "$path" || die "cannot set sysctl $key (read-only /proc/sys?)"
-    done
-    for key in $KUBELET_SYSCTLS; do
+host_locked() {
+    # host_locked COMMAND...: with the machine-wide lock held (a bounded wait), so clusters
+    # going up or down at the same time keep one consistent record.
+    ( flock -w 60 9 || die "waited 60s for the lock $HOST_LOCK"; "$@" ) 9>"$HOST_LOCK"
+}
+
+holder_file() { echo "$HOST_STATE/holders/$(tr / _ <<< "$DIR")"; }
+
+claim_sysctls() {
+    # Records each value this cluster or its kubelets will change (unless another cluster
+    # already did: then the record holds the value found before any of them) and which keys
+    # this cluster needs. A cluster in its own network namespace sets the network ones there.
+    local keys="" kv key path
+    [ -n "$NETNS" ] || for kv in $SYSCTLS; do keys="$keys ${kv%%=*}"; done
+    keys="$keys $KUBELET_SYSCTLS"
+    mkdir -p "$HOST_STATE/holders"
+    for key in $keys; do
         path="/proc/sys/${key//.//}"
         [ -e "$path" ] || continue
-        grep -q "^$key=" "$DIR/sysctl.saved" 2>/dev/null || echo "$key=$(cat "$path")" >> "$DIR/sysctl.saved"
+        grep -q "^$key=" "$HOST_STATE/sysctl.saved" 2>/dev/null || echo "$key=$(cat "$path")" >> "$HOST_STATE/sysctl.saved"
+    done
+    printf '%s\n%s\n' "$DIR" "$keys" > "$(holder_file)"
+}
+
+release_sysctls() {
+    # Puts back every recorded value no cluster still up needs; the last cluster down puts
+    # back all of them and removes the record.
+    local kv key holder needed=" "
+    if [ -f "$DIR/sysctl.saved" ]; then
+        # A cluster started by an older version of this script kept its record here; it is
+        # older than (and wins over) any record made since.
+        mkdir -p "$HOST_STATE/holders"
+        touch "$HOST_STATE/sysctl.saved"
+        awk -F= 'NR == FNR {print; older[$1]; next} !($1 in older)' \
+            "$DIR/sysctl.saved" "$HOST_STATE/sysctl.saved" > "$DIR/sysctl.merged"
+        mv "$DIR/sysctl.merged" "$HOST_STATE/sysctl.saved"
+        rm -f "$DIR/sysctl.saved"
+    fi
+    [ -d "$HOST_STATE" ] || return 0
+    rm -f "$(holder_file)"
+    for holder in "$HOST_STATE"/holders/*; do
+        [ -f "$holder" ] || continue
+        # A cluster whose folder is gone was killed, never taken down: it needs nothing.
+        if [ -d "$(head -1 "$holder")" ]; then needed="$needed$(tail -n +2 "$holder" | tr '\n' ' ') "; else rm -f "$holder"; fi
+    done
+    if [ -f "$HOST_STATE/sysctl.saved" ]; then
+        : > "$HOST_STATE/sysctl.kept"
+        while IFS= read -r kv; do
+            key="${kv%%=*}"
+            if [[ "$needed" == *" $key "* ]]; then
+                echo "$kv" >> "$HOST_STATE/sysctl.kept"
+            else
+                echo "${kv#*=}" > "/proc/sys/${key//.//}" || say "could not restore $key"
+            fi
+        done < "$HOST_STATE/sysctl.saved"
+        mv "$HOST_STATE/sysctl.kept" "$HOST_STATE/sysctl.saved"
+        [ -s "$HOST_STATE/sysctl.saved" ] || rm -f "$HOST_STATE/sysctl.saved"
+    fi
+    rmdir "$HOST_STATE/holders" "$HOST_STATE" 2>/dev/null || true
+}
+
+set_sysctls() {
+    # Recorded before the first change, so `down` puts the machine back.
+    local kv key path
+    for kv in $SYSCTLS; do
+        key="${kv%%=*}"; path="/proc/sys/${key//.//}"
+        [ -e "$path" ] || die "sysctl $key is missing"
+    done
+    host_locked claim_sysctls
+    for kv in $SYSCTLS; do
+        key="${kv%%=*}"; path="/proc/sys/${key//.//}"
+        # In a network namespace these are the namespace's own (and go with it).
+        in_ns sh -c "echo ${kv#*=} > $path" || die "cannot set sysctl $key (read-only /proc/sys?)"
     done
 }
 
-restore_sysctls() {
-    local kv key
-    [ -f "$DIR/sysctl.saved" ] || return 0
-    while IFS= read -r kv; do
-        key="${kv%%=*}"
-        echo "${kv#*=}" > "/proc/sys/${key//.//}" || say "could not restore $key"
-    done < "$DIR/sysctl.saved"
-    rm -f "$DIR/sysctl.saved"
+host_nat() {
+    # host_nat -A|-D: the two rules that make $HOST_ADDR the cluster's address on the host:
+    # every TCP connection to it goes to the cluster's end of the veth pair, from the host's
+    # end (a packet from 127.0.0.0/8 is not accepted off `lo` otherwise).
+    local tag="rolloutlab-kube cluster $CLUSTER"
+    local dnat=(OUTPUT -d "$HOST_ADDR/32" -p tcp -m comment --comment "$tag" -j DNAT --to-destination "$TRANSIT_NS")
+    local snat=(POSTROUTING -o "$VETH_HOST" -m comment --comment "$tag" -j SNAT --to-source "$TRANSIT_HOST")
+    if [ "$1" = -A ]; then
+        iptables -t nat -C "${dnat[@]}" 2>/dev/null || iptables -t nat -A "${dnat[@]}"
+        iptables -t nat -C "${snat[@]}" 2>/dev/null || iptables -t nat -A "${snat[@]}"
+    else
+        while iptables -t nat -D "${dnat[@]}" 2>/dev/null; do :; done
+        while iptables -t nat -D "${snat[@]}" 2>/dev/null; do :; done
+    fi
 }
 
-node_addresses() {
+network() {
+    # Cluster 1: node addresses on the machine's `lo`. Cluster N: its network namespace (a
+    # `lo` with the node addresses, and the veth pair to the host) and the host's NAT rules.
     local n
+    if [ -n "$NETNS" ]; then
+        [ -e "/run/netns/$NETNS" ] || ip netns add "$NETNS" || die "cannot create network namespace $NETNS"
+        ip -n "$NETNS" link set lo up
+        if ! ip link show "$VETH_HOST" >/dev/null 2>&1; then
+            ip link add "$VETH_HOST" type veth peer name "$VETH_NS" netns "$NETNS"
+            ip addr add "$TRANSIT_HOST/30" dev "$VETH_HOST"
+            ip -n "$NETNS" addr add "$TRANSIT_NS/30" dev "$VETH_NS"
+        fi
+        # Answers to the host's 127.0.0.1 come in on the veth: accepted there (and only there).
+        echo 1 > "/proc/sys/net/ipv4/conf/$VETH_HOST/route_localnet"
+        ip link set "$VETH_HOST" up
+        ip -n "$NETNS" link set "$VETH_NS" up
+        host_nat -A
+    fi
     for n in $(seq "$NODES"); do
-        case "$(ip addr show dev lo)" in
+        case "$(in_ns ip addr show dev lo)" in
             *" $NODE_NET.$n/32 "*) ;;
-            *) ip addr add "$NODE_NET.$n/32" dev lo ;;
+            *) in_ns ip addr add "$NODE_NET.$n/32" dev lo ;;
         esac
     done
+}
+
+remove_network() {
+    local link n
+    if [ -n "$NETNS" ]; then
+        # Everything of the cluster's own (bridges, veths, iptables rules, conntrack) goes
+        # with its namespace; on the host only the veth pair and the two NAT rules were its.
+        host_nat -D
+        ip link del "$VETH_HOST" 2>/dev/null || true
+        ip netns del "$NETNS" 2>/dev/null || true
+        conntrack -D -d "$HOST_ADDR" >/dev/null 2>&1 || true
+        return 0
+    fi
+    # A pod's veth goes with its network namespace; any left on a bridge goes first, then
+    # the bridges.
+    for link in $(ip -o link show 2>/dev/null | awk -v m=" master $LINK_PREFIX-" 'index($0, m) {sub(/@.*/, "", $2); sub(/:$/, "", $2); print $2}'); do
+        ip link del "$link" 2>/dev/null || true
+    done
+    for link in $(ip -o link show 2>/dev/null | awk -F': ' -v p="$LINK_PREFIX-" 'index($2, p) == 1 {print $2}'); do
+        ip link del "${link%@*}" 2>/dev/null || true
+    done
+    for n in $(seq "$NODES"); do ip addr del "$NODE_NET.$n/32" dev lo 2>/dev/null || true; done
+    remove_iptables
 }
 
 # --------------------------------------------------------------------------- control plane
@@ -229,10 +394,10 @@ control_plane() {
         --listen-peer-urls "http://127.0.0.1:$((ETCD_PORT + 1))" \
         --initial-advertise-peer-urls "http://127.0.0.1:$((ETCD_PORT + 1))" \
         --initial-cluster "rolloutlab=http://127.0.0.1:$((ETCD_PORT + 1))" --unsafe-no-fsync
-    wait_for etcd 30 etcd curl -sf "http://127.0.0.1:$ETCD_PORT/health"
+    wait_for etcd 30 etcd in_ns curl -sf "http://127.0.0.1:$ETCD_PORT/health"
     spawn kube-apiserver "$BIN/kube-apiserver" \
-        --etcd-servers="http://127.0.0.1:$ETCD_PORT" --bind-address=127.0.0.1 --secure-port="$API_PORT" \
-        --advertise-address=127.0.0.1 \
+        --etcd-servers="http://127.0.0.1:$ETCD_PORT" --bind-address="$API_BIND" --secure-port="$API_PORT" \
+        --advertise-address="$API_BIND" \
         --tls-cert-file="$DIR/pki/apiserver.crt" --tls-private-key-file="$DIR/pki/apiserver.key" \
         --client-ca-file="$DIR/pki/ca.crt" --token-auth-file="$DIR/pki/tokens.csv" --anonymous-auth=false \
         --kubelet-client-certificate="$DIR/pki/apiserver-kubelet-client.crt" \
@@ -285,9 +450,9 @@ EOF
     write_config "$d/cni/net.d/10-rolloutlab.conflist" <<EOF
 {
   "cniVersion": "0.4.0",
-  "name": "rolloutlab-$n",
+  "name": "$NAME_PREFIX-$n",
   "plugins": [
-    {"type": "bridge", "bridge": "rlk-cni$n", "isGateway": true, "ipMasq": true, "hairpinMode": true,
+    {"type": "bridge", "bridge": "$LINK_PREFIX-cni$n", "isGateway": true, "ipMasq": true, "hairpinMode": true,
      "ipam": {"type": "host-local", "dataDir": "$d/cni/ipam",
               "ranges": [[{"subnet": "$POD_NET.$n.0/24"}]], "routes": [{"dst": "0.0.0.0/0"}]}},
     {"type": "portmap", "capabilities": {"portMappings": true}}
@@ -298,17 +463,17 @@ EOF
 
 kubelet_config() {
     local n="$1" d="$DIR/nodes/$n"
-    # Two kubelets on one machine: distinct ports, root dirs and cgroup roots. Eviction and
+    # Several kubelets on one machine: distinct ports, root dirs and cgroup roots. Eviction and
     # image GC thresholds are set low so a full disk on a shared machine does not evict the
     # tests' pods or delete the imported images (there is no registry to pull them back).
     write_config "$d/kubelet.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 address: "$NODE_NET.$n"
-port: $((10250 + 10 * (n - 1)))
+port: $((10250 + 10 * (n - 1) + PORT_OFFSET))
 readOnlyPort: 0
 healthzBindAddress: 127.0.0.1
-healthzPort: $((10248 + 10 * (n - 1)))
+healthzPort: $((10248 + 10 * (n - 1) + PORT_OFFSET))
 authentication:
   anonymous: {enabled: false}
   webhook: {enabled: false}
@@ -317,7 +482,7 @@ authorization: {mode: AlwaysAllow}
 tlsCertFile: "$DIR/pki/node-$n.crt"
 tlsPrivateKeyFile: "$DIR/pki/node-$n.key"
 cgroupDriver: cgroupfs
-cgroupRoot: /rolloutlab-node-$n
+cgroupRoot: /$(node_name "$n")
 cgroupsPerQOS: true
 enforceNodeAllocatable: []
 failSwapOn: false
@@ -339,7 +504,7 @@ cgroup_root() {
     # and memory nodes before anything can run in it.
     local n="$1" mount dir
     for mount in $(awk '$3 == "cgroup" {print $2}' /proc/self/mounts); do
-        dir="$mount/rolloutlab-node-$n"
+        dir="$mount/$(node_name "$n")"
         mkdir -p "$dir" || die "cannot create cgroup $dir"
         if [ -f "$mount/cpuset.cpus" ]; then
             [ -s "$dir/cpuset.cpus" ] && [ -n "$(cat "$dir/cpuset.cpus")" ] || cat "$mount/cpuset.cpus" > "$dir/cpuset.cpus"
@@ -365,6 +530,10 @@ start_node() {
 }
 
 kube_proxy() {
+    # In its own namespace a cluster's NodePorts answer on its end of the veth pair too:
+    # that is where the host's connections to $HOST_ADDR arrive.
+    local node_port_addresses='"127.0.0.0/8"'
+    [ -z "$NETNS" ] || node_port_addresses="$node_port_addresses, \"$TRANSIT_NS/32\""
     write_config "$DIR/kube-proxy.yaml" <<EOF
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
@@ -372,9 +541,9 @@ clientConnection: {kubeconfig: "$DIR/kube-proxy.kubeconfig"}
 mode: iptables
 hostnameOverride: $(node_name 1)
 bindAddress: 127.0.0.1
-healthzBindAddress: 127.0.0.1:10256
-metricsBindAddress: 127.0.0.1:10249
-nodePortAddresses: ["127.0.0.0/8"]
+healthzBindAddress: 127.0.0.1:$((10256 + PORT_OFFSET))
+metricsBindAddress: 127.0.0.1:$((10249 + PORT_OFFSET))
+nodePortAddresses: [$node_port_addresses]
 clusterCIDR: "$POD_NET.0.0/16"
 # 0 = leave the host's conntrack table size and timeouts as they are
 conntrack: {maxPerCore: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}
@@ -397,12 +566,17 @@ publish_image() {
 }
 
 write_env() {
+    # NODE_PORT_ADDRESS: where the host reaches the cluster's NodePorts (the API server's
+    # host too: a runner given only a kubeconfig context finds it in the server URL).
     cat > "$DIR/env" <<EOF
 KUBECONFIG=$DIR/kubeconfig
-API_URL=https://127.0.0.1:$API_PORT
+API_URL=https://$HOST_ADDR:$API_PORT
 CA_FILE=$DIR/pki/ca.crt
 TOKEN=$TOKEN
 NODES="$(for n in $(seq "$NODES"); do printf '%s ' "$(node_name "$n")"; done | sed 's/ $//')"
+CLUSTER=$CLUSTER
+NODE_PORT_ADDRESS=$HOST_ADDR
+NETNS=$NETNS
 $("$HERE/kube-images.sh" names)
 EOF
 }
@@ -414,8 +588,8 @@ up() {
     "$HERE/kube-images.sh" build >&2 || die "building the pause and demo images failed"
     eval "$("$HERE/kube-images.sh" names)"
     pki
+    network
     set_sysctls
-    node_addresses
     control_plane
     local n
     for n in $(seq "$NODES"); do start_node "$n"; done
@@ -424,11 +598,11 @@ up() {
     for n in $(seq "$NODES"); do
         wait_for "node $(node_name "$n") Ready" 90 "kubelet-$n" node_ready "$(node_name "$n")"
     done
-    wait_for kube-proxy 30 kube-proxy curl -sf http://127.0.0.1:10256/healthz
+    wait_for kube-proxy 30 kube-proxy in_ns curl -sf "http://127.0.0.1:$((10256 + PORT_OFFSET))/healthz"
     running kube-scheduler || die "kube-scheduler exited: $(tail -5 "$DIR/logs/kube-scheduler.log")"
     running kube-controller-manager || die "kube-controller-manager exited: $(tail -5 "$DIR/logs/kube-controller-manager.log")"
     write_env
-    say "up in $(( $(date +%s) - t0 ))s: $NODES node(s) Ready; env: $DIR/env"
+    say "cluster $CLUSTER up in $(( $(date +%s) - t0 ))s: $NODES node(s) Ready; env: $DIR/env"
     cat "$DIR/env"
 }
 
@@ -510,29 +684,35 @@ remove_cgroups() {
     # v1 hierarchies and the hybrid layout's v2 one (the kubelet makes its tree there too)
     for mount in $(awk '$3 == "cgroup" || $3 == "cgroup2" {print $2}' /proc/self/mounts); do
         for n in $(seq "$NODES"); do
-            [ -d "$mount/rolloutlab-node-$n" ] || continue
-            find "$mount/rolloutlab-node-$n" -depth -type d -exec rmdir {} \; 2>/dev/null || true
+            [ -d "$mount/$(node_name "$n")" ] || continue
+            find "$mount/$(node_name "$n")" -depth -type d -exec rmdir {} \; 2>/dev/null || true
         done
     done
 }
 
 leftovers() {
     # What `down` promises to leave nothing of: processes, mounts, interfaces, addresses,
-    # iptables rules, cgroups.
+    # iptables rules, the network namespace, cgroups (of this cluster: another one may be up).
     # Each listing is read whole before it is searched: `cmd | grep -q` under pipefail can
     # fail on SIGPIPE and hide a leftover.
-    local found=0 n mounts links addresses rules
+    local found=0 n mounts links addresses rules namespaces
     if pgrep -f "$DIR/" >/dev/null; then say "left running: $(pgrep -af "$DIR/" | head -5)"; found=1; fi
     mounts="$(awk -v d="$DIR/" 'index($2, d) == 1 {print $2}' /proc/self/mounts)"
     if [ -n "$mounts" ]; then say "left mounted: $(head -3 <<< "$mounts")"; found=1; fi
     links="$(ip -br link)"
-    if grep -qE 'rlk-' <<< "$links"; then say "left interfaces: $(grep -E 'rlk-' <<< "$links" | head -3)"; found=1; fi
-    addresses="$(ip addr show dev lo)"
-    if grep -q " $NODE_NET\." <<< "$addresses"; then say "left node addresses on lo"; found=1; fi
+    if grep -qF "$LINK_PREFIX-" <<< "$links"; then say "left interfaces: $(grep -F "$LINK_PREFIX-" <<< "$links" | head -3)"; found=1; fi
     rules="$(iptables-save 2>/dev/null)"
-    if grep -qE 'KUBE-|CNI-' <<< "$rules"; then say "left iptables rules: $(grep -cE 'KUBE-|CNI-' <<< "$rules")"; found=1; fi
+    if [ -n "$NETNS" ]; then
+        namespaces="$(ip netns list)"
+        if grep -qw "$NETNS" <<< "$namespaces"; then say "left network namespace $NETNS"; found=1; fi
+        if grep -qF "rolloutlab-kube cluster $CLUSTER\"" <<< "$rules"; then say "left the host's NAT rules of cluster $CLUSTER"; found=1; fi
+    else
+        addresses="$(ip addr show dev lo)"
+        if grep -q " $NODE_NET\." <<< "$addresses"; then say "left node addresses on lo"; found=1; fi
+        if grep -qE 'KUBE-|CNI-' <<< "$rules"; then say "left iptables rules: $(grep -cE 'KUBE-|CNI-' <<< "$rules")"; found=1; fi
+    fi
     for n in $(seq "$NODES"); do
-        if ls -d /sys/fs/cgroup/*/rolloutlab-node-"$n" >/dev/null 2>&1; then say "left cgroups of node $n"; found=1; fi
+        if ls -d /sys/fs/cgroup/*/"$(node_name "$n")" >/dev/null 2>&1; then say "left cgroups of node $n"; found=1; fi
     done
     return "$found"
 }
@@ -553,39 +733,157 @@ down() {
     # Shims outlive containerd by design; theirs are ours to end.
     pkill -KILL -f "containerd-shim-runc-v2 -namespace k8s.io -id .* -address $DIR/" 2>/dev/null || true
     unmount_all
-    local link n
-    # A pod's veth goes with its network namespace; any left on a bridge goes first, then
-    # the bridges.
-    for link in $(ip -o link show 2>/dev/null | awk '/ master rlk-/ {sub(/@.*/, "", $2); sub(/:$/, "", $2); print $2}'); do
-        ip link del "$link" 2>/dev/null || true
-    done
-    for link in $(ip -o link show 2>/dev/null | awk -F': ' '$2 ~ /^rlk-/ {print $2}'); do
-        ip link del "$link" 2>/dev/null || true
-    done
-    for n in $(seq "$NODES"); do ip addr del "$NODE_NET.$n/32" dev lo 2>/dev/null || true; done
-    remove_iptables
+    remove_network
     remove_cgroups
-    restore_sysctls
+    host_locked release_sysctls
     if leftovers; then
         rm -rf "$DIR"
-        say "down: nothing left behind"
+        say "down: cluster $CLUSTER: nothing left behind"
     else
-        die "down: some things were left behind (see above); $DIR kept for inspection"
+        die "down: cluster $CLUSTER: some things were left behind (see above); $DIR kept for inspection"
     fi
 }
 
-case "${1:-}" in
+# --------------------------------------------------------------------------- several clusters
+
+present() {
+    # Whether cluster $CLUSTER has anything on this machine (up, or killed and not taken down).
+    [ -d "$DIR" ] || { [ -n "$NETNS" ] && [ -e "/run/netns/$NETNS" ]; }
+}
+
+down_all() {
+    # Every cluster present, the highest first (cluster 1, the one the others were added
+    # to, goes last), each by a `down` of its own; fails if any failed.
+    local c failed=0
+    for c in $(seq "$MAX_CLUSTERS" -1 1); do
+        select_cluster "$c"
+        present || continue
+        "$HERE/$(basename "${BASH_SOURCE[0]}")" down --cluster "$c" || failed=1
+    done
+    return "$failed"
+}
+
+status_all() {
+    # A line per cluster present; exit 0 when every one of them is up.
+    local c failed=0
+    for c in $(seq 1 "$MAX_CLUSTERS"); do
+        select_cluster "$c"
+        present || continue
+        if status 2>/dev/null; then echo "cluster $CLUSTER: up, API $(grep ^API_URL= "$DIR/env" | cut -d= -f2)"
+        else echo "cluster $CLUSTER: not up"; failed=1; fi
+    done
+    return "$failed"
+}
+
+merged_kubeconfig() {
+    # One kubeconfig for several clusters, a context per cluster named after its region, so
+    # a runner switches region by context. Every cluster named must be up.
+    local -a ids names
+    IFS=, read -r -a ids <<< "$CLUSTERS"
+    [ -n "$CONTEXTS" ] || CONTEXTS="$(for c in "${ids[@]}"; do printf 'cluster-%s,' "$c"; done | sed 's/,$//')"
+    IFS=, read -r -a names <<< "$CONTEXTS"
+    [ "${#ids[@]}" -gt 0 ] || usage "kubeconfig needs --clusters N[,N...]"
+    [ "${#ids[@]}" = "${#names[@]}" ] || usage "--clusters names ${#ids[@]} cluster(s) but --contexts ${#names[@]}"
+    local i c name clusters="" users="" contexts="" seen=" "
+    for i in "${!ids[@]}"; do
+        c="${ids[$i]}"; name="${names[$i]}"
+        valid_cluster "$c" || usage "--clusters: '$c' is not a cluster number (1-$MAX_CLUSTERS)"
+        [[ "$name" =~ ^[A-Za-z0-9][A-Za-z0-9._-]*$ ]] || usage "--contexts: '$name' is not a context name"
+        [[ "$seen" != *" $name "* ]] || usage "--contexts: '$name' twice"
+        seen="$seen$name "
+        select_cluster "$c"
+        [ -f "$DIR/env" ] || die "cluster $c is not up (no $DIR/env): scripts/kube-cluster.sh up --cluster $c"
+        clusters="$clusters- name: $name
+  cluster: {server: \"https://$HOST_ADDR:$API_PORT\", certificate-authority: \"$DIR/pki/ca.crt\"}
+"
+        users="$users- name: $name-admin
+  user: {client-certificate: \"$DIR/pki/admin.crt\", client-key: \"$DIR/pki/admin.key\"}
+"
+        contexts="$contexts- name: $name
+  context: {cluster: $name, user: $name-admin}
+"
+    done
+    local text
+    text="$(printf 'apiVersion: v1\nkind: Config\nclusters:\n%susers:\n%scontexts:\n%scurrent-context: %s\n' \
+        "$clusters" "$users" "$contexts" "${names[0]}")"
+    if [ -n "$OUTPUT" ]; then
+        (umask 077; printf '%s\n' "$text" > "$OUTPUT") || die "cannot write $OUTPUT"
+        say "kubeconfig with contexts ${CONTEXTS//,/, } written to $OUTPUT"
+    else
+        printf '%s\n' "$text"
+    fi
+}
+
+settings() {
+    # What cluster $CLUSTER uses on this machine; nothing is started or read.
+    cat <<EOF
+CLUSTER=$CLUSTER
+DIR=$DIR
+API_URL=https://$HOST_ADDR:$API_PORT
+API_BIND=$API_BIND
+ETCD_PORT=$ETCD_PORT
+NODE_PORT_ADDRESS=$HOST_ADDR
+SERVICE_CIDR=$SERVICE_CIDR
+NODE_ADDRESSES=$(for n in $(seq "$NODES"); do printf '%s ' "$NODE_NET.$n"; done | sed 's/ $//')
+POD_CIDRS=$(for n in $(seq "$NODES"); do printf '%s ' "$POD_NET.$n.0/24"; done | sed 's/ $//')
+BRIDGES=$(for n in $(seq "$NODES"); do printf '%s ' "$LINK_PREFIX-cni$n"; done | sed 's/ $//')
+NODES=$(for n in $(seq "$NODES"); do printf '%s ' "$(node_name "$n")"; done | sed 's/ $//')
+KUBELET_PORTS=$(for n in $(seq "$NODES"); do printf '%s ' "$((10250 + 10 * (n - 1) + PORT_OFFSET)) $((10248 + 10 * (n - 1) + PORT_OFFSET))"; done | sed 's/ $//')
+KUBE_PROXY_PORTS=$((10256 + PORT_OFFSET)) $((10249 + PORT_OFFSET))
+CONTAINERD_SOCKETS=$(for n in $(seq "$NODES"); do printf '%s ' "$DIR/nodes/$n/containerd/containerd.sock"; done | sed 's/ $//')
+NETNS=$NETNS
+EOF
+}
+
+# --------------------------------------------------------------------------- command line
+
+usage() {
+    [ -z "${1:-}" ] || echo "kube-cluster: $1" >&2
+    cat >&2 <<EOF
+usage: $0 up|down|status|env|settings [--cluster N]
+       $0 down|status --all
+       $0 kubeconfig --clusters N[,N...] [--contexts NAME[,NAME...]] [-o FILE]
+EOF
+    exit 2
+}
+
+valid_cluster() { [[ "$1" =~ ^[1-9]$ ]] && [ "$1" -le "$MAX_CLUSTERS" ]; }
+
+COMMAND=""; ALL=0; CLUSTERS=""; CONTEXTS=""; OUTPUT=""
+CHOSEN="${ROLLOUTLAB_KUBE_CLUSTER:-1}"
+while [ $# -gt 0 ]; do
+    case "$1" in
+        up|down|status|env|settings|kubeconfig) [ -z "$COMMAND" ] || usage "one command at a time"; COMMAND="$1" ;;
+        --cluster) [ $# -ge 2 ] || usage "--cluster needs a number"; CHOSEN="$2"; shift ;;
+        --cluster=*) CHOSEN="${1#*=}" ;;
+        --all) ALL=1 ;;
+        --clusters) [ $# -ge 2 ] || usage "--clusters needs a list"; CLUSTERS="$2"; shift ;;
+        --contexts) [ $# -ge 2 ] || usage "--contexts needs a list"; CONTEXTS="$2"; shift ;;
+        -o|--output) [ $# -ge 2 ] || usage "$1 needs a file"; OUTPUT="$2"; shift ;;
+        *) usage "unknown argument '$1'" ;;
+    esac
+    shift
+done
+valid_cluster "$CHOSEN" || usage "no cluster '$CHOSEN' (clusters are 1-$MAX_CLUSTERS)"
+select_cluster "$CHOSEN"
+[ "$ALL" = 0 ] || [ "$COMMAND" = down ] || [ "$COMMAND" = status ] || usage "--all goes with down or status"
+
+case "$COMMAND" in
     up)
         if status 2>/dev/null; then
-            say "already up"; cat "$DIR/env"
+            say "cluster $CLUSTER already up"; cat "$DIR/env"
         else
             # What a cluster whose processes were killed (not taken down) left behind
             # (mounts, bridges, iptables rules, stale pid files) goes first.
-            if [ -d "$DIR" ]; then say "a previous cluster in $DIR is not running: taking it down first"; down; fi
+            if present; then say "a previous cluster $CLUSTER in $DIR is not running: taking it down first"; down; fi
             up
         fi ;;
-    down) down ;;
-    status) status ;;
-    env) [ -f "$DIR/env" ] && cat "$DIR/env" || die "not up (no $DIR/env)" ;;
-    *) echo "usage: $0 up|down|status|env" >&2; exit 2 ;;
+    down)
+        if [ "$ALL" = 1 ]; then down_all; else down; fi ;;
+    status)
+        if [ "$ALL" = 1 ]; then status_all; else status; fi ;;
+    env) [ -f "$DIR/env" ] && cat "$DIR/env" || die "cluster $CLUSTER is not up (no $DIR/env)" ;;
+    settings) settings ;;
+    kubeconfig) merged_kubeconfig ;;
+    *) usage ;;
 esac

@@ -122,6 +122,24 @@ class _Loader(yaml.SafeLoader):
             ) from exc
 
 
+def _cloudformation_tag(loader: _Loader, suffix: str, node: Node) -> dict[str, Any]:
+    """CloudFormation's short-form functions (``!Ref x``, ``!Sub '...'``, ``!GetAtt a.b``)
+    read as the long form AWS documents they stand for (``{Ref: x}``, ``{Fn::Sub: ...}``),
+    so a template written either way imports the same."""
+    if isinstance(node, ScalarNode):
+        value: Any = loader.construct_scalar(node)
+        if suffix == "GetAtt" and isinstance(value, str):
+            value = value.split(".", 1)
+    elif isinstance(node, SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    return {"Ref" if suffix == "Ref" else f"Fn::{suffix}": value}
+
+
+_Loader.add_multi_constructor("!", _cloudformation_tag)
+
+
 def _scalar_key(constructor: SafeConstructor, node: Node) -> tuple[bool, Any]:
     """Construct a mapping key on its own; (False, None) when it is not a plain scalar."""
     if not isinstance(node, ScalarNode):

@@ -7,6 +7,11 @@ on 127.0.0.1.
 ``.ci/run`` starts the cluster before the tests and stops it after; a developer's run
 starts it on first use (it needs root) and stops it at the end of the session. Tests
 share it and isolate themselves by namespace.
+
+The script runs several clusters side by side, one per region (``--cluster N``; cluster 1
+is the default one, cluster N >= 2 runs in a network namespace of its own and the host
+reaches its API server and NodePorts at 127.0.0.N). The functions below take the cluster's
+number; without one they mean the script's default (``ROLLOUTLAB_KUBE_CLUSTER``, else 1).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ class NodeCluster:
 
     env: dict[str, str]
     started_here: bool
+    cluster: int | None = None  # the script's --cluster; None: its default
 
     @property
     def api_url(self) -> str:
@@ -50,6 +56,11 @@ class NodeCluster:
     def nodes(self) -> list[str]:
         return self.env["NODES"].split()
 
+    @property
+    def node_port_address(self) -> str:
+        """Where the host reaches this cluster's NodePorts (127.0.0.N for cluster N)."""
+        return self.env.get("NODE_PORT_ADDRESS", "127.0.0.1")
+
     def api_client(self, url: str | None = None) -> client.ApiClient:
         configuration = client.Configuration()
         configuration.host = url or self.api_url
@@ -62,7 +73,7 @@ class NodeCluster:
 
     def stop(self) -> None:
         if self.started_here:
-            down = subprocess.run([str(CLUSTER_SCRIPT), "down"], capture_output=True, text=True, timeout=300)
+            down = _script("down", timeout=300, cluster=self.cluster)
             if down.returncode != 0:
                 raise RuntimeError(f"scripts/kube-cluster.sh down failed:\n{down.stderr[-3000:]}")
 
@@ -94,19 +105,20 @@ def run_demo_session(backend, node_port: int, strategy: str, release: str, metri
                     metrics=metrics, urls=urls)
 
 
-def _script(*args: str, timeout: float) -> subprocess.CompletedProcess:
-    return subprocess.run([str(CLUSTER_SCRIPT), *args], capture_output=True, text=True, timeout=timeout)
+def _script(*args: str, timeout: float, cluster: int | None = None) -> subprocess.CompletedProcess:
+    chosen = [] if cluster is None else ["--cluster", str(cluster)]
+    return subprocess.run([str(CLUSTER_SCRIPT), *args, *chosen], capture_output=True, text=True, timeout=timeout)
 
 
-def _read_env() -> dict[str, str]:
-    text = _script("env", timeout=30).stdout
+def _read_env(cluster: int | None = None) -> dict[str, str]:
+    text = _script("env", timeout=30, cluster=cluster).stdout
     pairs = (line.split("=", 1) for line in text.splitlines() if "=" in line)
     return {key: value.strip('"') for key, value in pairs}
 
 
-def why_no_cluster() -> str | None:
+def why_no_cluster(cluster: int | None = None) -> str | None:
     """Why this machine cannot start the cluster, or None when it can (or one is up)."""
-    if _script("status", timeout=60).returncode == 0:
+    if _script("status", timeout=60, cluster=cluster).returncode == 0:
         return None
     if os.geteuid() != 0:
         return "starting the Kubernetes node needs root (containers, network namespaces, iptables)"
@@ -117,25 +129,37 @@ def why_no_cluster() -> str | None:
     return None
 
 
-def start_node_cluster() -> NodeCluster:
+def start_node_cluster(cluster: int | None = None) -> NodeCluster:
     """The running cluster, started now if it is not up (stopped by ``stop()`` then)."""
-    if _script("status", timeout=60).returncode == 0:
-        return NodeCluster(_read_env(), started_here=False)
-    up = _script("up", timeout=900)
+    if _script("status", timeout=60, cluster=cluster).returncode == 0:
+        return NodeCluster(_read_env(cluster), started_here=False, cluster=cluster)
+    up = _script("up", timeout=900, cluster=cluster)
     if up.returncode != 0:
         raise RuntimeError(f"scripts/kube-cluster.sh up failed (exit {up.returncode}):\n{up.stderr[-4000:]}")
-    return NodeCluster(_read_env(), started_here=True)
+    return NodeCluster(_read_env(cluster), started_here=True, cluster=cluster)
 
 
-def node_cluster_or_skip() -> NodeCluster:
+def node_cluster_or_skip(cluster: int | None = None) -> NodeCluster:
     """For a session fixture: the cluster; a skip saying why when it cannot start here,
     a failure instead where ROLLOUTLAB_REQUIRE_KUBE=1 (CI)."""
-    reason = why_no_cluster()
+    reason = why_no_cluster(cluster)
     if reason is not None:
         if REQUIRE_KUBE:
             raise RuntimeError(f"ROLLOUTLAB_REQUIRE_KUBE=1 but {reason}")
         pytest.skip(reason)
-    return start_node_cluster()
+    return start_node_cluster(cluster)
 
 
-__all__ = ["NodeCluster", "node_cluster_or_skip", "run_demo_session", "settle", "start_node_cluster", "why_no_cluster"]
+def region_kubeconfig(regions: dict[int, str], path: Path) -> Path:
+    """One kubeconfig for the running clusters ``regions`` names (cluster number -> region),
+    a context per region: what a runner of region waves is given."""
+    numbers = list(regions)
+    made = _script("kubeconfig", "--clusters", ",".join(map(str, numbers)),
+                   "--contexts", ",".join(regions[n] for n in numbers), "--output", str(path), timeout=30)
+    if made.returncode != 0:
+        raise RuntimeError(f"scripts/kube-cluster.sh kubeconfig failed (exit {made.returncode}):\n{made.stderr[-2000:]}")
+    return path
+
+
+__all__ = ["NodeCluster", "node_cluster_or_skip", "region_kubeconfig", "run_demo_session", "settle", "start_node_cluster",
+           "why_no_cluster"]

@@ -56,6 +56,24 @@ def test_import_writes_a_strategy_that_loads_back(tmp_path):
     assert "warning:" in result.stderr
 
 
+def test_import_takes_the_rollout_and_its_template_file_together(tmp_path):
+    """`import rollout.yaml analysis-templates.yaml` (Argo's own examples keep templates apart)
+    imports, and a warning about a template names the template file; a directory does the same."""
+    upstream = Path(__file__).parent / "fixtures" / "upstream" / "argo" / "examples"
+    rollout, templates = upstream / "rollout-analysis-step.yaml", upstream / "analysis-templates.yaml"
+    result = rolloutlab("import", str(rollout), str(templates))
+    assert result.returncode == 0, result.stderr
+    assert f"of {templates}: AnalysisTemplate/random-fail" in result.stderr
+    assert "setWeight: 25" in result.stdout
+    alone = rolloutlab("import", str(rollout))
+    assert alone.returncode == 2 and "give the file that defines it too" in alone.stderr
+    for path in (rollout, templates):
+        (tmp_path / path.name).write_text(path.read_text())
+    by_directory = rolloutlab("import", str(tmp_path))
+    assert by_directory.returncode == 0, by_directory.stderr
+    assert "setWeight: 25" in by_directory.stdout and f"of {tmp_path / templates.name}:" in by_directory.stderr
+
+
 BAD_STRATEGIES = [
     ("bad-weight", "name: x\nstrategy:\n  canary:\n    steps:\n      - setWeight: 150\n", ":5:", "strategy.canary.steps[0].setWeight"),
     ("unknown-field", "name: x\nstrategy:\n  canary:\n    stepz: []\n", ":4:", "stepz"),

@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rolloutlab.errors import InputError
-from rolloutlab.strategies.actions import RemoveRoute, SetCanaryWeight, SetHeaderRoute, SetMirrorRoute
+from rolloutlab.strategies.actions import RemoveRoute, ScaleVersion, SetCanaryWeight, SetHeaderRoute, SetMirrorRoute
 from rolloutlab.strategies.dry_run import IdealWorld
 from rolloutlab.strategies.importers import dump_strategy_yaml, import_manifest, import_text
 from rolloutlab.strategies.observation import Role
@@ -48,26 +48,29 @@ def hm(name: str, kind: str, value: str) -> tuple[str, str, str]:
 
 
 def steps_of(spec: StrategySpec) -> list[tuple]:
-    """Canary steps as short tuples; routes with their matches (None: the step removes the route)."""
+    """Canary steps as short tuples; routes with their matches (None: the step removes the route).
+    A step holding several actions is ``("+", scale, route, weight/pause/analysis)``."""
     out: list[tuple] = []
     for step in spec.strategy.canary.steps:
-        if step.set_weight is not None:
-            out.append(("w", step.set_weight))
-        elif step.pause is not None:
-            out.append(("p", step.pause.duration))
-        elif step.analysis is not None:
-            out.append(("a", tuple(t.template_name for t in step.analysis.templates)))
-        elif step.set_canary_scale is not None:
-            out.append(("s", step.set_canary_scale.model_dump(exclude_defaults=True)))
-        elif step.set_header_route is not None:
+        parts: list[tuple] = []
+        if step.set_canary_scale is not None:
+            parts.append(("s", step.set_canary_scale.model_dump(exclude_defaults=True)))
+        if step.set_header_route is not None:
             route = step.set_header_route
             matches = None if route.match is None else [
                 (m.header_name, *next(iter(m.header_value.model_dump(exclude_none=True).items()))) for m in route.match]
-            out.append(("header", route.name, matches))
-        else:
+            parts.append(("header", route.name, matches))
+        if step.set_mirror_route is not None:
             route = step.set_mirror_route
             matches = None if route.match is None else [m.model_dump(exclude_none=True) for m in route.match]
-            out.append(("mirror", route.name, route.percentage, matches))
+            parts.append(("mirror", route.name, route.percentage, matches))
+        if step.set_weight is not None:
+            parts.append(("w", step.set_weight))
+        if step.pause is not None:
+            parts.append(("p", step.pause.duration))
+        if step.analysis is not None:
+            parts.append(("a", tuple(t.template_name for t in step.analysis.templates)))
+        out.append(parts[0] if len(parts) == 1 else ("+", *parts))
     return out
 
 
@@ -157,15 +160,13 @@ ARGO = [
         losses=("line 10: spec: spec.replicas is not set",
                 "line 18: spec.strategy.canary.trafficRouting.istio: traffic router 'istio'"),
         carried=("managedRoutes", "setHeaderRoute")),
-    Row("argo-rollouts e2e apisix: setCanaryScale, setHeaderRoute and pause in one step become three steps",
+    Row("argo-rollouts e2e apisix: setCanaryScale, setHeaderRoute and pause in one step stay one step",
         example("argo-apisix-set-header.yaml"),
-        [("s", {"replicas": 1}), ("header", "set-header", [hm("trace", "exact", "debug")]), ("p", 15.0), ("p", 15.0),
-         ("w", 5), ("p", 15.0), ("w", 50), ("p", 15.0)],
+        [("+", ("s", {"replicas": 1}), ("header", "set-header", [hm("trace", "exact", "debug")]), ("p", 15.0)),
+         ("p", 15.0), ("w", 5), ("p", 15.0), ("w", 50), ("p", 15.0)],
         managed=("set-header",),
-        losses=("line 81: spec.strategy.canary.steps[0]: Argo applies setCanaryScale, setHeaderRoute, pause in one "
-                "step; imported as 3 consecutive steps",
-                "line 75: spec.strategy.canary.trafficRouting.apisix: traffic router 'apisix'"),
-        carried=("setHeaderRoute sends",)),
+        losses=("line 75: spec.strategy.canary.trafficRouting.apisix: traffic router 'apisix'",),
+        carried=("setHeaderRoute sends", "in one step", "steps[0]")),
     Row("a mirror route without percentage copies 100%; method, path and headers of one entry all hold",
         rollout("""\
             - setMirrorRoute:
@@ -183,7 +184,7 @@ ARGO = [
                                  "headers": {"x-debug": {"exact": "1"}}}, {"method": {"prefix": "P"}}]),
          ("p", 120.0), ("mirror", "r1", 100, None)],
         managed=("r1",)),
-    Row("setWeight with a header route and a canary scale beside it: scale, route, weight; startingStep renumbered",
+    Row("setWeight with a header route and a canary scale beside it stay one step; startingStep kept",
         rollout("""\
             - setWeight: 10
             - setWeight: 30
@@ -194,13 +195,39 @@ ARGO = [
                 - {headerName: x-group, headerValue: {exact: staff}}
             - pause: {duration: 1m}
             """, extra="analysis:\n  templates: [{templateName: t}]\n  startingStep: 2\n") + TEMPLATE,
-        [("w", 10), ("s", {"replicas": 2}), ("header", "r1", [hm("x-group", "exact", "staff")]), ("w", 30),
+        [("w", 10), ("+", ("s", {"replicas": 2}), ("header", "r1", [hm("x-group", "exact", "staff")]), ("w", 30)),
          ("p", 60.0)],
         managed=("r1",),
-        losses=("line 18: spec.strategy.canary.steps[1]: Argo applies setCanaryScale, setHeaderRoute, setWeight in "
-                "one step",
-                "line 15: spec.strategy.canary.analysis.startingStep: renumbered to 4"),
-        figures=(("strategy.canary.analysis.starting_step", 4),)),
+        carried=("steps[1]", "startingStep"),
+        figures=(("strategy.canary.analysis.starting_step", 2),)),
+    Row("both routes in one step: the header route becomes a step of its own just before",
+        rollout("""\
+            - setCanaryScale: {weight: 25}
+              setHeaderRoute:
+                name: r1
+                match:
+                - {headerName: x-group, headerValue: {exact: staff}}
+              setMirrorRoute:
+                name: r2
+                match:
+                - method: {exact: GET}
+              pause: {duration: 1m}
+            """, routing="managedRoutes:\n- name: r1\n- name: r2\nistio: {virtualService: {name: vs}}\n"),
+        [("header", "r1", [hm("x-group", "exact", "staff")]),
+         ("+", ("s", {"weight": 25}), ("mirror", "r2", 100, [{"method": {"exact": "GET"}}]), ("p", 60.0))],
+        managed=("r1", "r2"),
+        losses=("line 16: spec.strategy.canary.steps[0].setHeaderRoute: rolloutlab changes one route per step",)),
+    Row("setCanaryScale beside an analysis: Argo ends the step once the pods are there, the analysis never holds",
+        rollout("""\
+            - setCanaryScale: {replicas: 1}
+              analysis:
+                templates: [{templateName: t}]
+            - setWeight: 50
+            """) + TEMPLATE.replace("successCondition: result[0] < 0.05", "count: 2\n    successCondition: result[0] < 0.05"),
+        [("+", ("s", {"replicas": 1}), ("a", ("t",))), ("w", 50)],
+        managed=("r1",),
+        losses=("line 15: spec.strategy.canary.steps[0].analysis: Argo ends a step holding setCanaryScale once the "
+                "canary has its pods",)),
     Row("fields a route cannot carry are reported with their lines, the route itself is kept",
         rollout("""\
             - setHeaderRoute:
@@ -487,6 +514,32 @@ def test_imported_routes_follow_flaggers_schedule(tick):
                for d in world.log for a in d.actions if type(a) in names]
     assert changes == tick.changes
     assert (world.status.completed_at, world.status.aborted_at) == (tick.completed_at, tick.aborted_at)
+
+
+def test_a_step_with_scale_route_and_pause_does_all_three_when_it_is_reached():
+    """Argo's apisix e2e step (setCanaryScale, setHeaderRoute and a 15s pause in one step): the
+    route and the canary pod come at once, and the pause runs from the step's start, as
+    reconcileTrafficRouting and reconcileCanaryPause do; the next pause follows it."""
+    world = IdealWorld(import_manifest(EXAMPLES / "argo-apisix-set-header.yaml").spec.with_replicas(4))
+    world.run(3600.0)
+    names = {SetHeaderRoute: "header", RemoveRoute: "remove", SetCanaryWeight: "weight", ScaleVersion: "scale"}
+    changes = [(d.at, names[type(a)], getattr(a, "weight", getattr(a, "name", getattr(a, "replicas", None))))
+               for d in world.log for a in d.actions if type(a) in names and getattr(a, "role", Role.CANARY) is Role.CANARY]
+    assert changes[:4] == [(0.0, "header", "set-header"), (0.0, "scale", 1), (30.0, "weight", 5), (45.0, "weight", 50)]
+    steps = [(d.at, e.message) for d in world.log for e in d.actions if "completed" in getattr(e, "message", "")]
+    assert steps[:2] == [(15.0, "step 0 (pause) completed"), (30.0, "step 1 (pause) completed")]
+    assert world.status.completed_at == 70.0
+
+
+def test_a_step_with_scale_and_analysis_ends_when_the_pods_are_there():
+    """Argo's completedCurrentCanaryStep checks setCanaryScale before analysis: the step ends
+    once the canary has its pod, so even a canary failing every request is not stopped by it."""
+    row = next(r for r in ROWS if r.id.startswith("setCanaryScale beside an analysis"))
+    world = IdealWorld(import_text(row.text, "manifest.yaml").spec.with_replicas(4))
+    world.error_rate = {Role.STABLE: 0.0, Role.CANARY: 1.0}
+    world.run(3600.0)
+    assert world.status.completed and not world.status.aborted
+    assert world.status.completed_at == 20.0  # its pod at 10s (setWeight: 50 keeps that scale), all four at 20s
 
 
 # --------------------------------------------------------------------------- bad input

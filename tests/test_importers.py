@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from rolloutlab.errors import InputError
 from rolloutlab.strategies.importers import ImportResult, dump_strategy_yaml, import_manifest, import_text
+from rolloutlab.strategies.importers.conditions import ConditionNotThreshold, ResultShape, parse_threshold
 from rolloutlab.strategies.spec import Signal, StrategySpec, TrafficRouting
 from rolloutlab.strategies.yaml_input import parse_yaml_documents, validate_document
 
@@ -223,8 +224,8 @@ def imported() -> dict[str, ImportResult]:
 
 
 def test_every_fixture_is_in_the_table():
-    """Each fixture file under tests/fixtures has a row in the table (so none goes untested)."""
-    files = sorted(str(p.relative_to(FIXTURES)) for p in FIXTURES.glob("*/*.yaml"))
+    """Each Argo and Flagger fixture file has a row in the table (so none goes untested)."""
+    files = sorted(str(p.relative_to(FIXTURES)) for d in ("argo", "flagger") for p in (FIXTURES / d).glob("*.yaml"))
     assert files == sorted(IDS)
 
 
@@ -382,7 +383,7 @@ RULES = [
               query: histogram_quantile(0.95, sum(rate(http_request_duration_seconds_bucket[1m])) by (le))
         """)), metric={"signal": Signal.LATENCY, "quantile": 0.95, "failure_condition": "result > 250"},
         warnings=("seconds converted to milliseconds",)),
-    Rule("empty-result guard is dropped", rollout(STEP_ANALYSIS, template("t", """\
+    Rule("an empty-result guard: Argo passes an empty vector, rolloutlab counts an error", rollout(STEP_ANALYSIS, template("t", """\
         - name: m
           interval: 1m
           count: 2
@@ -390,7 +391,8 @@ RULES = [
           provider:
             prometheus:
               query: sum(rate(requests_total{code=~"5.*"}[1m])) / sum(rate(requests_total[1m]))
-        """)), metric={"success_condition": "result < 0.01"}, warnings=("dropped 'len(result) == 0'",)),
+        """)), metric={"success_condition": "result < 0.01"},
+        warnings=("read as 'result < 0.01': when the query returns no series (an empty vector), Argo finds it true",)),
     Rule("kayenta becomes the Mann-Whitney judge", rollout(STEP_ANALYSIS, template("t", """\
         - name: m
           interval: 1h
@@ -579,7 +581,15 @@ RULES = [
         progressDeadlineSeconds: 300
         progressDeadlineAbort: true
         """), figures={"progress_deadline_seconds": 300.0, "progress_deadline_abort": True},
-        warnings=("line 10: spec.paused",)),
+        warnings=("line 10: spec.paused", "line 9: spec.workloadRef: the pods come from the referenced workload")),
+    Rule("a field Argo's Rollout does not have is named as such", rollout("""\
+        type: CanaryUpdate
+        canary:
+          steps:
+          - setWeight: 50
+        """, spec_extra="volumes: []\n"),
+        warnings=("line 7: spec.volumes: not a field of an Argo Rollout here",
+                  "line 9: spec.strategy.type: not a field of an Argo Rollout here")),
 ]
 
 
@@ -603,9 +613,9 @@ def test_argo_mapping_rule(rule):
 
 
 def test_workload_fields_raise_no_warning():
-    """selector, template, workloadRef and revisionHistoryLimit describe the workload and stay silent."""
-    result = import_text(RULES[-1].text)
-    assert not [w for w in result.warnings if any(k in w for k in ("selector", "workloadRef", "revisionHistory"))]
+    """selector, template and revisionHistoryLimit describe the workload and stay silent."""
+    result = import_text(next(r for r in RULES if r.id.startswith("workload fields")).text)
+    assert not [w for w in result.warnings if any(f"spec.{k}" in w for k in ("selector", "template", "revisionHistory"))]
 
 
 def canary(analysis: str, provider: str | None = "istio", extra: str = "") -> str:
@@ -784,6 +794,178 @@ def test_import_manifest_reports_a_missing_file(tmp_path):
     """A file that does not exist is an InputError, not an OSError."""
     with pytest.raises(InputError):
         import_manifest(tmp_path / "nope.yaml")
+
+
+# --------------------------------------------------------------------------- condition forms
+
+V, S = ResultShape.VECTOR, ResultShape.SCALAR
+# (id, condition, what the provider returns, our condition or None (not a threshold), words each note must hold)
+CONDITIONS = [
+    ("Argo docs, Datadog: default() gives nil a value", "default(result, 0) < 0.05", S, "result < 0.05",
+     ("returns no data (nil), Argo finds it true",)),
+    ("default() on a Prometheus vector: expr cannot compare the list", "default(result, 0) < 5", V, "result < 5",
+     ("Argo cannot evaluate it on what this provider returns, an instant vector",)),
+    ("Argo docs analysis: an empty vector fails", "len(result) > 0 && result[0] >= 0.95", V, "result >= 0.95",
+     ("no series (an empty vector), Argo finds it false",)),
+    ("an empty vector passes", "len(result) == 0 || result[0] < 0.01", V, "result < 0.01",
+     ("no series (an empty vector), Argo finds it true",)),
+    ("NaN (0/0) passes", "result[0] >= 0.95 || isNaN(result[0])", V, "result >= 0.95",
+     ("value is NaN (0/0: no requests in the window), Argo finds it true",)),
+    ("max over the series", "max(result) < 0.05", V, "result < 0.05", ("max() reads every series",)),
+    ("all series under 1%", "all(result, {# < 0.01})", V, "result < 0.01",
+     ("all() reads every series", "no series (an empty vector), Argo finds it true")),
+    ("any series under 1%", "any(result, {# < 0.01})", V, "result < 0.01", ("Argo finds it false",)),
+    ("none above 1%", "none(result, {# > 0.01})", V, "result <= 0.01", ("none() reads every series",)),
+    ("count of series above 1% is 0", "count(result, {# > 0.01}) == 0", V, "result <= 0.01", ("count()",)),
+    ("asInt truncates", "asInt(result) <= 3", S, "result < 4", ()),
+    ("asInt equality is a range", "asInt(result[0]) == 2", V, "result >= 2 && result < 3", ()),
+    ("asFloat is the value", "asFloat(result) > 0.9", S, "result > 0.9", ()),
+    ("a number on the left", "0.95 <= result[0]", V, "result >= 0.95", ()),
+    ("arithmetic solved for the value", "100 - result[0] * 100 > 99", V, "result < 0.01", ()),
+    ("a negation", "!(result[0] > 0.5)", V, "result <= 0.5", ()),
+    ("outside a band", "result[0] < 0.1 or result[0] > 0.9", V, "result < 0.1 || result > 0.9", ()),
+    ("!= 0 over non-negative values", "result[0] != 0", V, "result > 0", ()),
+    ("result[0] on a Datadog number", "result[0] < 0.01", S, "result < 0.01",
+     ("Argo cannot evaluate it on what this provider returns, a single number",)),
+    ("two separate ranges", "result[0] < 0.1 || result[0] > 0.5 && result[0] < 0.6", V, None, ("separate ranges",)),
+    ("a second series", "result[1] < 3", V, None, ("series 1",)),
+    ("a web metric's text", "result == 'It worked!'", S, None, ("compares text",)),
+    ("a JSON field", "result.status == 200", S, None, ("field 'status'",)),
+    ("never true", "result[0] > 0.5 && result[0] < 0.2", V, None, ("never holds",)),
+    ("always true", "result[0] >= 0", V, None, ("every measured value",)),
+    ("not an expression", "result <<< 3", V, None, ("cannot read it as an expr expression",)),
+]
+
+
+@pytest.mark.parametrize("text,shape,ours,notes", [c[1:] for c in CONDITIONS], ids=[c[0] for c in CONDITIONS])
+def test_conditions_people_write_are_read_as_expr_runs_them(text, shape, ours, notes):
+    """A condition becomes the threshold it is for one measured value; each difference from
+    Argo's own evaluation (no data, NaN, the result's shape, several series) is a note."""
+    if ours is None:
+        with pytest.raises(ConditionNotThreshold) as caught:
+            parse_threshold(text, shape)
+        assert all(n in str(caught.value) for n in notes), str(caught.value)
+        return
+    threshold = parse_threshold(text, shape)
+    assert threshold.render() == ours
+    for note in notes:
+        assert any(note in n for n in threshold.notes), (note, threshold.notes)
+    if not notes:
+        assert threshold.notes == ()
+
+
+def test_a_condition_form_imports_with_a_warning_when_argo_differs():
+    """`default(result, 0) <= 0.001` on Datadog (a pattern from Argo's Datadog docs) imports as the
+    threshold, warning that Argo passes a window without data."""
+    manifest = rollout(STEP_ANALYSIS, template("t", """\
+        - name: m
+          interval: 3m
+          count: 2
+          successCondition: default(result, 0) <= 0.001
+          provider:
+            datadog:
+              interval: 3m
+              query: sum:trace.http.request.errors{service:x}.as_count() / sum:trace.http.request.hits{service:x}.as_count()
+        """))
+    result = import_text(manifest, "rule.yaml")
+    metric = metrics_by_name(result.spec)["m"]
+    assert metric.success_condition == "result <= 0.001"
+    assert any("'default(result, 0) <= 0.001' read as 'result <= 0.001': when the query returns no data (nil), "
+               "Argo finds it true" in w for w in result.warnings), result.warnings
+
+
+# --------------------------------------------------------------------------- one vocabulary per manifest
+
+# (id, manifest, field, words of the message (and of the other system's equivalent))
+MIXED = [
+    ("Argo steps in a Flagger Canary", canary("interval: 1m\nthreshold: 5\nsteps:\n- setWeight: 10\n"
+                                             "- pause: {duration: 2m}\n- setWeight: 50\n- pause: {duration: 2m}\n"),
+     "spec.analysis.steps", "Flagger writes the same schedule in spec.analysis as stepWeights: [10, 50] with "
+                            "interval: 2m"),
+    ("an Argo setWeight in a Flagger Canary", canary("interval: 1m\nsetWeight: 20\n"),
+     "spec.analysis.setWeight", "stepWeights: [20]"),
+    ("an Argo spec.strategy in a Flagger Canary",
+     canary("interval: 1m\nstepWeight: 10\n", extra="  strategy:\n    canary:\n      steps: [{setWeight: 20}, {pause: {}}]\n"),
+     "spec.strategy", "a pause without duration is a confirm-promotion webhook in Flagger"),
+    ("an Argo successCondition on a Flagger metric",
+     canary("interval: 1m\nstepWeight: 10\nmetrics:\n- name: m\n  successCondition: result[0] >= 0.95\n"),
+     "spec.analysis.metrics[0].successCondition", "thresholdRange: {min: 0.95}"),
+    ("Flagger's stepWeight in an Argo background analysis", rollout("""\
+        canary:
+          analysis:
+            stepWeight: 10
+            maxWeight: 30
+            interval: 2m
+          steps:
+          - setWeight: 50
+        """), "spec.strategy.canary.analysis.stepWeight",
+     "Argo writes the same schedule as steps: [{setWeight: 10}, {pause: {duration: 2m}}, {setWeight: 20}, "
+     "{pause: {duration: 2m}}, {setWeight: 30}, {pause: {duration: 2m}}]"),
+    ("Flagger's threshold in an Argo canary", rollout("""\
+        canary:
+          threshold: 5
+          steps:
+          - setWeight: 50
+        """), "spec.strategy.canary.threshold", "failureLimit: 4 on each metric"),
+]
+
+
+@pytest.mark.parametrize("text,field_path,words", [m[1:] for m in MIXED], ids=[m[0] for m in MIXED])
+def test_a_manifest_mixing_vocabularies_is_refused_with_the_equivalent(text, field_path, words):
+    """The other system's field is named as such, with its equivalent in this system's terms."""
+    with pytest.raises(InputError) as caught:
+        import_text(text, "mixed.yaml")
+    assert caught.value.field == field_path, str(caught.value)
+    assert "would ignore it" in str(caught.value) and words in str(caught.value), str(caught.value)
+
+
+# --------------------------------------------------------------------------- several files
+
+
+def test_a_metric_template_in_another_file_is_found_and_warned_about_there(tmp_path):
+    """The Flagger docs' NGINX latency MetricTemplate split from its Canary: the import of both
+    files is the import of the one file, and the template's warning names its own file."""
+    documents = (FIXTURES / "flagger" / "nginx-custom-latency.yaml").read_text().split("\n---\n")
+    template = next(d for d in documents if "kind: MetricTemplate" in d)
+    (tmp_path / "template.yaml").write_text(template)
+    (tmp_path / "canary.yaml").write_text("\n---\n".join(d for d in documents if d is not template))
+    together = import_manifest(FIXTURES / "flagger" / "nginx-custom-latency.yaml")
+    apart = import_manifest([tmp_path / "canary.yaml", tmp_path / "template.yaml"])
+    assert apart.spec == together.spec
+    assert any(w.startswith("line ") and f" of {tmp_path / 'template.yaml'}: MetricTemplate/" in w
+               for w in apart.warnings), apart.warnings
+
+
+def test_the_same_template_in_two_files_is_taken_once_and_a_changed_one_from_the_later_file(tmp_path):
+    """kubectl apply order: an identical copy is no news; a different one replaces the earlier with a warning."""
+    text = rollout(STEP_ANALYSIS, template("t", """\
+        - name: m
+          interval: 1m
+          count: 2
+          successCondition: result[0] < 0.05
+          provider:
+            prometheus:
+              query: sum(rate(requests_total{code=~"5.*"}[1m])) / sum(rate(requests_total[1m]))
+        """))
+    rollout_part, template_part = text.split("---\n", 1)
+    (tmp_path / "a.yaml").write_text(rollout_part)
+    (tmp_path / "b.yaml").write_text(template_part)
+    (tmp_path / "c.yaml").write_text(template_part)
+    same = import_manifest([tmp_path / "a.yaml", tmp_path / "b.yaml", tmp_path / "c.yaml"])
+    assert not [w for w in same.warnings if "also defined" in w]
+    (tmp_path / "c.yaml").write_text(template_part.replace("< 0.05", "< 0.02"))
+    changed = import_manifest([tmp_path / "a.yaml", tmp_path / "b.yaml", tmp_path / "c.yaml"])
+    assert metrics_by_name(changed.spec)["m"].success_condition == "result[0] < 0.02"
+    assert any(f"of {tmp_path / 'c.yaml'}: AnalysisTemplate metadata.name: AnalysisTemplate 't' is also defined at "
+               f"{tmp_path / 'b.yaml'}" in w for w in changed.warnings), changed.warnings
+
+
+def test_an_empty_directory_and_an_empty_list_are_input_errors(tmp_path):
+    """Nothing to read is bad input naming what was given."""
+    with pytest.raises(InputError, match="holds no .yaml, .yml, .json file"):
+        import_manifest(tmp_path)
+    with pytest.raises(InputError, match="no manifest file given"):
+        import_manifest([])
 
 
 # --------------------------------------------------------------------------- only InputError escapes

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import math
 
-import pytest
-
 from rolloutlab.live.local import LocalBackend
 from rolloutlab.live.session import make_plan, run_live
 from rolloutlab.scenarios.schema import Scenario

@@ -545,3 +545,14 @@ def test_json_indented_with_tabs_parses_with_its_lines() -> None:
     doc = parse_yaml_documents('{\n\t"name": "p",\n\t"stages": [\n\t\t{"refId": "1"}\n\t]\n}\n', "p.json")[0]
     assert doc.data == {"name": "p", "stages": [{"refId": "1"}]}
     assert doc.line_of(("stages", 0, "refId")) == 4
+
+
+def test_cloudformation_short_tags_read_as_their_long_form() -> None:
+    from rolloutlab.strategies.yaml_input import parse_yaml_documents
+
+    text = ("Resources:\n  Group:\n    Type: AWS::CodeDeploy::DeploymentGroup\n    Properties:\n"
+            "      DeploymentConfigName: !Ref Config\n      Name: !Sub '${AWS::StackName}-group'\n"
+            "      Arn: !GetAtt Role.Arn\n      Zones: !GetAZs ''\n")
+    props = parse_yaml_documents(text, "t.yaml")[0].data["Resources"]["Group"]["Properties"]
+    assert props == {"DeploymentConfigName": {"Ref": "Config"}, "Name": {"Fn::Sub": "${AWS::StackName}-group"},
+                     "Arn": {"Fn::GetAtt": ["Role", "Arn"]}, "Zones": {"Fn::GetAZs": ""}}

@@ -10,6 +10,16 @@ and after a rollback the rest of the scenario's window, which the simulator also
 follows): :class:`WaitDisplay` shows each wait as it happens — what the run waits for
 and the scenario time — as a transient rich progress bar on a terminal, or as a line
 whenever the wait changes on a log.
+
+A scenario with ``regions`` (or a strategy with ``waves``) runs region by region
+(``live.regions``): one backend per region -- on the local backend each region its own
+state folder (``OUT/state/REGION``), HAProxy and pods; on Kubernetes each region a
+kubeconfig context, by default the context named like the region, else the one
+``--region-context REGION=CONTEXT`` names, with region k's entry Service on NodePort
+``--node-port`` + 2k, reached at its API server's address when that is a loopback one
+(``scripts/kube-cluster.sh kubeconfig --clusters 1,2 --contexts us-east,eu-west`` makes
+such a kubeconfig for the clusters of this machine) -- and the waves' own state in
+``OUT/state/waves.json``.
 """
 
 from __future__ import annotations
@@ -36,7 +46,8 @@ METRICS = ("loadgen", "scrape")
 INTERRUPTED = 130  # the shell's status for a run ended by Ctrl-C
 
 SHOWN_COLUMNS = ("outcome", "detected_at", "time_to_restore", "rollout_duration", "requests", "failed_requests",
-                 "baseline_failed_requests", "release_failed_requests", "router_failures", "release_failures")
+                 "baseline_failed_requests", "release_failed_requests", "router_failures", "release_failures",
+                 "regions_reached", "blast_radius")
 """The figures ``rolloutlab live`` prints (those the row has)."""
 
 
@@ -62,6 +73,7 @@ class LiveSettings:
     metrics: str = "loadgen"
     out_dir: Path = Path("out-live")
     report: bool = True
+    region_contexts: tuple[str, ...] = ()  # kube, with regions: "REGION=CONTEXT" each
 
     def check(self) -> None:
         """Bad options as InputError naming the flag, before anything starts."""
@@ -79,6 +91,21 @@ class LiveSettings:
         if self.url is not None and not is_loopback_url(self.url):
             raise InputError("--url", f"{self.url!r}: the load generator sends traffic to http(s)://127.0.0.1 or "
                                       "localhost only")
+        if self.region_contexts and self.backend != "kube":
+            raise InputError("--region-context", "names a kubeconfig context per region: only with --backend kube")
+        self.contexts()
+
+    def contexts(self) -> dict[str, str]:
+        """``--region-context`` as {region: context} (InputError on a malformed one)."""
+        out: dict[str, str] = {}
+        for text in self.region_contexts:
+            region, sep, context = text.partition("=")
+            if not sep or not region.strip() or not context.strip():
+                raise InputError("--region-context", f"{text!r}: expected REGION=CONTEXT, e.g. us-east=kind-east")
+            if region.strip() in out:
+                raise InputError("--region-context", f"region {region.strip()!r} is given twice")
+            out[region.strip()] = context.strip()
+        return out
 
     def urls(self) -> dict[str, str | None] | None:
         """Where users reach the app: the kube NodePorts (or --url); None: the backend knows."""
@@ -150,10 +177,12 @@ def run_live_command(scenario: Scenario, spec: StrategySpec, settings: LiveSetti
     scenario in bad-input messages; ``open_backend`` (tests) replaces
     ``live.session.open_backend``. Bad input and failed runs raise ``rolloutlab.errors``."""
     from rolloutlab.live import session
-    from rolloutlab.results.table import to_frame, write_results
 
     settings.check()
     where = where or scenario.name
+    if scenario.regions or spec.waves is not None:
+        return _run_regions_command(scenario, spec, settings, out=out, err=err, where=where,
+                                    open_backend=open_backend)
     spec = spec.with_replicas(settings.replicas or spec.replicas or scenario.service_under_test.replicas)
     if settings.backend == "kube" and spec.strategy.blue_green and settings.node_port >= 32767:
         raise InputError("--node-port", "blue-green needs NODE_PORT+1 for its preview Service: at most 32766")
@@ -193,16 +222,119 @@ def run_live_command(scenario: Scenario, spec: StrategySpec, settings: LiveSetti
         close = getattr(target, "close", None)
         if close is not None:
             close()
-    frame = to_frame([result.row])
+    _write_outputs(result.row, result.timeline, settings, out,
+                   title=f"{spec.name} on {scenario.name}, {settings.backend} ({plan.defect} release, "
+                         f"time x{settings.time_scale:g})")
+    return 0
+
+
+def _write_outputs(row: dict[str, Any], timeline: dict[str, Any], settings: LiveSettings, out: Console,
+                   title: str) -> None:
+    """results.csv, timelines.json, the figures printed, and the report."""
+    from rolloutlab.results.table import to_frame, write_results
+
+    frame = to_frame([row])
     csv_path, _ = write_results(frame, settings.out_dir / "results")
-    (settings.out_dir / "timelines.json").write_text(json.dumps([result.timeline], allow_nan=False))
-    render_live_row(result.row, out, title=f"{spec.name} on {scenario.name}, {settings.backend} "
-                                           f"({plan.defect} release, time x{settings.time_scale:g})")
+    (settings.out_dir / "timelines.json").write_text(json.dumps([timeline], allow_nan=False))
+    render_live_row(row, out, title=title)
     out.print(f"results: {csv_path} (times in scenario seconds)")
     if settings.report:
-        written = write_report(frame, [result.timeline], settings.out_dir)
+        written = write_report(frame, [timeline], settings.out_dir)
         out.print(f"report: {written['html']}")
+
+
+# --------------------------------------------------------------------------- region by region
+
+
+def _run_regions_command(scenario: Scenario, spec: StrategySpec, settings: LiveSettings, *, out: Console,
+                         err: Console, where: str, open_backend: Callable[..., Any] | None) -> int:
+    """``run_live_command`` for a scenario with regions (see the module docstring)."""
+    from rolloutlab.live import session
+    from rolloutlab.live.regions import run_live_waves
+    from rolloutlab.scenarios.regions import region_scenario, waves_for
+
+    try:
+        waves_for(scenario, spec)
+    except ValueError as error:
+        raise InputError(where, str(error)) from None
+    names = [r.name for r in scenario.regions]
+    contexts = settings.contexts()
+    for flag, given in (("--url", settings.url), ("--context", settings.context)):
+        if given is not None:
+            raise InputError(flag, f"scenario {scenario.name!r} runs in regions ({', '.join(names)}): each region "
+                                   "has its own entry" + (" and context: give --region-context REGION=CONTEXT"
+                                                          if flag == "--context" else ""))
+    unknown = sorted(set(contexts) - set(names))
+    if unknown:
+        raise InputError("--region-context", f"no region {', '.join(unknown)} in scenario {scenario.name!r} "
+                                             f"(its regions: {', '.join(names)})")
+    last_port = settings.node_port + 2 * (len(names) - 1) + 1
+    if settings.backend == "kube" and last_port > 32767:
+        raise InputError("--node-port", f"region k's entry is NODE_PORT + 2k (preview +1): {len(names)} regions "
+                                        f"need ports up to {last_port}, above 32767")
+    _ensure_out_dir(settings.out_dir)
+    state_dir = settings.out_dir / "state"
+    backends: dict[str, Any] = {}
+    urls: dict[str, dict[str, str | None]] | None = {} if settings.backend == "kube" else None
+    log = (lambda text: err.print(text, highlight=False, markup=False, soft_wrap=True))
+    try:
+        for k, region in enumerate(scenario.regions):
+            context = contexts.get(region.name, region.name)
+            port = settings.node_port + 2 * k
+            try:
+                backends[region.name] = (open_backend or session.open_backend)(
+                    settings.backend, state_dir=state_dir / region.name, context=context,
+                    namespace=settings.namespace, node_port=port, seed=settings.seed + k, log=None,
+                    scenario=region_scenario(scenario, region), time_scale=settings.time_scale)
+            except Exception as error:  # no kubeconfig, unknown context, ...: the user's setup, said plainly
+                flag = f"--region-context {region.name}={context}" if settings.backend == "kube" else "--backend local"
+                raise InputError(flag, f"cannot open the backend of region {region.name}: {error}") from None
+            if urls is not None:
+                host = _node_port_host(backends[region.name])
+                urls[region.name] = {"user": f"http://{host}:{port}/", "preview": f"http://{host}:{port + 1}/"}
+        with WaitDisplay(err, scenario.duration, label="live waves") as display:
+            result = run_live_waves(
+                scenario, spec, backends, state_file=state_dir / "waves.json", urls=urls, release=settings.release,
+                seed=settings.seed, time_scale=settings.time_scale, replicas=settings.replicas,
+                max_rps=settings.max_rps, max_wall_s=settings.max_minutes * 60, metrics=settings.metrics,
+                rollback=settings.rollback, log=log, progress=display)
+    except LiveUnsupported as error:
+        raise InputError(where, str(error)) from None
+    except KeyboardInterrupt:
+        saved = "in each region's cluster" if settings.backend == "kube" else f"in {state_dir}"
+        err.print(f"[yellow]interrupted:[/] every region's rollout state is saved {escape(saved)} and the waves' in "
+                  f"{escape(str(state_dir / 'waves.json'))}; run the same command again to resume, or add --rollback "
+                  "to roll every region back", highlight=False, soft_wrap=True)
+        return INTERRUPTED
+    except RolloutlabError:
+        raise
+    except (TimeoutError, RuntimeError, OSError) as error:  # a backend or a load generator gave up
+        raise RunFailed(f"live run failed: {error}") from error
+    finally:
+        for backend in backends.values():
+            close = getattr(backend, "close", None)
+            if close is not None:
+                close()
+    row = result.row
+    _write_outputs(row, result.timeline, settings, out,
+                   title=f"{spec.name} on {scenario.name}, {settings.backend}, {len(names)} regions "
+                         f"({row['defect']} release, time x{settings.time_scale:g})")
     return 0
+
+
+def _node_port_host(backend: Any) -> str:
+    """Where this machine reaches a region's NodePorts: its API server's address when that
+    is a loopback one (scripts/kube-cluster.sh's cluster N answers on 127.0.0.N, API server
+    and NodePorts alike; kind maps both to 127.0.0.1), else 127.0.0.1."""
+    import ipaddress
+    from urllib.parse import urlparse
+
+    api = getattr(backend, "api", None)
+    host = urlparse(api.configuration.host).hostname if api is not None else None
+    try:
+        return host if host is not None and ipaddress.ip_address(host).is_loopback else "127.0.0.1"
+    except ValueError:  # a name (localhost, a DNS name)
+        return "127.0.0.1"
 
 
 def render_live_row(row: dict[str, Any], console: Console, title: str) -> None:

@@ -17,11 +17,15 @@ name. What needs care:
   named in a warning. ``managedRoutes`` carries over in its order (the routes'
   precedence).
 - **AnalysisTemplate metrics**: the provider's query is read (``queries.read_query``) to
-  choose the signal; a success-rate query's conditions are converted to an error-rate
-  condition, seconds to milliseconds for latency. Kayenta becomes the Mann-Whitney
-  judge; ``web`` and ``job`` metrics, queries that are neither an error/success rate nor
-  a latency quantile, and conditions that are not thresholds are left out with a
-  warning. A template with no metric left is left out of its analysis, and an analysis
+  choose the signal; a condition is read as expr would run it and reduced to a threshold
+  on the one measured value (``conditions.parse_threshold``: ``default(result, 0) < 5``,
+  ``all(result, {# < 0.01})``, ``len(result) > 0 && result[0] < 0.01`` ...), with a
+  warning wherever Argo's own evaluation would differ (no data, NaN, the result's
+  shape); a success-rate query's conditions are converted to an error-rate condition,
+  seconds to milliseconds for latency. Kayenta becomes the Mann-Whitney judge; ``web``
+  and ``job`` metrics, queries that are neither an error/success rate nor a latency
+  quantile, and conditions that are no threshold (two separate ranges, a second series,
+  text) are left out with a warning. A template with no metric left is left out of its analysis, and an analysis
   with no template left is skipped.
 - ``{{args.x}}`` placeholders are resolved from the template's defaults and the
   Rollout's args wherever they feed a field rolloutlab uses (conditions, interval, count,

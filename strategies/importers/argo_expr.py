@@ -234,6 +234,8 @@ def parse_expr(text: str) -> Any:
         raise ExprError(f"cannot read it as an expr expression{where}") from None
     except lark.exceptions.LarkError as exc:  # a transformer failure (e.g. a bad escape)
         raise ExprError(f"cannot read it as an expr expression ({exc.__class__.__name__})") from None
+    except RecursionError:
+        raise ExprError("it nests too deeply to read") from None
 
 
 def uses(tree: Any, *names: str) -> bool:

@@ -140,8 +140,10 @@ class _Expression:
 def evaluate_arm(value: Any, template: dict) -> Any:
     """An ARM value as deployed: ``"[...]"`` expressions evaluated where they only use
     parameters' defaults, variables and string functions; otherwise the value as written."""
-    if not (isinstance(value, str) and value.startswith("[") and value.endswith("]") and not value.startswith("[[")):
+    if not (isinstance(value, str) and value.startswith("[") and value.endswith("]")):
         return value
+    if value.startswith("[["):  # ARM's escape: a literal text that starts with "["
+        return value[1:]
     try:
         return _Expression(value[1:-1], template).read()
     except (_Unsupported, IndexError, RecursionError):

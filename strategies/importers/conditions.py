@@ -114,9 +114,13 @@ def parse_threshold(text: str, shape: ResultShape | None = None) -> Threshold:
         tree = parse_expr(text)
     except ExprError as exc:
         raise ConditionNotThreshold(str(exc)) from None
-    holds = _Reduce().boolean(tree)
+    try:
+        holds = _Reduce().boolean(tree)
+        notes = _notes(tree, shape)
+    except RecursionError:
+        raise ConditionNotThreshold("it nests too deeply to read") from None
     clauses, joiner = _render(holds)
-    return Threshold(clauses, joiner, _notes(tree, shape))
+    return Threshold(clauses, joiner, notes)
 
 
 def format_number(value: float) -> str:
@@ -465,7 +469,7 @@ def _notes(tree: Any, shape: ResultShape | None) -> tuple[str, ...]:
     series = [n for n in (*_QUANTIFIERS, *_AGGREGATES, "filter") if uses(tree, n)]
     if series:
         notes.append(f"{', '.join(f'{n}()' for n in series)} reads every series the query returns; rolloutlab "
-                     "measures one value per version, for which the condition is the threshold above")
+                     "measures one value per version, for which this is the threshold")
     if shape is None:
         return tuple(notes)
     if all(_verdict(tree, v) == "error" for v in _ONE_VALUE[shape]):

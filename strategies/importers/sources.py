@@ -49,6 +49,8 @@ SOURCES: list[Source] = [
     Source("spinnaker-pipeline", "a Spinnaker pipeline (JSON with stages that have type and refId)", is_pipeline,
            import_pipeline),
     *(replace(source, companion=True) for source in kayenta.source_entries(Source)),
-    *codedeploy.source_entries(Source),
+    # a deployment configuration beside the deployment group that names it is the group's to read
+    *(replace(source, companion=source.name == "codedeploy-deployment-config")
+      for source in codedeploy.source_entries(Source)),
     *azure.source_entries(Source),
 ]
