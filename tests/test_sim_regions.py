@@ -170,3 +170,15 @@ def test_an_imported_spinnaker_pipeline_with_regional_waves_runs_in_compare(tmp_
     table = pd.read_csv(tmp_path / "results.csv")
     assert table["regions_reached"].between(1, 3).all() and (table["regions_reached"] == 3).any()
     assert json.loads(result.stdout)["strategies"][0]["runs"] == 4
+
+
+def test_a_blast_radius_expectation_needs_regions(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from rolloutlab import cli
+
+    path = tmp_path / "plain.yaml"
+    path.write_text('name: plain\nexpect:\n  - "blast_radius.mean <= 10%"\n')
+    result = CliRunner().invoke(cli.app, ["lint", str(path)])
+    assert result.exit_code == 2
+    assert f"{path}:3: expect[0]" in result.stderr and "no regions" in result.stderr

@@ -292,6 +292,11 @@ class Scenario(_Model):
                 )
 
     def _check_strategies(self) -> None:
+        if not self.regions:
+            for i, entry in enumerate(self.expect):
+                if entry.assertion.metric == "blast_radius":
+                    raise FieldError(("expect", i, "assert"), "blast_radius is measured across regions: "
+                                                               "this scenario has no regions")
         bundled = bundled_strategy_names()
         seen: dict[str, int] = {}
         for i, entry in enumerate(self.strategies):
