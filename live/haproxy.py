@@ -18,6 +18,8 @@ Layout (``RouterLayout``)::
                       otherwise the backend the ``active`` key of routes.map names
         fe_preview -> the backend the ``preview`` key of routes.map names
         be_stable, be_canary   one version's pods each;   be_none   no server (503)
+        be_baseline   a canary's baseline pods (``live.baseline``): the ``baseline`` weight's
+                      draws after the canary's, while one of its servers is up
         a canary's managed routes (``live.haproxy_routes``): fe_user sends requests a
         header route matches to be_canary before the weight; fe_shadow (127.0.0.1:<shadow
         port>) takes nginx's mirrored copies: be_canary or 204 per the mirror route
@@ -59,6 +61,7 @@ from enum import Enum
 from pathlib import Path
 
 from rolloutlab.errors import RouterError
+from rolloutlab.live.baseline import BASELINE
 from rolloutlab.live.haproxy_routes import (
     MIRROR_MAP,
     ROUTES_DIR,
@@ -255,8 +258,10 @@ def render_config(layout: RouterLayout, settings: RouterSettings, files: RouterF
             # expectation, like a mesh's weighted route); rand(100) is 0..99
             f"    http-request set-var(txn.canary_weight) str(canary),map_str_int({files.weights_map},0)",
             "    http-request set-var(txn.draw) rand(100)",
+            *(_baseline_rules(files)[:1] if BASELINE in layout.slots else []),
             *([USER_ROUTE_RULE] if routes is not None else []),  # a header route wins over the weight
             "    use_backend be_canary if { var(txn.draw),sub(txn.canary_weight) -m int lt 0 }",
+            *(_baseline_rules(files)[1:] if BASELINE in layout.slots else []),
             f"    use_backend %[str(active),map({files.routes_map},be_stable)]",
             "",
             "frontend fe_preview",
@@ -275,6 +280,14 @@ def render_config(layout: RouterLayout, settings: RouterSettings, files: RouterF
             lines += _backend(f"be_{role}", layout.servers(role), c)
     lines += [f"backend {NO_BACKEND}", "    # no server: HAProxy answers 503", ""]
     return "\n".join(lines) + "\n"
+
+
+def _baseline_rules(files: RouterFiles) -> list[str]:
+    # a canary's baseline deployment (live.baseline): the next ``baseline`` draws after the
+    # canary's, while it has a server up (its pods start with the canary's, not always as fast)
+    return [f"    http-request set-var(txn.baseline_weight) str({BASELINE}),map_str_int({files.weights_map},0)",
+            f"    use_backend be_{BASELINE} if {{ var(txn.draw),sub(txn.canary_weight),sub(txn.baseline_weight) "
+            f"-m int lt 0 }} {{ nbsrv(be_{BASELINE}) gt 0 }}"]
 
 
 def _backend(name: str, servers: Sequence[str], check: HealthCheck) -> list[str]:

@@ -6,6 +6,9 @@ What plays Kubernetes' part here:
     ReplicaSet        ``ScaleVersion`` sets a version's wanted pods; missing pods are
                       created, extra ones deleted (not ready before ready, newest first).
                       A terminating pod no longer counts in ``replicas``.
+                      A canary's baseline deployment (``live.baseline``) is a third set,
+                      of the stable's version, with its own pod names and router slots,
+                      which ``follow`` keeps beside the canary while the rollout runs.
     kubelet           one supervisor thread: starts each pod's process (``python
                       demo_service.py`` with the version's env plus DEMO_VERSION,
                       DEMO_HOST=127.0.0.1, DEMO_PORT=0: the pod picks a free port and its
@@ -83,6 +86,7 @@ from pathlib import Path
 from typing import Any
 
 from rolloutlab.errors import LocalBackendError, StateError
+from rolloutlab.live.baseline import BASELINE, compute_baseline_replicas, compute_baseline_weight, has_baseline
 from rolloutlab.live.calibration import Calibration, PodStart, SwitchTiming
 from rolloutlab.live.flag_file import FlagFileWriter
 from rolloutlab.live.haproxy import HAPROXY, HAProxyProcess, Layout, RouterLayout, RouterSettings
@@ -115,6 +119,7 @@ from rolloutlab.strategies import (
     CommandRequest,
     Promote,
     Role,
+    RolloutStatus,
     ScaleVersion,
     SetCanaryWeight,
     StrategySpec,
@@ -211,8 +216,8 @@ class LocalBackend(RouterFront, PodSupervisor):
         self._flags: FlagFileWriter | None = None
         self._applied_maps: dict[str, list[tuple[str, str]]] = {}  # route maps as HAProxy holds them
         self._pods: list[LocalPod] = []
-        self._pod_counter = {Role.STABLE: 0, Role.CANARY: 0}
-        self._free_slots: dict[Role, list[int]] = {}
+        self._pod_counter = {Role.STABLE.value: 0, Role.CANARY.value: 0, BASELINE: 0}  # per pod group
+        self._free_slots: dict[str, list[int]] = {}  # pod group -> its free router slots
         self._sticky_faults: dict[Role, dict[str, Any]] = {Role.STABLE: {}, Role.CANARY: {}}
         self._pod_starts: list[PodStart] = []
         self._switches: list[SwitchTiming] = []
@@ -262,8 +267,7 @@ class LocalBackend(RouterFront, PodSupervisor):
                     raise LocalBackendError(
                         f"this backend runs release {self.plan.release!r} ({self.spec.strategy.kind.value}); "
                         f"start another LocalBackend for {plan.release!r}")
-                for role in Role:
-                    self._scale(role, self.record.desired[role.value])
+                self._scale_all()
                 return
             record, routes = self._load_record()
             if record is not None and record.release != plan.release:
@@ -288,7 +292,7 @@ class LocalBackend(RouterFront, PodSupervisor):
             layout = self._layout_for(plan, spec)
             self.plan, self.spec, self.record, self.layout, self._routes = plan, spec, record, layout, routes
             self._open_flag_file(spec)
-            self._free_slots = {role: list(range(self.layout.slots[role.value])) for role in Role}
+            self._free_slots = {group: list(range(n)) for group, n in self.layout.slots.items()}
             # the stats socket's path must fit a unix socket address (108 bytes)
             short = "/tmp" if len(tempfile.gettempdir()) > 60 and os.path.isdir("/tmp") else None
             self.run_dir = Path(tempfile.mkdtemp(prefix="rolloutlab-local-", dir=short))
@@ -312,8 +316,7 @@ class LocalBackend(RouterFront, PodSupervisor):
                                         f"layout {self.layout.layout.value}, routes {sorted(self._routes)}")
             if self.resumed:
                 self._event("resume", None, f"restarting pods: {record.desired}")
-            for role in Role:
-                self._scale(role, record.desired[role.value])
+            self._scale_all()
             self._save_record()
 
     @property
@@ -338,7 +341,8 @@ class LocalBackend(RouterFront, PodSupervisor):
             kind is StrategyKind.CANARY and spec.strategy.canary.traffic_routing is TrafficRouting.ROUTER)
         slots = self.slots_per_version or 3 * plan.replicas + 2
         routes = compute_route_table(spec.strategy.canary) if routed and kind is StrategyKind.CANARY else None
-        return RouterLayout(Layout.ROUTED if routed else Layout.SHARED, {"stable": slots, "canary": slots}, routes)
+        groups = ("stable", "canary", BASELINE) if has_baseline(spec) else ("stable", "canary")
+        return RouterLayout(Layout.ROUTED if routed else Layout.SHARED, {g: slots for g in groups}, routes)
 
     # ----------------------------------------------------------------- the Backend protocol
 
@@ -351,9 +355,33 @@ class LocalBackend(RouterFront, PodSupervisor):
             self._check_ensured()
             out = []
             for role in Role:
-                ready = sum(1 for p in self._pods if p.role is role and p.phase is not PodPhase.TERMINATING and p.ready)
+                ready = sum(1 for p in self._pods if p.role is role and not p.baseline
+                            and p.phase is not PodPhase.TERMINATING and p.ready)
                 out.append(VersionObservation(self.record.desired[role.value], ready, ready))
             return out[0], out[1]
+
+    def follow(self, status: RolloutStatus) -> None:
+        """After each runner cycle: a canary's baseline deployment follows the canary (the
+        rule is ``live.baseline``'s: the canary's desired pods while the rollout runs, the
+        same traffic weight taken from the stable), and goes when the rollout ends."""
+        if not has_baseline(self.spec):
+            return
+        with self._lock:
+            self._check_ensured()
+            wanted = compute_baseline_replicas(status, self.record.desired[Role.CANARY.value])
+            if wanted == self.record.desired.get(BASELINE, 0):
+                return
+            self.record.desired[BASELINE] = wanted
+            self._scale(Role.STABLE, wanted, baseline=True)
+            self._sync_baseline_weight()
+            self._save_record()
+
+    def observe_baseline(self) -> VersionObservation:
+        """A canary's baseline pods: wanted and ready (no counters: ``live.baseline.BaselineScrape``)."""
+        with self._lock:
+            self._check_ensured()
+            ready = sum(1 for p in self._pods if p.baseline and p.phase is not PodPhase.TERMINATING and p.ready)
+            return VersionObservation(self.record.desired.get(BASELINE, 0), ready, ready)
 
     def apply(self, action: Action) -> None:
         measure: Callable[[], None] | None = None
@@ -367,6 +395,7 @@ class LocalBackend(RouterFront, PodSupervisor):
                     self._router.api.set_map(self._router.files.weights_map, "canary", action.weight)
                     self._event("router", None, f"canary weight {action.weight}")
                 self.record.canary_weight = action.weight  # shared layout: weight follows pods
+                self._sync_baseline_weight()  # a baseline's weight goes with the canary's
             elif isinstance(action, SwitchActive):
                 self._require_routed(action)
                 self.record.active = action.role.value
@@ -480,6 +509,25 @@ class LocalBackend(RouterFront, PodSupervisor):
         return self._closed
 
     # ----------------------------------------------------------------- internals: bookkeeping
+
+    def _scale_all(self) -> None:
+        """Every pod group to the recorded scale (a canary's baseline as the record holds it)."""
+        for role in Role:
+            self._scale(role, self.record.desired[role.value])
+        if has_baseline(self.spec):
+            self._scale(Role.STABLE, self.record.desired.get(BASELINE, 0), baseline=True)
+
+    def _baseline_weight(self) -> int:
+        """The baseline's weight the record implies (0 without a baseline pod wanted)."""
+        return compute_baseline_weight(self.record.canary_weight, self.record.desired.get(BASELINE, 0))
+
+    def _sync_baseline_weight(self) -> None:
+        """Put the baseline's weight the record implies into HAProxy (a router per version only)."""
+        if not has_baseline(self.spec) or self.layout.layout is not Layout.ROUTED:
+            return
+        weight = self._baseline_weight()
+        self._router.api.set_map(self._router.files.weights_map, BASELINE, weight)
+        self._event("router", None, f"baseline: {self.record.desired.get(BASELINE, 0)} pod(s), weight {weight}")
 
     def _notify(self) -> None:
         with self._changed:

@@ -24,6 +24,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from rolloutlab.errors import LocalBackendError
+from rolloutlab.live.baseline import BASELINE
 from rolloutlab.live.calibration import Calibration, PodStart
 from rolloutlab.live.local_pods import (
     LocalPod,
@@ -47,8 +48,10 @@ class PodSupervisor:
     # ----------------------------------------------------------------- what callers read
 
     def pods(self, role: Role | None = None) -> list[PodInfo]:
+        """Every pod (a canary's baseline pods included, ``PodInfo.baseline``), or one
+        role's own pods (never the baseline's, though they run the stable's version)."""
         with self._lock:
-            return [p.info(self.layout) for p in self._pods if role is None or p.role is role]
+            return [p.info(self.layout) for p in self._pods if role is None or (p.role is role and not p.baseline)]
 
     def calibration(self) -> Calibration:
         with self._lock:
@@ -91,8 +94,8 @@ class PodSupervisor:
     # ----------------------------------------------------------------- chaos
 
     def kill_pods(self, role: Role | None = None, count: int = 1, sig: int = signal.SIGKILL) -> list[str]:
-        """Signal ``count`` running pods (of a version, or any), ready ones first, chosen at
-        random (seeded): a SIGKILL is a crash; the pod restarts after the backoff as a
+        """Signal ``count`` running pods (of a version, or any; never a baseline pod, which the
+        simulator's faults cannot hit either), ready ones first, chosen at random (seeded): a SIGKILL is a crash; the pod restarts after the backoff as a
         kubelet restarts a container (a SIGTERM makes it drain and exit, then restart)."""
         with self._lock:
             victims = self._pick(role, count)
@@ -136,8 +139,8 @@ class PodSupervisor:
         Returns pod -> whether it took them (a stopped pod cannot answer)."""
         with self._lock:
             self._sticky_faults[role].update(settings)
-            targets = [(p.name, p.port) for p in self._pods
-                       if p.role is role and p.phase is PodPhase.RUNNING and p.port is not None]
+            targets = [(p.name, p.port) for p in self._pods  # the rollout's own pods, not a baseline's
+                       if p.role is role and not p.baseline and p.phase is PodPhase.RUNNING and p.port is not None]
         body = json.dumps(settings).encode()
         out = {}
         for name, port in targets:
@@ -159,17 +162,18 @@ class PodSupervisor:
     def _pick(self, role: Role | None, count: int, exclude_paused: bool = False) -> list[LocalPod]:
         candidates = [p for p in self._pods if p.phase is PodPhase.RUNNING and p.process is not None
                       and p.process.poll() is None and (role is None or p.role is role)
-                      and not (exclude_paused and p.paused)]
+                      and not p.baseline and not (exclude_paused and p.paused)]
         self._rng.shuffle(candidates)
         candidates.sort(key=lambda p: not p.ready)  # stable sort: ready ones first, random among them
         return candidates[:max(0, count)]
 
     # ----------------------------------------------------------------- internals: scale
 
-    def _scale(self, role: Role, replicas: int) -> None:
-        live = [p for p in self._pods if p.role is role and p.phase is not PodPhase.TERMINATING]
+    def _scale(self, role: Role, replicas: int, baseline: bool = False) -> None:
+        """A role's pods (``baseline``: a canary's baseline pods, of the stable's version) to ``replicas``."""
+        live = [p for p in self._pods if p.role is role and p.baseline == baseline and p.phase is not PodPhase.TERMINATING]
         for _ in range(replicas - len(live)):
-            self._pods.append(self._new_pod(role))
+            self._pods.append(self._new_pod(role, baseline))
         if len(live) > replicas:
             # the ReplicaSet's order: pods without a process, then not ready, then newest
             order = sorted(live, key=lambda p: (p.phase is PodPhase.RUNNING, p.ready, -p.started_at, -self._pods.index(p)))
@@ -177,14 +181,16 @@ class PodSupervisor:
                 self._terminate(pod)
         self._wake.set()
 
-    def _new_pod(self, role: Role) -> LocalPod:
+    def _new_pod(self, role: Role, baseline: bool = False) -> LocalPod:
         version = self.plan.version(role)
-        index = self._pod_counter[role]
-        self._pod_counter[role] += 1
-        seed = None if self._seed is None else self._seed * 1000 + 500 * (role is Role.CANARY) + index
-        pod = LocalPod(f"{self.plan.app}-{version.name}-{index}", role, version, seed)
-        pod.faults = dict(self._sticky_faults[role]) or None
-        self._event("created", pod.name, role.value)
+        group = BASELINE if baseline else role.value
+        index = self._pod_counter[group]
+        self._pod_counter[group] += 1
+        seed = None if self._seed is None else self._seed * 1000 + 500 * (role is Role.CANARY) + 250 * baseline + index
+        name = f"{self.plan.app}-{version.name}-{BASELINE}-{index}" if baseline else f"{self.plan.app}-{version.name}-{index}"
+        pod = LocalPod(name, role, version, seed, baseline)
+        pod.faults = None if baseline else dict(self._sticky_faults[role]) or None
+        self._event("created", pod.name, group)
         return pod
 
     def _terminate(self, pod: LocalPod) -> None:
@@ -209,8 +215,8 @@ class PodSupervisor:
     def _remove(self, pod: LocalPod, why: str) -> None:
         self._unroute(pod)
         if pod.slot is not None:
-            self._free_slots[pod.role].append(pod.slot)
-            self._free_slots[pod.role].sort()
+            self._free_slots[pod.group].append(pod.slot)
+            self._free_slots[pod.group].sort()
             pod.slot = None
         if pod in self._pods:
             self._pods.remove(pod)
@@ -276,7 +282,7 @@ class PodSupervisor:
 
     def _tick_pod(self, pod: LocalPod, now: float) -> None:
         if pod.phase is PodPhase.PENDING:
-            free = self._free_slots[pod.role]
+            free = self._free_slots[pod.group]
             if not free:
                 return
             pod.slot = free.pop(0)
@@ -372,7 +378,7 @@ class PodSupervisor:
         pod.resume_at = None
         pod.successes = pod.failures = 0
         pod.next_probe_at = now
-        if self._sticky_faults[pod.role]:
+        if self._sticky_faults[pod.role] and not pod.baseline:
             pod.faults = dict(self._sticky_faults[pod.role])
         self._event("started", pod.name, f"container {pod.container}, pid {pod.process.pid}")
 

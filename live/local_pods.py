@@ -21,6 +21,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from rolloutlab.live.baseline import BASELINE
 from rolloutlab.live.haproxy import HealthCheck, RouterLayout, slot_name
 from rolloutlab.live.runner import LiveVersion
 from rolloutlab.strategies import Role
@@ -109,6 +110,7 @@ class PodInfo:
     port: int | None
     slot: str | None
     restarts: int
+    baseline: bool = False  # one of a canary's baseline pods (the old version, apart from the stable's)
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,7 @@ class LocalPod:
     role: Role
     version: LiveVersion
     seed: int | None
+    baseline: bool = False  # a canary's baseline pod: the old version, its own slots and backend
     phase: PodPhase = PodPhase.PENDING
     slot: int | None = None
     process: subprocess.Popen | None = None
@@ -153,11 +156,17 @@ class LocalPod:
     next_probe_at: float = 0.0
     faults: dict[str, Any] | None = None  # to POST before the next probe (sticky faults)
 
+    @property
+    def group(self) -> str:
+        """The pods it is scaled with and whose router slots it takes: its role's, or the
+        baseline's (``live.baseline``)."""
+        return BASELINE if self.baseline else self.role.value
+
     def info(self, layout: RouterLayout | None) -> PodInfo:
-        slot = None if self.slot is None or layout is None else slot_name(self.role.value, self.slot)
+        slot = None if self.slot is None or layout is None else slot_name(self.group, self.slot)
         alive = self.process is not None and self.process.poll() is None
         return PodInfo(self.name, self.role, self.version.name, self.phase, self.ready, self.routed, self.paused,
-                       self.process.pid if alive else None, self.port, slot, self.total_restarts)
+                       self.process.pid if alive else None, self.port, slot, self.total_restarts, self.baseline)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from rolloutlab.errors import LocalBackendError, RouterError
+from rolloutlab.live.baseline import BASELINE
 from rolloutlab.live.calibration import SwitchTiming
 from rolloutlab.live.haproxy import NO_BACKEND, HAProxyProcess, Layout, RouterFiles, RouterStats, slot_name
 from rolloutlab.live.haproxy_routes import RouteAction, compute_route_maps
@@ -149,8 +150,9 @@ class RouterFront:
     def _start_router(self) -> None:
         assert self.record is not None and self.layout is not None and self.run_dir is not None
         routes = {"active": f"be_{self.record.active}", "preview": self._preview_backend(self.record.preview)}
-        router = HAProxyProcess(RouterFiles(self.run_dir), self.layout, self.router_settings, routes,
-                                {"canary": self.record.canary_weight}, binary=self.haproxy_binary, spawn=self._spawn)
+        weights = {"canary": self.record.canary_weight, BASELINE: self._baseline_weight()}
+        router = HAProxyProcess(RouterFiles(self.run_dir), self.layout, self.router_settings, routes, weights,
+                                binary=self.haproxy_binary, spawn=self._spawn)
         previous = self._router
         router.start(ports=None if previous is None else previous.ports)
         self._router = router
@@ -223,7 +225,7 @@ class RouterFront:
     # ----------------------------------------------------------------- pods' server slots
 
     def _server(self, pod: LocalPod) -> tuple[str, str]:
-        return self.layout.backend_of(pod.role.value), slot_name(pod.role.value, pod.slot)
+        return self.layout.backend_of(pod.group), slot_name(pod.group, pod.slot)
 
     def _unroute(self, pod: LocalPod) -> None:
         pod.unroute_at = None

@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from rolloutlab.errors import StateError
+from rolloutlab.live.baseline import has_baseline
 from rolloutlab.results.timeline import TimelineEvent
 from rolloutlab.strategies import (
     Action,
@@ -118,6 +119,8 @@ class Backend(Protocol):
 
     # optional: follow(status) — called after each persisted cycle with the new status, for
     # backends whose platform runs part of the strategy itself (Kubernetes' rolling update).
+    # optional: observe_baseline() -> VersionObservation — a canary's baseline pods (the local
+    # backend runs them, ``live.baseline``), for the timeline.
 
     def commands(self) -> tuple[CommandRequest, ...]:
         """Commands a person left for this rollout (promote, abort, ...)."""
@@ -131,7 +134,9 @@ class MetricsSource(Protocol):
 
     A source for feature-flag releases also has ``flag_counters() -> FlagCounters``: the
     same counters split by the flag's answer (a source without it gives a flag's analysis
-    no data, which errors the analysis)."""
+    no data, which errors the analysis). A source for a canary with a baseline deployment
+    has ``baseline_counters() -> Counters``: its baseline pods' (``live.baseline``; again,
+    none means no data)."""
 
     def counters(self) -> Mapping[str | None, Counters]:
         """Keyed by version name; None collects answers that carried no version."""
@@ -238,6 +243,9 @@ class TimelineEntry:
     canary_replicas: int
     declared_weight: float
     events: tuple[TimelineEvent, ...] = ()
+    baseline_ready: int = 0  # a canary's baseline deployment (backends with observe_baseline())
+    baseline_replicas: int = 0
+    baseline_requests: int | None = None  # its cumulative requests as reported to the controller
 
 
 @dataclass
@@ -412,6 +420,8 @@ class Runner:
 
     def _cycle(self, state: RunnerState, now: float) -> tuple[RunnerState, RolloutStatus]:
         stable, canary = self.backend.observe()
+        based = has_baseline(self.spec)  # a canary's baseline deployment (live.baseline)
+        pods = self.backend.observe_baseline() if based and hasattr(self.backend, "observe_baseline") else None
         counters = self.metrics.counters()
         stable = _with_counters(stable, counters.get(self.plan.stable.name))
         canary = _with_counters(canary, counters.get(self.plan.canary.name))
@@ -425,7 +435,9 @@ class Runner:
         # a feature flag's analysis compares users by the flag's answer (flag-on vs flag-off)
         flag = self.metrics.flag_counters() if self.spec.strategy.feature_flag and hasattr(
             self.metrics, "flag_counters") else None
-        observation = Observation(now, stable, canary, tuple(commands) + tuple(own), flag)
+        # a canary with a baseline deployment: its analysis compares against those pods' counters
+        baseline = self.metrics.baseline_counters() if based and hasattr(self.metrics, "baseline_counters") else None
+        observation = Observation(now, stable, canary, tuple(commands) + tuple(own), flag, baseline)
         decided = reconcile(self.spec, state.status, observation)
         events = []
         for action in decided.actions:
@@ -442,6 +454,7 @@ class Runner:
         self.timeline.append(TimelineEntry(
             now, stable.ready, canary.ready, stable.replicas, canary.replicas,
             float(compute_declared_weight(self.spec, decided.status, observation)), tuple(events),
+            pods.ready if pods else 0, pods.replicas if pods else 0, None if baseline is None else baseline.requests,
         ))
         return new_state, decided.status
 

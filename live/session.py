@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from rolloutlab.errors import LiveUnsupported, StateError
+from rolloutlab.live.baseline import BaselineMetrics, BaselineScrape, has_baseline
 from rolloutlab.live.loadgen import ERROR_RESULTS, NO_ANSWER, NOT_SERVED, LoadGenerator, RequestResult, Target
 from rolloutlab.live.request_results import compute_users_affected
 from rolloutlab.live.runner import (
@@ -213,9 +214,9 @@ def run_live(
     if spec.strategy.feature_flag is not None and not hasattr(backend, "flag_file"):
         raise LiveUnsupported(f"feature flags run on the local backend only: the {backend.source} backend has no "
                               "flag file its pods read (the demo image carries no OpenFeature provider)")
-    if spec.strategy.canary is not None and spec.strategy.canary.baseline:
-        raise LiveUnsupported("a canary with a baseline deployment (canary.baseline) runs in the simulator only: "
-                              "no live backend starts baseline pods yet")
+    if has_baseline(spec) and not hasattr(backend, "observe_baseline"):
+        raise LiveUnsupported(f"a canary with a baseline deployment (canary.baseline) runs on the local backend and "
+                              f"in the simulator: the {backend.source} backend starts no baseline pods yet")
     runner = Runner(spec, plan, backend, NoMetrics(), time_scale=time_scale,
                     faults=fault_schedule(scenario, backend, time_scale), log=log, progress=progress)
     state, resumed = runner.prepare()
@@ -261,6 +262,9 @@ def run_live(
         # the copies a mirror sends the new version count on it, as its own metrics would
         shadow = LocalShadowScrape(backend)
         runner.metrics = MirrorMetrics(runner.metrics, shadow)
+    if has_baseline(spec):
+        # the baseline pods' own counters, which its analysis compares the canary with
+        runner.metrics = BaselineMetrics(runner.metrics, BaselineScrape(backend))
     if before_run is not None:
         before_run(runner)
     with load:
@@ -440,13 +444,13 @@ def user_population(scenario: Scenario) -> UserPopulation:
 def replica_seconds(summary: RunSummary, duration: float) -> float:
     """Pods asked for over the scenario's window (scenario seconds), as the simulator
     counts cost: each observation's replicas hold until the next one, the last until the
-    window ends; nothing outside [0, duration] counts."""
+    window ends; nothing outside [0, duration] counts. A canary's baseline pods count too."""
     total, points = 0.0, summary.timeline
     for a, b in zip(points, [*points[1:], None]):
         start = max(a.at, 0.0)
         end = min(b.at if b is not None else max(duration, a.at), duration)
         if end > start:
-            total += (a.stable_replicas + a.canary_replicas) * (end - start)
+            total += (a.stable_replicas + a.canary_replicas + a.baseline_replicas) * (end - start)
     return float(total)
 
 

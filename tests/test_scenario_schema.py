@@ -258,7 +258,7 @@ def test_metric_and_stat_tables_match_the_documented_names():
     assert set(METRICS) == {
         "change_failure_rate", "false_rollback_rate", "mttr", "failed_requests",
         "failed_request_fraction", "detected_within", "rollout_duration", "cost",
-        "users_affected", "duplicated_writes",
+        "users_affected", "duplicated_writes", "blast_radius",
     }
     assert set(STATS) == {"mean", "median", "p50", "p90", "p95", "p99", "max"}
 
