@@ -594,6 +594,13 @@ def test_a_malformed_command_annotation_is_ignored_not_fatal(kube):
 # --------------------------------------------------------------------------- a whole live session
 
 
+def why(result) -> str:
+    """What a failed outcome assertion shows: the abort's reason and the errors the load met."""
+    status, records = result.summary.status, result.records
+    counts = records["result"].value_counts().to_dict() if "result" in records else {}
+    return f"{result.row['outcome']}: {status.abort_reason or status.message}; answers {counts}"
+
+
 @pytest.mark.parametrize("strategy, release, outcome, metrics", [
     ("canary", "bad", "rolled_back", "scrape"),  # analysis from the pods' own /metrics via the API server
     ("canary", "good", "promoted", "loadgen"),
@@ -607,7 +614,7 @@ def test_live_session_on_real_pods(kube, strategy, release, outcome, metrics):
     # the scenario's 30-minute window in a minute
     result = run_demo_session(backend, port, strategy, release, metrics, time_scale=30.0, max_wall_s=300)
     assert result.row["source"] == "live-kube"
-    assert result.row["outcome"] == outcome, result.row
+    assert result.row["outcome"] == outcome, why(result)
     assert result.row["requests"] > 0
     assert backend.image.pull_policy == "Never"  # the node's own image: nothing was pulled
     pods = client.CoreV1Api(kube.api).list_namespaced_pod(kube.ns).items

@@ -79,7 +79,7 @@ def test_an_ab_test_routes_the_cookie_users_and_promotes_a_good_release(tmp_path
     """Opted-in users (cookie) get the new version through the iterations; then everyone."""
     run, plan, _ = live("ab-test", tmp_path, release="good")
     records = run.records
-    assert run.row["outcome"] == "promoted", run.summary.status.message
+    assert run.row["outcome"] == "promoted", run.summary.status.abort_reason or run.summary.status.message
     promoted = run.summary.status.completed_at
     during = records[(records["at"] < promoted - 5) & records["version"].notna()]
     on_new = during[during["version"] == plan.canary.name]
