@@ -27,7 +27,6 @@ the pod for the baseline and at the user for the canary, so a path of a few mill
 
 from __future__ import annotations
 
-import urllib.request
 from collections.abc import Mapping
 
 from rolloutlab.strategies import Counters, RolloutStatus, StrategySpec
@@ -72,26 +71,16 @@ class BaselineScrape:
     last counters, a pod gone keeps what it counted: the total only grows."""
 
     def __init__(self, backend, timeout_s: float = 0.5) -> None:
-        self.backend, self.timeout_s = backend, timeout_s
-        self._base: dict[str, dict] = {}
-        self._last: dict[str, dict] = {}
+        # imported here: live.runner imports this module, and the scrape's modules import live.runner
+        from rolloutlab.live.technique_metrics import LocalPodScrape
+
+        self.pods = LocalPodScrape(backend, "demo", lambda pod: pod.baseline, timeout_s)
 
     def __call__(self) -> Counters:
-        from rolloutlab.live.kube_metrics import counters_from_exposition, fold_scrape, sum_counters
+        from rolloutlab.live.kube_metrics import sum_counters
 
-        for pod in self.backend.pods():
-            if not pod.baseline or pod.port is None:
-                continue
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{pod.port}/metrics", timeout=self.timeout_s) as r:
-                    text = r.read().decode()
-            except OSError:
-                continue  # this scrape missed; the pod's last counters stand
-            self._base[pod.name], self._last[pod.name] = fold_scrape(
-                self._base.get(pod.name, {}), self._last.get(pod.name, {}), counters_from_exposition(text))
         # every version its pods answered as (the old one) is the baseline's
-        per_version = sum_counters([*self._base.values(), *self._last.values()])
-        return sum_counters([{None: c} for c in per_version.values()]).get(None, Counters())
+        return sum_counters([{None: c} for c in self.pods().values()]).get(None, Counters())
 
 
 class BaselineMetrics:

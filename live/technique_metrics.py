@@ -51,19 +51,21 @@ class MirrorMetrics:
         return sum_counters([self.load.counters(), self.shadow()])
 
 
-class LocalShadowScrape:
-    """Cumulative shadow counters per version from every local pod's ``/metrics``. A pod
-    whose scrape misses keeps its last counters; a restarted container's counters are
-    folded in (``fold_scrape``), so a version's total only grows."""
+class LocalPodScrape:
+    """Cumulative counters per version from the ``family`` metrics of the local pods
+    ``chosen`` picks, each read from its own ``/metrics``. A pod whose scrape misses keeps
+    its last counters; a restarted container's counters are folded in (``fold_scrape``), so
+    a version's total only grows."""
 
-    def __init__(self, backend, timeout_s: float = 0.5) -> None:
-        self.backend, self.timeout_s = backend, timeout_s
+    def __init__(self, backend, family: str = "demo", chosen: Callable[[object], bool] = lambda pod: True,
+                 timeout_s: float = 0.5) -> None:
+        self.backend, self.family, self.chosen, self.timeout_s = backend, family, chosen, timeout_s
         self._base: dict[str, dict] = {}
         self._last: dict[str, dict] = {}
 
     def __call__(self) -> dict[str | None, Counters]:
         for pod in self.backend.pods():
-            if pod.port is None:
+            if pod.port is None or not self.chosen(pod):
                 continue
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{pod.port}/metrics", timeout=self.timeout_s) as r:
@@ -71,6 +73,12 @@ class LocalShadowScrape:
             except OSError:
                 continue  # this scrape missed; the pod's last counters stand
             self._base[pod.name], self._last[pod.name] = fold_scrape(
-                self._base.get(pod.name, {}), self._last.get(pod.name, {}),
-                counters_from_exposition(text, "demo_shadow"))
+                self._base.get(pod.name, {}), self._last.get(pod.name, {}), counters_from_exposition(text, self.family))
         return sum_counters([*self._base.values(), *self._last.values()])
+
+
+class LocalShadowScrape(LocalPodScrape):
+    """Cumulative shadow counters (``demo_shadow_*``) per version from every local pod."""
+
+    def __init__(self, backend, timeout_s: float = 0.5) -> None:
+        super().__init__(backend, "demo_shadow", timeout_s=timeout_s)

@@ -161,7 +161,7 @@ def load_strategy_arg(name_or_path: str, *, note: Say | None = None, warn: Say |
 def check_regions_fit(loaded: ScenarioFile, strategies: Sequence[StrategySpec]) -> None:
     """A strategy's waves must name exactly the scenario's regions: an ``InputError`` on
     the scenario's ``regions`` (or ``name``) line otherwise, before anything runs."""
-    from rolloutlab.sim.regions import waves_for
+    from rolloutlab.scenarios.regions import waves_for
 
     for spec in strategies:
         try:
