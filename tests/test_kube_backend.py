@@ -200,6 +200,10 @@ def test_rolling_update_is_run_by_the_clusters_deployment_controller(kube):
     api, ns = kube.api, kube.ns
     spec = load_strategy("rolling")
     runner, backend = kube.runner(spec, plan())
+    # the v1 ReplicaSet must exist before the template moves to v2: with two clusters on
+    # two cores, the deployment controller once synced after the patch and made v2 only
+    runner.prepare()
+    runner.wait_until_stable_serves(timeout_s=60)
     both_seen = []
     runner.on_cycle = lambda n: both_seen.append(endpoint_versions(api, ns))
     summary = runner.run(max_wall_s=90)
