@@ -1,0 +1,1 @@
+"""rolloutlab tune: search a strategy's settings for a scenario (Optuna), on common random numbers."""
