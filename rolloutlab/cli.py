@@ -406,6 +406,93 @@ def validate(
                                           seed_given=seed is not None))
 
 
+@app.command("export")
+def export_command(
+    strategy: Annotated[str, typer.Argument(help="A strategy file, a bundled name, or a manifest rolloutlab imports.")],
+    to: Annotated[str, typer.Option("--to", help="The target: argo (a Rollout + AnalysisTemplates) or flagger (a "
+                                                 "Canary + MetricTemplates).")],
+    query: Annotated[Optional[list[str]], typer.Option("--query", help="NAME=TEMPLATE, NAME error-rate or latency: "
+                     "the Prometheus query, with {{ interval }} and {{ quantile }} placeholders (default: a documented "
+                     "placeholder query, with a warning).")] = None,
+    out_file: Annotated[Optional[Path], typer.Option("--out", help="Write the manifests here instead of stdout.")] = None,
+) -> None:
+    """Write a strategy as Argo Rollouts or Flagger manifests; what the target cannot carry is a warning, or a refusal."""
+    from rolloutlab.strategies.exporters import export_strategy, parse_queries
+
+    spec = _load_strategy_or_manifest(strategy)
+    result = export_strategy(spec, to, parse_queries(query or []), source=strategy)
+    for warning in result.warnings:
+        _warn(warning)
+    if out_file is None:
+        sys.stdout.write(result.text)
+        return
+    try:
+        out_file.write_text(result.text)
+    except OSError as error:
+        _bad_input(InputError(str(out_file), f"cannot write the manifests here: {error.strerror or error}"))
+    err.print(f"wrote {out_file} ({len(result.documents)} documents, {len(result.warnings)} warnings)")
+
+
+@app.command()
+def judges(
+    scenario: Annotated[str, typer.Argument(help="A scenario file or bundled name (its service, traffic and first error_rate defect).")],
+    strategy: Annotated[Optional[list[str]], typer.Option("--strategy", "-s", help="A strategy file, bundled name or Argo/Flagger manifest whose judges to measure (repeatable; default: the bundled canary with the threshold, Mann-Whitney and sequential judges).")] = None,
+    runs: Annotated[int, typer.Option(min=1, help="Rollouts per judge, release and traffic level.")] = 200,
+    seed: SeedOption = None,
+    out_dir: Annotated[Path, typer.Option("--out-dir", help="Folder for judges.csv, judges.png and judges.html.")] = Path("judges"),
+) -> None:
+    """Judge power curves: how often each analysis judge rolls back a bad release and a good one, against traffic per analysis window and defect size."""
+    from rolloutlab.workflows.judge_power_command import run_judges_command
+
+    run_judges_command(scenario, strategy or [], runs=runs, seed=seed, out_dir=out_dir, out=out, note=_note,
+                       warn=_warn)
+
+
+@app.command()
+def tune(
+    scenario: Annotated[str, typer.Argument(help="A scenario file, or a bundled scenario name (standard).")],
+    strategy: Annotated[str, typer.Option("--strategy", "-s", help="The strategy to tune: a file, bundled name, or Argo/Flagger manifest; its search: list (or its kind's bundled one) says what to search.")] = "canary",
+    objective: Annotated[Optional[list[str]], typer.Option("--objective", help="metric[.stat] to minimise, repeatable (default: failed_requests.mean and rollout_duration.mean).")] = None,
+    constraint: Annotated[Optional[list[str]], typer.Option("--constraint", help="An expectation the tuned strategy must meet, repeatable (default: 'false_rollback_rate <= 2%').")] = None,
+    candidates: Annotated[int, typer.Option(min=1, help="Candidates to try.")] = 200,
+    runs: Annotated[str, typer.Option(help="Runs per stage, comma-separated: a candidate goes to the next stage only while it can still matter.")] = "50,200,800",
+    confirm_runs: Annotated[int, typer.Option(min=10, help="Fresh runs comparing the chosen strategy with yours.")] = 2000,
+    batch: Annotated[int, typer.Option(min=1, help="Candidates proposed and simulated together.")] = 8,
+    seed: SeedOption = None,
+    executor: ExecutorOption = "process",
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the tuned strategy, candidates.csv and the report.")] = Path("out/tune"),
+) -> None:
+    """Search a strategy's settings for a scenario: a Pareto front, the chosen strategy as YAML, and how it compares with yours."""
+    from rich.progress import Progress
+
+    from rolloutlab.workflows.compare import choose_seed
+    from rolloutlab.workflows.tune.command import print_tune, write_outputs
+    from rolloutlab.workflows.tune.command import tune as run_tune
+    from rolloutlab.workflows.tune.objectives import (
+        DEFAULT_CONSTRAINTS,
+        DEFAULT_OBJECTIVES,
+        parse_constraint,
+        parse_objective,
+    )
+    from rolloutlab.workflows.tune.search import TuneSettings
+
+    try:
+        stages = tuple(int(r) for r in runs.split(","))
+    except ValueError:
+        _bad_input(InputError("--runs", f"{runs!r} is not comma-separated run counts (50,200,800)"))
+    goals = tuple(parse_objective(o) for o in objective or DEFAULT_OBJECTIVES)
+    limits = tuple(parse_constraint(c) for c in constraint or DEFAULT_CONSTRAINTS)
+    _ensure_out_dir(out_dir)
+    loaded = _load_scenario_arg(scenario)
+    start = _load_strategy_or_manifest(strategy)
+    settings = TuneSettings(goals, limits, candidates, stages, batch, choose_seed(seed, loaded), executor)
+    with Progress(console=err, transient=True) as bar:
+        task = bar.add_task(f"tuning {start.name}", total=candidates)
+        result = run_tune(loaded, start, settings, confirm_runs=confirm_runs,
+                          progress=lambda done, total: bar.update(task, completed=done))
+    print_tune(result, out, write_outputs(result, out_dir, loaded.name))
+
+
 def main() -> None:
     app()
 

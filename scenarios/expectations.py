@@ -19,6 +19,8 @@ metric                            over                     value
 ``mttr``                          deployments that hurt    ``time_to_restore``
                                   users (change_failed)
 ``failed_requests``               all deployments          ``failed_requests``
+``release_failed_requests``       all deployments          ``release_failed_requests`` (the
+                                                           failures the release caused)
 ``failed_request_fraction``       all deployments          ``failed_requests / requests``
 ``detected_within``               defective releases      ``detected_at - started_at``
 ``rollout_duration``              all deployments          ``rollout_duration``
@@ -172,6 +174,8 @@ def compute_metric_sample(rows: pd.DataFrame, metric: str) -> MetricSample:
         return _censored_sample(metric, "deployments that hurt users", *censored_times(rows, "time_to_restore"))
     if metric == "failed_requests":
         return _sample(metric, "deployments", rows["failed_requests"].to_numpy(dtype=float))
+    if metric == "release_failed_requests":
+        return _sample(metric, "deployments", rows["release_failed_requests"].to_numpy(dtype=float))
     if metric == "failed_request_fraction":
         requests = rows["requests"].to_numpy(dtype=float)
         failed = rows["failed_requests"].to_numpy(dtype=float)

@@ -55,6 +55,7 @@ from rolloutlab.strategies.analysis_spec import (  # noqa: F401 - the spec's pub
 )
 from rolloutlab.strategies.durations import Duration
 from rolloutlab.strategies.routes import HeaderMatch, HeaderRoute, ManagedRoute, MirrorRoute
+from rolloutlab.strategies.search_spec import SearchField, search_parameters
 from rolloutlab.strategies.spec_base import (  # noqa: F401
     _MAX_PERCENT,
     MAX_FACTOR,
@@ -368,6 +369,7 @@ class StrategySpec(SpecModel):
     analysis_templates: tuple[AnalysisTemplate, ...] = ()
     strategy: StrategyChoice
     waves: Waves | None = None  # region by region (strategies.wave_spec); None: one place, as before
+    search: tuple[SearchField, ...] = ()  # what `rolloutlab tune` may change (strategies.search_spec)
 
     @model_validator(mode="after")
     def _references(self) -> "StrategySpec":
@@ -394,6 +396,8 @@ class StrategySpec(SpecModel):
                             f"this analysis would never finish: metric {endless[0]!r} of template "
                             f"{t.template_name!r} has no count (only background analysis may run without one)",
                         )
+        if self.search:
+            search_parameters(self)  # every searched field exists and holds what its range says
         return self
 
     def analysis_ref_paths(self) -> list[tuple[tuple[str | int, ...], RolloutAnalysis]]:

@@ -1,0 +1,271 @@
+"""``rolloutlab tune``: search, choose, confirm on fresh runs, and write what a user ships.
+
+The chosen strategy is the candidate of the Pareto front best on the first objective
+(every constraint met by its estimates; ``search.choose`` says how near-ties go). A search picks the luckiest of many candidates
+on the runs it saw, so its own figures flatter it; the comparison the user reads is
+therefore made again on ``confirm_runs`` runs of a *different* seed, the chosen strategy
+and the start side by side on common random numbers, with each figure's interval (the
+method `check` uses) and the paired difference.
+
+Written to the out directory: ``tuned-<name>.yaml`` (the chosen strategy, ready for
+``compare``/``check``/``export``), ``candidates.csv`` (every candidate, its settings,
+figures, runs and why it stopped), ``tune.json``, and a report (``report.html``: the
+front as a table and a plot, the confirmation).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from rolloutlab.errors import InputError
+from rolloutlab.reports.document import Image, Report, Section, Table, write_report
+from rolloutlab.reports.plots import figure_png
+from rolloutlab.reports.tuning_plot import tuning_front
+from rolloutlab.results.statistics import Figure, paired_difference
+from rolloutlab.scenarios.expectations import ExpectationResult, compute_metric_sample, judge_assertion
+from rolloutlab.sim.montecarlo import run_many
+from rolloutlab.strategies.spec import StrategySpec
+from rolloutlab.workflows.tune.objectives import Objective
+from rolloutlab.workflows.tune.search import Candidate, Search, TuneSettings, choose, pareto_front, run_search
+from rolloutlab.workflows.tune.space import current_values, describe_values, strategy_parameters
+
+DEFAULT_CONFIRM_RUNS = 2000
+
+
+@dataclass
+class Confirmation:
+    runs: int
+    seed: int
+    figures: dict[str, tuple[Figure, Figure]]  # objective -> (start, chosen), as `check` computes them
+    differences: dict[str, Figure]  # objective -> paired mean difference chosen - start (mean objectives)
+    constraints: list[ExpectationResult]  # the chosen strategy's, on these runs
+
+
+@dataclass
+class TuneResult:
+    search: Search
+    front: list[Candidate]
+    chosen: Candidate | None
+    tuned: StrategySpec | None
+    confirmation: Confirmation | None
+    notes: list[str]
+
+
+def tune(scenario: Any, start: StrategySpec, settings: TuneSettings, *, confirm_runs: int = DEFAULT_CONFIRM_RUNS,
+         progress=None) -> TuneResult:
+    if not settings.stages or list(settings.stages) != sorted(set(settings.stages)) or settings.stages[0] < 2:
+        raise InputError("--runs", f"stages must be increasing run counts of at least 2, got {list(settings.stages)}")
+    if settings.candidates < 1 or settings.batch < 1:
+        raise InputError("--candidates", "give at least one candidate and a batch of at least one")
+    parameters, notes = strategy_parameters(start)
+    search = run_search(scenario, start, parameters, settings, progress)
+    front = pareto_front(search)
+    chosen = choose(front, settings.objectives)
+    tuned = confirmation = None
+    if chosen is not None and chosen.number != 0:
+        tuned = chosen.spec.model_copy(update={"name": f"{start.name}-tuned", "description":
+                                               f"{start.name} tuned by rolloutlab tune on {scenario.name} (seed "
+                                               f"{settings.seed}, candidate #{chosen.number})"})
+        confirmation = confirm(scenario, start, tuned, settings, confirm_runs)
+    elif chosen is not None:
+        notes.append("no candidate beat your strategy on the front: it is kept")
+    return TuneResult(search, front, chosen, tuned, confirmation, notes)
+
+
+def confirm_seed(seed: int) -> int:
+    """A seed of its own for the confirmation, derived from the tune seed (never one of its runs)."""
+    return int(np.random.SeedSequence([seed, 1]).generate_state(1, np.uint64)[0] % (2**63))
+
+
+def confirm(scenario: Any, start: StrategySpec, tuned: StrategySpec, settings: TuneSettings, runs: int) -> Confirmation:
+    seed = confirm_seed(settings.seed)
+    table = run_many(scenario, [start, tuned], runs, seed, executor=settings.executor, workers=settings.workers,
+                     progress=False)
+    mine, theirs = (table[table["strategy"] == s.name] for s in (start, tuned))
+    figures = {o.name: (o.figure(mine), o.figure(theirs)) for o in settings.objectives}
+    differences = {}
+    for o in settings.objectives:
+        column = _column(o)
+        if o.stat == "mean" and column is not None:
+            differences[o.name] = paired_difference(table, column, tuned.name, start.name).difference
+    constraints = [judge_assertion(a, compute_metric_sample(theirs, a.metric), strategy=tuned.name)
+                   for a in settings.constraints]
+    return Confirmation(runs, seed, figures, differences, constraints)
+
+
+def _column(objective: Objective) -> str | None:
+    return {"failed_requests": "failed_requests", "release_failed_requests": "release_failed_requests",
+            "rollout_duration": "rollout_duration", "cost": "replica_seconds", "users_affected": "users_affected",
+            "duplicated_writes": "duplicated_writes"}.get(objective.metric)
+
+
+# ---------------------------------------------------------------------------- tables
+
+
+def candidates_frame(result: TuneResult) -> pd.DataFrame:
+    search = result.search
+    front = {c.number for c in result.front}
+    rows = []
+    for c in [search.start, *search.candidates]:
+        settings = current_values(search.start.spec, search.parameters) if c.number == 0 else (
+            describe_values(search.parameters, c.values))
+        state = ("front" if c.number in front else "invalid" if c.invalid else "stopped" if c.stopped
+                 else "infeasible" if not c.feasible else "scored")
+        row = {"number": c.number, "state": state, "runs": c.runs,
+               "start": c.number == 0, "chosen": result.chosen is not None and c.number == result.chosen.number}
+        for o in search.settings.objectives:
+            f = c.figures.get(o.name)
+            row[o.name] = f.value if f is not None and f.value is not None else math.nan
+            row[f"{o.name}.low"] = f.low if f is not None and f.low is not None else math.nan
+            row[f"{o.name}.high"] = f.high if f is not None and f.high is not None else math.nan
+        for text, excess in c.excess.items():
+            row[f"excess: {text}"] = excess
+        row.update({f"set: {k}": v for k, v in settings.items()})
+        row["why stopped"] = c.invalid or c.stopped
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def strategy_yaml(spec: StrategySpec, header: str) -> str:
+    data = spec.model_dump(by_alias=True, mode="json", exclude_defaults=True)
+    data.pop("search", None)
+    body = yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=100)
+    return "".join(f"# {line}\n" for line in header.splitlines()) + body
+
+
+def write_outputs(result: TuneResult, out_dir: Path, scenario_name: str) -> dict[str, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, Path] = {}
+    frame = candidates_frame(result)
+    paths["candidates"] = out_dir / "candidates.csv"
+    frame.to_csv(paths["candidates"], index=False)
+    if result.tuned is not None:
+        paths["strategy"] = out_dir / f"{result.tuned.name}.yaml"
+        paths["strategy"].write_text(strategy_yaml(result.tuned, result.tuned.description + "\n" +
+                                                   "Durations are seconds. Confirm it: rolloutlab compare "
+                                                   f"{scenario_name} --strategies {result.search.start.spec.name},"
+                                                   f"{paths['strategy']}"), encoding="utf-8")
+    paths.update(write_report(tune_report(result, frame, scenario_name), out_dir))
+    return paths
+
+
+def tune_report(result: TuneResult, frame: pd.DataFrame, scenario_name: str) -> Report:
+    objectives = result.search.settings.objectives
+    front_rows = frame[frame["state"] == "front"]
+    columns = ["#", *(o.name for o in objectives), "runs", *[c[5:] for c in frame.columns if c.startswith("set: ")]]
+    table_rows = []
+    for _, row in front_rows.iterrows():
+        c = _candidate(result, int(row["number"]))
+        table_rows.append([f"#{c.number}" + (" (yours)" if c.number == 0 else "") + (" ★" if row["chosen"] else ""),
+                           *(o.cell(c.figures[o.name]) for o in objectives), str(c.runs),
+                           *[str(row[k]) for k in frame.columns if k.startswith("set: ")]])
+    sections = [Section("Pareto front", [
+        f"{len(frame) - 1} candidates searched on {scenario_name}; {int((frame['state'] == 'stopped').sum())} stopped "
+        f"early, {result.search.simulated_runs:,} runs simulated. Each figure is a mean with its 95% interval on the "
+        "candidate's runs (common random numbers: run i is the same release for every candidate)."],
+        tables=[Table(columns, table_rows, caption="★: chosen (best on the first objective; near-ties go to the next objectives)")])]
+    if len(objectives) >= 2:
+        plot_frame = frame.assign(x=frame[objectives[1].name], y=frame[objectives[0].name])
+        plot_frame = plot_frame[plot_frame["state"] != "invalid"]
+        fig = tuning_front(plot_frame, objectives[1].name, objectives[0].name,
+                           x_is_duration=_is_time(objectives[1]), y_is_duration=_is_time(objectives[0]))
+        sections[0].images.append(Image("tuning-front", figure_png(fig), "every candidate on the two first objectives"))
+    if result.confirmation is not None:
+        sections.append(confirmation_section(result))
+    if result.notes:
+        sections.append(Section("Notes", list(result.notes)))
+    return Report(f"rolloutlab tune: {result.search.start.spec.name} on {scenario_name}", sections, frame)
+
+
+def _is_time(objective: Objective) -> bool:
+    return objective.metric in ("mttr", "detected_within", "rollout_duration")
+
+
+def _candidate(result: TuneResult, number: int) -> Candidate:
+    return next(c for c in [result.search.start, *result.search.candidates] if c.number == number)
+
+
+def confirmation_rows(result: TuneResult) -> list[list[str]]:
+    conf = result.confirmation
+    assert conf is not None
+    rows = []
+    for o in result.search.settings.objectives:
+        mine, theirs = conf.figures[o.name]
+        diff = conf.differences.get(o.name)
+        rows.append([o.name, o.cell(mine), o.cell(theirs), o.cell(diff) if diff is not None else "",
+                     _overlap(mine, theirs)])
+    for r in conf.constraints:
+        rows.append([r.assertion.text, "", r.measured, "", r.verdict.value])
+    return rows
+
+
+def _overlap(a: Figure, b: Figure) -> str:
+    if None in (a.low, a.high, b.low, b.high):
+        return "n/a"
+    return "overlap" if a.low <= b.high and b.low <= a.high else "apart"
+
+
+def confirmation_section(result: TuneResult) -> Section:
+    conf = result.confirmation
+    assert conf is not None and result.tuned is not None
+    start = result.search.start.spec.name
+    table = Table(["figure", start, result.tuned.name, "paired difference", "intervals"], confirmation_rows(result),
+                  caption=f"{conf.runs:,} fresh runs (seed {conf.seed}), the two strategies on common random numbers")
+    return Section("Chosen vs yours, on fresh runs", [
+        "The search saw other runs: a strategy picked as the best of many flatters itself on them, so the comparison "
+        "is made again here on runs it never saw."], tables=[table])
+
+
+# ---------------------------------------------------------------------------- terminal
+
+
+def short_settings(row: pd.Series) -> str:
+    """``steps 5%/1m20s; interval 16s; judge threshold``: each setting by its field's last name."""
+    parts = []
+    for key in row.index:
+        if key.startswith("set: "):
+            last = key[5:].rsplit(".", 1)[-1].replace("[*]", "")
+            parts.append(f"{last} {row[key]}")
+    return "; ".join(parts)
+
+
+def print_tune(result: TuneResult, console, out_paths: dict[str, Path]) -> None:
+    from rich.table import Table as RichTable
+
+    frame = candidates_frame(result)
+    objectives = result.search.settings.objectives
+    table = RichTable(title="Pareto front (95% intervals on the candidate's runs)", title_justify="left")
+    table.add_column("#", no_wrap=True)
+    for o in objectives:
+        table.add_column(o.name, overflow="fold")
+    table.add_column("runs", justify="right")
+    table.add_column("settings", overflow="fold", ratio=1)
+    for _, row in frame[frame["state"] == "front"].iterrows():
+        c = _candidate(result, int(row["number"]))
+        label = f"{c.number}" + (" yours" if c.number == 0 else "") + (" ★" if row["chosen"] else "")
+        table.add_row(label, *(o.cell(c.figures[o.name]) for o in objectives), str(c.runs), short_settings(row))
+    console.print(table)
+    stopped = int((frame["state"] == "stopped").sum())
+    invalid = int((frame["state"] == "invalid").sum())
+    console.print(f"{len(frame) - 1} candidates: {stopped} stopped early, {invalid} invalid, "
+                  f"{result.search.simulated_runs:,} runs simulated (seed {result.search.settings.seed})")
+    for note in result.notes:
+        console.print(f"note: {note}", highlight=False)
+    if result.confirmation is not None and result.tuned is not None:
+        conf = RichTable(title=f"Chosen (#{result.chosen.number}) vs yours on {result.confirmation.runs:,} fresh runs "
+                               f"(seed {result.confirmation.seed})", title_justify="left")
+        for name in ("figure", result.search.start.spec.name, result.tuned.name, "chosen - yours (paired)",
+                     "intervals"):
+            conf.add_column(name, overflow="fold")
+        for row in confirmation_rows(result):
+            conf.add_row(*row)
+        console.print(conf)
+    for what, path in out_paths.items():
+        console.print(f"{what}: {path}", highlight=False)

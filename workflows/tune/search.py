@@ -1,0 +1,239 @@
+"""The search of ``rolloutlab tune``: Optuna proposes candidates, the simulator scores them
+on common random numbers, weak candidates stop early.
+
+- **Sampler.** Optuna's TPE sampler, multi-objective, with constraints
+  (``Trial.set_constraint``: a candidate whose estimates break a constraint is infeasible
+  and never on the front), seeded from the tune seed, asked for ``batch`` candidates at a
+  time (``constant_liar`` keeps a batch spread out). The sampler is told every
+  candidate's estimates, early-stopped ones included: they are real estimates on fewer
+  runs, and they teach it where not to look.
+- **Common random numbers.** Every candidate is simulated on runs ``0..n-1`` of the same
+  seed (``sim.montecarlo``): run ``i`` is the same release, defect and timings for every
+  candidate and for the strategy the user started from, so their differences are the
+  settings', not luck's.
+- **Early stopping (racing).** A candidate is scored on ``stages[0]`` runs, then on more
+  (``stages[1]``, ...) only while it can still matter: it stops when a constraint is
+  broken by its whole interval (more runs cannot save it), or when a fully scored
+  candidate is at least as good on every objective's estimate and better than its
+  whole interval on one (it is clearly dominated). Optuna's pruners are not used:
+  they take one intermediate value, and this search has several objectives.
+- **Executors.** Each stage of a batch is one ``run_many`` call over the batch's
+  candidates, on the executor ``compare`` uses (serial, process pool, Dask); the results
+  are the same bytes on each, so a tune is reproducible from its seed on any of them.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import optuna
+import pandas as pd
+
+from rolloutlab.results.statistics import Figure, compute_mean_t_interval
+from rolloutlab.scenarios.expectations import compute_metric_sample
+from rolloutlab.scenarios.schema import Assertion
+from rolloutlab.sim.montecarlo import run_many
+from rolloutlab.strategies.search_spec import Parameter
+from rolloutlab.strategies.spec import StrategySpec
+from rolloutlab.workflows.tune.objectives import (
+    Objective,
+    clearly_broken,
+    constraint_excess,
+    objective_value,
+)
+from rolloutlab.workflows.tune.space import candidate, suggest
+
+DEFAULT_STAGES = (50, 200, 800)
+
+
+@dataclass
+class Candidate:
+    """One strategy tried: its settings, how far it was scored, what came out."""
+
+    number: int  # 0 is the strategy the user started from
+    spec: StrategySpec | None
+    values: dict[str, Any]
+    runs: int = 0
+    figures: dict[str, Figure] = field(default_factory=dict)  # objective name -> figure (racing intervals)
+    excess: dict[str, float] = field(default_factory=dict)  # constraint text -> estimate - limit
+    stopped: str = ""  # why it stopped early; "" when scored on every stage
+    invalid: str = ""  # why the settings make no valid strategy
+
+    @property
+    def complete(self) -> bool:
+        return not self.stopped and not self.invalid and self.runs > 0
+
+    @property
+    def feasible(self) -> bool:
+        return all(v <= 0 for v in self.excess.values())
+
+    def values_of(self, objectives: Sequence[Objective]) -> tuple[float, ...]:
+        return tuple(objective_value(self.figures[o.name]) for o in objectives)
+
+
+@dataclass(frozen=True)
+class TuneSettings:
+    objectives: tuple[Objective, ...]
+    constraints: tuple[Assertion, ...]
+    candidates: int = 200
+    stages: tuple[int, ...] = DEFAULT_STAGES
+    batch: int = 8
+    seed: int = 1
+    executor: str = "process"
+    workers: int | None = None
+
+
+@dataclass
+class Search:
+    start: Candidate
+    candidates: list[Candidate]
+    parameters: list[Parameter]
+    settings: TuneSettings
+    simulated_runs: int = 0
+
+
+Progress = Callable[[int, int], None]
+
+
+def run_search(scenario: Any, start: StrategySpec, parameters: list[Parameter], settings: TuneSettings,
+               progress: Progress | None = None) -> Search:
+    """Search ``parameters`` of ``start`` on ``scenario``; the start is scored on every stage too."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    with warnings.catch_warnings():  # group: "experimental" since 2.8, and what a conditional space needs
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        sampler = optuna.samplers.TPESampler(seed=settings.seed, multivariate=True, group=True, constant_liar=True)
+    study = optuna.create_study(directions=["minimize"] * len(settings.objectives), sampler=sampler)
+    origin = Candidate(0, start, {})
+    search = Search(origin, [], parameters, settings)
+    _race(scenario, [origin], search)
+    done = 0
+    while done < settings.candidates:
+        size = min(settings.batch, settings.candidates - done)
+        trials = [study.ask() for _ in range(size)]
+        batch = [_propose(trial, start, parameters, done + i + 1) for i, trial in enumerate(trials)]
+        _race(scenario, [c for c in batch if not c.invalid], search)
+        for trial, c in zip(trials, batch):
+            if c.invalid:
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                continue
+            for text, excess in c.excess.items():
+                trial.set_constraint(text, _finite(excess))
+            study.tell(trial, [_finite(v) for v in c.values_of(settings.objectives)])
+        search.candidates += batch
+        done += size
+        if progress is not None:
+            progress(done, settings.candidates)
+    return search
+
+
+def _propose(trial: optuna.Trial, start: StrategySpec, parameters: list[Parameter], number: int) -> Candidate:
+    values = {p.name: suggest(trial, p) for p in parameters}
+    try:
+        spec = candidate(start, parameters, values, f"{start.name}-t{number}")
+    except ValueError as error:  # pydantic's ValidationError is one
+        return Candidate(number, None, values, invalid=str(error).splitlines()[-1 if "\n" in str(error) else 0])
+    return Candidate(number, spec, values)
+
+
+def _race(scenario: Any, batch: list[Candidate], search: Search) -> None:
+    """Score a batch stage by stage; each stage drops the candidates that cannot matter."""
+    settings = search.settings
+    alive = list(batch)
+    for k, runs in enumerate(settings.stages):
+        if not alive:
+            return
+        table = run_many(scenario, [c.spec for c in alive], runs, settings.seed, executor=settings.executor,
+                         workers=settings.workers, progress=False)
+        search.simulated_runs += len(table)
+        for c, (_, rows) in zip(alive, table.groupby("strategy", sort=False)):
+            _score(c, rows, settings)
+        if k == len(settings.stages) - 1:
+            return
+        for c in alive:
+            c.stopped = _why_stop(c, search, rows_of=table[table["strategy"] == c.spec.name])
+        alive = [c for c in alive if not c.stopped]
+
+
+def _score(c: Candidate, rows: pd.DataFrame, settings: TuneSettings) -> None:
+    c.runs = len(rows)
+    c.figures = {o.name: racing_figure(o, rows) for o in settings.objectives}
+    c.excess = {a.text: constraint_excess(a, rows) for a in settings.constraints}
+
+
+def racing_figure(objective: Objective, rows: pd.DataFrame) -> Figure:
+    """The figure racing decides on: a mean with its Student t interval (the BCa bootstrap
+    `check` uses costs tens of milliseconds, thousands of times over a search; on
+    hundreds of runs the two agree), any other statistic as `check` computes it."""
+    if objective.stat != "mean":
+        return objective.figure(rows)
+    sample = compute_metric_sample(rows, objective.metric)
+    if sample.censored:
+        return Figure(math.inf, math.inf, math.inf, sample.n, sample.censored)
+    return compute_mean_t_interval(sample.values)
+
+
+def _why_stop(c: Candidate, search: Search, rows_of: pd.DataFrame) -> str:
+    for assertion in search.settings.constraints:
+        reason = clearly_broken(assertion, rows_of)
+        if reason:
+            return f"breaks {reason} on {c.runs} runs"
+    objectives = search.settings.objectives
+    for other in [search.start, *search.candidates]:
+        if not other.complete or other is c:
+            continue
+        if _clearly_dominates(other, c, objectives):
+            return f"dominated by #{other.number} on {c.runs} runs"
+    return ""
+
+
+def _clearly_dominates(a: Candidate, b: Candidate, objectives: Sequence[Objective]) -> bool:
+    """``a`` is at least as good as ``b`` on every estimate, and better than ``b``'s whole
+    interval on one (``b``'s interval is from its few runs, ``a``'s estimate from many)."""
+    if not a.feasible:
+        return False
+    better_somewhere = False
+    for o in objectives:
+        fa, fb = a.figures[o.name], b.figures[o.name]
+        va, vb = objective_value(fa), objective_value(fb)
+        if va > vb:
+            return False
+        low = fb.low if fb.low is not None else fb.value
+        if low is not None and va < low:
+            better_somewhere = True
+    return better_somewhere
+
+
+def _finite(value: float) -> float:
+    """Optuna wants finite numbers: a never-ending time is told as a very large one."""
+    return float(np.clip(value, -1e15, 1e15)) if not math.isnan(value) else 1e15
+
+
+def choose(front: list[Candidate], objectives: Sequence[Objective]) -> Candidate | None:
+    """The candidate to ship: best on the first objective, except that among the front
+    members whose first figure is within the best one's interval (a difference the runs
+    cannot tell) the one best on the next objectives wins -- a rollout twice as long for
+    a gain no run can show is no gain. The start counts only when nothing beats it."""
+    pool = [c for c in front if c.number != 0] or front
+    if not pool:
+        return None
+    first = objectives[0].name
+    best = min(pool, key=lambda c: c.values_of(objectives))
+    high = best.figures[first].high
+    bound = objective_value(best.figures[first]) if high is None else high
+    close = [c for c in pool if objective_value(c.figures[first]) <= bound]
+    return min(close, key=lambda c: (c.values_of(objectives)[1:], c.values_of(objectives)[0]))
+
+
+def pareto_front(search: Search) -> list[Candidate]:
+    """The fully scored feasible candidates no other beats on every objective (the start included)."""
+    from rolloutlab.reports.plots import compute_pareto_front  # the one implementation
+
+    pool = [c for c in [search.start, *search.candidates] if c.complete and c.feasible]
+    optimal = compute_pareto_front([c.values_of(search.settings.objectives) for c in pool])
+    front = [c for c, best in zip(pool, optimal) if best]
+    return sorted(front, key=lambda c: c.values_of(search.settings.objectives))
