@@ -4,7 +4,7 @@ comparison a ratio measured in the same run (the machines are shared and noisy).
     python benchmarks/bench_sim.py            # full: ~2-3 minutes on 2 cores
     python benchmarks/bench_sim.py --quick    # smaller counts, for a quick look
 
-1. one replication of scenarios/standard.yaml in fast mode, per strategy (median ms);
+1. one replication of scenarios/standard.yaml in fast mode, per strategy (median ms; target <= 1 ms);
 2. fast mode vs the per-request reference on the same run (ratio);
 3. 10,000 replications x 3 strategies with the process pool (wall seconds);
 4. 10x the request rate: time ratio (cost grows with events, not requests).
@@ -53,7 +53,9 @@ def main() -> None:
         medians[name] = statistics.median(times)
         print(f"   {name:<11} median {medians[name]:6.2f} ms  (p10 {np.percentile(times, 10):.2f}, p90 {np.percentile(times, 90):.2f}; {single_runs} runs)")
     pooled = statistics.median([m for m in medians.values()])
-    print(f"   target: median <= 2 ms; strategies within it: {', '.join(n for n, m in medians.items() if m <= 2.0) or 'none'} (median of medians {pooled:.2f} ms)")
+    # issue 15: the bundled canary's median is the figure that counts
+    print(f"   target: canary median <= 1 ms (now {medians['canary']:.2f} ms, x{medians['canary']:.1f} the target); "
+          f"strategies within it: {', '.join(n for n, m in medians.items() if m <= 1.0) or 'none'} (median of medians {pooled:.2f} ms)")
 
     print("\n2. fast vs per-request reference, same scenario and run")
     reference_scenario = standard

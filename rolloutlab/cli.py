@@ -439,7 +439,7 @@ def judges(
     strategy: Annotated[Optional[list[str]], typer.Option("--strategy", "-s", help="A strategy file, bundled name or Argo/Flagger manifest whose judges to measure (repeatable; default: the bundled canary with the threshold, Mann-Whitney and sequential judges).")] = None,
     runs: Annotated[int, typer.Option(min=1, help="Rollouts per judge, release and traffic level.")] = 200,
     seed: SeedOption = None,
-    out_dir: Annotated[Path, typer.Option("--out-dir", help="Folder for judges.csv, judges.png and judges.html.")] = Path("judges"),
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for judges.csv, judges.png and judges.html.")] = Path("out/judges"),
 ) -> None:
     """Judge power curves: how often each analysis judge rolls back a bad release and a good one, against traffic per analysis window and defect size."""
     from rolloutlab.workflows.judge_power_command import run_judges_command

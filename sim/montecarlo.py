@@ -15,6 +15,28 @@ scenario and the strategy is paid once per chunk rather than once per run, and r
 process pool) or ``"dask://HOST:PORT"`` (a Dask distributed scheduler). Chunks are put
 back in (strategy, run) order, so the table is identical whatever the executor, the
 number of workers and the chunk size.
+
+Sessions. A process pool opened for one call costs 50-150 ms (freshly forked workers fault
+in the parent's memory), a Dask client 35-85 ms; a caller that runs many batches
+(``rolloutlab tune``: one batch of candidates per call) opens the executor once with
+``open_executor`` and passes it to every call::
+
+    with open_executor("process", workers=2) as session:
+        for candidates in batches:
+            table = run_many(scenario, candidates, runs, seed, session=session)
+
+A table is identical with or without a session. Without one, ``run_many`` opens and closes
+its own executor, as before.
+
+Where Dask time goes (``benchmarks/bench_executors.py``). A run is pure Python (SimPy and
+the controller), so it holds the GIL: Dask workers that are *threads* of one process (a
+``LocalCluster(processes=False)``, or ``dask worker`` with ``--nthreads 2``) run one run at
+a time per process and take as long as ``serial``. Capacity therefore counts worker
+processes, not threads, and such a cluster is named in a ``RuntimeWarning``. On worker
+processes of one thread each, Dask matches the process pool but for a first batch on a
+fresh cluster: its workers are spawned, not forked, and import the simulator (about a
+second) before their first run. Pickling is not the cost: a scenario and a strategy are a
+few kilobytes per task, a row about 300 bytes.
 """
 
 from __future__ import annotations
@@ -23,10 +45,11 @@ import os
 import pickle
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import ExitStack, contextmanager, nullcontext
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -121,18 +144,49 @@ def run_chunk(
     return rows
 
 
+@dataclass(eq=False)
+class ExecutorSession:
+    """An executor opened once by ``open_executor`` and reused by many ``run_many`` calls.
+
+    ``capacity`` is how many runs proceed at a time: 1 for serial, the pool's processes, or
+    the Dask cluster's worker processes (see the module docstring: threads of one process
+    share the GIL). Chunks are planned for it, as in a call without a session.
+    """
+
+    choice: ExecutorChoice
+    capacity: int
+    _executor: Executor = field(repr=False)
+    closed: bool = False
+
+
+@contextmanager
+def open_executor(executor: str = "process", workers: int | None = None) -> Iterator[ExecutorSession]:
+    """Open an executor for many ``run_many(..., session=...)`` calls; close it on exit.
+
+    ``executor`` and ``workers`` mean what they mean to ``run_many``. The errors are the
+    same too, raised here: ``ExecutorError`` for a malformed string, ``DaskUnavailable``
+    without dask.distributed, ``ConnectionError`` when no scheduler answers. Using the
+    session after the ``with`` block is a ``ValueError``.
+    """
+    choice = parse_executor(executor)
+    _check_count("workers", workers)
+    with _open_session(choice, workers) as session:
+        yield session
+
+
 def run_many(
     scenario: Any,
     strategies: Sequence[Any],
     runs: int,
     seed: int,
     *,
-    executor: str = "process",
+    executor: str | None = None,
     fidelity: str = "fast",
     progress: bool = True,
     run_fn: RunFn | None = None,
     workers: int | None = None,
     chunk_size: int | None = None,
+    session: ExecutorSession | None = None,
 ) -> pd.DataFrame:
     """Simulate ``runs`` deployments of ``scenario`` under each strategy; return the results table.
 
@@ -140,24 +194,28 @@ def run_many(
     module docstring), so strategies are compared on the same releases, defects and
     timings, and the comparison is paired. Rows come in (strategy order, run) order, carry
     ``run`` and ``seed`` (the root ``seed``), and are identical whatever the executor,
-    ``workers`` and ``chunk_size``.
+    ``workers``, ``chunk_size`` and ``session``.
 
-    - ``executor``: ``"serial"``, ``"process"`` (default; ``workers`` processes, default
+    - ``executor``: ``"serial"``, ``"process"`` (the default; ``workers`` processes, default
       ``os.cpu_count()``) or ``"dask://HOST:PORT"`` (needs ``rolloutlab[dask]`` here and
-      rolloutlab installed on the Dask workers; sized for all the cluster's threads unless
-      ``workers`` says otherwise).
+      rolloutlab installed on the Dask workers; sized for the cluster's worker processes
+      unless ``workers`` says otherwise).
+    - ``session``: an executor from ``open_executor``, reused instead of opening one for
+      this call; ``executor`` and ``workers`` are then left out (the session has them).
     - ``fidelity``: passed to the run function (``"fast"`` analytic traffic, or the slow
       per-request reference mode).
     - ``progress``: show a transient progress bar on stderr once the batch has taken
       longer than ``PROGRESS_DELAY_SECONDS``.
     - ``run_fn``: the single-run simulator, default ``sim.run.simulate_run``.
-    - ``chunk_size``: runs per task, default about ``runs / (8 x workers)``.
+    - ``chunk_size``: runs per task, default about ``runs / (8 x capacity)``.
 
     A failing run raises ``SimulationFailed`` naming the strategy, run and seed to replay.
     """
     names = _check_batch(strategies, runs, seed, workers, chunk_size)
     seed = int(seed)
-    choice = parse_executor(executor)
+    if session is not None and (executor is not None or workers is not None):
+        raise ValueError("executor and workers belong to open_executor(); with session=, leave them out")
+    choice = session.choice if session is not None else parse_executor("process" if executor is None else executor)
     if run_fn is None:
         from rolloutlab.sim.run import simulate_run  # lazy: the simulator is heavy and tests use stand-ins
 
@@ -168,13 +226,13 @@ def run_many(
     def plan(capacity: int) -> list[RunChunk]:
         return compute_chunks(names, runs, chunk_size or max(1, runs // (capacity * _TASKS_PER_WORKER)))
 
-    with _open_executor(choice, workers, plan) as (pool, chunks, capacity):
-        window = 1 if choice.kind == "serial" else 2 * capacity  # keeps every worker fed
-        label = f"{len(names)} x {runs} runs"
-        with _ProgressDisplay(progress, total=runs * len(names), label=label) as display:
-            rows_by_chunk = _gather(
-                pool, window, chunks, display, run_fn, scenario, strategies, seed, fidelity
-            )
+    if session is not None and session.closed:
+        raise ValueError("this executor session is closed: call run_many(session=...) inside its open_executor() block")
+    opened = nullcontext(session) if session is not None else _open_session(
+        choice, workers, tasks_for=lambda capacity: len(plan(capacity))
+    )
+    with opened as current:
+        rows_by_chunk = _run_chunks(current, plan, names, runs, progress, run_fn, scenario, strategies, seed, fidelity)
     rows = [row for chunk_rows in rows_by_chunk for row in chunk_rows]
     try:
         return to_frame(rows)
@@ -222,11 +280,9 @@ def _check_batch(
         raise TypeError("strategies must be a sequence of strategy specs")
     if not strategies:
         raise ValueError("no strategies to simulate")
-    for label, value, low in (("runs", runs, 1), ("workers", workers, 1), ("chunk_size", chunk_size, 1)):
-        if value is None and label != "runs":
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(f"{label} must be a positive integer, got {value!r}")
+    _check_count("runs", runs, optional=False)
+    _check_count("workers", workers)
+    _check_count("chunk_size", chunk_size)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < _MAX_SEED:
         raise ValueError(f"seed must be an integer within 0 .. 2**63 - 1, got {seed!r}")
     names = [_strategy_name(s, i) for i, s in enumerate(strategies)]
@@ -234,6 +290,13 @@ def _check_batch(
     if repeated:
         raise ValueError(f"strategy names must be unique within a batch, repeated: {', '.join(repeated)}")
     return names
+
+
+def _check_count(label: str, value: Any, optional: bool = True) -> None:
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{label} must be a positive integer, got {value!r}")
 
 
 def _check_picklable(run_fn: RunFn) -> None:
@@ -259,30 +322,50 @@ class _SerialExecutor(Executor):
 
 
 @contextmanager
-def _open_executor(
-    choice: ExecutorChoice, workers: int | None, plan: Callable[[int], list[RunChunk]]
-) -> Iterator[tuple[Executor, list[RunChunk], int]]:
-    """Yield (executor, chunks planned for its capacity, capacity); release the executor afterwards."""
-    if choice.kind == "serial":
-        yield _SerialExecutor(), plan(1), 1
-        return
-    if choice.kind == "process":
-        capacity = workers or os.cpu_count() or 1
-        chunks = plan(capacity)
-        pool = ProcessPoolExecutor(max_workers=min(capacity, len(chunks)))  # no idle processes
+def _open_session(
+    choice: ExecutorChoice, workers: int | None, tasks_for: Callable[[int], int] | None = None
+) -> Iterator[ExecutorSession]:
+    """Open the executor, yield it as a session, close it afterwards.
+
+    ``tasks_for(capacity)``: how many tasks one known batch will send, so a pool opened for
+    that batch alone starts no process that would sit idle.
+    """
+    with ExitStack() as stack:
+        if choice.kind == "serial":
+            session = ExecutorSession(choice, 1, _SerialExecutor())
+        elif choice.kind == "process":
+            capacity = workers or os.cpu_count() or 1
+            pool = ProcessPoolExecutor(max_workers=min(capacity, tasks_for(capacity)) if tasks_for else capacity)
+            stack.callback(pool.shutdown, wait=True, cancel_futures=True)
+            session = ExecutorSession(choice, capacity, pool)
+        else:
+            assert choice.address is not None
+            client = _connect_dask(choice.address)
+            stack.callback(client.close)
+            capacity = workers or _dask_capacity(client, choice.address)
+            # pure=False: every chunk is a distinct task; do not hash scenarios to dedupe them.
+            session = ExecutorSession(choice, capacity, client.get_executor(pure=False))
         try:
-            yield pool, chunks, capacity
+            yield session
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-        return
-    assert choice.address is not None
-    client = _connect_dask(choice.address)
-    try:
-        capacity = workers or sum(client.nthreads().values()) or 1
-        # pure=False: every chunk is a distinct task; do not hash scenarios to dedupe them.
-        yield client.get_executor(pure=False), plan(capacity), capacity
-    finally:
-        client.close()
+            session.closed = True
+
+
+def _dask_capacity(client: Any, address: str) -> int:
+    """The cluster's worker processes; warn when its threads outnumber them (they share a GIL)."""
+    pids = client.run(os.getpid)  # {worker address: pid}; several workers may share a process
+    processes = len({(worker.rpartition(":")[0], pid) for worker, pid in pids.items()})
+    threads = sum(client.nthreads().values())
+    if threads > processes:
+        warnings.warn(
+            f"the Dask cluster at {address} runs {threads} worker threads in {processes} process(es); "
+            f"a run holds Python's GIL, so only {processes} run(s) proceed at a time. Start workers as "
+            "processes of one thread each (dask worker --nworkers N --nthreads 1, or "
+            "LocalCluster(processes=True, threads_per_worker=1))",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return processes or 1
 
 
 def _connect_dask(address: str) -> Any:
@@ -297,6 +380,25 @@ def _connect_dask(address: str) -> Any:
         return Client(address, set_as_default=False)
     except OSError as exc:
         raise ConnectionError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
+
+
+def _run_chunks(
+    session: ExecutorSession,
+    plan: Callable[[int], list[RunChunk]],
+    names: list[str],
+    runs: int,
+    progress: bool,
+    run_fn: RunFn,
+    scenario: Any,
+    strategies: Sequence[Any],
+    seed: int,
+    fidelity: str,
+) -> list[list[dict[str, Any]]]:
+    """Plan the batch's chunks for the session's capacity and run them with a progress bar."""
+    chunks = plan(session.capacity)
+    window = 1 if session.choice.kind == "serial" else 2 * session.capacity  # keeps every worker fed
+    with _ProgressDisplay(progress, total=runs * len(names), label=f"{len(names)} x {runs} runs") as display:
+        return _gather(session._executor, window, chunks, display, run_fn, scenario, strategies, seed, fidelity)
 
 
 def _gather(

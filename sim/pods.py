@@ -61,7 +61,8 @@ class Cluster:
     pod_seconds: float = 0.0  # cost: pods alive x seconds, both versions
     last_cost_at: float = 0.0
     generation: int = 0  # bumped on every change to pods or nodes (readiness cache key)
-    _ready_cache: dict = field(default_factory=dict)
+    # role -> (generation, from, until, count): the ready count holds for from <= t < until
+    _ready_spans: dict = field(default_factory=dict)
 
     @property
     def down_nodes(self) -> set[int]:
@@ -80,15 +81,27 @@ class Cluster:
         return [p for p in self.pods[role] if p.deleted_at is None]
 
     def ready_count(self, role: Role, now: float) -> int:
-        key = (role, now, self.generation)
-        cached = self._ready_cache.get(key)
-        if cached is None:
-            down = self.down_nodes
-            cached = sum(1 for p in self.pods[role] if p.is_ready(now, p.node in down))
-            if len(self._ready_cache) > 64:
-                self._ready_cache.clear()
-            self._ready_cache[key] = cached
-        return cached
+        """Pods of ``role`` passing readiness at ``now`` (``Pod.is_ready``).
+
+        Between two changes (``generation``) a version's count is a step function of
+        time that moves only at its pods' ``ready_at``, so one count is kept with the
+        span it holds for, and the world's many same-interval questions (traffic, alert
+        rules, checks, the controller) are answered without walking the pods."""
+        span = self._ready_spans.get(role)
+        if span is not None and span[0] == self.generation and span[1] <= now < span[2]:
+            return span[3]
+        down = self.down_nodes
+        count, since, until = 0, -math.inf, math.inf
+        for p in self.pods[role]:
+            if p.deleted_at is None and not p.crashed and not p.probe_failed and p.ready_at is not None \
+                    and p.node not in down:
+                if p.ready_at <= now:
+                    count += 1
+                    since = max(since, p.ready_at)
+                else:
+                    until = min(until, p.ready_at)
+        self._ready_spans[role] = (self.generation, since, until, count)
+        return count
 
     def changed(self) -> None:
         """Pods or nodes changed: cached readiness counts are stale."""
@@ -139,6 +152,7 @@ class Cluster:
         crashed = role is Role.CANARY and self.crash_probability > 0 and self.rng.random() < self.crash_probability
         pod = Pod(self._new_id(), role, self._place(), now, app_up, None if crashed else ready_at, crashed=crashed)
         self.pods[role].append(pod)
+        self.changed()  # a span counted before this pod existed does not know its ready_at
         if pod.ready_at is not None:
             self.on_ready_at(pod.ready_at)
         return pod
@@ -150,7 +164,8 @@ class Cluster:
             for p in self.pods[role]:
                 if p.deleted_at is None:
                     load[p.node] += 1
-        candidates = [n for n in range(self.node_count) if n not in self.down_nodes] or list(range(self.node_count))
+        down = self.down_nodes
+        candidates = [n for n in range(self.node_count) if n not in down] or list(range(self.node_count))
         return min(candidates, key=lambda n: (load[n], n))
 
     def _terminate(self, pods: list[Pod], now: float) -> None:
@@ -199,6 +214,7 @@ class Cluster:
             for p in self.alive(role):
                 if p.node in nodes and p.node in down:
                     p.deleted_at = now
+            self.changed()
             self._converge(role, now)
 
     def restore_nodes(self, nodes: list[int], now: float) -> None:
@@ -216,6 +232,7 @@ class Cluster:
                 if p.node in returned and p.ready_at is not None and p.ready_at < back:
                     p.ready_at = back
                     p.probe_failed = False  # probed afresh: Ready again after the passes above
+        self.changed()
         self.on_ready_at(back)
 
     def nodes_in_zone(self, zone: str) -> list[int]:

@@ -51,7 +51,7 @@ def weights(world: World, now: float) -> dict[Role, float]:
     Service, or the ready pods of both versions behind one Service."""
     if world.reverted_at is not None and now >= world.reverted_at:
         return {Role.STABLE: 1.0, Role.CANARY: 0.0}
-    kind = world.spec.strategy.kind
+    kind = world.kind
     if kind is StrategyKind.BLUE_GREEN:
         return {Role.STABLE: float(world.active is Role.STABLE), Role.CANARY: float(world.active is Role.CANARY)}
     if kind is StrategyKind.CANARY and world.spec.strategy.canary.traffic_routing is TrafficRouting.ROUTER:

@@ -98,9 +98,14 @@ class VersionTraffic:
     errors: int = 0
     buckets: np.ndarray | None = None
 
+    _last: Counters = field(default=Counters(), init=False, repr=False, compare=False)  # reused while nothing was counted
+
     def counters(self) -> Counters:
         buckets = tuple(int(x) for x in self.buckets) if self.buckets is not None else ()
-        return Counters(self.requests, self.errors, buckets)
+        last = self._last
+        if not (last.requests == self.requests and last.errors == self.errors and last.latency_buckets == buckets):
+            last = self._last = Counters(self.requests, self.errors, buckets)
+        return last
 
 
 @dataclass(frozen=True)
@@ -174,8 +179,8 @@ class World:
 
     def __post_init__(self) -> None:
         self.env = self.shared_env if self.shared_env is not None else simpy.Environment()
-        self.sut = self.scenario.service_under_test
-        self.replicas = self.spec.require_replicas()
+        self.sut, self.replicas = self.scenario.service_under_test, self.spec.require_replicas()
+        self.kind = self.spec.strategy.kind  # a property of the spec, asked on every traffic split
         self.cluster = Cluster(self.sut, self.streams["pods"], self._wake_at,
                                crash_probability=crash_probability(self), on_terminate=self._in_flight_lost)
         self.cluster.start_ready(Role.STABLE, self.replicas, 0.0)

@@ -122,7 +122,9 @@ def _advance_metric(mr: MetricRun, metric: Metric, obs: Observation) -> tuple[Me
         errors=mr.errors + (phase is MeasurementPhase.ERROR),
         consecutive_errors=mr.consecutive_errors + 1 if phase is MeasurementPhase.ERROR else 0,
     )
-    mr = evolve(mr, phase=_assess_metric(mr, metric, judgement.final, phase))
+    assessed = _assess_metric(mr, metric, judgement.final, phase)
+    if assessed is not mr.phase:  # most measurements leave the metric running: no second copy
+        mr = evolve(mr, phase=assessed)
     value = "no data" if judgement.value is None else f"{judgement.value:.4g}"
     event = Event(obs.now, EventReason.MEASUREMENT, f"{metric.name}: {phase.value} ({value}) {judgement.message}".rstrip(),
                   metric=metric.name, phase=phase.value)

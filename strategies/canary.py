@@ -56,15 +56,17 @@ def reconcile_canary(c: Cycle) -> None:
     while True:
         if not reconcile_background_analysis(c, cs):  # in the loop: it may start at a step reached just now
             return
-        if c.status.step_index < len(cs.steps):
+        # single fields are peeked: folding the analysis just stored into a new status
+        # would copy every field, on most calls
+        if c.peek("step_index") < len(cs.steps):
             _reconcile_step_route(c, cs)
-        if not _reconcile_replicas_and_traffic(c, cs, declared_canary_weight(cs, c.status.step_index)):
+        if not _reconcile_replicas_and_traffic(c, cs, declared_canary_weight(cs, c.peek("step_index"))):
             return
-        if c.status.step_index >= len(cs.steps):
+        if c.peek("step_index") >= len(cs.steps):
             return _reconcile_promotion(c, cs)
-        if c.status.pause_reason is PauseReason.INCONCLUSIVE_ANALYSIS:
+        if c.peek("pause_reason") is PauseReason.INCONCLUSIVE_ANALYSIS:
             return
-        step = cs.steps[c.status.step_index]
+        step = cs.steps[c.peek("step_index")]
         if step.pause is not None or (step.analysis is not None and step.set_canary_scale is None):
             if not pass_gate(c, cs, step):
                 return
@@ -78,7 +80,7 @@ _STEP_FIELDS = (("setCanaryScale", "set_canary_scale"), ("setHeaderRoute", "set_
 
 def _reconcile_step_route(c: Cycle, cs: CanaryStrategy) -> None:
     """The current step's route, set once (a resumed controller finds it in the status)."""
-    i = c.status.step_index
+    i = c.peek("step_index")
     route = cs.steps[i].route
     if route is None:
         return
@@ -92,7 +94,7 @@ def pass_gate(c: Cycle, owner: CanaryStrategy | FeatureFlagStrategy, step) -> bo
     """An analysis or pause step, the same in every ladder with steps (canary, feature
     flag): True once it is passed (the next step begins), False while it holds the rollout
     (running, paused, or the analysis just aborted it)."""
-    i = c.status.step_index
+    i = c.peek("step_index")
     if step.analysis is not None:
         phase = c.run_analysis(AnalysisKind.STEP, f"step-{i}", step.analysis)
         if phase is AnalysisPhase.RUNNING:
@@ -108,7 +110,7 @@ def pass_gate(c: Cycle, owner: CanaryStrategy | FeatureFlagStrategy, step) -> bo
     if step.pause.duration is None:  # a manual gate: only `promote` passes it
         c.pause(PauseReason.CANARY_PAUSE_STEP, f"paused at step {i} until promoted")
         return False
-    ends = _or_now(c.status.step_started_at, c) + step.pause.duration
+    ends = _or_now(c.peek("step_started_at"), c) + step.pause.duration
     if c.now < ends:
         c.pause(PauseReason.CANARY_PAUSE_STEP, f"pausing {step.pause.duration:g}s at step {i}")
         c.wake_at(ends)
@@ -146,7 +148,7 @@ def canary_scale_override(cs: CanaryStrategy, step_index: int, replicas: int) ->
 
 def reconcile_background_analysis(c: Cycle, cs: CanaryStrategy | FeatureFlagStrategy) -> bool:
     """Advance background analysis; False when it stopped the rollout (abort or pause)."""
-    if cs.analysis is None or c.status.step_index < cs.analysis.starting_step:
+    if cs.analysis is None or c.peek("step_index") < cs.analysis.starting_step:
         return True
     phase = c.run_analysis(AnalysisKind.BACKGROUND, BACKGROUND, cs.analysis)
     if phase in (AnalysisPhase.FAILED, AnalysisPhase.ERROR):

@@ -41,9 +41,20 @@ class Cycle:
         """The status with every change so far; changes are folded in only when read
         (one copy per read-after-write, not one per change: reconcile runs often)."""
         if self.pending:
-            self.base = evolve(self.base, **self.pending)
+            base = self.base
+            # most calls re-set fields to what they already hold (the progress marker,
+            # the requeue time): a status that would not change is not copied
+            changes = {k: v for k, v in self.pending.items() if not _same(getattr(base, k), v)}
+            if changes:
+                self.base = evolve(base, **changes)
             self.pending = {}
         return self.base
+
+    def peek(self, name: str):
+        """One field of the status with every change so far, without folding the
+        changes into a new status (a fold copies every field; most reads need one)."""
+        pending = self.pending
+        return pending[name] if name in pending else getattr(self.base, name)
 
     @property
     def now(self) -> float:
@@ -95,7 +106,7 @@ class Cycle:
     # ------------------------------------------------------------------ transitions
 
     def pause(self, reason: PauseReason, message: str) -> None:
-        if self.status.pause_reason is not reason:  # an inconclusive analysis overrides a timed pause
+        if self.peek("pause_reason") is not reason:  # an inconclusive analysis overrides a timed pause
             self.set(pause_reason=reason, pause_started_at=self.now, phase=Phase.PAUSED, message=message)
             self.event(EventReason.PAUSED, message)
 
@@ -144,15 +155,19 @@ class Cycle:
     def run_analysis(self, kind: AnalysisKind, key: str, ref: RolloutAnalysis) -> AnalysisPhase:
         """Start the analysis ``key`` if needed, take due measurements, return its phase."""
         metrics = self.spec.metrics_for(ref)
-        run = self.status.analysis(key)
+        run = self._analysis(key)
         if run is None:
             run = start_analysis(kind, key, metrics, self.now)
             self.event(EventReason.ANALYSIS_STARTED, f"analysis {key} started: {', '.join(m.name for m in metrics)}")
         advanced, events = advance_analysis(run, metrics, self.analysis_observation())
         self.actions.extend(events)
-        if advanced is not run or self.status.analysis(key) is None:
+        if advanced is not run or self._analysis(key) is None:
             self._store(advanced)
         return advanced.phase
+
+    def _analysis(self, key: str) -> AnalysisRun | None:
+        """``status.analysis(key)``, peeked (see ``peek``)."""
+        return next((a for a in self.peek("analyses") if a.key == key), None)
 
     def analysis_observation(self) -> Observation:
         """What analysis compares: canary against stable by pod version; a canary with
@@ -179,8 +194,27 @@ class Cycle:
 
     def _store(self, run: AnalysisRun, key: str | None = None) -> None:
         key = key or run.key
-        runs = [r for r in self.status.analyses if r.key != key]
+        runs = [r for r in self.peek("analyses") if r.key != key]
         self.set(analyses=tuple(runs) + (run,))
+
+
+_PLAIN = (int, bool, str, float)
+
+
+def _same(old, new) -> bool:
+    """Whether writing ``new`` over ``old`` would leave a status field exactly as it was:
+    the same object, or plain values of one type that are equal (0.0 and -0.0 are not
+    the same; a tuple is the same when each of its items is)."""
+    if old is new:
+        return True
+    kind = type(old)
+    if kind is not type(new):
+        return False
+    if kind is tuple:
+        return len(old) == len(new) and all(_same(a, b) for a, b in zip(old, new))
+    if kind not in _PLAIN or old != new:
+        return False
+    return kind is not float or old != 0.0 or math.copysign(1.0, old) == math.copysign(1.0, new)
 
 
 def ceil_share(percent: float, replicas: int) -> int:

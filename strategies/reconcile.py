@@ -55,13 +55,14 @@ def reconcile(spec: StrategySpec, status: RolloutStatus, observation: Observatio
         c.set(started_at=c.now, step_started_at=c.now, last_progress_at=c.now)
         c.event(EventReason.ROLLOUT_STARTED, f"{spec.strategy.kind.value} rollout of {c.replicas} replicas started")
     _apply_commands(c)
-    ladder, aborted_before = _LADDERS[spec.strategy.kind], c.status.aborted
+    # fields are peeked here, not folded: most calls then copy the status once, at the end
+    ladder, aborted_before = _LADDERS[spec.strategy.kind], c.peek("aborted")
     ladder(c)
-    if c.status.aborted and not aborted_before:
+    if c.peek("aborted") and not aborted_before:
         ladder(c)  # an analysis just aborted: start the rollback in the same call
-    aborted_before = c.status.aborted
+    aborted_before = c.peek("aborted")
     _check_progress_deadline(c)
-    if c.status.aborted and not aborted_before:
+    if c.peek("aborted") and not aborted_before:
         ladder(c)  # the progress deadline just aborted: start the rollback in the same call
     c.set(requeue_at=_requeue_at(c))
     return Reconciled(c.status, tuple(c.actions))
@@ -165,17 +166,19 @@ def _check_progress_deadline(c: Cycle) -> None:
 
     Timed pauses, gates and analyses are planned waits and do not count (Argo: "progress
     is not estimated while paused"); the clock restarts whenever pod counts move."""
-    s, obs = c.status, c.obs
-    marker = (s.step_index, obs.stable.replicas, obs.stable.available, obs.canary.replicas,
-              obs.canary.available, int(s.aborted), int(s.completed))
-    if marker != s.progress_marker or not c.waiting_on_pods or s.restored_at is not None:
-        if s.deadline_exceeded and marker != s.progress_marker:
-            c.set(deadline_exceeded=False, phase=_phase_without_deadline(s))
+    obs, peek = c.obs, c.peek
+    marker = (peek("step_index"), obs.stable.replicas, obs.stable.available, obs.canary.replicas,
+              obs.canary.available, int(peek("aborted")), int(peek("completed")))
+    progress_marker, restored_at = peek("progress_marker"), peek("restored_at")
+    if marker != progress_marker or not c.waiting_on_pods or restored_at is not None:
+        if peek("deadline_exceeded") and marker != progress_marker:
+            c.set(deadline_exceeded=False, phase=_phase_without_deadline(c.status))
         c.set(progress_marker=marker, last_progress_at=c.now)
-        if c.waiting_on_pods and s.restored_at is None:
+        if c.waiting_on_pods and restored_at is None:
             # the clock (re)starts now: be called at the deadline even if nothing changes
             c.wake_at(c.now + c.spec.progress_deadline_seconds)
         return
+    s = c.status
     deadline = _or_now(s.last_progress_at, c) + c.spec.progress_deadline_seconds
     if c.now < deadline:
         c.wake_at(deadline)
@@ -200,7 +203,7 @@ def _phase_without_deadline(s: RolloutStatus) -> Phase:
 
 def _requeue_at(c: Cycle) -> float | None:
     times = list(c.wake_times)
-    times += [t for run in c.status.analyses if (t := next_analysis_due(run)) is not None and t > c.now]
+    times += [t for run in c.peek("analyses") if (t := next_analysis_due(run)) is not None and t > c.now]
     return min(times) if times else None
 
 

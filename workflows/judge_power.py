@@ -101,6 +101,9 @@ FALSE_ROLLBACK_LEVEL = 0.05
 """The false-rollback rate whose crossing the answer reports ("rolls back more than 5% of
 good releases below N requests per window")."""
 
+DETECTABLE_POWER = 0.8
+"""The power at which a defect counts as "caught" in the effect-size answer."""
+
 THRESHOLD, MANN_WHITNEY, SEQUENTIAL = "threshold", "mannWhitney", "sequential"
 SWEEP_TRAFFIC, SWEEP_EFFECT, SWEEP_CALIBRATION = "traffic", "effect", "calibration"
 GOOD, BAD = "good", "bad"
@@ -233,7 +236,7 @@ def default_judges() -> list[JudgeSetup]:
     docs set it up) and sequential (``canary-sequential``): the same steps, three judges."""
     canary = load_strategy("canary")
     sequential = load_strategy(SCENARIO_LIBRARY_DIR / "strategies" / "canary-sequential.yaml")
-    mann_whitney = with_judge(canary, "canary-mann-whitney", {"mannWhitney": MANN_WHITNEY_SETUP}, failure_limit=0)
+    mann_whitney = with_judge(canary, "canary-kayenta", {"mannWhitney": MANN_WHITNEY_SETUP}, failure_limit=0)
     return [JudgeSetup(f"{THRESHOLD} ({canary.name})", THRESHOLD, canary),
             JudgeSetup(f"{MANN_WHITNEY} ({mann_whitney.name})", MANN_WHITNEY, mann_whitney),
             JudgeSetup(f"{SEQUENTIAL} ({sequential.name})", SEQUENTIAL, sequential)]
@@ -467,11 +470,17 @@ def compute_answer(table: pd.DataFrame, world: JudgeWorld, level: float = FALSE_
         if worst["rollbacks"]:
             why = (f", {int(worst['rollbacks_no_data'])} of its {int(worst['rollbacks'])} rollbacks there for "
                    "windows without canary requests")
+        above = rows[(rows["release"] == GOOD) & (rows["requests_per_window"] > at)]
+        bump = ""
+        if len(above) and above["rollbacks"].max() > 0:
+            peak = above.sort_values(["p_rollback", "requests_per_window"]).iloc[-1]
+            bump = (f"; above it, at most {format_share_cell(peak)} (at {format_quantity(peak['requests_per_window'])} "
+                    "requests per window)")
         sentences.append(
             f"{judge} starts rolling back good releases below about {format_quantity(at)} canary requests per "
             f"analysis window (more than {level:.0%} of them; {format_quantity(at * own['rps'] / own['requests_per_window'])} "
             f"rps of service traffic with this strategy's weights): worst {format_share_cell(worst)} at "
-            f"{format_quantity(worst['requests_per_window'])} requests per window{why}; {here}.")
+            f"{format_quantity(worst['requests_per_window'])} requests per window{why}{bump}; {here}.")
     alpha, earlier = None, None
     threshold, calibrated = _scenario_row(table, THRESHOLD, BAD), _scenario_row(table, SEQUENTIAL, BAD, SWEEP_CALIBRATION)
     if threshold is not None and calibrated is not None:
@@ -493,7 +502,25 @@ def compute_answer(table: pd.DataFrame, world: JudgeWorld, level: float = FALSE_
             f"the sequential judge catches the bad release (+{world.defect_error_rate:.3g} error rate) in a median "
             f"{format_time_cell(calibrated)} against {format_time_cell(threshold)} for the threshold judge: {gap}; it catches "
             f"{format_share_cell(calibrated)} of bad releases against {format_share_cell(threshold)}.")
+    sentences += _smallest_caught(table)
     return Answer(tuple(sentences), crossing, alpha, earlier)
+
+
+def _smallest_caught(table: pd.DataFrame, power: float = DETECTABLE_POWER) -> list[str]:
+    """Per judge, the smallest added error rate of the effect sweep caught in ``power`` of runs."""
+    sentences = []
+    for judge, rows in table[table["sweep"] == SWEEP_EFFECT].groupby("judge", sort=False):
+        caught = rows[rows["p_rollback"] >= power].sort_values("added_error_rate")
+        own = format_quantity(rows["requests_per_window"].iloc[0])
+        if caught.empty:
+            sentences.append(f"At the scenario's traffic ({own} canary requests per window) {judge} catches none "
+                             f"of the defects tried in {power:.0%} of runs (up to +{rows['added_error_rate'].max():.3g}).")
+            continue
+        row = caught.iloc[0]
+        sentences.append(f"At the scenario's traffic ({own} canary requests per window) the smallest defect {judge} "
+                         f"catches in at least {power:.0%} of runs adds {row['added_error_rate']:.3g} to the error rate "
+                         f"({format_share_cell(row)}, median {format_time_cell(row)}).")
+    return sentences
 
 
 def _range(rows: pd.DataFrame) -> str:

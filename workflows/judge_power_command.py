@@ -43,7 +43,7 @@ FILES = {"csv": "judges.csv", "png": "judges.png", "html": "judges.html"}
 
 
 def run_judges_command(scenario: str, strategies: Sequence[str], *, runs: int = JUDGE_RUNS, seed: int | None = None,
-                       out_dir: Path = Path("judges"), out: Console, note: Say | None = None,
+                       out_dir: Path = Path("out/judges"), out: Console, note: Say | None = None,
                        warn: Say | None = None) -> JudgePower:
     """Load, compute, print and write; bad input raises ``InputError`` before anything runs."""
     loaded = load_scenario_file(scenario)
@@ -84,7 +84,7 @@ def render_table(power: JudgePower) -> RichTable:
                       caption=Text("* the scenario's own traffic; time from the rollout's start, Kaplan-Meier "
                                    "median (not caught: censored at the rollout's end)"),
                       box=box.SIMPLE_HEAD, pad_edge=False, width=100)
-    widths = (21, 9, 21, 21, 18)
+    widths = (20, 9, 21, 21, 19)
     for name, width in zip(TABLE_COLUMNS, widths, strict=True):
         table.add_column(Text(name), width=width, justify="left" if name == "judge" else "right",
                          overflow="fold")

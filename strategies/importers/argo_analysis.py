@@ -213,10 +213,13 @@ class AnalysisTemplateImport:
         tr.mapping(kp, required=True)
         judge: dict[str, Any] = {}
         thresholds: dict[str, float] = {}
-        for key in ("pass", "marginal"):
-            value = tr.number((*kp, "thresholds", key))
-            if value is not None:
-                thresholds[key] = value
+        # Argo's type says `threshold` (KayentaMetric, pkg/apis/rollouts/v1alpha1/analysis_types.go,
+        # json:"threshold"); its docs' example writes `thresholds`: both are read
+        for field in ("threshold", "thresholds"):
+            for key in ("pass", "marginal"):
+                value = tr.number((*kp, field, key))
+                if value is not None:
+                    thresholds[key] = value
         if thresholds:
             judge["thresholds"] = thresholds
         config = tr.at((*kp, "canaryConfigName"))

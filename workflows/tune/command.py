@@ -30,7 +30,7 @@ from rolloutlab.reports.plots import figure_png
 from rolloutlab.reports.tuning_plot import tuning_front
 from rolloutlab.results.statistics import Figure, paired_difference
 from rolloutlab.scenarios.expectations import ExpectationResult, compute_metric_sample, judge_assertion
-from rolloutlab.sim.montecarlo import run_many
+from rolloutlab.sim.montecarlo import ExecutorSession, open_executor, run_many
 from rolloutlab.strategies.spec import StrategySpec
 from rolloutlab.workflows.tune.objectives import Objective
 from rolloutlab.workflows.tune.search import Candidate, Search, TuneSettings, choose, pareto_front, run_search
@@ -65,16 +65,17 @@ def tune(scenario: Any, start: StrategySpec, settings: TuneSettings, *, confirm_
     if settings.candidates < 1 or settings.batch < 1:
         raise InputError("--candidates", "give at least one candidate and a batch of at least one")
     parameters, notes = strategy_parameters(start)
-    search = run_search(scenario, start, parameters, settings, progress)
-    front = pareto_front(search)
-    chosen = choose(front, settings.objectives)
-    tuned = confirmation = None
-    if chosen is not None and chosen.number != 0:
-        tuned = chosen.spec.model_copy(update={"name": f"{start.name}-tuned", "description":
-                                               f"{start.name} tuned by rolloutlab tune on {scenario.name} (seed "
-                                               f"{settings.seed}, candidate #{chosen.number})"})
-        confirmation = confirm(scenario, start, tuned, settings, confirm_runs)
-    elif chosen is not None:
+    with open_executor(settings.executor, settings.workers) as session:
+        search = run_search(scenario, start, parameters, settings, progress, session)
+        front = pareto_front(search)
+        chosen = choose(front, settings.objectives)
+        tuned = confirmation = None
+        if chosen is not None and chosen.number != 0:
+            tuned = chosen.spec.model_copy(update={"name": f"{start.name}-tuned", "description":
+                                                   f"{start.name} tuned by rolloutlab tune on {scenario.name} (seed "
+                                                   f"{settings.seed}, candidate #{chosen.number})"})
+            confirmation = confirm(scenario, start, tuned, settings, confirm_runs, session)
+    if chosen is not None and chosen.number == 0:
         notes.append("no candidate beat your strategy on the front: it is kept")
     return TuneResult(search, front, chosen, tuned, confirmation, notes)
 
@@ -84,10 +85,10 @@ def confirm_seed(seed: int) -> int:
     return int(np.random.SeedSequence([seed, 1]).generate_state(1, np.uint64)[0] % (2**63))
 
 
-def confirm(scenario: Any, start: StrategySpec, tuned: StrategySpec, settings: TuneSettings, runs: int) -> Confirmation:
+def confirm(scenario: Any, start: StrategySpec, tuned: StrategySpec, settings: TuneSettings, runs: int,
+            session: ExecutorSession) -> Confirmation:
     seed = confirm_seed(settings.seed)
-    table = run_many(scenario, [start, tuned], runs, seed, executor=settings.executor, workers=settings.workers,
-                     progress=False)
+    table = run_many(scenario, [start, tuned], runs, seed, session=session, progress=False)
     mine, theirs = (table[table["strategy"] == s.name] for s in (start, tuned))
     figures = {o.name: (o.figure(mine), o.figure(theirs)) for o in settings.objectives}
     differences = {}

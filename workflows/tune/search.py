@@ -18,8 +18,10 @@ on common random numbers, weak candidates stop early.
   whole interval on one (it is clearly dominated). Optuna's pruners are not used:
   they take one intermediate value, and this search has several objectives.
 - **Executors.** Each stage of a batch is one ``run_many`` call over the batch's
-  candidates, on the executor ``compare`` uses (serial, process pool, Dask); the results
-  are the same bytes on each, so a tune is reproducible from its seed on any of them.
+  candidates, on the executor ``compare`` uses (serial, process pool, Dask), opened once
+  for the whole search (``open_executor``: a pool per call would cost more than a small
+  stage); the results are the same bytes on each, so a tune is reproducible from its seed
+  on any of them.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ import pandas as pd
 from rolloutlab.results.statistics import Figure, compute_mean_t_interval
 from rolloutlab.scenarios.expectations import compute_metric_sample
 from rolloutlab.scenarios.schema import Assertion
-from rolloutlab.sim.montecarlo import run_many
+from rolloutlab.sim.montecarlo import ExecutorSession, open_executor, run_many
 from rolloutlab.strategies.search_spec import Parameter
 from rolloutlab.strategies.spec import StrategySpec
 from rolloutlab.workflows.tune.objectives import (
@@ -95,21 +97,27 @@ class Search:
     parameters: list[Parameter]
     settings: TuneSettings
     simulated_runs: int = 0
+    session: ExecutorSession | None = None
 
 
 Progress = Callable[[int, int], None]
 
 
 def run_search(scenario: Any, start: StrategySpec, parameters: list[Parameter], settings: TuneSettings,
-               progress: Progress | None = None) -> Search:
-    """Search ``parameters`` of ``start`` on ``scenario``; the start is scored on every stage too."""
+               progress: Progress | None = None, session: ExecutorSession | None = None) -> Search:
+    """Search ``parameters`` of ``start`` on ``scenario``; the start is scored on every stage too.
+    ``session``: an open executor (``sim.montecarlo.open_executor``) every stage runs on;
+    without one, one is opened for the search."""
+    if session is None:
+        with open_executor(settings.executor, settings.workers) as opened:
+            return run_search(scenario, start, parameters, settings, progress, opened)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with warnings.catch_warnings():  # group: "experimental" since 2.8, and what a conditional space needs
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         sampler = optuna.samplers.TPESampler(seed=settings.seed, multivariate=True, group=True, constant_liar=True)
     study = optuna.create_study(directions=["minimize"] * len(settings.objectives), sampler=sampler)
     origin = Candidate(0, start, {})
-    search = Search(origin, [], parameters, settings)
+    search = Search(origin, [], parameters, settings, session=session)
     _race(scenario, [origin], search)
     done = 0
     while done < settings.candidates:
@@ -147,8 +155,8 @@ def _race(scenario: Any, batch: list[Candidate], search: Search) -> None:
     for k, runs in enumerate(settings.stages):
         if not alive:
             return
-        table = run_many(scenario, [c.spec for c in alive], runs, settings.seed, executor=settings.executor,
-                         workers=settings.workers, progress=False)
+        table = run_many(scenario, [c.spec for c in alive], runs, settings.seed, session=search.session,
+                         progress=False)
         search.simulated_runs += len(table)
         for c, (_, rows) in zip(alive, table.groupby("strategy", sort=False)):
             _score(c, rows, settings)
