@@ -455,7 +455,7 @@ def tune(
     objective: Annotated[Optional[list[str]], typer.Option("--objective", help="metric[.stat] to minimise, repeatable (default: failed_requests.mean and rollout_duration.mean).")] = None,
     constraint: Annotated[Optional[list[str]], typer.Option("--constraint", help="An expectation the tuned strategy must meet, repeatable (default: 'false_rollback_rate <= 2%').")] = None,
     candidates: Annotated[int, typer.Option(min=1, help="Candidates to try.")] = 200,
-    runs: Annotated[str, typer.Option(help="Runs per stage, comma-separated: a candidate goes to the next stage only while it can still matter.")] = "50,200,800",
+    runs: Annotated[str, typer.Option(help="Runs per stage, comma-separated: a candidate goes to the next stage only while it can still matter.")] = "50,150,450",
     confirm_runs: Annotated[int, typer.Option(min=10, help="Fresh runs comparing the chosen strategy with yours.")] = 2000,
     batch: Annotated[int, typer.Option(min=1, help="Candidates proposed and simulated together.")] = 8,
     seed: SeedOption = None,
@@ -479,7 +479,7 @@ def tune(
     try:
         stages = tuple(int(r) for r in runs.split(","))
     except ValueError:
-        _bad_input(InputError("--runs", f"{runs!r} is not comma-separated run counts (50,200,800)"))
+        _bad_input(InputError("--runs", f"{runs!r} is not comma-separated run counts (50,150,450)"))
     goals = tuple(parse_objective(o) for o in objective or DEFAULT_OBJECTIVES)
     limits = tuple(parse_constraint(c) for c in constraint or DEFAULT_CONSTRAINTS)
     _ensure_out_dir(out_dir)

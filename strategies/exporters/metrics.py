@@ -156,8 +156,9 @@ def go_duration(seconds: float) -> str:
     """A duration Go's ``time.ParseDuration`` and Prometheus read (``2m``, ``1m30s``, ``2500ms``)."""
     if seconds == int(seconds):
         return format_duration(seconds)
-    millis = seconds * 1000.0
-    return f"{int(millis)}ms" if millis == int(millis) else f"{seconds!r}s"
+    # whole milliseconds: Prometheus reads no fraction in a range ([10.48s] is a syntax
+    # error), and a measurement interval finer than a millisecond means nothing
+    return f"{round(seconds * 1000.0)}ms"
 
 
 def inverse(conversion: Conversion) -> Callable[[float], float]:

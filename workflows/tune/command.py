@@ -160,7 +160,7 @@ def write_outputs(result: TuneResult, out_dir: Path, scenario_name: str) -> dict
 def tune_report(result: TuneResult, frame: pd.DataFrame, scenario_name: str) -> Report:
     objectives = result.search.settings.objectives
     front_rows = frame[frame["state"] == "front"]
-    columns = ["#", *(o.name for o in objectives), "runs", *[c[5:] for c in frame.columns if c.startswith("set: ")]]
+    columns = ["#", *(o.name for o in objectives), "runs", *[setting_label(c) for c in frame.columns if c.startswith("set: ")]]
     table_rows = []
     for _, row in front_rows.iterrows():
         c = _candidate(result, int(row["number"]))
@@ -227,14 +227,15 @@ def confirmation_section(result: TuneResult) -> Section:
 # ---------------------------------------------------------------------------- terminal
 
 
+def setting_label(column: str) -> str:
+    """A setting's column (``set: analysisTemplates[*].metrics[*].interval``) by its field's
+    last name (``interval``); the full path is in candidates.csv."""
+    return column[5:].rsplit(".", 1)[-1].replace("[*]", "")
+
+
 def short_settings(row: pd.Series) -> str:
     """``steps 5%/1m20s; interval 16s; judge threshold``: each setting by its field's last name."""
-    parts = []
-    for key in row.index:
-        if key.startswith("set: "):
-            last = key[5:].rsplit(".", 1)[-1].replace("[*]", "")
-            parts.append(f"{last} {row[key]}")
-    return "; ".join(parts)
+    return "; ".join(f"{setting_label(key)} {row[key]}" for key in row.index if key.startswith("set: "))
 
 
 def print_tune(result: TuneResult, console, out_paths: dict[str, Path]) -> None:
