@@ -129,6 +129,8 @@ def account_users(world: World, sut_expected: float, shares: dict[Role, float], 
     stable = bad.get(Role.STABLE, (0.0, 0.0))
     canary = bad.get(Role.CANARY, (0.0, 0.0))
     dup = classes is not None and duplicates_writes(world, world.t)
+    if not (dup or world.track_exposure or any(stable) or any(canary)):
+        return  # nobody met a bad answer the release made (every term below is 0)
     for i, cls in enumerate(world.classes):
         to_canary = classes[i].to_canary if classes is not None else shares[Role.CANARY]
         extra = classes[i].mirror if (dup and cls.write) else 0.0

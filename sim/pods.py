@@ -25,6 +25,8 @@ from rolloutlab.scenarios.schema import Service
 from rolloutlab.sim.sampling import sample
 from rolloutlab.strategies.observation import Role
 
+_NONE_DOWN: frozenset[int] = frozenset()
+
 
 @dataclass(slots=True)
 class Pod:
@@ -63,9 +65,12 @@ class Cluster:
     generation: int = 0  # bumped on every change to pods or nodes (readiness cache key)
     # role -> (generation, from, until, count): the ready count holds for from <= t < until
     _ready_spans: dict = field(default_factory=dict)
+    _alive: tuple[int, int] = (-1, 0)  # (generation, pods alive then)
 
     @property
-    def down_nodes(self) -> set[int]:
+    def down_nodes(self) -> set[int] | frozenset[int]:
+        if not self.node_holds:
+            return _NONE_DOWN  # (asked on every readiness count; nodes are rarely lost)
         return {n for n, holds in self.node_holds.items() if holds > 0}
 
     @property
@@ -108,8 +113,10 @@ class Cluster:
         self.generation += 1
 
     def account_cost(self, now: float) -> None:
-        alive = sum(1 for role in (Role.STABLE, Role.CANARY) for p in self.pods[role] if p.deleted_at is None)
-        self.pod_seconds += alive * (now - self.last_cost_at)
+        if self._alive[0] != self.generation:  # pods are created and deleted only with a change
+            self._alive = (self.generation, sum(1 for role in (Role.STABLE, Role.CANARY) for p in self.pods[role]
+                                                if p.deleted_at is None))
+        self.pod_seconds += self._alive[1] * (now - self.last_cost_at)
         self.last_cost_at = now
 
     # ---------------------------------------------------------------- ReplicaSet
@@ -118,9 +125,12 @@ class Cluster:
         """Pods that were already running before the simulated window (the stable)."""
         self.desired[role] = count
         self.changed()
-        for _ in range(count):
-            node = self._place()
+        # on an empty cluster with every node up, spreading places pod i on node i mod n
+        empty = not self.node_holds and not any(self.pods.values())
+        for i in range(count):
+            node = i % self.node_count if empty else self._place()
             self.pods[role].append(Pod(self._new_id(), role, node, now - 3600.0, now - 3600.0, now - 3600.0))
+        self.changed()
 
     def scale(self, role: Role, replicas: int, now: float) -> None:
         """The controller's ScaleVersion: create or delete pods to reach ``replicas``."""
@@ -131,8 +141,11 @@ class Cluster:
 
     def _converge(self, role: Role, now: float) -> None:
         alive = self.alive(role)
-        for _ in range(self.desired[role] - len(alive)):
-            self._create(role, now)
+        created = [self._create(role, now) for _ in range(self.desired[role] - len(alive))]
+        # one wake-up per instant at which new pods become ready: pods started together
+        # are probed on one grid, and the wake-ups of one batch would run back to back
+        for ready_at in dict.fromkeys(p.ready_at for p in created if p.ready_at is not None):
+            self.on_ready_at(ready_at)
         excess = len(alive) - self.desired[role]
         if excess > 0:
             # Kubernetes deletes not-ready pods first, then the newest
@@ -153,8 +166,6 @@ class Cluster:
         pod = Pod(self._new_id(), role, self._place(), now, app_up, None if crashed else ready_at, crashed=crashed)
         self.pods[role].append(pod)
         self.changed()  # a span counted before this pod existed does not know its ready_at
-        if pod.ready_at is not None:
-            self.on_ready_at(pod.ready_at)
         return pod
 
     def _place(self) -> int:

@@ -170,7 +170,7 @@ class WavesRun:
 
     def blast_radius(self) -> float:
         total = sum(self.users.values())
-        exposed = sum(self.users[name] * w.exposure.affected_share(w.extra_stream("exposure"))
+        exposed = sum(self.users[name] * w.exposure.affected_share(lambda w=w: w.extra_stream("exposure"))
                       for name, w in self.worlds.items())
         return exposed / total if total else 0.0
 

@@ -21,7 +21,7 @@ stream of their requests, thinned by the chance each one is bad).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -139,9 +139,12 @@ class UserHarm:
         if on_buckets < BUCKETS:
             row[on_buckets:] += requests_per_user * bad_off
 
-    def affected_share(self, rng: np.random.Generator) -> float:
+    def affected_share(self, rng: np.random.Generator | Callable[[], np.random.Generator]) -> float:
         """Share of all users who met at least one bad answer: per group and bucket,
-        Binomial(users in the bucket, 1 - exp(-harm))."""
+        Binomial(users in the bucket, 1 - exp(-harm)). ``rng`` may be what makes the
+        generator: a run in which nobody met a bad answer (most runs) draws nothing."""
+        if not self.harm.any():
+            return 0.0
         total = affected = 0
         for g, group in enumerate(self.groups):
             per_bucket = np.full(BUCKETS, group.users // BUCKETS)
@@ -149,6 +152,8 @@ class UserHarm:
             p = -np.expm1(-self.harm[g])
             hit = p > 0
             if hit.any():
+                if not isinstance(rng, np.random.Generator):
+                    rng = rng()
                 affected += int(rng.binomial(per_bucket[hit], np.minimum(1.0, p[hit])).sum())
             total += group.users
         return affected / total if total else 0.0

@@ -37,20 +37,20 @@ import numpy as np
 import simpy
 
 from rolloutlab.results.table import DETECTED_BY_ABORT_CAUSE
-from rolloutlab.results.timeline import TimelineEvent, TimelinePoint
+from rolloutlab.results.timeline import TimelinePoint
 from rolloutlab.scenarios.release import ReleaseDraw, child_seed
 from rolloutlab.scenarios.schema import DiurnalProfile, Scenario, SpikesProfile
-from rolloutlab.sim import accounting, routing, timeline_points
+from rolloutlab.sim import accounting, adapter, routing, timeline_points
 from rolloutlab.sim.alerts import Monitor
 from rolloutlab.sim.defects import LEAK_TICK, crash_probability, defect_failure, defect_slowdown
-from rolloutlab.sim.dependencies import Dependencies
 from rolloutlab.sim.faults import inject_faults
 from rolloutlab.sim.healthcheck import ServiceHealthCheck
-from rolloutlab.sim.migrations import compute_schema_error_rate, compute_schema_ok, run_migrations, run_migrations_at
+from rolloutlab.sim.migrations import compute_schema_error_rate, compute_schema_ok, run_migrations
 from rolloutlab.sim.pods import Cluster, Pod
 from rolloutlab.sim.probes import NEGLIGIBLE, ReadinessProbes
 from rolloutlab.sim.queueing import overload
-from rolloutlab.sim.segments import UserHarm, flag_on_buckets, request_classes, user_groups
+from rolloutlab.sim.scenario_facts import scenario_facts
+from rolloutlab.sim.segments import UserHarm
 from rolloutlab.sim.traffic import (
     LatencyModel,
     combine_failure,
@@ -58,6 +58,7 @@ from rolloutlab.sim.traffic import (
     rate_at,
     rate_changes,
 )
+from rolloutlab.sim.wakeups import EndOfInstant, FirstOf
 from rolloutlab.strategies import (
     CommandRequest,
     Counters,
@@ -65,28 +66,18 @@ from rolloutlab.strategies import (
     Role,
     RolloutStatus,
     StrategySpec,
-    VersionObservation,
     reconcile,
 )
 from rolloutlab.strategies.actions import (
-    Event,
-    Promote,
-    RemoveRoute,
-    ScaleVersion,
-    SetCanaryWeight,
     SetFlagExposure,
-    SetHeaderRoute,
-    SetMirrorRoute,
-    SwitchActive,
-    SwitchPreview,
 )
-from rolloutlab.strategies.observation import FlagCounters
 from rolloutlab.strategies.routes import HeaderRoute, MirrorRoute
 from rolloutlab.strategies.spec import Signal
 
 ROLES = (Role.STABLE, Role.CANARY)
 EXTRA_STREAMS = ("probes", "checks", "history", "grace", "writes", "users", "exposure")
 """Purposes of ``World.extra_stream``, in the order of their child seeds."""
+_NOTHING_INJECTED = combine_failure()  # (-0.0, as combining no cause gives: kept bit for bit)
 DIURNAL_TICK = 300.0  # seconds between re-evaluations of a diurnal rate (overload follows the rate)
 
 
@@ -179,21 +170,20 @@ class World:
 
     def __post_init__(self) -> None:
         self.env = self.shared_env if self.shared_env is not None else simpy.Environment()
-        self.sut, self.replicas = self.scenario.service_under_test, self.spec.require_replicas()
+        facts = scenario_facts(self.scenario)  # the same in every run of this scenario
+        self.sut, self.replicas = facts.sut, self.spec.require_replicas()
         self.kind = self.spec.strategy.kind  # a property of the spec, asked on every traffic split
         self.cluster = Cluster(self.sut, self.streams["pods"], self._wake_at,
                                crash_probability=crash_probability(self), on_terminate=self._in_flight_lost)
         self.cluster.start_ready(Role.STABLE, self.replicas, 0.0)
         self.changed = self.env.event()  # succeeds (and is replaced) whenever the world changes
-        self.dependencies = Dependencies(self.scenario)
-        self.arrival_factor = self.dependencies.arrivals[self.sut.name]
+        self.dependencies, self.arrival_factor = facts.dependencies, facts.arrival_factor
         canary = self.spec.strategy.canary
         self.baseline = VersionTraffic() if canary is not None and canary.baseline else None  # Kayenta's baseline pods
         self.baseline_pod_seconds = 0.0
         self.want_latency = _needs_latency(self.scenario, self.spec)
-        base_latency = LatencyModel.from_latency(self.sut.latency)
-        self._latency = {Role.STABLE: base_latency, Role.CANARY: base_latency}
-        self._bucket_count = len(base_latency.bucket_probabilities())
+        self._latency = {Role.STABLE: facts.latency, Role.CANARY: facts.latency}
+        self._bucket_count = facts.bucket_count
         if self.want_latency:
             for counters in (*self.traffic.values(), *([self.baseline] if self.baseline is not None else [])):
                 counters.buckets = np.zeros(self._bucket_count, dtype=np.int64)
@@ -204,11 +194,10 @@ class World:
         self._extra_streams: dict[str, np.random.Generator] = {}
         self._checks_due = False
         self.flagged = self.spec.strategy.feature_flag is not None
-        self.groups = user_groups(self.scenario.traffic)
-        self.classes = request_classes(self.scenario.traffic, self.groups)
+        self.groups, self.classes = facts.groups, facts.classes
         self.harm = UserHarm(self.groups)
         self.exposure = UserHarm(self.groups) if self.track_exposure else None  # "harm" = served by the new version
-        self.flag_on_buckets = flag_on_buckets(self.groups, None)
+        self.flag_on_buckets = facts.no_flag_buckets
         self.monitor = self._make_monitor()
         self.probes = ReadinessProbes(self)
         self.health_check = ServiceHealthCheck(self)
@@ -233,8 +222,10 @@ class World:
         """Set every actor going at t = 0 (``env.run`` then moves time on)."""
         self.monitor.draw_history(self.extra_stream("history"))
         self.env.process(self._controller())
-        self.env.process(inject_faults(self))
-        self.env.process(run_migrations(self))
+        if self.scenario.faults:  # (a process with nothing to do still costs its events)
+            self.env.process(inject_faults(self))
+        if self.scenario.migration is not None:
+            self.env.process(run_migrations(self))
         for rule in self.scenario.monitoring.alerts:
             self.env.process(self.monitor.watch(rule))
         self._schedule_rate_changes(horizon)
@@ -258,7 +249,7 @@ class World:
         self.cluster.account_cost(self.env.now)
         self.window = WindowTotals(self.user_requests, self.user_errors, self.exposed_requests,
                                    self.cluster.pod_seconds + self.baseline_pod_seconds,
-                                   self.harm.affected_share(self.extra_stream("users")), self.mirrored_requests,
+                                   self.harm.affected_share(lambda: self.extra_stream("users")), self.mirrored_requests,
                                    self.duplicated_writes)
 
     def settled(self) -> bool:
@@ -275,64 +266,26 @@ class World:
             yield self.gate
         while not self.controller_retired:
             self.sync()
-            obs = self._observe()
+            obs = adapter.observe(self)
             before = self.status
             self.status, actions = reconcile(self.spec, before, obs)
-            self._apply(actions)
+            changed = adapter.apply_actions(self, actions)
             self._note_detection(before)
             if self.on_decided is not None:
                 self.on_decided(self, before)
             if self.record_timeline:
                 timeline_points.record_point(self, obs)
-            if any(not isinstance(a, Event) for a in actions):
+            if changed:
                 yield self.env.timeout(0)  # the world changed: look again, as an informer event would
                 continue
             wake = self.status.requeue_at
             if wake is None:
                 yield self.changed
             else:
-                yield self.env.timeout(max(0.0, wake - self.env.now)) | self.changed
+                yield FirstOf(self.env, self.env.timeout(max(0.0, wake - self.env.now)), self.changed)
 
     def _observe(self) -> Observation:
-        now = self.env.now
-        versions = []
-        for role in ROLES:
-            versions.append(VersionObservation(
-                replicas=self.cluster.desired[role],
-                ready=(ready := self.cluster.ready_count(role, now)),
-                available=ready,
-                counters=self.traffic[role].counters(),
-            ))
-        flag = FlagCounters(self.flag_traffic[True].counters(), self.flag_traffic[False].counters()) if self.flagged else None
-        baseline = self.baseline.counters() if self.baseline is not None else None
-        return Observation(now, versions[0], versions[1], tuple(self.commands), flag, baseline)
-
-    def _apply(self, actions) -> None:
-        now = self.env.now
-        for action in actions:
-            if isinstance(action, ScaleVersion):
-                self.cluster.scale(action.role, action.replicas, now)
-            elif isinstance(action, SetCanaryWeight):
-                self.router_weight = action.weight
-            elif isinstance(action, SwitchActive):
-                self.active = action.role
-            elif isinstance(action, SwitchPreview):
-                self.preview = action.role
-            elif isinstance(action, SetHeaderRoute):
-                self.routes[action.name] = HeaderRoute(name=action.name, match=action.match)
-            elif isinstance(action, SetMirrorRoute):
-                self.routes[action.name] = MirrorRoute(name=action.name, percentage=action.percentage, match=action.match)
-            elif isinstance(action, RemoveRoute):
-                self.routes.pop(action.name, None)
-            elif isinstance(action, SetFlagExposure):
-                self.flag_exposure = None if action.off else action
-                self.flag_on_buckets = flag_on_buckets(self.groups, self.flag_exposure)
-            elif isinstance(action, Promote):
-                run_migrations_at(self, "after_promotion")
-            elif isinstance(action, Event) and self.record_timeline:
-                self.pending_events.append(TimelineEvent(action.reason.value, action.message, action.metric, action.phase))
-        if any(not isinstance(a, Event) for a in actions):
-            self.changed_now()  # observers (alert rules) look again; the controller re-loops itself
+        return adapter.observe(self)
 
     def _note_detection(self, before: RolloutStatus) -> None:
         s = self.status
@@ -347,12 +300,12 @@ class World:
     def changed_now(self) -> None:
         """The world changed: wake whoever waits for a change (the controller, alert rules
         sleeping while they cannot breach), and let the periodic checks know."""
-        if not self.changed.triggered:
+        if self.changed.callbacks:  # (an event nobody waits on would run for nothing: it stays for the next change)
             self.changed.succeed()
             self.changed = self.env.event()
         if not self._checks_due:
             self._checks_due = True
-            _EndOfInstant(self.env, lambda _e: self._checks_follow())
+            EndOfInstant(self.env, lambda _e: self._checks_follow())
 
     def _checks_follow(self) -> None:
         """Readiness probes and the health check fail as the world makes them from now on
@@ -504,16 +457,16 @@ class World:
             p_off, harmed_off = self.failure_probability(role, arrival_rps, now, schedule=schedule, flag_on=False)
             return on * p_on + (1.0 - on) * p_off, (harmed_on and on > 0) or harmed_off
         sut = self.sut
-        ready = self.cluster.ready_count(role, now)
         causes = [sut.baseline_error_rate, self._injected_error(sut.name)]
         if arrival_rps > 0:
+            ready = self.cluster.ready_count(role, now)
             causes.append(overload(arrival_rps, ready, sut.capacity_rps, sut.request_timeout).failure_probability)
         harmed = False
         if role is Role.CANARY and self.release.defect is not None and not self.repaired and (
                 flag_on is not False or not self._behind_flag()):
             extra, harmed = defect_failure(self, arrival_rps, now, schedule)
             causes.append(extra)
-        if not self.repaired and not self.schema_ok(role):
+        if self.scenario.migration is not None and not self.repaired and not self.schema_ok(role):
             causes.append(compute_schema_error_rate(self.release))
             harmed = True
         causes.append(self._downstream_failure())
@@ -554,7 +507,8 @@ class World:
         return compute_schema_ok(self.scenario.migration, self.release, self.schema, role)
 
     def _injected_error(self, service: str) -> float:
-        return combine_failure(*self.injected_errors.get(service, ()))
+        errors = self.injected_errors.get(service)
+        return combine_failure(*errors) if errors else _NOTHING_INJECTED
 
     def _own_failures(self) -> dict[str, float]:
         user_rate = rate_at(self.scenario.traffic.profile, self.scenario.traffic.rps, self.env.now)
@@ -574,19 +528,6 @@ class World:
         return self.dependencies.through_callers(p_sut, self._own_failures())
 
 # ---------------------------------------------------------------------- helpers
-
-
-class _EndOfInstant(simpy.Event):
-    """An event that runs its callback after every other event of the current instant
-    (SimPy orders same-time events by priority, then by when they were scheduled)."""
-
-    LATE = 2  # after simpy's URGENT (0) and NORMAL (1)
-
-    def __init__(self, env: simpy.Environment, callback) -> None:
-        super().__init__(env)
-        self._ok, self._value = True, None
-        self.callbacks.append(callback)
-        env.schedule(self, priority=self.LATE)
 
 
 def _needs_latency(scenario: Scenario, spec: StrategySpec) -> bool:

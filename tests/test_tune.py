@@ -4,6 +4,7 @@ benchmarks/bench_tune.py)."""
 
 from __future__ import annotations
 
+import json
 import math
 import textwrap
 
@@ -15,8 +16,9 @@ from rolloutlab.cli import app
 from rolloutlab.errors import InputError
 from rolloutlab.scenarios import bundled_scenario, load_scenario
 from rolloutlab.strategies import load_strategy
+from rolloutlab.strategies.files import bundled_strategy_names
 from rolloutlab.strategies.search_spec import apply_values, expand_path, search_parameters, strategy_document
-from rolloutlab.workflows.tune.command import tune
+from rolloutlab.workflows.tune.command import candidates_frame, tune
 from rolloutlab.workflows.tune.objectives import parse_constraint, parse_objective
 from rolloutlab.workflows.tune.search import Candidate, TuneSettings, choose
 from rolloutlab.workflows.tune.space import strategy_parameters
@@ -173,6 +175,7 @@ def test_the_cli_writes_the_tuned_strategy_and_is_reproducible(tmp_path):
     assert first.exit_code == 0, first.output
     assert "Pareto front" in first.output
     second = runner.invoke(app, [*args, "--out", str(tmp_path / "b")])
+    assert second.exit_code == 0, second.output
     a = pd.read_csv(tmp_path / "a" / "candidates.csv")
     b = pd.read_csv(tmp_path / "b" / "candidates.csv")
     pd.testing.assert_frame_equal(a, b)  # same seed, same search
@@ -183,6 +186,9 @@ def test_the_cli_writes_the_tuned_strategy_and_is_reproducible(tmp_path):
         assert spec.name == "canary-tuned" and all(
             not math.isnan(s.pause.duration) for s in spec.strategy.canary.steps if s.pause)
     assert (tmp_path / "a" / "report.html").read_text().count("<img") == 1
+    payload = json.loads((tmp_path / "a" / "tune.json").read_text())
+    assert payload["strategy"] == "canary" and len(payload["front"]) >= 1 and payload["seed"] == 9
+    assert payload["summary"].startswith("your canary") or payload["summary"].startswith("no candidate")
 
 
 @pytest.mark.parametrize("args, message", [
@@ -195,3 +201,40 @@ def test_bad_options_exit_2_with_one_line(tmp_path, args, message):
     result = runner.invoke(app, ["tune", "standard", "--candidates", "2", "--out", str(tmp_path), *args])
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
+
+
+def tiny(seed: int = 1, executor: str = "serial") -> TuneSettings:
+    return TuneSettings((parse_objective("failed_requests.mean"), parse_objective("rollout_duration.mean")),
+                        (parse_constraint("false_rollback_rate <= 2%"),), candidates=3, stages=(8, 16), batch=3,
+                        seed=seed, executor=executor)
+
+
+@pytest.mark.parametrize("name", bundled_strategy_names())
+def test_every_bundled_strategy_can_be_tuned(name):
+    """Each bundled technique (the new ones included) has a search list that makes valid
+    candidates, and the search scores them."""
+    result = tune(load_scenario(bundled_scenario("standard")), load_strategy(name), tiny(), confirm_runs=10)
+    assert not [c.invalid for c in result.search.candidates if c.invalid]
+    assert all(c.runs >= 8 for c in result.search.candidates)
+    assert result.front  # at least the start, scored on every stage
+    changed = [c for c in result.search.candidates if c.spec != load_strategy(name).model_copy(
+        update={"name": c.spec.name, "search": ()})]
+    assert changed  # the search really moved settings
+
+
+def test_a_tune_is_the_same_on_every_executor():
+    """Same seed, same candidates and figures, whether the runs go serial or to Dask."""
+    pytest.importorskip("distributed", reason="dask.distributed is not installed: pip install 'rolloutlab[dask]'")
+    from distributed import LocalCluster
+
+    scenario = load_scenario(bundled_scenario("standard"))
+    serial = candidates_frame(tune(scenario, load_strategy("canary"), tiny(7), confirm_runs=10))
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp", host="127.0.0.1",
+                           dashboard_address=None)
+    try:
+        address = "dask://" + cluster.scheduler_address.removeprefix("tcp://")
+        with pytest.warns(RuntimeWarning):  # threads share the GIL: run_many says so
+            dask = candidates_frame(tune(scenario, load_strategy("canary"), tiny(7, address), confirm_runs=10))
+    finally:
+        cluster.close()
+    pd.testing.assert_frame_equal(serial, dask)

@@ -15,6 +15,7 @@ front as a table and a plot, the confirmation).
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,6 +154,8 @@ def write_outputs(result: TuneResult, out_dir: Path, scenario_name: str) -> dict
                                                    "Durations are seconds. Confirm it: rolloutlab compare "
                                                    f"{scenario_name} --strategies {result.search.start.spec.name},"
                                                    f"{paths['strategy']}"), encoding="utf-8")
+    paths["json"] = out_dir / "tune.json"
+    paths["json"].write_text(json.dumps(tune_json(result), indent=2, allow_nan=False) + "\n", encoding="utf-8")
     paths.update(write_report(tune_report(result, frame, scenario_name), out_dir))
     return paths
 
@@ -180,6 +183,7 @@ def tune_report(result: TuneResult, frame: pd.DataFrame, scenario_name: str) -> 
         sections[0].images.append(Image("tuning-front", figure_png(fig), "every candidate on the two first objectives"))
     if result.confirmation is not None:
         sections.append(confirmation_section(result))
+        sections[-1].paragraphs.append(summary_sentence(result))
     if result.notes:
         sections.append(Section("Notes", list(result.notes)))
     return Report(f"rolloutlab tune: {result.search.start.spec.name} on {scenario_name}", sections, frame)
@@ -205,6 +209,61 @@ def confirmation_rows(result: TuneResult) -> list[list[str]]:
     for r in conf.constraints:
         rows.append([r.assertion.text, "", r.measured, "", r.verdict.value])
     return rows
+
+
+def summary_sentence(result: TuneResult) -> str:
+    """The answer in one line: "your canary: 1.88k [1.88k, 1.89k] failed_requests.mean;
+    tuned: 1.81k [1.81k, 1.81k]; rollout_duration.mean 4m49s shorter [...]"."""
+    conf = result.confirmation
+    if conf is None or result.tuned is None:
+        return f"no candidate beat your {result.search.start.spec.name} on the front: keep it"
+    first, *rest = result.search.settings.objectives
+    mine, theirs = conf.figures[first.name]
+    parts = [f"your {result.search.start.spec.name}: {first.name} {first.cell(mine)}; tuned: {first.cell(theirs)}"]
+    for o in rest:
+        diff = conf.differences.get(o.name)
+        if diff is None or diff.value is None:
+            before, after = conf.figures[o.name]
+            parts.append(f"{o.name} {o.cell(before)} -> {o.cell(after)}")
+            continue
+        word = "lower" if diff.value < 0 else "higher"
+        if o.metric in ("rollout_duration", "mttr", "detected_within"):
+            word = "shorter" if diff.value < 0 else "longer"
+        size = Figure(abs(diff.value), None, None, diff.n)
+        parts.append(f"{o.name} {o.cell(size)} {word} (paired {o.cell(diff)})")
+    return "; ".join(parts)
+
+
+def tune_json(result: TuneResult) -> dict[str, Any]:
+    """The search's answer as plain data: the front, the chosen settings, the confirmation."""
+    objectives = result.search.settings.objectives
+    params = result.search.parameters
+
+    def entry(c: Candidate) -> dict[str, Any]:
+        settings = (current_values(result.search.start.spec, params) if c.number == 0
+                    else describe_values(params, c.values))
+        return {"number": c.number, "runs": c.runs, "settings": settings,
+                "figures": {o.name: c.figures[o.name].as_dict() for o in objectives}}
+
+    payload: dict[str, Any] = {
+        "strategy": result.search.start.spec.name, "seed": result.search.settings.seed,
+        "candidates": len(result.search.candidates), "simulated_runs": result.search.simulated_runs,
+        "objectives": [o.name for o in objectives],
+        "constraints": [a.text for a in result.search.settings.constraints],
+        "front": [entry(c) for c in result.front],
+        "chosen": None if result.chosen is None else entry(result.chosen),
+        "summary": summary_sentence(result), "notes": list(result.notes),
+    }
+    conf = result.confirmation
+    if conf is not None:
+        payload["confirmation"] = {
+            "runs": conf.runs, "seed": conf.seed,
+            "figures": {k: {"yours": a.as_dict(), "tuned": b.as_dict()} for k, (a, b) in conf.figures.items()},
+            "paired_differences": {k: d.as_dict() for k, d in conf.differences.items()},
+            "constraints": {r.assertion.text: {"verdict": r.verdict.value, "figure": r.figure.as_dict()}
+                            for r in conf.constraints},
+        }
+    return payload
 
 
 def _overlap(a: Figure, b: Figure) -> str:
@@ -257,17 +316,19 @@ def print_tune(result: TuneResult, console, out_paths: dict[str, Path]) -> None:
     stopped = int((frame["state"] == "stopped").sum())
     invalid = int((frame["state"] == "invalid").sum())
     console.print(f"{len(frame) - 1} candidates: {stopped} stopped early, {invalid} invalid, "
-                  f"{result.search.simulated_runs:,} runs simulated (seed {result.search.settings.seed})")
+                  f"{result.search.simulated_runs:,} runs simulated (seed {result.search.settings.seed})",
+                  highlight=False)
     for note in result.notes:
         console.print(f"note: {note}", highlight=False)
     if result.confirmation is not None and result.tuned is not None:
         conf = RichTable(title=f"Chosen (#{result.chosen.number}) vs yours on {result.confirmation.runs:,} fresh runs "
                                f"(seed {result.confirmation.seed})", title_justify="left")
-        for name in ("figure", result.search.start.spec.name, result.tuned.name, "chosen - yours (paired)",
-                     "intervals"):
+        conf.add_column("figure", no_wrap=True)  # the figure's name whole; its numbers wrap at the bracket
+        for name in (result.search.start.spec.name, result.tuned.name, "chosen - yours (paired)", "intervals"):
             conf.add_column(name, overflow="fold")
         for row in confirmation_rows(result):
             conf.add_row(*row)
         console.print(conf)
+    console.print(summary_sentence(result), highlight=False)
     for what, path in out_paths.items():
         console.print(f"{what}: {path}", highlight=False)
