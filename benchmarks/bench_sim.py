@@ -58,9 +58,11 @@ def main() -> None:
           f"strategies within it: {', '.join(n for n, m in medians.items() if m <= 1.0) or 'none'} (median of medians {pooled:.2f} ms)")
 
     print("\n2. fast vs per-request reference, same scenario and run")
-    reference_scenario = standard
+    # the per-request mode draws versions, not users: standard without its segments and writes
+    traffic = standard.traffic.model_copy(update={"segments": (), "write_share": 0.0})
     if args.quick:  # the full reference run draws 1.8M request events (about a minute)
-        reference_scenario = standard.model_copy(update={"traffic": standard.traffic.model_copy(update={"rps": 100.0})})
+        traffic = traffic.model_copy(update={"rps": 100.0})
+    reference_scenario = standard.model_copy(update={"traffic": traffic})
     spec = specs["canary"]
     fast = statistics.median(per_run_ms(reference_scenario, spec, 20, seed=3))
     start = time.perf_counter()

@@ -59,5 +59,23 @@ def child_seed(seed_seq: np.random.SeedSequence, index: int) -> np.random.SeedSe
                                   pool_size=seed_seq.pool_size)
 
 
+class _Streams(dict):
+    """The named streams of one run, each made when first asked for: a stream's seed is a
+    fixed child of the run's (``child_seed``, its index in ``STREAMS``), so it starts in
+    the same state whenever it is made, and a run that never pages or injects a fault
+    does not pay for those streams."""
+
+    def __init__(self, seed_seq: np.random.SeedSequence) -> None:
+        super().__init__()
+        self.seed_seq = seed_seq
+
+    def __missing__(self, name: str) -> np.random.Generator:
+        if name not in STREAMS:
+            raise KeyError(name)
+        rng = self[name] = np.random.default_rng(child_seed(self.seed_seq, STREAMS.index(name)))
+        return rng
+
+
 def make_streams(seed_seq: np.random.SeedSequence) -> dict[str, np.random.Generator]:
-    return {name: np.random.default_rng(child_seed(seed_seq, i)) for i, name in enumerate(STREAMS)}
+    """The run's random streams by name (``STREAMS``), each made when first used."""
+    return _Streams(seed_seq)

@@ -38,14 +38,30 @@ def observe(world: World) -> Observation:
     """What a runner measures now: each version's desired and ready pods and cumulative
     counters, the flag's and the baseline's counters, the commands issued so far."""
     now = world.env.now
-    cluster = world.cluster
-    ready = cluster.ready_count(Role.STABLE, now)
-    stable = VersionObservation(cluster.desired[Role.STABLE], ready, ready, world.traffic[Role.STABLE].counters())
-    ready = cluster.ready_count(Role.CANARY, now)
-    canary = VersionObservation(cluster.desired[Role.CANARY], ready, ready, world.traffic[Role.CANARY].counters())
+    stable, canary = _version(world, Role.STABLE, now), _version(world, Role.CANARY, now)
     flag = FlagCounters(world.flag_traffic[True].counters(), world.flag_traffic[False].counters()) if world.flagged else None
     baseline = world.baseline.counters() if world.baseline is not None else None
-    return Observation(now, stable, canary, tuple(world.commands), flag, baseline)
+    commands = world.commands
+    last = world.observed
+    if (last is not None and last.now == now and last.stable is stable and last.canary is canary
+            and len(last.commands) == len(commands) and last.flag == flag and last.baseline is baseline):
+        return last  # a re-look at the same instant that finds nothing new (commands are only appended)
+    world.observed = Observation(now, stable, canary, tuple(commands), flag, baseline)
+    return world.observed
+
+
+def _version(world: World, role: Role, now: float) -> VersionObservation:
+    """One version as observed now; the previous observation of it while nothing moved
+    (observations are values: sharing one changes nothing)."""
+    cluster = world.cluster
+    ready = cluster.ready_count(role, now)
+    desired = cluster.desired[role]
+    counters = world.traffic[role].counters()
+    last = world.observed_versions.get(role)
+    if last is not None and last.replicas == desired and last.ready == ready and last.counters is counters:
+        return last
+    version = world.observed_versions[role] = VersionObservation(desired, ready, ready, counters)
+    return version
 
 
 def apply_actions(world: World, actions) -> bool:

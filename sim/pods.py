@@ -65,7 +65,11 @@ class Cluster:
     generation: int = 0  # bumped on every change to pods or nodes (readiness cache key)
     # role -> (generation, from, until, count): the ready count holds for from <= t < until
     _ready_spans: dict = field(default_factory=dict)
-    _alive: tuple[int, int] = (-1, 0)  # (generation, pods alive then)
+    # the live pods of each version (``pods`` keeps the deleted ones too, for their
+    # history) and how many run on each node: kept as pods come and go, so scaling and
+    # placing cost the pods that change, not every pod the run ever made
+    _live: dict[Role, list[Pod]] = field(default_factory=lambda: {Role.STABLE: [], Role.CANARY: []})
+    _load: list[int] = field(default_factory=list)
 
     @property
     def down_nodes(self) -> set[int] | frozenset[int]:
@@ -83,7 +87,20 @@ class Cluster:
     # ---------------------------------------------------------------- bookkeeping
 
     def alive(self, role: Role) -> list[Pod]:
-        return [p for p in self.pods[role] if p.deleted_at is None]
+        return list(self._live[role])
+
+    def _add(self, pod: Pod) -> None:
+        self.pods[pod.role].append(pod)
+        self._live[pod.role].append(pod)
+        if not self._load:
+            self._load = [0] * self.node_count
+        self._load[pod.node] += 1
+
+    def _delete(self, pod: Pod, now: float) -> None:
+        pod.deleted_at = now
+        live = self._live[pod.role]
+        del live[next(i for i, p in enumerate(live) if p is pod)]  # (by identity: pods compare by value)
+        self._load[pod.node] -= 1
 
     def ready_count(self, role: Role, now: float) -> int:
         """Pods of ``role`` passing readiness at ``now`` (``Pod.is_ready``).
@@ -97,7 +114,7 @@ class Cluster:
             return span[3]
         down = self.down_nodes
         count, since, until = 0, -math.inf, math.inf
-        for p in self.pods[role]:
+        for p in self._live[role]:
             if p.deleted_at is None and not p.crashed and not p.probe_failed and p.ready_at is not None \
                     and p.node not in down:
                 if p.ready_at <= now:
@@ -113,10 +130,7 @@ class Cluster:
         self.generation += 1
 
     def account_cost(self, now: float) -> None:
-        if self._alive[0] != self.generation:  # pods are created and deleted only with a change
-            self._alive = (self.generation, sum(1 for role in (Role.STABLE, Role.CANARY) for p in self.pods[role]
-                                                if p.deleted_at is None))
-        self.pod_seconds += self._alive[1] * (now - self.last_cost_at)
+        self.pod_seconds += (len(self._live[Role.STABLE]) + len(self._live[Role.CANARY])) * (now - self.last_cost_at)
         self.last_cost_at = now
 
     # ---------------------------------------------------------------- ReplicaSet
@@ -129,7 +143,7 @@ class Cluster:
         empty = not self.node_holds and not any(self.pods.values())
         for i in range(count):
             node = i % self.node_count if empty else self._place()
-            self.pods[role].append(Pod(self._new_id(), role, node, now - 3600.0, now - 3600.0, now - 3600.0))
+            self._add(Pod(self._new_id(), role, node, now - 3600.0, now - 3600.0, now - 3600.0))
         self.changed()
 
     def scale(self, role: Role, replicas: int, now: float) -> None:
@@ -164,17 +178,13 @@ class Cluster:
         ready_at = first_probe + (probe.success_threshold - 1) * probe.period
         crashed = role is Role.CANARY and self.crash_probability > 0 and self.rng.random() < self.crash_probability
         pod = Pod(self._new_id(), role, self._place(), now, app_up, None if crashed else ready_at, crashed=crashed)
-        self.pods[role].append(pod)
+        self._add(pod)
         self.changed()  # a span counted before this pod existed does not know its ready_at
         return pod
 
     def _place(self) -> int:
         """The healthy node with the fewest live pods (ties: lowest index), as a spreading scheduler would."""
-        load = [0] * self.node_count
-        for role in (Role.STABLE, Role.CANARY):
-            for p in self.pods[role]:
-                if p.deleted_at is None:
-                    load[p.node] += 1
+        load = self._load or [0] * self.node_count
         down = self.down_nodes
         candidates = [n for n in range(self.node_count) if n not in down] or list(range(self.node_count))
         return min(candidates, key=lambda n: (load[n], n))
@@ -187,7 +197,7 @@ class Cluster:
             if serving:
                 self.on_terminate(serving, now)
         for pod in pods:
-            pod.deleted_at = now
+            self._delete(pod, now)
         self.changed()  # counts taken above (by the world too) are stale now
 
     def _new_id(self) -> int:
@@ -224,7 +234,7 @@ class Cluster:
         for role in (Role.STABLE, Role.CANARY):
             for p in self.alive(role):
                 if p.node in nodes and p.node in down:
-                    p.deleted_at = now
+                    self._delete(p, now)
             self.changed()
             self._converge(role, now)
 

@@ -49,6 +49,18 @@ def routing(world: World, now: float, split: dict[Role, float] | None = None) ->
 def weights(world: World, now: float) -> dict[Role, float]:
     """The split of requests no header route claims: the router's weight, the active
     Service, or the ready pods of both versions behind one Service."""
+    # asked dozens of times per instant (traffic, alert rules, checks, the controller):
+    # the answer is a function of these, the pods' readiness being one of generation and time
+    key = (now, world.cluster.generation, world.router_weight, world.active, world.reverted_at)
+    memo = world.weights_memo
+    if memo is not None and memo[0] == key:
+        return memo[1]
+    split = _weights(world, now)
+    world.weights_memo = (key, split)
+    return split
+
+
+def _weights(world: World, now: float) -> dict[Role, float]:
     if world.reverted_at is not None and now >= world.reverted_at:
         return {Role.STABLE: 1.0, Role.CANARY: 0.0}
     kind = world.kind

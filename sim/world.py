@@ -66,6 +66,7 @@ from rolloutlab.strategies import (
     Role,
     RolloutStatus,
     StrategySpec,
+    VersionObservation,
     reconcile,
 )
 from rolloutlab.strategies.actions import (
@@ -172,7 +173,13 @@ class World:
         self.env = self.shared_env if self.shared_env is not None else simpy.Environment()
         facts = scenario_facts(self.scenario)  # the same in every run of this scenario
         self.sut, self.replicas = facts.sut, self.spec.require_replicas()
+        # the service's constants, read on every failure probability the world works out
+        self._sut_name, self._baseline_error_rate = self.sut.name, self.sut.baseline_error_rate
+        self._capacity_rps, self._request_timeout = self.sut.capacity_rps, self.sut.request_timeout
         self.kind = self.spec.strategy.kind  # a property of the spec, asked on every traffic split
+        self.observed: Observation | None = None  # ``sim.adapter.observe``: the last observation, reused while nothing moved
+        self.observed_versions: dict[Role, VersionObservation] = {}
+        self.weights_memo: tuple | None = None  # ``sim.routing.weights``: the last split and what it holds for
         self.cluster = Cluster(self.sut, self.streams["pods"], self._wake_at,
                                crash_probability=crash_probability(self), on_terminate=self._in_flight_lost)
         self.cluster.start_ready(Role.STABLE, self.replicas, 0.0)
@@ -456,11 +463,11 @@ class World:
             p_on, harmed_on = self.failure_probability(role, arrival_rps, now, schedule=schedule, flag_on=True)
             p_off, harmed_off = self.failure_probability(role, arrival_rps, now, schedule=schedule, flag_on=False)
             return on * p_on + (1.0 - on) * p_off, (harmed_on and on > 0) or harmed_off
-        sut = self.sut
-        causes = [sut.baseline_error_rate, self._injected_error(sut.name)]
+        errors = self.injected_errors.get(self._sut_name)
+        causes = [self._baseline_error_rate, combine_failure(*errors) if errors else _NOTHING_INJECTED]
         if arrival_rps > 0:
             ready = self.cluster.ready_count(role, now)
-            causes.append(overload(arrival_rps, ready, sut.capacity_rps, sut.request_timeout).failure_probability)
+            causes.append(overload(arrival_rps, ready, self._capacity_rps, self._request_timeout).failure_probability)
         harmed = False
         if role is Role.CANARY and self.release.defect is not None and not self.repaired and (
                 flag_on is not False or not self._behind_flag()):
@@ -469,7 +476,7 @@ class World:
         if self.scenario.migration is not None and not self.repaired and not self.schema_ok(role):
             causes.append(compute_schema_error_rate(self.release))
             harmed = True
-        causes.append(self._downstream_failure())
+        causes.append(0.0 if self.dependencies.graph is None else self._downstream_failure())
         return combine_failure(*causes), harmed
 
     def latency_model(self, role: Role, now: float, flag_on: bool | None = None) -> LatencyModel:

@@ -21,7 +21,15 @@ from rolloutlab.strategies.actions import Event, EventReason
 from rolloutlab.strategies.judges import MeasurementPhase, judge_measurement
 from rolloutlab.strategies.observation import MeasurementWindow, Observation, WindowStats
 from rolloutlab.strategies.spec import Metric
-from rolloutlab.strategies.status import AnalysisKind, AnalysisPhase, AnalysisRun, Measurement, MetricRun, evolve
+from rolloutlab.strategies.status import (
+    AnalysisKind,
+    AnalysisPhase,
+    AnalysisRun,
+    Measurement,
+    MetricRun,
+    evolve,
+    evolved,
+)
 
 _SEVERITY = {
     AnalysisPhase.FAILED: 4,
@@ -43,36 +51,41 @@ def start_analysis(kind: AnalysisKind, key: str, metrics: tuple[Metric, ...], no
 
 
 def advance_analysis(
-    run: AnalysisRun, metrics: tuple[Metric, ...], obs: Observation
+    run: AnalysisRun, metrics: tuple[Metric, ...], obs: Observation, by_name: dict[str, Metric] | None = None
 ) -> tuple[AnalysisRun, list[Event]]:
-    """Take every measurement that is due at ``obs.now`` and reassess the run."""
+    """Take every measurement that is due at ``obs.now`` and reassess the run
+    (``by_name``: ``metrics`` by name, when the caller has it already)."""
     if run.phase.done:
         return run, []
-    by_name = {m.name: m for m in metrics}
+    if by_name is None:
+        by_name = {m.name: m for m in metrics}
     events: list[Event] = []
     updated = []
+    moved = False
     for metric_run in run.metrics:
         metric = by_name.get(metric_run.name)
         if metric is None:
             raise ValueError(
                 f"analysis {run.key!r} has a metric {metric_run.name!r} that its templates no longer define"
             )
-        metric_run, event = _advance_metric(metric_run, metric, obs)
-        updated.append(metric_run)
+        new, event = _advance_metric(metric_run, metric, obs)
+        updated.append(new)
+        if new is not metric_run:
+            moved = True
         if event:
             events.append(event)
-    if all(new is old for new, old in zip(updated, run.metrics)):
+    if not moved:
         return run, events  # nothing was due
-    phase = max((m.phase for m in updated), key=_SEVERITY.__getitem__)
-    run = evolve(run, metrics=tuple(updated), phase=phase)
-    if phase.done:
+    phase = max((m.phase for m in updated), key=_SEVERITY.__getitem__) if len(updated) > 1 else updated[0].phase
+    message, finished_at = run.message, run.finished_at
+    if phase is not AnalysisPhase.RUNNING:
         worst = [m for m in updated if m.phase is phase]
         message = f"analysis {run.key} {phase.value.lower()}" + (
             f": {', '.join(m.name for m in worst)}" if phase is not AnalysisPhase.SUCCESSFUL else ""
         )
-        run = evolve(run, message=message, finished_at=obs.now)
+        finished_at = obs.now
         events.append(Event(obs.now, EventReason.ANALYSIS_COMPLETED, message, phase=phase.value))
-    return run, events
+    return evolved(run, {"metrics": tuple(updated), "phase": phase, "message": message, "finished_at": finished_at}), events
 
 
 def terminate_analysis(run: AnalysisRun, now: float) -> AnalysisRun:
@@ -93,55 +106,52 @@ def next_analysis_due(run: AnalysisRun) -> float | None:
 
 
 def _advance_metric(mr: MetricRun, metric: Metric, obs: Observation) -> tuple[MetricRun, Event | None]:
-    if mr.phase.done or obs.now < mr.due_at:
+    now = obs.now
+    if mr.phase is not AnalysisPhase.RUNNING or now < mr.due_at:
         return mr, None
     stable, canary = obs.stable.counters, obs.canary.counters
     if mr.mark_at is None:  # initial delay over: open the first window
-        return evolve(mr, mark_at=obs.now, stable_mark=stable, canary_mark=canary, due_at=obs.now + metric.interval), None
-    duration = obs.now - mr.mark_at
-    window = MeasurementWindow(
-        at=obs.now,
-        canary=WindowStats.between(mr.canary_mark, canary, duration),
-        baseline=WindowStats.between(mr.stable_mark, stable, duration),
-    )
+        return evolve(mr, mark_at=now, stable_mark=stable, canary_mark=canary, due_at=now + metric.interval), None
+    duration = now - mr.mark_at
+    window = MeasurementWindow(now, WindowStats.between(mr.canary_mark, canary, duration),
+                               WindowStats.between(mr.stable_mark, stable, duration))
     windows = mr.windows + (window,)
     judgement = judge_measurement(metric, windows)
     phase = judgement.phase
-    measurement = Measurement(obs.now, phase.value, judgement.value, judgement.baseline_value, judgement.message)
-    mr = evolve(
-        mr,
-        windows=windows,
-        measurements=mr.measurements + (measurement,),
-        mark_at=obs.now,
-        stable_mark=stable,
-        canary_mark=canary,
-        due_at=obs.now + metric.interval,
-        successful=mr.successful + (phase is MeasurementPhase.SUCCESSFUL),
-        failed=mr.failed + (phase is MeasurementPhase.FAILED),
-        inconclusive=mr.inconclusive + (phase is MeasurementPhase.INCONCLUSIVE),
-        errors=mr.errors + (phase is MeasurementPhase.ERROR),
-        consecutive_errors=mr.consecutive_errors + 1 if phase is MeasurementPhase.ERROR else 0,
-    )
-    assessed = _assess_metric(mr, metric, judgement.final, phase)
-    if assessed is not mr.phase:  # most measurements leave the metric running: no second copy
-        mr = evolve(mr, phase=assessed)
+    phase_value = phase.value
+    measurements = mr.measurements + (
+        Measurement(now, phase_value, judgement.value, judgement.baseline_value, judgement.message),)
+    successful = mr.successful + (phase is MeasurementPhase.SUCCESSFUL)
+    failed = mr.failed + (phase is MeasurementPhase.FAILED)
+    inconclusive = mr.inconclusive + (phase is MeasurementPhase.INCONCLUSIVE)
+    errors = mr.errors + (phase is MeasurementPhase.ERROR)
+    consecutive_errors = mr.consecutive_errors + 1 if phase is MeasurementPhase.ERROR else 0
+    assessed = _assess_metric(metric, judgement.final, phase, successful, failed, inconclusive, consecutive_errors,
+                              len(measurements))
+    mr = evolved(mr, {"phase": assessed, "due_at": now + metric.interval, "mark_at": now, "stable_mark": stable,
+                      "canary_mark": canary, "windows": windows, "measurements": measurements,
+                      "successful": successful, "failed": failed, "inconclusive": inconclusive, "errors": errors,
+                      "consecutive_errors": consecutive_errors})
     value = "no data" if judgement.value is None else f"{judgement.value:.4g}"
-    event = Event(obs.now, EventReason.MEASUREMENT, f"{metric.name}: {phase.value} ({value}) {judgement.message}".rstrip(),
-                  metric=metric.name, phase=phase.value)
+    name = metric.name
+    event = Event(now, EventReason.MEASUREMENT, f"{name}: {phase_value} ({value}) {judgement.message}".rstrip(),
+                  name, phase_value)
     return mr, event
 
 
-def _assess_metric(mr: MetricRun, metric: Metric, final: bool, last: MeasurementPhase) -> AnalysisPhase:
-    if mr.failed > metric.failure_limit:
+def _assess_metric(metric: Metric, final: bool, last: MeasurementPhase, successful: int, failed: int,
+                   inconclusive: int, consecutive_errors: int, count: int) -> AnalysisPhase:
+    """A metric's phase once its counters are these (``count``: measurements taken)."""
+    if failed > metric.failure_limit:
         return AnalysisPhase.FAILED
-    if mr.consecutive_errors > metric.consecutive_error_limit:
+    if consecutive_errors > metric.consecutive_error_limit:
         return AnalysisPhase.ERROR
-    if mr.inconclusive > metric.inconclusive_limit:
+    if inconclusive > metric.inconclusive_limit:
         return AnalysisPhase.INCONCLUSIVE
     if final and last in (MeasurementPhase.SUCCESSFUL, MeasurementPhase.FAILED):
         return AnalysisPhase.SUCCESSFUL if last is MeasurementPhase.SUCCESSFUL else AnalysisPhase.FAILED
-    if metric.count is not None and mr.count >= metric.count:
+    if metric.count is not None and count >= metric.count:
         # Argo: the greater of the successful and inconclusive counters decides, so a
         # count spent on errors or on a judge still waiting for data is inconclusive.
-        return AnalysisPhase.SUCCESSFUL if mr.successful > mr.inconclusive else AnalysisPhase.INCONCLUSIVE
+        return AnalysisPhase.SUCCESSFUL if successful > inconclusive else AnalysisPhase.INCONCLUSIVE
     return AnalysisPhase.RUNNING

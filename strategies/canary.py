@@ -49,33 +49,37 @@ BACKGROUND = "background"
 def reconcile_canary(c: Cycle) -> None:
     cs = c.spec.strategy.canary
     assert cs is not None
-    if c.status.aborted:
+    # single fields are read from c.fields: folding the changes so far into a new status
+    # would copy every field, on most calls
+    fields = c.fields
+    if fields["aborted"]:
         return _reconcile_abort(c, cs)
-    if c.status.completed:
+    if fields["completed"]:
         return c.scale_down_old_stable()
+    steps = cs.steps
+    last = len(steps)
+    facts = c.facts  # what each step declares, worked out once per spec
+    weights, routes, step_done = facts.canary_weights, facts.canary_routes, facts.canary_step_done
     while True:
         if not reconcile_background_analysis(c, cs):  # in the loop: it may start at a step reached just now
             return
-        # single fields are peeked: folding the analysis just stored into a new status
-        # would copy every field, on most calls
-        if c.peek("step_index") < len(cs.steps):
+        i = fields["step_index"]
+        if i < last and routes[i] is not None:
             _reconcile_step_route(c, cs)
-        if not _reconcile_replicas_and_traffic(c, cs, declared_canary_weight(cs, c.peek("step_index"))):
+        weight = weights[i] if 0 <= i <= last else declared_canary_weight(cs, i)
+        if not _reconcile_replicas_and_traffic(c, cs, weight):
             return
-        if c.peek("step_index") >= len(cs.steps):
+        i = fields["step_index"]
+        if i >= last:
             return _reconcile_promotion(c, cs)
-        if c.peek("pause_reason") is PauseReason.INCONCLUSIVE_ANALYSIS:
+        if fields["pause_reason"] is PauseReason.INCONCLUSIVE_ANALYSIS:
             return
-        step = cs.steps[c.peek("step_index")]
-        if step.pause is not None or (step.analysis is not None and step.set_canary_scale is None):
-            if not pass_gate(c, cs, step):
+        done = step_done[i]  # None: a pause, or an analysis the step waits on
+        if done is None:
+            if not pass_gate(c, cs, steps[i]):
                 return
         else:
-            c.next_step("+".join(name for name, field in _STEP_FIELDS if getattr(step, field) is not None))
-
-
-_STEP_FIELDS = (("setCanaryScale", "set_canary_scale"), ("setHeaderRoute", "set_header_route"),
-                ("setMirrorRoute", "set_mirror_route"), ("setWeight", "set_weight"), ("analysis", "analysis"))
+            c.next_step(done)
 
 
 def _reconcile_step_route(c: Cycle, cs: CanaryStrategy) -> None:
@@ -110,9 +114,10 @@ def pass_gate(c: Cycle, owner: CanaryStrategy | FeatureFlagStrategy, step) -> bo
     if step.pause.duration is None:  # a manual gate: only `promote` passes it
         c.pause(PauseReason.CANARY_PAUSE_STEP, f"paused at step {i} until promoted")
         return False
-    ends = _or_now(c.peek("step_started_at"), c) + step.pause.duration
+    ends = _or_now(c.fields["step_started_at"], c) + step.pause.duration
     if c.now < ends:
-        c.pause(PauseReason.CANARY_PAUSE_STEP, f"pausing {step.pause.duration:g}s at step {i}")
+        if c.fields["pause_reason"] is not PauseReason.CANARY_PAUSE_STEP:  # paused already: no message to write
+            c.pause(PauseReason.CANARY_PAUSE_STEP, f"pausing {step.pause.duration:g}s at step {i}")
         c.wake_at(ends)
         return False
     if held_by_failed_check(c, owner):
@@ -148,7 +153,7 @@ def canary_scale_override(cs: CanaryStrategy, step_index: int, replicas: int) ->
 
 def reconcile_background_analysis(c: Cycle, cs: CanaryStrategy | FeatureFlagStrategy) -> bool:
     """Advance background analysis; False when it stopped the rollout (abort or pause)."""
-    if cs.analysis is None or c.peek("step_index") < cs.analysis.starting_step:
+    if cs.analysis is None or c.fields["step_index"] < cs.analysis.starting_step:
         return True
     phase = c.run_analysis(AnalysisKind.BACKGROUND, BACKGROUND, cs.analysis)
     if phase in (AnalysisPhase.FAILED, AnalysisPhase.ERROR):

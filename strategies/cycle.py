@@ -8,12 +8,12 @@ the call, so ``reconcile`` stays a pure function of (spec, status, observation).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 from rolloutlab.strategies.actions import Action, Event, EventReason, Promote, ScaleVersion
 from rolloutlab.strategies.analysis import advance_analysis, start_analysis, terminate_analysis
 from rolloutlab.strategies.observation import Counters, FlagCounters, Observation, Role, VersionObservation
 from rolloutlab.strategies.spec import RolloutAnalysis, StrategySpec
+from rolloutlab.strategies.spec_facts import spec_facts
 from rolloutlab.strategies.status import (
     AbortCause,
     AnalysisKind,
@@ -23,49 +23,61 @@ from rolloutlab.strategies.status import (
     Phase,
     RolloutStatus,
     evolve,
+    evolved,
 )
 
 
-@dataclass
 class Cycle:
-    spec: StrategySpec
-    base: RolloutStatus  # the status this call started from (or last materialised)
-    obs: Observation
-    actions: list[Action] = field(default_factory=list)
-    waiting_on_pods: bool = False  # the ladder is blocked on pods: the progress deadline ticks
-    wake_times: list[float] = field(default_factory=list)  # timers the ladder is waiting for
-    pending: dict = field(default_factory=dict)  # changes not yet folded into a new status
+    """The working state of one reconcile call (a plain slotted class: one is made per call)."""
+
+    __slots__ = ("spec", "base", "obs", "now", "facts", "actions", "waiting_on_pods", "wake_times", "pending", "fields")
+
+    def __init__(self, spec: StrategySpec, base: RolloutStatus, obs: Observation) -> None:
+        self.spec = spec
+        self.base = base  # the status this call started from (or last materialised)
+        self.obs = obs
+        self.now: float = obs.now
+        self.facts = spec_facts(spec)  # what the spec decides on every call, worked out once
+        self.actions: list[Action] = []
+        self.waiting_on_pods = False  # the ladder is blocked on pods: the progress deadline ticks
+        self.wake_times: list[float] = []  # timers the ladder is waiting for
+        self.pending: dict = {}  # changes not yet folded into a new status
+        # every field of the status with every change so far (base's fields, then pending):
+        # what ``peek`` reads, and what hot paths read directly, without a call
+        self.fields: dict = dict(base.__dict__)
 
     @property
     def status(self) -> RolloutStatus:
         """The status with every change so far; changes are folded in only when read
         (one copy per read-after-write, not one per change: reconcile runs often)."""
-        if self.pending:
+        pending = self.pending
+        if pending:
             base = self.base
             # most calls re-set fields to what they already hold (the progress marker,
             # the requeue time): a status that would not change is not copied
-            changes = {k: v for k, v in self.pending.items() if not _same(getattr(base, k), v)}
+            changes = {}
+            for k, v in pending.items():
+                old = getattr(base, k)
+                if old is not v and not _same(old, v):
+                    changes[k] = v
             if changes:
-                self.base = evolve(base, **changes)
+                self.base = evolved(base, changes)
             self.pending = {}
         return self.base
 
     def peek(self, name: str):
         """One field of the status with every change so far, without folding the
         changes into a new status (a fold copies every field; most reads need one)."""
-        pending = self.pending
-        return pending[name] if name in pending else getattr(self.base, name)
-
-    @property
-    def now(self) -> float:
-        return self.obs.now
+        return self.fields[name]
 
     @property
     def replicas(self) -> int:
-        return self.spec.require_replicas()
+        replicas = self.facts.replicas
+        return self.spec.require_replicas() if replicas is None else replicas
 
     def set(self, **changes) -> None:
         self.pending.update(changes)
+        self.fields.update(changes)
 
     def emit(self, action: Action) -> None:
         self.actions.append(action)
@@ -79,12 +91,12 @@ class Cycle:
 
     def scale(self, role: Role, replicas: int) -> None:
         """Ask for ``replicas`` pods of a version, unless the runner already runs that many."""
-        if self.obs.version(role).replicas != replicas:
+        if (self.obs.stable if role is Role.STABLE else self.obs.canary).replicas != replicas:
             self.emit(ScaleVersion(role, replicas))
 
     def scale_down_old_stable(self) -> None:
         """After promotion: the old stable goes once ``scale_down_at`` passed (None: at once)."""
-        due = self.status.scale_down_at
+        due = self.peek("scale_down_at")
         if due is None or self.now >= due:
             self.scale(Role.STABLE, 0)
         else:
@@ -111,13 +123,14 @@ class Cycle:
             self.event(EventReason.PAUSED, message)
 
     def unpause(self, message: str) -> None:
-        if self.status.pause_reason is not None:
+        if self.peek("pause_reason") is not None:
             self.set(pause_reason=None, pause_started_at=None, phase=Phase.PROGRESSING, message=message)
             self.event(EventReason.RESUMED, message)
 
     def next_step(self, what: str) -> None:
-        self.event(EventReason.STEP_COMPLETED, f"step {self.status.step_index} ({what}) completed")
-        self.set(step_index=self.status.step_index + 1, step_started_at=self.now,
+        step_index = self.peek("step_index")
+        self.event(EventReason.STEP_COMPLETED, f"step {step_index} ({what}) completed")
+        self.set(step_index=step_index + 1, step_started_at=self.now,
                  pause_reason=None, pause_started_at=None)
 
     def abort(self, reason: str, cause: AbortCause = AbortCause.ANALYSIS_FAILED) -> None:
@@ -154,12 +167,24 @@ class Cycle:
 
     def run_analysis(self, kind: AnalysisKind, key: str, ref: RolloutAnalysis) -> AnalysisPhase:
         """Start the analysis ``key`` if needed, take due measurements, return its phase."""
-        metrics = self.spec.metrics_for(ref)
+        facts = self.facts.analysis(ref)
         run = self._analysis(key)
         if run is None:
-            run = start_analysis(kind, key, metrics, self.now)
-            self.event(EventReason.ANALYSIS_STARTED, f"analysis {key} started: {', '.join(m.name for m in metrics)}")
-        advanced, events = advance_analysis(run, metrics, self.analysis_observation())
+            run = start_analysis(kind, key, facts.metrics, self.now)
+            self.event(EventReason.ANALYSIS_STARTED, f"analysis {key} started: {facts.names}")
+        else:
+            # most calls come between measurements: a run that is over, or whose metrics
+            # are all known and none due, is left as it is (what advance_analysis returns)
+            phase = run.phase
+            if phase is not AnalysisPhase.RUNNING:
+                return phase
+            now, by_name = self.now, facts.by_name
+            for m in run.metrics:
+                if m.name not in by_name or (now >= m.due_at and m.phase is AnalysisPhase.RUNNING):
+                    break
+            else:
+                return phase
+        advanced, events = advance_analysis(run, facts.metrics, self.analysis_observation(), facts.by_name)
         self.actions.extend(events)
         if advanced is not run or self._analysis(key) is None:
             self._store(advanced)
@@ -167,7 +192,10 @@ class Cycle:
 
     def _analysis(self, key: str) -> AnalysisRun | None:
         """``status.analysis(key)``, peeked (see ``peek``)."""
-        return next((a for a in self.peek("analyses") if a.key == key), None)
+        for run in self.fields["analyses"]:
+            if run.key == key:
+                return run
+        return None
 
     def analysis_observation(self) -> Observation:
         """What analysis compares: canary against stable by pod version; a canary with
@@ -175,6 +203,9 @@ class Cycle:
         counters); for a feature flag, users with the flag on against users with it off
         (the observation's ``flag`` counters). A runner that reports no such counters gives
         analysis no data, which errors the analysis rather than judging the wrong traffic."""
+        facts = self.facts
+        if not (facts.compare_baseline or facts.compare_flag):
+            return self.obs
         canary = self.spec.strategy.canary
         if canary is not None and canary.baseline:
             # Kayenta: canary against its baseline deployment, not the stable; no baseline reported, no data
@@ -211,7 +242,12 @@ def _same(old, new) -> bool:
     if kind is not type(new):
         return False
     if kind is tuple:
-        return len(old) == len(new) and all(_same(a, b) for a, b in zip(old, new))
+        if len(old) != len(new):
+            return False
+        for a, b in zip(old, new):
+            if a is not b and not _same(a, b):  # small ints are one object: most items stop here
+                return False
+        return True
     if kind not in _PLAIN or old != new:
         return False
     return kind is not float or old != 0.0 or math.copysign(1.0, old) == math.copysign(1.0, new)

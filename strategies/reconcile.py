@@ -51,18 +51,20 @@ class Reconciled(NamedTuple):
 def reconcile(spec: StrategySpec, status: RolloutStatus, observation: Observation) -> Reconciled:
     """Decide the next actions of one rollout. Pure: same inputs, same result."""
     c = Cycle(spec, status, observation)
-    if c.status.started_at is None:
+    if status.started_at is None:
         c.set(started_at=c.now, step_started_at=c.now, last_progress_at=c.now)
         c.event(EventReason.ROLLOUT_STARTED, f"{spec.strategy.kind.value} rollout of {c.replicas} replicas started")
-    _apply_commands(c)
+    if observation.commands:
+        _apply_commands(c)
     # fields are peeked here, not folded: most calls then copy the status once, at the end
-    ladder, aborted_before = _LADDERS[spec.strategy.kind], c.peek("aborted")
+    fields = c.fields
+    ladder, aborted_before = _LADDERS[spec.strategy.kind], fields["aborted"]
     ladder(c)
-    if c.peek("aborted") and not aborted_before:
+    if fields["aborted"] and not aborted_before:
         ladder(c)  # an analysis just aborted: start the rollback in the same call
-    aborted_before = c.peek("aborted")
+    aborted_before = fields["aborted"]
     _check_progress_deadline(c)
-    if c.peek("aborted") and not aborted_before:
+    if fields["aborted"] and not aborted_before:
         ladder(c)  # the progress deadline just aborted: start the rollback in the same call
     c.set(requeue_at=_requeue_at(c))
     return Reconciled(c.status, tuple(c.actions))
@@ -166,28 +168,31 @@ def _check_progress_deadline(c: Cycle) -> None:
 
     Timed pauses, gates and analyses are planned waits and do not count (Argo: "progress
     is not estimated while paused"); the clock restarts whenever pod counts move."""
-    obs, peek = c.obs, c.peek
-    marker = (peek("step_index"), obs.stable.replicas, obs.stable.available, obs.canary.replicas,
-              obs.canary.available, int(peek("aborted")), int(peek("completed")))
-    progress_marker, restored_at = peek("progress_marker"), peek("restored_at")
-    if marker != progress_marker or not c.waiting_on_pods or restored_at is not None:
-        if peek("deadline_exceeded") and marker != progress_marker:
+    obs, fields, now = c.obs, c.fields, c.now
+    stable, canary = obs.stable, obs.canary
+    marker = (fields["step_index"], stable.replicas, stable.available, canary.replicas,
+              canary.available, int(fields["aborted"]), int(fields["completed"]))
+    progress_marker, restored_at = fields["progress_marker"], fields["restored_at"]
+    moved = marker != progress_marker
+    if moved or not c.waiting_on_pods or restored_at is not None:
+        if moved and fields["deadline_exceeded"]:
             c.set(deadline_exceeded=False, phase=_phase_without_deadline(c.status))
-        c.set(progress_marker=marker, last_progress_at=c.now)
+        c.pending["progress_marker"] = fields["progress_marker"] = marker  # set directly: this runs on every call
+        c.pending["last_progress_at"] = fields["last_progress_at"] = now
         if c.waiting_on_pods and restored_at is None:
             # the clock (re)starts now: be called at the deadline even if nothing changes
-            c.wake_at(c.now + c.spec.progress_deadline_seconds)
+            c.wake_at(now + c.facts.deadline)
         return
     s = c.status
-    deadline = _or_now(s.last_progress_at, c) + c.spec.progress_deadline_seconds
-    if c.now < deadline:
+    deadline = _or_now(s.last_progress_at, c) + c.facts.deadline
+    if now < deadline:
         c.wake_at(deadline)
         return
     if not s.deadline_exceeded:
         message = f"no progress for {c.spec.progress_deadline_seconds:g}s"
         c.set(deadline_exceeded=True, phase=Phase.DEGRADED, message=message)
         c.event(EventReason.DEADLINE_EXCEEDED, message)
-        if c.spec.progress_deadline_abort:
+        if c.facts.deadline_abort:
             c.abort(f"progress deadline exceeded ({message})", AbortCause.PROGRESS_DEADLINE)
 
 
@@ -202,9 +207,19 @@ def _phase_without_deadline(s: RolloutStatus) -> Phase:
 
 
 def _requeue_at(c: Cycle) -> float | None:
-    times = list(c.wake_times)
-    times += [t for run in c.peek("analyses") if (t := next_analysis_due(run)) is not None and t > c.now]
-    return min(times) if times else None
+    """The soonest of the ladder's timers and the running analyses' due times (after now).
+
+    The first of equal times wins, as ``min`` over the timers then the runs would pick
+    (``5`` and ``5.0`` are equal but not the same status field)."""
+    now, soonest = c.now, None
+    for t in c.wake_times:
+        if soonest is None or t < soonest:
+            soonest = t
+    for run in c.fields["analyses"]:
+        t = next_analysis_due(run)
+        if t is not None and t > now and (soonest is None or t < soonest):
+            soonest = t
+    return soonest
 
 
 # --------------------------------------------------------------------------- weights

@@ -76,7 +76,7 @@ class Measurement:
     message: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)  # no slots: evolve copies its __dict__ in one call (see evolve)
 class MetricRun:
     """Progress of one metric inside an analysis run."""
 
@@ -99,7 +99,7 @@ class MetricRun:
         return len(self.measurements)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)  # no slots: evolve copies its __dict__ in one call (see evolve)
 class AnalysisRun:
     """One analysis (Argo's AnalysisRun): several metrics started together."""
 
@@ -112,7 +112,7 @@ class AnalysisRun:
     finished_at: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)  # no slots: evolve copies its __dict__ in one call (see evolve)
 class RolloutStatus:
     """The controller's memory of one rollout (one release moving from stable to canary)."""
 
@@ -155,16 +155,19 @@ class RolloutStatus:
         return "aborted" if self.aborted else "in_progress"
 
 
-_SHAPES: dict[type, tuple[tuple[str, ...], frozenset[str], Callable]] = {}
+_SHAPES: dict[type, tuple[tuple[str, ...], frozenset[str], Callable | None]] = {}
 _set_field = object.__setattr__
 
 
-def _shape(cls: type) -> tuple[tuple[str, ...], frozenset[str], Callable]:
-    """A class's field names, as a set, and one getter reading them all at once."""
+def _shape(cls: type) -> tuple[tuple[str, ...], frozenset[str], Callable | None]:
+    """A class's field names, as a set, and, for a slotted class, one getter reading
+    them all at once (None: the instances keep their fields in a ``__dict__``)."""
     shape = _SHAPES.get(cls)
     if shape is None:
         names = tuple(f.name for f in fields(cls))
-        read_all = attrgetter(*names) if len(names) > 1 else (lambda obj: (getattr(obj, names[0]),))  # one name: no tuple
+        read_all = None
+        if "__slots__" in cls.__dict__:
+            read_all = attrgetter(*names) if len(names) > 1 else (lambda obj: (getattr(obj, names[0]),))  # one name: no tuple
         shape = _SHAPES[cls] = (names, frozenset(names), read_all)
     return shape
 
@@ -173,12 +176,24 @@ def evolve(obj, **changes):
     """A copy of a frozen status dataclass with ``changes``: ``dataclasses.replace``
     without its per-call introspection (the simulator calls this on every decision).
     Like ``object.__new__`` it skips ``__init__``: a copy of valid data with valid fields."""
+    return evolved(obj, changes)
+
+
+def evolved(obj, changes: dict):
+    """``evolve`` with the changes as a dict (no keyword packing: reconcile's hot path)."""
     cls = type(obj)
     names, known, read_all = _shape(cls)
     if not known.issuperset(changes):
         unknown = changes.keys() - known
         raise TypeError(f"{cls.__name__} has no field(s) {', '.join(sorted(unknown))}")
     new = object.__new__(cls)
+    if read_all is None:
+        # the status classes keep no slots for this: two C calls copy every field, where
+        # setting 27 slots one by one took most of a reconcile call's copy
+        fields_of_new = new.__dict__
+        fields_of_new.update(obj.__dict__)
+        fields_of_new.update(changes)
+        return new
     # every field read in one C call (attrgetter), then the changed ones overwritten
     for name, value in zip(names, read_all(obj)):
         _set_field(new, name, value)
@@ -202,5 +217,5 @@ def load_status(text: str | bytes) -> RolloutStatus:
 
 __all__ = [
     "AbortCause", "AnalysisKind", "AnalysisPhase", "AnalysisRun", "Measurement", "MetricRun", "Phase",
-    "PauseReason", "RolloutStatus", "dump_status", "evolve", "load_status",
+    "PauseReason", "RolloutStatus", "dump_status", "evolve", "evolved", "load_status",
 ]

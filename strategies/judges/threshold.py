@@ -78,25 +78,45 @@ def evaluate_range(value: float, bounds: ThresholdRange) -> tuple[bool, str]:
     return True, f"inside thresholdRange [{lo}, {hi}]"
 
 
+_FACTS_SIZE = 1024  # metrics a process keeps facts for
+_facts: dict[int, tuple[Metric, str, Condition | None, Condition | None]] = {}
+
+
+def _metric_facts(metric: Metric) -> tuple[Metric, str, Condition | None, Condition | None]:
+    """The metric itself, its signal's name in messages and its parsed conditions: the
+    same on every measurement, worked out once per metric object (metrics are frozen;
+    the entry holds the object, so its id is not reused while the entry lives)."""
+    entry = _facts.get(id(metric))
+    if entry is not None and entry[0] is metric:
+        return entry
+    entry = (metric, describe_signal(metric.signal, metric.quantile), metric.success, metric.failure)
+    if len(_facts) >= _FACTS_SIZE:
+        _facts.clear()
+    _facts[id(metric)] = entry
+    return entry
+
+
 def judge_threshold(metric: Metric, window: MeasurementWindow) -> Judgement:
     """Judge the canary's value over ``window`` against the metric's conditions."""
-    name = describe_signal(metric.signal, metric.quantile)
-    value = signal_value(window.canary, metric.signal, metric.quantile)
-    baseline = signal_value(window.baseline, metric.signal, metric.quantile)
+    signal, quantile = metric.signal, metric.quantile
+    value = signal_value(window.canary, signal, quantile)
+    baseline = signal_value(window.baseline, signal, quantile)
     if value is None:
         what = "no latency data" if window.canary.requests else "no requests"
         return Judgement(
-            MeasurementPhase.ERROR, None, baseline, f"{what} in the window: canary {name} cannot be measured"
+            MeasurementPhase.ERROR, None, baseline,
+            f"{what} in the window: canary {describe_signal(signal, quantile)} cannot be measured"
         )
-    shown = f"canary {name} {format_value(metric.signal, value)}"
+    _, name, success, failure = _metric_facts(metric)
+    shown = f"canary {name} {format_value(signal, value)}"
     reasons: list[str] = []
     if metric.threshold_range is not None:
         inside, why = evaluate_range(value, metric.threshold_range)
         if not inside:
             return Judgement(MeasurementPhase.FAILED, value, baseline, f"{shown}: {why}")
         reasons.append(why)
-    if metric.success or metric.failure or not reasons:
-        phase, why = evaluate_conditions(value, metric.success, metric.failure)
+    if success or failure or not reasons:
+        phase, why = evaluate_conditions(value, success, failure)
         reasons.append(why)
     else:
         phase = MeasurementPhase.SUCCESSFUL
