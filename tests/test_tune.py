@@ -238,3 +238,12 @@ def test_a_tune_is_the_same_on_every_executor():
     finally:
         cluster.close()
     pd.testing.assert_frame_equal(serial, dask)
+
+
+def test_constraints_nobody_meets_say_so_and_choose_nothing():
+    settings = TuneSettings(tiny().objectives, (parse_constraint("rollout_duration.mean <= 1s"),), candidates=3,
+                            stages=(8, 16), batch=3, seed=1, executor="serial")
+    result = tune(load_scenario(bundled_scenario("standard")), load_strategy("canary"), settings, confirm_runs=10)
+    assert result.front == [] and result.chosen is None and result.tuned is None
+    assert any("meets every constraint" in n for n in result.notes)
+    assert all(c.stopped.startswith("breaks rollout_duration.mean <= 1s") for c in result.search.candidates)

@@ -76,7 +76,10 @@ def tune(scenario: Any, start: StrategySpec, settings: TuneSettings, *, confirm_
                                                    f"{start.name} tuned by rolloutlab tune on {scenario.name} (seed "
                                                    f"{settings.seed}, candidate #{chosen.number})"})
             confirmation = confirm(scenario, start, tuned, settings, confirm_runs, session)
-    if chosen is not None and chosen.number == 0:
+    if chosen is None:
+        notes.append("no fully scored candidate meets every constraint (your strategy included): loosen a "
+                     "constraint, widen the search list, or give more candidates")
+    elif chosen.number == 0:
         notes.append("no candidate beat your strategy on the front: it is kept")
     return TuneResult(search, front, chosen, tuned, confirmation, notes)
 
@@ -215,6 +218,8 @@ def summary_sentence(result: TuneResult) -> str:
     """The answer in one line: "your canary: 1.88k [1.88k, 1.89k] failed_requests.mean;
     tuned: 1.81k [1.81k, 1.81k]; rollout_duration.mean 4m49s shorter [...]"."""
     conf = result.confirmation
+    if result.chosen is None:
+        return "no candidate (yours included) meets every constraint on the runs simulated"
     if conf is None or result.tuned is None:
         return f"no candidate beat your {result.search.start.spec.name} on the front: keep it"
     first, *rest = result.search.settings.objectives
