@@ -37,6 +37,7 @@ ROWS = pd.DataFrame({
     "change_failed": [False, False, True, True, False],
     "time_to_restore": [NAN, NAN, 50.0, NAN, NAN],  # the undetected failure was never restored
     "failed_requests": [10, 20, 100, 500, 0],
+    "release_failed_requests": [0.0, 9.0, 90.0, 490.0, 0.0],  # the total minus the old version's own
     "requests": [1000, 1000, 1000, 1000, 0],
     "started_at": [0.0] * 5,
     "detected_at": [NAN, 30.0, 40.0, NAN, NAN],
@@ -51,6 +52,7 @@ SAMPLES = [
     ("false_rollback_rate", "healthy releases", [0, 1]),
     ("mttr", "deployments that hurt users", [50, INF]),
     ("failed_requests", "deployments", [10, 20, 100, 500, 0]),
+    ("release_failed_requests", "deployments", [0, 9, 90, 490, 0]),
     ("failed_request_fraction", "deployments", [0.01, 0.02, 0.1, 0.5, 0.0]),
     ("detected_within", "defective releases", [40, INF, INF]),
     ("rollout_duration", "deployments", [100, 60, 90, 100, INF]),

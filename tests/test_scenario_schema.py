@@ -256,7 +256,7 @@ def test_library_scenarios_are_found_by_name():
 def test_metric_and_stat_tables_match_the_documented_names():
     """The known metrics and statistics are the ones the scenario docs promise."""
     assert set(METRICS) == {
-        "change_failure_rate", "false_rollback_rate", "mttr", "failed_requests",
+        "change_failure_rate", "false_rollback_rate", "mttr", "failed_requests", "release_failed_requests",
         "failed_request_fraction", "detected_within", "rollout_duration", "cost",
         "users_affected", "duplicated_writes", "blast_radius",
     }
