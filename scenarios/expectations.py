@@ -51,7 +51,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from functools import lru_cache
 
@@ -123,6 +123,9 @@ class MetricSample:
     followed: np.ndarray | None = None
     """For a time that may not end in the window: how long each deployment was observed
     (window end - its start), where a value that is ``inf`` is censored; else None."""
+    runs: np.ndarray | None = None
+    """The ``run`` of each value's deployment, when the rows carry runs: what pairs two
+    strategies' values run by run (common random numbers), whatever the population."""
 
     @property
     def n(self) -> int:
@@ -165,6 +168,16 @@ def compute_metric_sample(rows: pd.DataFrame, metric: str) -> MetricSample:
         raise ValueError(f"unknown metric {metric!r} (known: {', '.join(METRICS)})")
     healthy = (rows["defect"] == NO_DEFECT).to_numpy()
     changed = rows["change_failed"].to_numpy(dtype=bool)
+    runs = rows["run"].to_numpy() if "run" in rows.columns else None
+    sample = _population_sample(rows, metric, healthy, changed)
+    if runs is None:
+        return sample
+    counted = {"false_rollback_rate": healthy, "mttr": changed, "detected_within": ~healthy,
+               "blast_radius": ~healthy}.get(metric)  # the populations the branches below count
+    return replace(sample, runs=runs if counted is None else runs[counted])
+
+
+def _population_sample(rows: pd.DataFrame, metric: str, healthy: np.ndarray, changed: np.ndarray) -> MetricSample:
     if metric == "change_failure_rate":
         return _sample(metric, "deployments", changed.astype(float))
     if metric == "false_rollback_rate":
@@ -189,7 +202,7 @@ def compute_metric_sample(rows: pd.DataFrame, metric: str) -> MetricSample:
         if metric not in rows:
             raise ValueError(f"{metric} needs results that count it (the simulator's); these rows have no such column")
         if metric == "blast_radius":  # what matters is how far a bad release got before anyone saw it
-            values = rows.loc[rows["defect"] != NO_DEFECT, metric].to_numpy(dtype=float)
+            values = rows.loc[~healthy, metric].to_numpy(dtype=float)
             if np.isnan(values).any():
                 raise ValueError("blast_radius is measured on scenarios with regions only; this scenario has none")
             return _sample(metric, "defective releases", values)

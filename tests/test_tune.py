@@ -247,3 +247,22 @@ def test_constraints_nobody_meets_say_so_and_choose_nothing():
     assert result.front == [] and result.chosen is None and result.tuned is None
     assert any("meets every constraint" in n for n in result.notes)
     assert all(c.stopped.startswith("breaks rollout_duration.mean <= 1s") for c in result.search.candidates)
+
+
+def test_pairs_are_made_on_the_runs_both_strategies_counted():
+    """A population that depends on the strategy (deployments that hurt users, for MTTR)
+    is paired run by run, never position by position."""
+    from rolloutlab.scenarios.expectations import compute_metric_sample
+    from rolloutlab.workflows.tune.objectives import paired_differences, per_run_values
+
+    def rows(changed, restore):
+        return pd.DataFrame({"run": [0, 1, 2, 3], "defect": ["error_rate"] * 4, "outcome": ["rolled_back"] * 4,
+                             "change_failed": changed, "time_to_restore": restore,
+                             "impact_started_at": [0.0] * 4, "ended_at": [1800.0] * 4})
+
+    mttr = parse_objective("mttr.mean")
+    a = per_run_values(mttr, compute_metric_sample(rows([True, False, True, True], [60.0, math.nan, 90.0, 30.0]), "mttr"))
+    b = per_run_values(mttr, compute_metric_sample(rows([False, True, True, True], [math.nan, 10.0, 80.0, 50.0]), "mttr"))
+    assert list(a.index) == [0, 2, 3] and list(b.index) == [1, 2, 3]
+    assert paired_differences(b, a).tolist() == [80.0 - 90.0, 50.0 - 30.0]  # runs 2 and 3 only
+    assert per_run_values(parse_objective("mttr.p90"), compute_metric_sample(rows([True] * 4, [1.0] * 4), "mttr")) is None

@@ -29,11 +29,11 @@ from rolloutlab.errors import InputError
 from rolloutlab.reports.document import Image, Report, Section, Table, write_report
 from rolloutlab.reports.plots import figure_png
 from rolloutlab.reports.tuning_plot import tuning_front
-from rolloutlab.results.statistics import Figure, paired_difference
+from rolloutlab.results.statistics import Figure, compute_mean_bootstrap_interval
 from rolloutlab.scenarios.expectations import ExpectationResult, compute_metric_sample, judge_assertion
 from rolloutlab.sim.montecarlo import ExecutorSession, open_executor, run_many
 from rolloutlab.strategies.spec import StrategySpec
-from rolloutlab.workflows.tune.objectives import Objective
+from rolloutlab.workflows.tune.objectives import Objective, paired_differences, per_run_values
 from rolloutlab.workflows.tune.search import Candidate, Search, TuneSettings, choose, pareto_front, run_search
 from rolloutlab.workflows.tune.space import current_values, describe_values, strategy_parameters
 
@@ -45,7 +45,7 @@ class Confirmation:
     runs: int
     seed: int
     figures: dict[str, tuple[Figure, Figure]]  # objective -> (start, chosen), as `check` computes them
-    differences: dict[str, Figure]  # objective -> paired mean difference chosen - start (mean objectives)
+    differences: dict[str, Figure]  # objective -> paired mean difference chosen - start (means and rates)
     constraints: list[ExpectationResult]  # the chosen strategy's, on these runs
 
 
@@ -97,18 +97,12 @@ def confirm(scenario: Any, start: StrategySpec, tuned: StrategySpec, settings: T
     figures = {o.name: (o.figure(mine), o.figure(theirs)) for o in settings.objectives}
     differences = {}
     for o in settings.objectives:
-        column = _column(o)
-        if o.stat == "mean" and column is not None:
-            differences[o.name] = paired_difference(table, column, tuned.name, start.name).difference
+        before, after = (per_run_values(o, compute_metric_sample(rows, o.metric)) for rows in (mine, theirs))
+        if before is not None and after is not None:  # the paired mean difference, BCa as `compare`'s
+            differences[o.name] = compute_mean_bootstrap_interval(paired_differences(after, before))
     constraints = [judge_assertion(a, compute_metric_sample(theirs, a.metric), strategy=tuned.name)
                    for a in settings.constraints]
     return Confirmation(runs, seed, figures, differences, constraints)
-
-
-def _column(objective: Objective) -> str | None:
-    return {"failed_requests": "failed_requests", "release_failed_requests": "release_failed_requests",
-            "rollout_duration": "rollout_duration", "cost": "replica_seconds", "users_affected": "users_affected",
-            "duplicated_writes": "duplicated_writes"}.get(objective.metric)
 
 
 # ---------------------------------------------------------------------------- tables

@@ -12,12 +12,14 @@ import math
 import re
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from rolloutlab.errors import InputError
 from rolloutlab.results.statistics import Figure
 from rolloutlab.scenarios.expectations import (
     ExpectationVerdict,
+    MetricSample,
     compute_expectation_figure,
     compute_metric_sample,
     format_figure_cell,
@@ -71,6 +73,21 @@ def parse_constraint(text: str) -> Assertion:
         return parse_assertion(text)
     except ValueError as error:
         raise InputError("--constraint", str(error)) from None
+
+
+def per_run_values(objective: Objective, sample: MetricSample) -> pd.Series | None:
+    """A mean's or a rate's values by run (``sample.runs``), what pairs two strategies on
+    common random numbers; None for a quantile, a time that never ended, or rows without runs."""
+    if objective.stat not in ("mean", None) or sample.runs is None or not np.isfinite(sample.values).all():
+        return None
+    return pd.Series(sample.values, index=sample.runs)
+
+
+def paired_differences(theirs: pd.Series, mine: pd.Series) -> np.ndarray:
+    """``theirs - mine`` on the runs both counted: the same releases under common random
+    numbers (a population such as "deployments that hurt users" differs by strategy)."""
+    both = theirs.index.intersection(mine.index)
+    return theirs.loc[both].to_numpy() - mine.loc[both].to_numpy()
 
 
 def objective_value(figure: Figure) -> float:

@@ -37,7 +37,7 @@ import optuna
 import pandas as pd
 
 from rolloutlab.results.statistics import Figure, compute_mean_t_interval
-from rolloutlab.scenarios.expectations import compute_metric_sample
+from rolloutlab.scenarios.expectations import MetricSample, compute_expectation_figure, compute_metric_sample
 from rolloutlab.scenarios.schema import Assertion
 from rolloutlab.sim.montecarlo import ExecutorSession, open_executor, run_many
 from rolloutlab.strategies.search_spec import Parameter
@@ -47,6 +47,8 @@ from rolloutlab.workflows.tune.objectives import (
     clearly_broken,
     constraint_excess,
     objective_value,
+    paired_differences,
+    per_run_values,
 )
 from rolloutlab.workflows.tune.space import candidate, suggest
 
@@ -62,7 +64,7 @@ class Candidate:
     values: dict[str, Any]
     runs: int = 0
     figures: dict[str, Figure] = field(default_factory=dict)  # objective name -> figure (racing intervals)
-    per_run: dict[str, np.ndarray] = field(default_factory=dict)  # mean objective -> its values, in run order
+    per_run: dict[str, pd.Series] = field(default_factory=dict)  # mean or rate objective -> its values by run
     excess: dict[str, float] = field(default_factory=dict)  # constraint text -> estimate - limit
     stopped: str = ""  # why it stopped early; "" when scored on every stage
     invalid: str = ""  # why the settings make no valid strategy
@@ -170,23 +172,22 @@ def _race(scenario: Any, batch: list[Candidate], search: Search) -> None:
 
 def _score(c: Candidate, rows: pd.DataFrame, settings: TuneSettings) -> None:
     c.runs = len(rows)
-    c.figures = {o.name: racing_figure(o, rows) for o in settings.objectives}
-    c.per_run = {}
+    c.figures, c.per_run = {}, {}
     for o in settings.objectives:
-        if o.stat in ("mean", None):  # rows come in run order, so values do too (a rate's over its population)
-            values = compute_metric_sample(rows, o.metric).values
-            if np.isfinite(values).all():
-                c.per_run[o.name] = values
+        sample = compute_metric_sample(rows, o.metric)
+        c.figures[o.name] = racing_figure(o, sample)
+        values = per_run_values(o, sample)
+        if values is not None:
+            c.per_run[o.name] = values
     c.excess = {a.text: constraint_excess(a, rows) for a in settings.constraints}
 
 
-def racing_figure(objective: Objective, rows: pd.DataFrame) -> Figure:
+def racing_figure(objective: Objective, sample: MetricSample) -> Figure:
     """The figure racing decides on: a mean with its Student t interval (the BCa bootstrap
     `check` uses costs tens of milliseconds, thousands of times over a search; on
     hundreds of runs the two agree), any other statistic as `check` computes it."""
     if objective.stat != "mean":
-        return objective.figure(rows)
-    sample = compute_metric_sample(rows, objective.metric)
+        return compute_expectation_figure(sample, objective.stat)[0]
     if sample.censored:
         return Figure(math.inf, math.inf, math.inf, sample.n, sample.censored)
     return compute_mean_t_interval(sample.values)
@@ -210,7 +211,7 @@ def _clearly_dominates(a: Candidate, b: Candidate, objectives: Sequence[Objectiv
     """``a`` is at least as good as ``b`` on every objective and clearly better on one.
 
     Where both have per-run values (means and rates), the comparison is paired on the
-    runs ``b`` ran (common random numbers: the same releases): ``b`` minus ``a`` run by
+    runs both counted (common random numbers: the same releases): ``b`` minus ``a`` run by
     run has a mean of at least 0, and on one objective a Student t interval above 0. The
     luck both candidates shared (how many requests the old version failed, which
     release was bad) cancels, so a few dozen runs tell what separate intervals would
@@ -221,8 +222,8 @@ def _clearly_dominates(a: Candidate, b: Candidate, objectives: Sequence[Objectiv
     better_somewhere = False
     for o in objectives:
         mine, theirs = a.per_run.get(o.name), b.per_run.get(o.name)
-        if mine is not None and theirs is not None and len(theirs) <= len(mine) and len(theirs) >= 2:
-            differences = theirs - mine[:len(theirs)]
+        differences = None if mine is None or theirs is None else paired_differences(theirs, mine)
+        if differences is not None and len(differences) >= 2:
             if differences.mean() < 0:
                 return False
             low = compute_mean_t_interval(differences).low
