@@ -493,6 +493,11 @@ def tune(
     print_tune(result, out, write_outputs(result, out_dir, loaded.name))
 
 
+# MARKER: replay command (issue 16 replay helper)
+
+# MARKER: fit command (issue 16 fit helper)
+
+
 def main() -> None:
     app()
 

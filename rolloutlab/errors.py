@@ -92,6 +92,19 @@ class ValidateError(BadInput, ValueError):
     """Bad input to a validation (a metric name, a release, a setting); the message says which."""
 
 
+class PrometheusMissing(BadInput):
+    """Prometheus (or promtool) is not installed where rolloutlab looks for it."""
+
+
+class PrometheusUnreachable(BadInput):
+    """No Prometheus answers at the address given, or it did not start."""
+
+
+class PrometheusQueryError(BadInput):
+    """Prometheus rejected a query (bad PromQL, a bad time range), or a query that must
+    return series returned none."""
+
+
 class StateError(BadInput):
     """Persisted state that this run must not touch (another release, a newer format, a
     rollout already finished, a rollback of nothing): the run refuses before acting, so

@@ -23,3 +23,18 @@ needs_nginx = pytest.mark.skipif(
     not Path(NGINX).exists() and not REQUIRE_HAPROXY,
     reason=f"nginx not installed at {NGINX} (Debian: apt-get install nginx); the local backend mirrors through it",
 )
+
+PROMETHEUS = "/usr/bin/prometheus"
+PROMTOOL = "/usr/bin/promtool"
+POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
+# .ci/run installs Prometheus and PostgreSQL with HAProxy: the same switch makes them required.
+needs_prometheus = pytest.mark.skipif(
+    not (Path(PROMETHEUS).exists() and Path(PROMTOOL).exists()) and not REQUIRE_HAPROXY,
+    reason=f"Prometheus not installed at {PROMETHEUS} (Debian: apt-get install prometheus); "
+           "live analysis, replay and fit query a real one",
+)
+needs_postgres = pytest.mark.skipif(
+    not (POSTGRES_BIN / "initdb").exists() and not REQUIRE_HAPROXY,
+    reason=f"PostgreSQL not installed in {POSTGRES_BIN} (Debian: apt-get install postgresql); "
+           "live migrations run real DDL against a throwaway cluster",
+)
