@@ -39,6 +39,13 @@ def counters_from_exposition(text: str, family: str = "demo") -> dict[str, Count
             elif sample.name == f"{family}_request_duration_seconds_bucket":
                 le = float(sample.labels["le"])
                 cumulative.setdefault(version, {})[le] = sample.value
+    return counters_from_totals(requests, errors, cumulative)
+
+
+def counters_from_totals(requests: dict, errors: dict, cumulative: dict) -> dict:
+    """Counters per key (a version) from its request and error totals and its cumulative
+    latency histogram ``{le in seconds: count}`` (Prometheus' ``_bucket`` series), turned
+    into the per-bucket counts of LATENCY_BUCKETS_MS."""
     out = {}
     for version, n in requests.items():
         buckets: tuple[int, ...] = ()
@@ -103,4 +110,4 @@ def sum_counters(scrapes) -> dict[str | None, Counters]:
     return {v: Counters(r, e, b or ()) for v, (r, e, b) in total.items()}
 
 
-__all__ = ["PodMetrics", "counters_from_exposition", "fold_scrape", "sum_counters"]
+__all__ = ["PodMetrics", "counters_from_exposition", "counters_from_totals", "fold_scrape", "sum_counters"]

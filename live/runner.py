@@ -136,7 +136,10 @@ class MetricsSource(Protocol):
     same counters split by the flag's answer (a source without it gives a flag's analysis
     no data, which errors the analysis). A source for a canary with a baseline deployment
     has ``baseline_counters() -> Counters``: its baseline pods' (``live.baseline``; again,
-    none means no data)."""
+    none means no data). A source that measures metrics with their queries (Prometheus,
+    ``live.prometheus_metrics``) has ``queried(status, now) -> tuple[(metric name, answer),
+    ...]``: what each metric due at scenario second ``now`` answers, which the observation
+    carries (``Observation.queried``) for analysis to judge instead of the counters."""
 
     def counters(self) -> Mapping[str | None, Counters]:
         """Keyed by version name; None collects answers that carried no version."""
@@ -437,7 +440,9 @@ class Runner:
             self.metrics, "flag_counters") else None
         # a canary with a baseline deployment: its analysis compares against those pods' counters
         baseline = self.metrics.baseline_counters() if based and hasattr(self.metrics, "baseline_counters") else None
-        observation = Observation(now, stable, canary, tuple(commands) + tuple(own), flag, baseline)
+        # a source that answers metrics' own queries: what each metric due now measures
+        queried = self.metrics.queried(state.status, now) if hasattr(self.metrics, "queried") else ()
+        observation = Observation(now, stable, canary, tuple(commands) + tuple(own), flag, baseline, queried)
         decided = reconcile(self.spec, state.status, observation)
         events = []
         for action in decided.actions:

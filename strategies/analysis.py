@@ -13,12 +13,26 @@ than were inconclusive, else is inconclusive (a count spent on errors or on a ju
 waiting for data is inconclusive). A judge may decide a
 metric early (``final``: the sequential test crossing a boundary). The run takes the worst
 metric phase: Failed > Error > Inconclusive > Running > Successful.
+
+Queried metrics: when the observation carries what a threshold metric's query answers now
+(``Observation.queried``: a live run with Prometheus, a replay), that answer, converted
+from the query's unit (``Metric.query_unit``), is the measurement, judged by the metric's
+conditions and ``thresholdRange`` as Argo's ``EvaluateResult`` and Flagger's range check
+judge it; a query that returned no series is an Error measurement, as Argo's Prometheus
+provider makes an empty vector (argoproj/argo-rollouts ``metricproviders/prometheus``
+``processResponse``). The counters' window is still kept (the stable version's value in
+reports, and the next window's start). Judges that compare per-version series
+(Mann-Whitney, sequential) always read the counters.
 """
 
 from __future__ import annotations
 
+import math
+
 from rolloutlab.strategies.actions import Event, EventReason
-from rolloutlab.strategies.judges import MeasurementPhase, judge_measurement
+from rolloutlab.strategies.judges import Judgement, MeasurementPhase, judge_measurement
+from rolloutlab.strategies.judges.judgement import describe_signal, format_value, signal_value
+from rolloutlab.strategies.judges.threshold import judge_value
 from rolloutlab.strategies.observation import MeasurementWindow, Observation, WindowStats
 from rolloutlab.strategies.spec import Metric
 from rolloutlab.strategies.status import (
@@ -105,6 +119,15 @@ def next_analysis_due(run: AnalysisRun) -> float | None:
     return min(due) if due else None
 
 
+def measurements_due(run: AnalysisRun, now: float) -> tuple[str, ...]:
+    """The metrics of ``run`` that ``advance_analysis`` measures at ``now`` (a window open,
+    its interval over): what a runner with queries asks its metrics source for."""
+    if run.phase.done:
+        return ()
+    return tuple(m.name for m in run.metrics
+                 if m.phase is AnalysisPhase.RUNNING and m.mark_at is not None and now >= m.due_at)
+
+
 def _advance_metric(mr: MetricRun, metric: Metric, obs: Observation) -> tuple[MetricRun, Event | None]:
     now = obs.now
     if mr.phase is not AnalysisPhase.RUNNING or now < mr.due_at:
@@ -116,7 +139,8 @@ def _advance_metric(mr: MetricRun, metric: Metric, obs: Observation) -> tuple[Me
     window = MeasurementWindow(now, WindowStats.between(mr.canary_mark, canary, duration),
                                WindowStats.between(mr.stable_mark, stable, duration))
     windows = mr.windows + (window,)
-    judgement = judge_measurement(metric, windows)
+    answer = _queried(obs, metric)
+    judgement = judge_measurement(metric, windows) if answer is None else _judge_answer(metric, answer[0], window)
     phase = judgement.phase
     phase_value = phase.value
     measurements = mr.measurements + (
@@ -137,6 +161,31 @@ def _advance_metric(mr: MetricRun, metric: Metric, obs: Observation) -> tuple[Me
     event = Event(now, EventReason.MEASUREMENT, f"{name}: {phase_value} ({value}) {judgement.message}".rstrip(),
                   name, phase_value)
     return mr, event
+
+
+def _queried(obs: Observation, metric: Metric) -> tuple[float | None] | None:
+    """What the metric's query answered now (a 1-tuple: the answer may be None, no series),
+    or None when the observation carries no answer for it or its judge reads counters."""
+    if not obs.queried or metric.judge.kind != "threshold":
+        return None
+    name = metric.name
+    for queried_name, value in obs.queried:
+        if queried_name == name:
+            return (value,)
+    return None
+
+
+def _judge_answer(metric: Metric, answer: float | None, window: MeasurementWindow) -> Judgement:
+    """The threshold judge on a query's answer instead of the counters' window."""
+    signal, quantile = metric.signal, metric.quantile
+    baseline = signal_value(window.baseline, signal, quantile)
+    if answer is None or not math.isfinite(answer):
+        what = "no series" if answer is None else "NaN (0/0: no requests in its window)"
+        return Judgement(MeasurementPhase.ERROR, None, baseline,
+                         f"the query returned {what}: canary {describe_signal(signal, quantile)} cannot be measured")
+    value = metric.query_unit.to_signal(answer)
+    shown = f"PromQL answered {answer:.6g}: canary {describe_signal(signal, quantile)} {format_value(signal, value)}"
+    return judge_value(metric, value, baseline, shown)
 
 
 def _assess_metric(metric: Metric, final: bool, last: MeasurementPhase, successful: int, failed: int,

@@ -13,6 +13,7 @@ from pydantic.alias_generators import to_camel
 
 from rolloutlab.errors import FieldError
 from rolloutlab.strategies.durations import Duration
+from rolloutlab.strategies.promql import QueryTemplateError, check_template
 from rolloutlab.strategies.spec_base import (
     MAX_FACTOR,
     MAX_MEASUREMENTS,
@@ -31,6 +32,32 @@ class Signal(str, Enum):
     ERROR_RATE = "errorRate"  # failed requests / requests
     LATENCY = "latency"  # a latency quantile in milliseconds (see `quantile`)
     THROUGHPUT = "throughput"  # requests per second
+
+
+class QueryUnit(str, Enum):
+    """What a metric's ``query`` answers, and how that answer becomes the metric's signal
+    value (the conversions the importers apply to conditions, ``importers.conditions``).
+
+    ``signal``: the query answers in the signal's own unit (an error rate as a fraction,
+    a latency in milliseconds, requests per second)."""
+
+    SIGNAL = "signal"
+    SUCCESS_RATE = "successRate"  # non-failed / all requests, 0..1: error rate = 1 - x
+    SUCCESS_PERCENT = "successPercent"  # the same in percent: error rate = (100 - x) / 100
+    ERROR_PERCENT = "errorPercent"  # failed / all requests in percent: error rate = x / 100
+    SECONDS = "seconds"  # a latency in seconds (Prometheus' base unit): milliseconds = x * 1000
+
+    def to_signal(self, value: float) -> float:
+        """The query's answer ``value`` in the signal's unit."""
+        if self is QueryUnit.SUCCESS_RATE:
+            return 1.0 - value
+        if self is QueryUnit.SUCCESS_PERCENT:
+            return (100.0 - value) / 100.0
+        if self is QueryUnit.ERROR_PERCENT:
+            return value / 100.0
+        if self is QueryUnit.SECONDS:
+            return value * 1000.0
+        return value
 
 
 class Direction(str, Enum):
@@ -342,6 +369,9 @@ class Metric(SpecModel):
     inconclusive_limit: Count = Field(0, ge=0, le=MAX_MEASUREMENTS)
     consecutive_error_limit: Count = Field(4, ge=0, le=MAX_MEASUREMENTS)
     judge: JudgeChoice = JudgeChoice()
+    query: str | None = Field(None, min_length=1)
+    query_unit: QueryUnit = QueryUnit.SIGNAL
+    args: dict[str, str] = Field(default_factory=dict)  # Argo's args / Flagger's templateVariables the query reads
 
     @field_validator("success_condition", "failure_condition")
     @classmethod
@@ -352,6 +382,14 @@ class Metric(SpecModel):
 
     @model_validator(mode="after")
     def _check(self) -> "Metric":
+        if self.query is not None:
+            try:
+                check_template(self.query, self.args)
+            except QueryTemplateError as error:
+                raise FieldError(("query",), f"metric {self.name!r}: {error}") from None
+        elif self.query_unit is not QueryUnit.SIGNAL or self.args:
+            raise FieldError(("queryUnit" if self.query_unit is not QueryUnit.SIGNAL else "args",),
+                             f"metric {self.name!r} has no query for it to apply to")
         if self.interval < MIN_INTERVAL:
             raise FieldError(("interval",), f"interval must be at least {MIN_INTERVAL:g}s (a measurement "
                                             f"over less than a second of traffic means nothing), got {self.interval:g}s")

@@ -98,7 +98,13 @@ class Observation:
     analysis compares users with the flag on (as the canary) against users with it off
     (as the baseline), whatever pods served them. ``baseline`` is reported by runners of
     a canary with a baseline deployment (``canary.baseline``): the counters of the fresh
-    old-version pods its analysis compares the canary with."""
+    old-version pods its analysis compares the canary with.
+
+    ``queried`` is reported by runners that measure metrics with their queries (a live
+    run with Prometheus, a replay of recorded data): per metric name, what the metric's
+    query answers now, in the query's own unit (``Metric.query_unit``); None when the query
+    returned no series. A due threshold metric with a value here is judged on that value
+    instead of the counters' window (``strategies.analysis``)."""
 
     now: float
     stable: VersionObservation
@@ -106,6 +112,7 @@ class Observation:
     commands: tuple[CommandRequest, ...] = ()
     flag: FlagCounters | None = None
     baseline: Counters | None = None
+    queried: tuple[tuple[str, float | None], ...] = ()
 
     def version(self, role: Role) -> VersionObservation:
         return self.stable if role is Role.STABLE else self.canary

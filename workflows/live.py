@@ -42,7 +42,7 @@ from rolloutlab.live.session import BACKENDS, RELEASES
 from rolloutlab.scenarios.schema import Scenario
 from rolloutlab.strategies import StrategySpec
 
-METRICS = ("loadgen", "scrape")
+METRICS = ("loadgen", "scrape", "prometheus")
 INTERRUPTED = 130  # the shell's status for a run ended by Ctrl-C
 
 SHOWN_COLUMNS = ("outcome", "detected_at", "time_to_restore", "rollout_duration", "requests", "failed_requests",
@@ -83,7 +83,11 @@ class LiveSettings:
             if value not in allowed:
                 raise InputError(flag, f"must be one of {', '.join(allowed)}, not {value!r}")
         if self.metrics not in METRICS or (self.metrics == "scrape" and self.backend != "kube"):
-            raise InputError("--metrics", f"must be loadgen, or scrape with --backend kube; got {self.metrics!r}")
+            raise InputError("--metrics", f"must be loadgen, or scrape with --backend kube, or prometheus with "
+                                          f"--backend local; got {self.metrics!r}")
+        if self.metrics == "prometheus" and self.backend != "local":
+            raise InputError("--metrics", f"prometheus runs with --backend local only: on --backend {self.backend} "
+                                          "rolloutlab does not start a Prometheus in the cluster yet (use scrape)")
         for flag, number in (("--time-scale", self.time_scale), ("--max-rps", self.max_rps),
                              ("--max-minutes", self.max_minutes)):
             if not math.isfinite(number):
@@ -201,12 +205,19 @@ def run_live_command(scenario: Scenario, spec: StrategySpec, settings: LiveSetti
     except Exception as error:  # no kubeconfig, unknown context, ...: the user's setup, said plainly
         raise InputError(f"--backend {settings.backend}", f"cannot open the backend: {error}") from None
     log = (lambda text: err.print(text, highlight=False, markup=False, soft_wrap=True))
+    prometheus = None
     try:
+        metrics, before_run = settings.metrics, None
+        if metrics == "prometheus":
+            # Prometheus answers the controller (live.prometheus_metrics); the load generator
+            # still sends the traffic and counts what users saw, for the results row
+            prometheus = _start_prometheus(target, spec, plan, settings, where)
+            metrics, before_run = "loadgen", prometheus.install
         with WaitDisplay(err, scenario.duration) as display:
             result = session.run_live(
                 scenario, spec, target, plan, urls=settings.urls(), time_scale=settings.time_scale,
                 seed=settings.seed, max_rps=settings.max_rps, max_wall_s=settings.max_minutes * 60, log=log,
-                metrics=settings.metrics, rollback=settings.rollback, progress=display)
+                metrics=metrics, rollback=settings.rollback, progress=display, before_run=before_run)
     except LiveUnsupported as error:
         raise InputError(where, str(error)) from None
     except KeyboardInterrupt:
@@ -219,13 +230,32 @@ def run_live_command(scenario: Scenario, spec: StrategySpec, settings: LiveSetti
     except (TimeoutError, RuntimeError, OSError) as error:  # the backend or the load generator gave up
         raise RunFailed(f"live run failed: {error}") from error
     finally:
+        if prometheus is not None:
+            prometheus.close()
         close = getattr(target, "close", None)
         if close is not None:
             close()
+    if prometheus is not None:
+        result.timeline.update(prometheus.summary())  # the PromQL that ran, with Prometheus' answers
     _write_outputs(result.row, result.timeline, settings, out,
                    title=f"{spec.name} on {scenario.name}, {settings.backend} ({plan.defect} release, "
                          f"time x{settings.time_scale:g})")
+    if prometheus is not None:
+        out.print(f"Prometheus answered {prometheus.answered} PromQL queries "
+                  f"({len(prometheus.records)} analysis measurements)")
+        prometheus.check_answered()  # a query without a series in the whole run: bad input, said after the files
     return 0
+
+
+def _start_prometheus(backend: Any, spec: StrategySpec, plan: Any, settings: LiveSettings, where: str) -> Any:
+    """The Prometheus metrics source of a run, started (its errors: bad input, exit 2)."""
+    from rolloutlab.live.prometheus_metrics import PrometheusMetrics
+
+    try:
+        source = PrometheusMetrics(backend, spec, plan, settings.time_scale, namespace=settings.namespace)
+    except LiveUnsupported as error:
+        raise InputError(where, str(error)) from None
+    return source.start()
 
 
 def _write_outputs(row: dict[str, Any], timeline: dict[str, Any], settings: LiveSettings, out: Console,
@@ -259,6 +289,9 @@ def _run_regions_command(scenario: Scenario, spec: StrategySpec, settings: LiveS
         raise InputError(where, str(error)) from None
     names = [r.name for r in scenario.regions]
     contexts = settings.contexts()
+    if settings.metrics == "prometheus":
+        raise InputError("--metrics", f"scenario {scenario.name!r} runs in regions ({', '.join(names)}): "
+                                      "prometheus is not supported with regions yet; use loadgen")
     for flag, given in (("--url", settings.url), ("--context", settings.context)):
         if given is not None:
             raise InputError(flag, f"scenario {scenario.name!r} runs in regions ({', '.join(names)}): each region "

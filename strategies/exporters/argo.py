@@ -236,8 +236,24 @@ class _ArgoExport:
     def _template(self, name: str) -> dict:
         template = next(t for t in self.spec.analysis_templates if t.name == name)
         metrics = [self._metric(m, f"analysisTemplates.{name}.metrics[{k}]") for k, m in enumerate(template.metrics)]
-        return {"apiVersion": API_VERSION, "kind": "AnalysisTemplate", "metadata": {"name": name},
-                "spec": {"metrics": metrics}}
+        spec: dict[str, Any] = {}
+        args = self._args(template, name)
+        if args:  # the values the metrics' own queries read as {{args.x}}
+            spec["args"] = [{"name": k, "value": v} for k, v in args.items()]
+        spec["metrics"] = metrics
+        return {"apiVersion": API_VERSION, "kind": "AnalysisTemplate", "metadata": {"name": name}, "spec": spec}
+
+    def _args(self, template: Any, name: str) -> dict[str, str]:
+        """The template's args: every metric's ``args``; Argo's args belong to the template,
+        so two metrics giving one arg different values cannot be written."""
+        out: dict[str, str] = {}
+        for k, m in enumerate(template.metrics):
+            for arg, value in m.args.items():
+                if out.setdefault(arg, value) != value:
+                    raise self.ctx.refuse(f"analysisTemplates.{name}.metrics[{k}].args.{arg}",
+                                          f"another metric of template {name!r} gives arg {arg!r} the value "
+                                          f"{out[arg]!r}; Argo's args are the template's, one value each")
+        return out
 
     def _metric(self, m: Metric, where: str) -> dict:
         ctx = self.ctx
@@ -262,7 +278,9 @@ class _ArgoExport:
                                                             if v is not None)
             given = {k: condition_in_query_unit(v, reading.conversion) for k, v in conditions.items() if v}
             indexed = any(_INDEXED.search(v) for v in given.values())
-            if indexed:  # result[0] reads an instant vector: keep it one, and say result[0] everywhere
+            if indexed or m.query is not None:
+                # result[0] reads an instant vector: keep it one (a metric's own query is
+                # written as it is), and say result[0] everywhere
                 given = {k: _BARE.sub("result[0]", v) for k, v in given.items()}
             else:  # result compared as a number: scalar() hands Argo's expression one float
                 query = query if query.lstrip().startswith("scalar(") else f"scalar({query})"

@@ -49,6 +49,7 @@ from rolloutlab.strategies.exporters.metrics import (
 from rolloutlab.strategies.importers.conditions import IDENTITY, SUCCESS_PERCENT
 from rolloutlab.strategies.importers.flagger import API_VERSION, DEFAULT_DEADLINE, MIN_INTERVAL
 from rolloutlab.strategies.importers.flagger_routes import EVERY_REQUEST
+from rolloutlab.strategies.promql import fill_args, reads_variable
 from rolloutlab.strategies.routes import RouteMatch, StringMatch
 from rolloutlab.strategies.spec import (
     BlueGreenStrategy,
@@ -328,6 +329,12 @@ class _FlaggerExport:
             bounds = passing.converted(conversion)
             return {"name": name, "thresholdRange": _range(bounds), "interval": go_duration(interval)}
         query, reading = ctx.query(m, where)
+        variables = {}
+        if m.query is not None:
+            # Flagger fills {{ variables.x }} from the check's templateVariables; it has no
+            # Argo args, so those are written in
+            query = fill_args(query, m.args)
+            variables = {k: v for k, v in m.args.items() if reads_variable(query, k)}
         template_name = f"{self.spec.name}-{m.name}"
         if all(t["metadata"]["name"] != template_name for t in self.templates):
             self.templates.append({"apiVersion": API_VERSION, "kind": "MetricTemplate",
@@ -336,12 +343,15 @@ class _FlaggerExport:
                                             "query": query}})
             ctx.warn(f"MetricTemplate/{template_name}", f"the Prometheus address {PROMETHEUS_ADDRESS} is a "
                                                         "placeholder: set your Prometheus' address")
-        return {"name": m.name, "templateRef": {"name": template_name},
-                "thresholdRange": _range(passing.converted(reading.conversion)), "interval": go_duration(interval)}
+        out = {"name": m.name, "templateRef": {"name": template_name},
+               "thresholdRange": _range(passing.converted(reading.conversion)), "interval": go_duration(interval)}
+        if variables:
+            out["templateVariables"] = variables
+        return out
 
     def _builtin(self, m: Metric):
         """Flagger's builtin check for the metric when no query was given, or None."""
-        if m.signal in self.ctx.queries:
+        if m.signal in self.ctx.queries or m.query is not None:
             return None
         if m.signal is Signal.ERROR_RATE:
             return "request-success-rate", SUCCESS_PERCENT

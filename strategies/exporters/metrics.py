@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 
 from rolloutlab.errors import InputError
-from rolloutlab.strategies.durations import format_duration
+from rolloutlab.strategies.analysis_spec import QueryUnit
 from rolloutlab.strategies.importers.conditions import (
     ERROR_PERCENT,
     IDENTITY,
@@ -37,6 +37,10 @@ from rolloutlab.strategies.importers.conditions import (
     Threshold,
 )
 from rolloutlab.strategies.importers.queries import QueryReading, read_query
+from rolloutlab.strategies.promql import (
+    fill_args,
+    go_duration,  # noqa: F401 - the exporters read it from here
+)
 from rolloutlab.strategies.spec import Condition, Metric, Signal, StrategySpec
 
 QUERY_NAMES = {"error-rate": Signal.ERROR_RATE, "latency": Signal.LATENCY}
@@ -98,7 +102,10 @@ class ExportContext:
         return InputError(self.source, message, field=where)
 
     def query(self, metric: Metric, where: str) -> tuple[str, QueryReading]:
-        """The metric's query with ``{{ quantile }}`` filled, and how the import will read it."""
+        """The metric's query with ``{{ quantile }}`` filled, and how the import will read it;
+        a metric's own ``query`` is written as it is (``own_query``)."""
+        if metric.query is not None:
+            return self.own_query(metric, where)
         if metric.signal not in DEFAULT_QUERIES:
             raise self.refuse(f"{where}.signal", f"metric {metric.name!r} measures {metric.signal.value}, and the "
                                                  "importers read back only error-rate and latency queries")
@@ -126,6 +133,28 @@ class ExportContext:
         return query, reading
 
 
+    def own_query(self, metric: Metric, where: str) -> tuple[str, QueryReading]:
+        """A metric's own query, verbatim, read as its ``queryUnit`` says (its conditions are
+        written in that unit). An import guesses the unit from the query's text; where the
+        guess would differ, the export says so."""
+        query = metric.query
+        reading = QueryReading(metric.signal, conversion_for(metric.query_unit), "the metric's own query",
+                               metric.quantile)
+        filled = fill_interval(fill_args(query, metric.args), metric.interval)
+        guessed = read_query(filled, metric.name)
+        if guessed is None or guessed.signal is not metric.signal or guessed.conversion is not reading.conversion:
+            what = "nothing rolloutlab judges" if guessed is None else guessed.meaning
+            self.warn(f"{where}.query", f"written as it is; an import reads it as {what}, not as "
+                                        f"{metric.signal.value} in unit {metric.query_unit.value}: check the metric "
+                                        "after importing it back")
+        return query, reading
+
+
+def conversion_for(unit: QueryUnit) -> Conversion:
+    """The importers' conversion of a query in ``unit``."""
+    return next(c for c in (IDENTITY, SECONDS_TO_MS, SUCCESS_FRACTION, SUCCESS_PERCENT, ERROR_PERCENT) if c.unit is unit)
+
+
 def parse_queries(items: Sequence[str]) -> dict[Signal, str]:
     """``NAME=TEMPLATE`` options (``error-rate=...``, ``latency=...``) by the signal they measure."""
     out: dict[Signal, str] = {}
@@ -150,15 +179,6 @@ def parse_queries(items: Sequence[str]) -> dict[Signal, str]:
 def fill_interval(query: str, seconds: float) -> str:
     """``{{ interval }}`` replaced by the interval as a Prometheus range (``30s``, ``1m30s``, ``2500ms``)."""
     return _INTERVAL.sub(go_duration(seconds), query)
-
-
-def go_duration(seconds: float) -> str:
-    """A duration Go's ``time.ParseDuration`` and Prometheus read (``2m``, ``1m30s``, ``2500ms``)."""
-    if seconds == int(seconds):
-        return format_duration(seconds)
-    # whole milliseconds: Prometheus reads no fraction in a range ([10.48s] is a syntax
-    # error), and a measurement interval finer than a millisecond means nothing
-    return f"{round(seconds * 1000.0)}ms"
 
 
 def inverse(conversion: Conversion) -> Callable[[float], float]:

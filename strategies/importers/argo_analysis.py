@@ -141,6 +141,7 @@ class AnalysisTemplateImport:
             if query is None:
                 tr.warn(kp, f"no single query to read; metric {name!r} left out")
                 raise _SkipMetric
+            written = query
             query, _ = substitute_args(query, args)
             shape = _result_shape(kind, query)
             reading = read_query(query, name)
@@ -171,6 +172,8 @@ class AnalysisTemplateImport:
             for key, text in conditions.items():
                 if text is not None:
                     out[key] = self._condition(tr, (*mp, key), text, conversion, reading, name, shape)
+            if kind == "prometheus":
+                _keep_query(tr, (*kp, "query"), written, args, conversion, out, sources)
         else:
             for key, text in conditions.items():
                 if text is not None:
@@ -251,6 +254,26 @@ class AnalysisTemplateImport:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _keep_query(tr: ManifestReader, qp: Path, written: str, args: dict[str, str | None], conversion: Conversion,
+                out: dict[str, Any], sources: dict[str, Path]) -> None:
+    """Keep a Prometheus metric's query as written, with the values of the args it reads
+    and the unit its answer is in, so a live run with Prometheus runs the user's own query
+    (``strategies.promql`` fills ``{{args.x}}`` as Argo's ``ResolveArgs`` does)."""
+    used = {m.group(1) for m in _ARG.finditer(written)}
+    unknown = sorted(a for a in used if args.get(a) is None)
+    if unknown:
+        tr.warn(qp, f"uses {', '.join(f'args.{a}' for a in unknown)}, known only when Argo runs the analysis: the "
+                    "query is not kept, and a live run with Prometheus measures the signal with rolloutlab's "
+                    "default PromQL")
+        return
+    out["query"] = written
+    if used:
+        out["args"] = {a: args[a] for a in sorted(used)}
+    if conversion.unit.value != "signal":
+        out["queryUnit"] = conversion.unit.value
+    sources["query"] = qp
 
 
 def substitute_args(text: str, args: dict[str, str | None]) -> tuple[str, set[str]]:

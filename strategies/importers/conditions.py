@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from rolloutlab.strategies.analysis_spec import QueryUnit
 from rolloutlab.strategies.importers.argo_expr import (
     Array,
     Binary,
@@ -498,16 +499,21 @@ def _notes(tree: Any, shape: ResultShape | None) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Conversion:
-    """How a query's result relates to rolloutlab's signal value."""
+    """How a query's result relates to rolloutlab's signal value: the query's unit
+    (``Metric.query_unit``, which also converts a live answer), and how its conditions turn."""
 
-    value: Callable[[float], float]
+    unit: QueryUnit
     flip: bool  # the transform decreases: comparisons turn around
     describe: str  # for warnings: "success rate -> error rate (1 - x)"
 
+    @property
+    def value(self) -> Callable[[float], float]:
+        return self.unit.to_signal
 
-IDENTITY = Conversion(lambda v: v, False, "")
-SUCCESS_FRACTION = Conversion(lambda v: 1.0 - v, True, "success rate converted to an error rate (1 - x)")
-SUCCESS_PERCENT = Conversion(lambda v: (100.0 - v) / 100.0, True,
+
+IDENTITY = Conversion(QueryUnit.SIGNAL, False, "")
+SUCCESS_FRACTION = Conversion(QueryUnit.SUCCESS_RATE, True, "success rate converted to an error rate (1 - x)")
+SUCCESS_PERCENT = Conversion(QueryUnit.SUCCESS_PERCENT, True,
                              "success percentage converted to an error rate ((100 - x) / 100)")
-ERROR_PERCENT = Conversion(lambda v: v / 100.0, False, "error percentage converted to an error rate (x / 100)")
-SECONDS_TO_MS = Conversion(lambda v: v * 1000.0, False, "seconds converted to milliseconds (x * 1000)")
+ERROR_PERCENT = Conversion(QueryUnit.ERROR_PERCENT, False, "error percentage converted to an error rate (x / 100)")
+SECONDS_TO_MS = Conversion(QueryUnit.SECONDS, False, "seconds converted to milliseconds (x * 1000)")

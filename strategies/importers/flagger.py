@@ -373,7 +373,7 @@ class FlaggerImporter:
         found = self._reading(mp, name)
         if found is None:
             return None
-        reading, builtin = found
+        reading, builtin, query = found
         conversion = reading.conversion
         if reading.signal is Signal.ERROR_RATE and not reading.percent and max(abs(v) for _, v in bounds) > 1:
             direction = "success" if conversion is SUCCESS_FRACTION else "error"
@@ -398,6 +398,13 @@ class FlaggerImporter:
         metric["successCondition"] = threshold_expr.render()
         metric["failureLimit"] = threshold - 1
         metric["consecutiveErrorLimit"] = threshold - 1
+        if query is not None:  # the user's PromQL, run as written by a live run with Prometheus
+            metric["query"] = query
+            if conversion is not IDENTITY:
+                metric["queryUnit"] = conversion.unit.value
+            variables = r.mapping((*mp, "templateVariables")) or {}
+            if variables:
+                metric["args"] = {str(k): str(v) for k, v in variables.items()}
         return metric
 
     def _bounds(self, mp: Path, name: str) -> list[tuple[str, float]] | None:
@@ -423,8 +430,9 @@ class FlaggerImporter:
             return None
         return bounds
 
-    def _reading(self, mp: Path, name: str) -> tuple[QueryReading, bool] | None:
-        """What the metric measures, and whether it is one of Flagger's builtin checks."""
+    def _reading(self, mp: Path, name: str) -> tuple[QueryReading, bool, str | None] | None:
+        """What the metric measures, whether it is one of Flagger's builtin checks, and its
+        PromQL to keep (None: a builtin check, or a query for another provider)."""
         r = self.r
         if r.mapping((*mp, "templateRef")) is not None:
             tp = (*mp, "templateRef")
@@ -446,11 +454,11 @@ class FlaggerImporter:
                 return None
             via = "" if provider in (MISSING, None, "prometheus") else f" ({provider} query read like PromQL)"
             tr.warn(("spec", "query"), f"interpreted as {reading.meaning}{via}: check that this is what it measures")
-            return reading, False
+            return reading, False, query if not via else None
         if name == "request-success-rate":
-            return make_reading("success", True), True
+            return make_reading("success", True), True, None
         if name == "request-duration":
-            return _LATENCY_P99_MS, True
+            return _LATENCY_P99_MS, True, None
         query = r.string((*mp, "query"))
         if query is not None:
             reading = read_query(query, name)
@@ -458,7 +466,7 @@ class FlaggerImporter:
                 r.warn((*mp, "query"), f"cannot tell what this query measures; metric {name!r} left out")
                 return None
             r.warn((*mp, "query"), f"deprecated inline query interpreted as {reading.meaning}: check it")
-            return reading, False
+            return reading, False, query
         r.warn(mp, f"{name!r} is not a builtin metric and has no templateRef: Flagger does not check it; left out")
         return None
 

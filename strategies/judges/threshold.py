@@ -107,8 +107,13 @@ def judge_threshold(metric: Metric, window: MeasurementWindow) -> Judgement:
             MeasurementPhase.ERROR, None, baseline,
             f"{what} in the window: canary {describe_signal(signal, quantile)} cannot be measured"
         )
-    _, name, success, failure = _metric_facts(metric)
-    shown = f"canary {name} {format_value(signal, value)}"
+    return judge_value(metric, value, baseline, f"canary {_metric_facts(metric)[1]} {format_value(signal, value)}")
+
+
+def judge_value(metric: Metric, value: float, baseline: float | None, shown: str) -> Judgement:
+    """Steps 2 and 3 on one measured value (the counters' window's, or a query's answer:
+    ``strategies.analysis``); ``shown`` is how the value reads in the message."""
+    _, _, success, failure = _metric_facts(metric)
     reasons: list[str] = []
     if metric.threshold_range is not None:
         inside, why = evaluate_range(value, metric.threshold_range)
