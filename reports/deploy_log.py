@@ -14,6 +14,9 @@ status         yes       success | failure | rolled_back
 failure_time   no        when users started to be hurt; default deploy_time for a
                          failure or rollback; must be empty for a success
 restore_time   no        when service was restored; not before failure_time
+detect_time    no        when the failure was detected (someone paged or an analysis
+                         failed); between failure_time and restore_time; default
+                         failure_time
 rework         no        true/false (also yes/no, 1/0): the deployment fixes an earlier
                          failure (DORA's deployment rework); default false
 =============  ========  ===============================================================
@@ -66,7 +69,7 @@ from rolloutlab.errors import InputError, ResultsError
 from rolloutlab.results.table import NO_DEFECT, Outcome, to_frame
 
 REQUIRED_COLUMNS = ("id", "service", "commit_time", "deploy_time", "status")
-OPTIONAL_COLUMNS = ("failure_time", "restore_time", "rework")
+OPTIONAL_COLUMNS = ("failure_time", "restore_time", "rework", "detect_time")
 STATUSES = ("success", "failure", "rolled_back")
 GITHUB_STATES = ("success", "failure", "error", "inactive", "in_progress", "queued", "pending")
 _GITHUB_TERMINAL = {"success": "success", "inactive": "success", "failure": "failure", "error": "failure"}
@@ -92,6 +95,7 @@ class LogDeployment:
     failure_time: datetime | None
     restore_time: datetime | None
     rework: bool
+    detect_time: datetime | None = None
 
 
 class _Where:
@@ -223,8 +227,9 @@ def _parse_record(record: dict[str, Any], where: _Where, seen: dict[str, int]) -
         raise where.error("deploy_time", "deploy_time precedes commit_time")
     failure = _time(record, "failure_time", where, required=False)
     restore = _time(record, "restore_time", where, required=False)
+    detect = _time(record, "detect_time", where, required=False)
     if status == "success":
-        for column, value in (("failure_time", failure), ("restore_time", restore)):
+        for column, value in (("failure_time", failure), ("restore_time", restore), ("detect_time", detect)):
             if value is not None:
                 raise where.error(column, f"a successful deployment has no {column}")
     else:
@@ -233,8 +238,10 @@ def _parse_record(record: dict[str, Any], where: _Where, seen: dict[str, int]) -
             raise where.error("failure_time", "failure_time precedes deploy_time")
         if restore is not None and restore < failure:
             raise where.error("restore_time", "restore_time precedes the failure (failure_time or deploy_time)")
+        if detect is not None and (detect < failure or (restore is not None and detect > restore)):
+            raise where.error("detect_time", "detect_time lies outside failure_time (or deploy_time) .. restore_time")
     return LogDeployment(ident, service, commit, deploy, status, failure, restore,
-                         _bool(record.get("rework"), where))
+                         _bool(record.get("rework"), where), detect)
 
 
 def _time(record: dict[str, Any], column: str, where: _Where, required: bool) -> datetime | None:
@@ -368,7 +375,7 @@ def compute_log_results(name: str, deployments: list[LogDeployment]) -> pd.DataF
             "source": "log", "scenario": d.service, "strategy": d.service, "run": 0, "seed": 0,
             "release": d.id, "defect": UNKNOWN_DEFECT if failed else NO_DEFECT, "outcome": outcome.value,
             "started_at": seconds(d.deploy_time), "finished_at": float("nan"),
-            "detected_at": seconds(d.failure_time), "restored_at": seconds(d.restore_time),
+            "detected_at": seconds(d.detect_time or d.failure_time), "restored_at": seconds(d.restore_time),
             "requests": 0, "failed_requests": 0, "peak_error_rate": float("nan"),
             "replica_seconds": float("nan"),
             "change_failed": failed, "impact_started_at": seconds(d.failure_time),
