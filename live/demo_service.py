@@ -5,10 +5,12 @@ It stands in for a team's real service. A release is this file started with anot
 scenarios describe (errors, slowness, slow warm-up, crash on start, a leak that gets
 worse with uptime, a flaky readiness probe) and the runner can measure them.
 
-Self-contained on purpose: Kubernetes ships it as a ConfigMap and runs
-``python demo_service.py`` on the public ``python:3.12-slim`` image with only
-``prometheus-client`` installed beside it. Standard library and ``prometheus_client``
-only (and, with ``DEMO_FLAG_FILE`` only, ``openfeature-sdk`` + ``openfeature-provider-flagd``).
+Self-contained on purpose: Kubernetes ships it with its one sibling, ``demo_faults.py``
+(the fault model and the configuration), as a ConfigMap and runs ``python demo_service.py``
+on the public ``python:3.12-slim`` image with only ``prometheus-client`` installed beside
+it (``live.kube_objects.demo_service_files``). Standard library and ``prometheus_client``
+only (and, with ``DEMO_FLAG_FILE`` only, ``openfeature-sdk`` + ``openfeature-provider-flagd``;
+with ``DEMO_DATABASE_URL`` only, ``rolloutlab.live.demo_database`` and ``psycopg``).
 
 Endpoints
 ---------
@@ -16,8 +18,15 @@ Endpoints
                         draining, 503 when forced unready or on a flaky probe draw.
 ``GET /healthz/live``   200 unless the ``live`` fault is false.
 ``GET /metrics``        Prometheus exposition (see "Metrics").
-``GET /fault``          the current fault settings (and their effective values now) as JSON.
+``GET /fault``          the current fault settings (and their effective values now) as JSON;
+                        open to anyone who reaches the pod (it changes nothing).
 ``POST /fault``         a JSON object with any of the fault fields below; answers like GET.
+                        Needs ``Authorization: Bearer <DEMO_FAULT_TOKEN>``: 401 without it,
+                        403 with another token or when the pod has no token (then no one
+                        can change its faults); a refused POST changes nothing. The token may
+                        come as ``X-Rolloutlab-Fault-Token: <token>`` instead: Kubernetes'
+                        API server drops ``Authorization`` once it has authenticated a
+                        request, so a POST through its pod proxy cannot carry a bearer token.
 anything else           the app: 200 with a small JSON body, or 500 with probability
                         ``error_rate`` (and ``flag_error_rate`` with the flag on); always
                         ``X-Version: <DEMO_VERSION>``, and ``X-Flag-Variant: <variant>``
@@ -28,6 +37,22 @@ Environment
 -----------
 ``DEMO_VERSION`` (``v1``), ``DEMO_HOST`` (``0.0.0.0``), ``DEMO_PORT`` (``8080``; 0 picks a
 free port, the start line says which), ``DEMO_SEED`` (unset: from the OS).
+
+``DEMO_FAULT_TOKEN``: the per-run secret ``POST /fault`` needs (the runner makes it with
+``secrets.token_urlsafe``; at least 16 characters). Unset: ``POST /fault`` is refused.
+
+``DEMO_DEPENDENCIES``: a JSON list of services each app request calls (``name``, ``url``,
+``calls_per_request``, ``error_propagation``, ``timeout_s``; ``demo_faults.Dependency``):
+a GET of the url per call; a failed call (5xx, no answer, too slow) fails the request
+with probability ``error_propagation``, and a slow one makes it slow.
+
+``DEMO_SIDE_EFFECTS`` (``0``): the version's writes are not safe to repeat: each mirrored
+write (a POST with ``X-Rolloutlab-Shadow: 1``) is performed a second time and counted in
+``demo_duplicated_requests_total{version,code}`` (the ``side_effects`` defect).
+
+``DEMO_DATABASE_URL``: each app request runs its statement through
+``rolloutlab.live.demo_database`` (imported only then; its docstring has the variables);
+a failed statement answers 500.
 
 ``DEMO_FLAG_FILE`` + ``DEMO_FLAG_KEY`` (both or neither): each app request evaluates that
 boolean flag with the OpenFeature SDK and flagd's provider in-process, in file mode (it
@@ -56,6 +81,11 @@ through ``POST /fault``):
 - ``ready_error_rate`` (0): probability a readiness probe answers 503 although the
   service is ready (a flaky health check).
 - ``live`` (true): false makes ``/healthz/live`` answer 503 (the kubelet restarts the pod).
+- ``injected_error_rate`` (0), ``injected_latency_ms`` (0): failures and delay done to the
+  service from outside for a while (a scenario's ``dependency_failure`` and
+  ``latency_injection``), on top of its own.
+- ``load_error_rate`` (0): a defect that shows only under full load (``full_load_only``),
+  set while the version carries enough of the traffic (the backend knows; the pod cannot).
 
 Lifecycle (env only):
 
@@ -77,13 +107,16 @@ histogram with the rollout lab's buckets, observed just before the response is w
 a client that has its response can already see it counted), plus ``demo_version_info{version}``
 = 1, ``demo_ready`` (0/1) and ``demo_in_flight_requests``. Mirrored copies count only in
 ``demo_shadow_requests_total{version,code}`` and ``demo_shadow_request_duration_seconds{version}``
-(same buckets); POSTs to the app in ``demo_writes_total{version,shadow}``.
+(same buckets); POSTs to the app in ``demo_writes_total{version,shadow}``; with
+``DEMO_SIDE_EFFECTS``, mirrored writes performed again in ``demo_duplicated_requests_total``.
 
 No per-request logging: one line at start and one at exit, on stderr.
 """
 
 from __future__ import annotations
 
+import hmac
+import http.client
 import importlib
 import json
 import math
@@ -93,176 +126,26 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Mapping
+from urllib.parse import urlsplit
 
 import prometheus_client
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+if __package__:  # imported as rolloutlab.live.demo_service (tests, the runner's own imports)
+    from rolloutlab.live.demo_faults import Config, Dependency, Faults, load_config
+else:  # run as a script: its sibling ships beside it (the pod's /app, the local backend's live/)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from demo_faults import Config, Dependency, Faults, load_config  # type: ignore[no-redef]
 
 # Must match strategies.observation.LATENCY_BUCKETS_MS (copied, because this file ships
 # alone; tests/test_demo_service.py asserts they are equal).
 LATENCY_BUCKETS_MS: tuple[float, ...] = (5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, math.inf)
 LATENCY_BUCKETS_S: tuple[float, ...] = tuple(b / 1000.0 for b in LATENCY_BUCKETS_MS)
 
-JITTER_KINDS = ("exponential", "uniform")
 MAX_BODY_BYTES = 64 * 1024
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
-
-
-@dataclass(frozen=True, slots=True)
-class Faults:
-    """What is wrong with this version right now; every field can change at runtime."""
-
-    error_rate: float = 0.0
-    flag_error_rate: float = 0.0
-    latency_ms: float = 0.0
-    latency_jitter_ms: float = 0.0
-    latency_jitter: str = "exponential"
-    leak_after_s: float = 0.0
-    leak_error_rate_per_min: float = 0.0
-    leak_latency_ms_per_min: float = 0.0
-    ready: bool | None = None
-    ready_error_rate: float = 0.0
-    live: bool = True
-
-    def __post_init__(self) -> None:
-        for name in ("error_rate", "flag_error_rate", "ready_error_rate"):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {value}")
-        for name in ("latency_ms", "latency_jitter_ms", "leak_after_s", "leak_error_rate_per_min",
-                     "leak_latency_ms_per_min"):
-            value = getattr(self, name)
-            if not (value >= 0.0 and math.isfinite(value)):
-                raise ValueError(f"{name} must be a finite number >= 0, got {value}")
-        if self.latency_jitter not in JITTER_KINDS:
-            raise ValueError(f"latency_jitter must be one of {JITTER_KINDS}, got {self.latency_jitter!r}")
-
-    def leaked_for_min(self, uptime_s: float) -> float:
-        return max(0.0, uptime_s - self.leak_after_s) / 60.0
-
-    def effective_error_rate(self, uptime_s: float) -> float:
-        return min(1.0, self.error_rate + self.leak_error_rate_per_min * self.leaked_for_min(uptime_s))
-
-    def effective_latency_ms(self, uptime_s: float) -> float:
-        return self.latency_ms + self.leak_latency_ms_per_min * self.leaked_for_min(uptime_s)
-
-    def updated(self, changes: Mapping[str, Any]) -> "Faults":
-        """These faults with ``changes`` (a decoded JSON object) applied; ValueError names a bad field."""
-        if not isinstance(changes, Mapping):
-            raise ValueError("the fault body must be a JSON object")
-        known = {f.name: f for f in fields(self)}
-        unknown = sorted(set(changes) - set(known))
-        if unknown:
-            raise ValueError(f"unknown fault fields {unknown}; known: {sorted(known)}")
-        typed: dict[str, Any] = {}
-        for name, value in changes.items():
-            if name == "ready":
-                if value is not None and not isinstance(value, bool):
-                    raise ValueError("ready must be true, false or null")
-            elif name == "live":
-                if not isinstance(value, bool):
-                    raise ValueError("live must be true or false")
-            elif name == "latency_jitter":
-                if not isinstance(value, str):
-                    raise ValueError(f"latency_jitter must be one of {JITTER_KINDS}")
-            else:
-                if isinstance(value, bool) or not isinstance(value, (int, float)):
-                    raise ValueError(f"{name} must be a number, got {value!r}")
-                value = float(value)
-            typed[name] = value
-        return replace(self, **typed)
-
-
-@dataclass(frozen=True, slots=True)
-class Config:
-    """What the process is started with (environment only)."""
-
-    version: str = "v1"
-    host: str = "0.0.0.0"
-    port: int = 8080
-    seed: int | None = None
-    start_delay_s: float = 0.0
-    crash_on_start: bool = False
-    crash_after_s: float = 1.0
-    crash_exit_code: int = 1
-    drain_s: float = 0.0
-    shutdown_timeout_s: float = 10.0
-    faults: Faults = Faults()
-    flag_file: str | None = None
-    flag_key: str | None = None
-
-
-def _env_float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{name}={raw!r} is not a number") from None
-    if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"{name}={raw!r} must be a finite number >= 0")
-    return value
-
-
-def _env_bool(env: Mapping[str, str], name: str, default: bool | None) -> bool | None:
-    raw = env.get(name)
-    if raw is None:
-        return default
-    word = raw.strip().lower()
-    if word in _TRUE:
-        return True
-    if word in _FALSE:
-        return False if word else default
-    raise ValueError(f"{name}={raw!r} is not a boolean (1/0/true/false)")
-
-
-def load_config(env: Mapping[str, str]) -> Config:
-    """The configuration the environment ``env`` describes; ValueError names a bad variable."""
-    port_raw = env.get("DEMO_PORT", "8080").strip() or "8080"
-    if not port_raw.isdigit() or int(port_raw) > 65535:
-        raise ValueError(f"DEMO_PORT={port_raw!r} is not a port number")
-    seed_raw = env.get("DEMO_SEED", "").strip()
-    try:
-        seed = int(seed_raw) if seed_raw else None
-    except ValueError:
-        raise ValueError(f"DEMO_SEED={seed_raw!r} is not an integer") from None
-    exit_raw = env.get("DEMO_CRASH_EXIT_CODE", "1").strip() or "1"
-    if not exit_raw.isdigit() or not 1 <= int(exit_raw) <= 255:
-        raise ValueError(f"DEMO_CRASH_EXIT_CODE={exit_raw!r} must be in 1..255")
-    faults = Faults(
-        error_rate=_env_float(env, "DEMO_ERROR_RATE", 0.0),
-        flag_error_rate=_env_float(env, "DEMO_FLAG_ERROR_RATE", 0.0),
-        latency_ms=_env_float(env, "DEMO_LATENCY_MS", 0.0),
-        latency_jitter_ms=_env_float(env, "DEMO_LATENCY_JITTER_MS", 0.0),
-        latency_jitter=(env.get("DEMO_LATENCY_JITTER", "").strip().lower() or "exponential"),
-        leak_after_s=_env_float(env, "DEMO_LEAK_AFTER_S", 0.0),
-        leak_error_rate_per_min=_env_float(env, "DEMO_LEAK_ERROR_RATE_PER_MIN", 0.0),
-        leak_latency_ms_per_min=_env_float(env, "DEMO_LEAK_LATENCY_MS_PER_MIN", 0.0),
-        ready=_env_bool(env, "DEMO_READY", None),
-        ready_error_rate=_env_float(env, "DEMO_READY_ERROR_RATE", 0.0),
-        live=bool(_env_bool(env, "DEMO_LIVE", True)),
-    )
-    flag_file, flag_key = (env.get(f"DEMO_FLAG_{k}", "").strip() or None for k in ("FILE", "KEY"))
-    if (flag_file is None) != (flag_key is None):
-        raise ValueError("DEMO_FLAG_FILE and DEMO_FLAG_KEY go together: set both or neither")
-    return Config(
-        version=env.get("DEMO_VERSION", "v1").strip() or "v1",
-        host=env.get("DEMO_HOST", "0.0.0.0").strip() or "0.0.0.0",
-        port=int(port_raw),
-        seed=seed,
-        start_delay_s=_env_float(env, "DEMO_START_DELAY_S", 0.0),
-        crash_on_start=bool(_env_bool(env, "DEMO_CRASH_ON_START", False)),
-        crash_after_s=_env_float(env, "DEMO_CRASH_AFTER_S", 1.0),
-        crash_exit_code=int(exit_raw),
-        drain_s=_env_float(env, "DEMO_DRAIN_S", 0.0),
-        shutdown_timeout_s=_env_float(env, "DEMO_SHUTDOWN_TIMEOUT_S", 10.0),
-        faults=faults,
-        flag_file=flag_file, flag_key=flag_key,
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,9 +178,11 @@ class FlagEvaluator:
 class DemoService:
     """The service's state, shared by all request threads: faults, readiness, metrics."""
 
-    def __init__(self, config: Config, started_at: float | None = None, flag: FlagEvaluator | None = None) -> None:
+    def __init__(self, config: Config, started_at: float | None = None, flag: FlagEvaluator | None = None,
+                 database: Any = None) -> None:
         self.config = config
         self.flag = flag
+        self.database = database  # rolloutlab.live.demo_database.DemoDatabase, or None
         self.started_at = time.monotonic() if started_at is None else started_at
         self._faults = config.faults
         self._rng = random.Random(config.seed)
@@ -329,6 +214,11 @@ class DemoService:
             self._shadow_requests.labels(version, code)
         for shadow in ("true", "false"):
             self._writes.labels(version, shadow)
+        self._duplicated = None
+        if config.side_effects:
+            self._duplicated = Counter("demo_duplicated_requests", "Mirrored writes performed a second time "
+                                       "(side effects), by code.", ["version", "code"], registry=self.registry)
+            self._duplicated.labels(version, "200")
 
     # -- state -------------------------------------------------------------------------
     def uptime_s(self) -> float:
@@ -337,6 +227,22 @@ class DemoService:
     @property
     def faults(self) -> Faults:
         return self._faults
+
+    def refuse_fault_change(self, authorization: str | None, token_header: str | None = None) -> tuple[int, str] | None:
+        """Why a ``POST /fault`` with this ``Authorization`` header (or ``X-Rolloutlab-Fault-Token``
+        header) may not change the faults ((status, reason): 401 no token, 403 a wrong one or
+        none configured), None when it may. The comparison takes the same time whatever the token."""
+        token = self.config.fault_token
+        if token is None:
+            return 403, "this pod was started without DEMO_FAULT_TOKEN: its faults cannot be changed"
+        scheme, _, given = (authorization or "").strip().partition(" ")
+        if token_header and token_header.strip() and not authorization:
+            scheme, given = "bearer", token_header  # through the API server's pod proxy (see the module docstring)
+        if scheme.lower() != "bearer" or not given.strip():
+            return 401, "POST /fault needs Authorization: Bearer <the run's fault token>"
+        if not hmac.compare_digest(given.strip().encode(), token.encode()):
+            return 403, "wrong fault token"
+        return None
 
     def update_faults(self, changes: Mapping[str, Any]) -> Faults:
         with self._lock:
@@ -391,11 +297,37 @@ class DemoService:
                     latency_ms = max(0.0, latency_ms + self._rng.uniform(-jitter, jitter))
         return AppAnswer(500 if failed else 200, latency_ms / 1000.0)
 
+    def draw_calls(self) -> list[Dependency]:
+        """The dependency calls one app request makes, in order (``Dependency``)."""
+        calls = []
+        with self._lock:
+            for dependency in self.config.dependencies:
+                whole = int(dependency.calls_per_request)
+                extra = self._rng.random() < dependency.calls_per_request - whole
+                calls += [dependency] * (whole + extra)
+        return calls
+
+    def propagates(self, dependency: Dependency) -> bool:
+        """Whether a failed call to ``dependency`` fails the request (seeded draw)."""
+        with self._lock:
+            return self._rng.random() < dependency.error_propagation
+
+    def call_dependencies(self) -> str | None:
+        """Make this request's dependency calls; None when the request survives them, else
+        which call failed it (the remaining calls are not made, as a caller that gives up)."""
+        for dependency in self.draw_calls():
+            failure = call_once(dependency)
+            if failure is not None and self.propagates(dependency):
+                return failure
+        return None
+
     def record(self, status: int, duration_s: float, shadow: bool = False, write: bool = False) -> None:
         """Count one app request; a mirrored copy (``shadow``) only in the shadow metrics."""
         version, code = self.config.version, str(status)
         if write:
             self._writes.labels(version, "true" if shadow else "false").inc()
+            if shadow and self._duplicated is not None:
+                self._duplicated.labels(version, code).inc()  # the write the mirror made it perform again
         (self._shadow_requests if shadow else self._requests).labels(version, code).inc()
         (self._shadow_latency if shadow else self._latency).observe(duration_s)
 
@@ -422,6 +354,21 @@ class DemoService:
 
     def metrics_text(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def call_once(dependency: Dependency) -> str | None:
+    """One GET of a dependency: None when it answered below 500 in time, else why not."""
+    parts = urlsplit(dependency.url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=dependency.timeout_s)
+    try:
+        connection.request("GET", parts.path or "/", headers={"X-Rolloutlab-Caller": "demo"})
+        response = connection.getresponse()
+        response.read()
+        return None if response.status < 500 else f"{dependency.name} answered {response.status}"
+    except (OSError, http.client.HTTPException) as error:
+        return f"{dependency.name} did not answer: {type(error).__name__}"
+    finally:
+        connection.close()
 
 
 class DemoHandler(BaseHTTPRequestHandler):
@@ -501,6 +448,13 @@ class DemoHandler(BaseHTTPRequestHandler):
 
     def _post_fault(self, body: bytes) -> None:
         service = self.server.service
+        refused = service.refuse_fault_change(self.headers.get("Authorization"),
+                                              self.headers.get("X-Rolloutlab-Fault-Token"))
+        if refused is not None:
+            status, reason = refused
+            self.close_connection = True  # a client that guesses tokens gets one try per connection
+            self._json(status, {"error": reason})
+            return
         try:
             changes = json.loads(body.decode() or "{}")
             service.update_faults(changes)
@@ -515,14 +469,20 @@ class DemoHandler(BaseHTTPRequestHandler):
         headers = {name.lower(): value for name, value in self.headers.items()}
         flag_on, variant = service.flag.evaluate(headers) if service.flag else (False, None)
         answer = service.draw_app_answer(flag_on)
+        write = self.command == "POST"
+        # the calls a request makes take their own time: a slow dependency is a slow request
+        failure = service.call_dependencies() if service.config.dependencies else None
+        if failure is None and service.database is not None:
+            failure = service.database.serve(write)
+        status = 500 if failure is not None else answer.status
         if answer.delay_s > 0:
             time.sleep(answer.delay_s)
         version = service.config.version
-        payload = {"version": version, "status": answer.status}
+        payload = {"version": version, "status": status, **({"failure": failure} if failure else {})}
         body = (json.dumps(payload) + "\n").encode()
-        service.record(answer.status, time.perf_counter() - begun, shadow=headers.get("x-rolloutlab-shadow") == "1",
-                       write=self.command == "POST")
-        self._send(answer.status, body, version_header=True, variant=variant)
+        service.record(status, time.perf_counter() - begun, shadow=headers.get("x-rolloutlab-shadow") == "1",
+                       write=write)
+        self._send(status, body, version_header=True, variant=variant)
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _dispatch
 
@@ -558,7 +518,16 @@ def main(env: Mapping[str, str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - whatever the SDK raises, the service cannot serve its flag
         _log(f"demo_service: the flag provider did not start on {config.flag_file}: {exc!r}")
         return 2
-    service = DemoService(config, started_at=started_at, flag=flag)
+    environment = os.environ if env is None else env
+    try:
+        database = None
+        if environment.get("DEMO_DATABASE_URL", "").strip():  # only then: pods without one need no driver
+            database = importlib.import_module("rolloutlab.live.demo_database").DemoDatabase.from_env(
+                environment, seed=config.seed)
+    except (ImportError, ValueError) as exc:
+        _log(f"demo_service: the database settings cannot work: {exc}")
+        return 2
+    service = DemoService(config, started_at=started_at, flag=flag, database=database)
     server = DemoHTTPServer((config.host, config.port), service)
     stop = threading.Event()
 
@@ -575,7 +544,9 @@ def main(env: Mapping[str, str] | None = None) -> int:
     _log(
         f"demo_service version={config.version} listening={host}:{port} pid={os.getpid()} "
         f"start_delay_s={config.start_delay_s} drain_s={config.drain_s} crash_on_start={config.crash_on_start} "
-        f"seed={config.seed} flag_key={config.flag_key} faults={json.dumps(asdict(config.faults), sort_keys=True)}"
+        f"seed={config.seed} flag_key={config.flag_key} fault_token={'set' if config.fault_token else 'unset'} "
+        f"dependencies={[d.name for d in config.dependencies]} database={'set' if database else 'unset'} "
+        f"faults={json.dumps(asdict(config.faults), sort_keys=True)}"
     )
     crash_at = started_at + config.crash_after_s if config.crash_on_start else math.inf
     # Short waits so signal handlers run promptly on the main thread.
@@ -591,6 +562,8 @@ def main(env: Mapping[str, str] | None = None) -> int:
     server.shutdown()
     server.server_close()
     idle = service.wait_idle(config.shutdown_timeout_s)
+    if database is not None:
+        database.close()
     _log(f"demo_service version={config.version} stopped after drain_s={config.drain_s} "
          f"(in-flight requests {'finished' if idle else 'cut off'})")
     return 0

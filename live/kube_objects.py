@@ -230,9 +230,13 @@ def demo_pod_template(app: str, version: LiveVersion, extra_labels: Mapping[str,
     return {"metadata": {"labels": labels}, "spec": spec}
 
 
-def demo_service_source() -> str:
-    """The demo service's code, for the ConfigMap its pods run it from."""
-    return (Path(__file__).with_name("demo_service.py")).read_text()
+DEMO_FILES = ("demo_service.py", "demo_faults.py")  # the demo service and the sibling it imports
+
+
+def demo_service_files() -> dict[str, str]:
+    """The demo service's code, file name -> text, for the ConfigMap its pods run it from
+    (``python /app/demo_service.py`` imports its siblings from /app)."""
+    return {name: Path(__file__).with_name(name).read_text() for name in DEMO_FILES}
 
 
 def release_answer(answer) -> None:
@@ -255,6 +259,6 @@ __all__ = [
     "APP_LABEL", "COMMAND_ANNOTATION", "DEFAULT_LIVENESS", "DEFAULT_READINESS", "DEFAULT_TERMINATION_GRACE_S",
     "DEMO_PORT", "DemoImage", "KubeProbe", "IMAGE_CONFIGMAP", "PUBLIC_IMAGE", "GATEWAY_GROUP", "MANAGED_BY", "NO_VERSION",
     "PROMETHEUS_CLIENT", "RETRYABLE_STATUS", "RetryPolicy", "STABLE_ANNOTATION", "STATE_ANNOTATION", "VERSION_LABEL",
-    "api_message", "demo_configmap_name", "demo_pod_template", "demo_service_source", "pod_ready", "release_answer",
+    "DEMO_FILES", "api_message", "demo_configmap_name", "demo_pod_template", "demo_service_files", "pod_ready", "release_answer",
     "kube_seconds", "retrying", "scenario_pod_settings",
 ]

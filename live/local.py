@@ -53,7 +53,9 @@ runner then continues from its persisted status.
 Where things are: this module holds ``LocalBackend`` (the ``Backend`` protocol, closing);
 ``live.local_router`` its traffic path (HAProxy, nginx, server slots, switches, routes);
 ``live.local_kubelet`` the ReplicaSet and kubelet part (pods, processes, chaos);
-``live.local_pods`` a pod's settings and small process pieces; ``live.local_state`` the
+``live.local_pods`` a pod's settings and small process pieces; ``live.local_chaos`` nodes,
+zones, whole-service faults and the full-load defect; ``live.local_dependencies`` the
+services the release calls (each a demo process of its own); ``live.local_state`` the
 state directory's files; ``live.calibration`` what the backend measures. The public names
 of all of them are importable from here.
 
@@ -71,6 +73,7 @@ import json
 import logging
 import os
 import random
+import secrets
 import shutil
 import signal
 import subprocess
@@ -91,6 +94,8 @@ from rolloutlab.live.calibration import Calibration, PodStart, SwitchTiming
 from rolloutlab.live.flag_file import FlagFileWriter
 from rolloutlab.live.haproxy import HAPROXY, HAProxyProcess, Layout, RouterLayout, RouterSettings
 from rolloutlab.live.haproxy_routes import RouteAction, compute_route_table
+from rolloutlab.live.local_chaos import NodeChaos
+from rolloutlab.live.local_dependencies import DependencyServices
 from rolloutlab.live.local_kubelet import PodSupervisor
 from rolloutlab.live.local_pods import (
     BackendEvent,
@@ -99,6 +104,7 @@ from rolloutlab.live.local_pods import (
     PodInfo,
     PodPhase,
     Probe,
+    Topology,
     send_signal,
 )
 from rolloutlab.live.local_router import ROUTE_ACTIONS, RouterFront, dump_routes, load_routes, routes_from_status
@@ -152,7 +158,7 @@ def _close_all() -> None:
 # --------------------------------------------------------------------------- the backend
 
 
-class LocalBackend(RouterFront, PodSupervisor):
+class LocalBackend(RouterFront, PodSupervisor, NodeChaos, DependencyServices):
     """``live.runner.Backend`` on local processes behind HAProxy (see the module docstring).
 
     ``state_dir`` holds what must survive the backend (state, record, commands); the run's
@@ -182,6 +188,7 @@ class LocalBackend(RouterFront, PodSupervisor):
         keep_run_dir: bool = False,
         tick_s: float = 0.05,
         log: Callable[[str], None] | None = None,
+        topology: Topology = Topology(),
     ) -> None:
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -234,6 +241,11 @@ class LocalBackend(RouterFront, PodSupervisor):
         self._probes = ThreadPoolExecutor(max_workers=16, thread_name_prefix="local-probe")
         self.supervisor_error: BaseException | None = None
         self._closed = False
+        # POST /fault needs it: every process this backend starts gets this one (over any in
+        # the plan's env), so only this backend can change their faults
+        self.fault_token = secrets.token_urlsafe(24)
+        self._init_chaos(topology)  # live.local_chaos
+        self._init_dependencies()  # live.local_dependencies
         _OPEN.add(self)
 
     # ----------------------------------------------------------------- context manager
@@ -492,6 +504,8 @@ class LocalBackend(RouterFront, PodSupervisor):
         for process in (mirror, router):
             if process is not None:
                 process.stop()
+        self._cancel_timers()
+        self._stop_dependencies()
         self._stopping.set()
         self._wake.set()
         if self._supervisor is not None and self._supervisor is not threading.current_thread():
@@ -566,4 +580,4 @@ class LocalBackend(RouterFront, PodSupervisor):
 
 
 __all__ = ["BackendEvent", "Backoff", "Calibration", "DEMO_SERVICE", "LocalBackend", "PodInfo", "PodPhase", "PodStart",
-           "Probe", "Record", "SwitchTiming", "parse_commands", "record_from_status"]
+           "Probe", "Record", "SwitchTiming", "Topology", "parse_commands", "record_from_status"]

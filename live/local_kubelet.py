@@ -89,6 +89,7 @@ class PodSupervisor:
             procs = [p.process for p in self._pods if p.process is not None]
             if self._router is not None and self._router.process is not None:
                 procs.append(self._router.process)
+            procs += [d.process for d in self._dependencies.values()]
             return [p.pid for p in procs if p.poll() is None]
 
     # ----------------------------------------------------------------- chaos
@@ -145,12 +146,13 @@ class PodSupervisor:
         out = {}
         for name, port in targets:
             try:
-                status, text = http_request("POST", port, "/fault", 1.0, body)
+                status, text = http_request("POST", port, "/fault", 1.0, body, token=self.fault_token)
             except OSError:
                 out[name] = False
                 continue
-            if status == 400:
-                raise LocalBackendError(f"pod {name} refused the fault {settings}: {text.decode(errors='replace')}")
+            if status in (400, 401, 403):
+                raise LocalBackendError(f"pod {name} refused the fault {settings} ({status}): "
+                                        f"{text.decode(errors='replace')}")
             out[name] = status == 200
         with self._lock:
             for pod in self._pods:  # those that could not take it now get it before their next probe
@@ -162,7 +164,7 @@ class PodSupervisor:
     def _pick(self, role: Role | None, count: int, exclude_paused: bool = False) -> list[LocalPod]:
         candidates = [p for p in self._pods if p.phase is PodPhase.RUNNING and p.process is not None
                       and p.process.poll() is None and (role is None or p.role is role)
-                      and not p.baseline and not (exclude_paused and p.paused)]
+                      and not p.baseline and not p.lost and not (exclude_paused and p.paused)]
         self._rng.shuffle(candidates)
         candidates.sort(key=lambda p: not p.ready)  # stable sort: ready ones first, random among them
         return candidates[:max(0, count)]
@@ -188,9 +190,9 @@ class PodSupervisor:
         self._pod_counter[group] += 1
         seed = None if self._seed is None else self._seed * 1000 + 500 * (role is Role.CANARY) + 250 * baseline + index
         name = f"{self.plan.app}-{version.name}-{BASELINE}-{index}" if baseline else f"{self.plan.app}-{version.name}-{index}"
-        pod = LocalPod(name, role, version, seed, baseline)
+        pod = LocalPod(name, role, version, seed, baseline, node=self._place())
         pod.faults = None if baseline else dict(self._sticky_faults[role]) or None
-        self._event("created", pod.name, group)
+        self._event("created", pod.name, f"{group} on node {pod.node}")
         return pod
 
     def _terminate(self, pod: LocalPod) -> None:
@@ -200,6 +202,12 @@ class PodSupervisor:
         pod.phase, pod.ready = PodPhase.TERMINATING, False
         if not alive:
             self._remove(pod, "deleted before it ran")
+            return
+        if pod.lost:  # its node is gone: nothing to drain, the pod object goes (sim.pods deletes it too)
+            pod.killed = True
+            self._signal(pod, signal.SIGKILL)
+            self._event("deleted", pod.name, "on a lost node: SIGKILL")
+            self._notify()
             return
         if self.endpoint_lag_s <= 0:
             self._unroute(pod)
@@ -270,6 +278,7 @@ class PodSupervisor:
             self._restart_router()
         for pod in list(self._pods):
             self._tick_pod(pod, now)
+        self._watch_share()
 
     def _restart_router(self) -> None:
         self._start_router()
@@ -281,6 +290,8 @@ class PodSupervisor:
                     self._route(pod)
 
     def _tick_pod(self, pod: LocalPod, now: float) -> None:
+        if pod.lost and pod.phase is not PodPhase.TERMINATING:
+            return  # on a lost node: not started, restarted nor probed until the node returns or it is evicted
         if pod.phase is PodPhase.PENDING:
             free = self._free_slots[pod.group]
             if not free:
@@ -332,7 +343,7 @@ class PodSupervisor:
         if now >= pod.next_probe_at:
             pod.next_probe_at = now + self.probe.period_s
             faults = pod.faults
-            pod.probe = self._probes.submit(probe_pod, pod.port, self.probe, faults)
+            pod.probe = self._probes.submit(probe_pod, pod.port, self.probe, faults, self.fault_token)
 
     def _judge(self, pod: LocalPod, passed: bool, now: float) -> None:
         if passed:
@@ -349,6 +360,8 @@ class PodSupervisor:
                 self._route(pod)  # from now on HAProxy's check decides
             else:
                 self._event("ready", pod.name, "again")
+                if not pod.routed:  # back from a lost node: its endpoint returns
+                    self._route(pod)
             self._notify()
         elif pod.ready and not passed and pod.failures >= self.probe.failure_threshold:
             pod.ready = False
@@ -363,7 +376,8 @@ class PodSupervisor:
         env = {k: v for k, v in os.environ.items() if not k.startswith("DEMO_")}
         env.update(pod.version.env)
         env.update({"DEMO_VERSION": pod.version.name, "DEMO_HOST": "127.0.0.1", "DEMO_PORT": "0",
-                    "PYTHONUNBUFFERED": "1"})
+                    "PYTHONUNBUFFERED": "1", "DEMO_FAULT_TOKEN": self.fault_token})
+        env.update(self.dependency_env())  # the services it calls (``live.local_dependencies``)
         if "DEMO_FLAG_KEY" in pod.version.env and getattr(self, "flag_file", None) is not None:
             env["DEMO_FLAG_FILE"] = str(self.flag_file)  # only a version with the flagged path reads it
         if pod.seed is not None and "DEMO_SEED" not in pod.version.env:

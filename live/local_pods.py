@@ -85,6 +85,32 @@ class Backoff:
         return 2 * self.cap_s if self.reset_after_s is None else self.reset_after_s
 
 
+@dataclass(frozen=True)
+class Topology:
+    """The nodes the local pods are spread over and their zones, as the simulator has them
+    (``sim.pods.Cluster``): node n is in zone ``zones[n % len(zones)]``, and a new pod goes
+    to the healthy node with the fewest pods (ties: the lowest index). The processes all
+    run on this machine; a node is the set of pods a node loss takes together."""
+
+    nodes: int = 1
+    zones: tuple[str, ...] = ("local",)
+
+    def __post_init__(self) -> None:
+        if self.nodes < 1 or not self.zones or self.nodes < len(self.zones):
+            raise ValueError(f"impossible topology {self}: at least one node per zone")
+
+    @classmethod
+    def of_service(cls, service: Any) -> "Topology":
+        """A scenario service's ``nodes`` and ``zones`` (scenarios.schema.Service)."""
+        return cls(service.nodes or len(service.zones), tuple(service.zones))
+
+    def zone_of(self, node: int) -> str:
+        return self.zones[node % len(self.zones)]
+
+    def nodes_in_zone(self, zone: str) -> list[int]:
+        return [n for n in range(self.nodes) if self.zone_of(n) == zone]
+
+
 class PodPhase(str, Enum):
     PENDING = "Pending"  # waiting for a free router slot (the local "unschedulable")
     RUNNING = "Running"  # the process runs (ready or not)
@@ -111,6 +137,8 @@ class PodInfo:
     slot: str | None
     restarts: int
     baseline: bool = False  # one of a canary's baseline pods (the old version, apart from the stable's)
+    node: int = 0
+    lost: bool = False  # on a lost node (``LocalBackend.lose_nodes``)
 
 
 @dataclass(frozen=True)
@@ -155,6 +183,8 @@ class LocalPod:
     probe: Future | None = None
     next_probe_at: float = 0.0
     faults: dict[str, Any] | None = None  # to POST before the next probe (sticky faults)
+    node: int = 0  # the node it runs on (``Topology``): a lost node takes its pods with it
+    lost: bool = False  # its node is lost: stopped (SIGSTOP), out of the endpoints, not probed
 
     @property
     def group(self) -> str:
@@ -166,7 +196,8 @@ class LocalPod:
         slot = None if self.slot is None or layout is None else slot_name(self.group, self.slot)
         alive = self.process is not None and self.process.poll() is None
         return PodInfo(self.name, self.role, self.version.name, self.phase, self.ready, self.routed, self.paused,
-                       self.process.pid if alive else None, self.port, slot, self.total_restarts, self.baseline)
+                       self.process.pid if alive else None, self.port, slot, self.total_restarts, self.baseline,
+                       self.node, self.lost)
 
 
 @dataclass(frozen=True)
@@ -176,11 +207,13 @@ class ProbeResult:
     fault_error: str | None = None
 
 
-def probe_pod(port: int, probe: Probe, faults: Mapping[str, Any] | None) -> ProbeResult:
+def probe_pod(port: int, probe: Probe, faults: Mapping[str, Any] | None, token: str | None = None) -> ProbeResult:
+    """One readiness probe, after POSTing ``faults`` (with the run's fault ``token``) if any."""
     fault_error = None
     if faults:
         try:
-            status, body = http_request("POST", port, "/fault", probe.timeout_s * 4, json.dumps(faults).encode())
+            status, body = http_request("POST", port, "/fault", probe.timeout_s * 4, json.dumps(faults).encode(),
+                                        token=token)
             if status != 200:
                 fault_error = f"POST /fault answered {status}: {body[:200]!r}"
         except OSError as error:
@@ -193,10 +226,13 @@ def probe_pod(port: int, probe: Probe, faults: Mapping[str, Any] | None) -> Prob
 
 
 def http_request(method: str, port: int, path: str, timeout_s: float, body: bytes | None = None,
-                 host: str = "127.0.0.1") -> tuple[int, bytes]:
+                 host: str = "127.0.0.1", token: str | None = None) -> tuple[int, bytes]:
+    """One HTTP request to a pod; ``token``: the run's fault token, as ``POST /fault`` needs it."""
     connection = http.client.HTTPConnection(host, port, timeout=timeout_s)
     try:
         headers = {"Content-Type": "application/json"} if body is not None else {}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
         connection.request(method, path, body=body, headers=headers)
         response = connection.getresponse()
         return response.status, response.read()
@@ -267,5 +303,6 @@ def version_answering(port: int) -> str | None:
         connection.close()
 
 
-__all__ = ["BackendEvent", "Backoff", "LocalPod", "PodInfo", "PodPhase", "Probe", "ProbeResult", "die_with_parent",
+__all__ = ["BackendEvent", "Backoff", "LocalPod", "PodInfo", "PodPhase", "Probe", "ProbeResult", "Topology",
+           "die_with_parent",
            "http_request", "listening_port", "probe_pod", "send_signal", "version_answering"]

@@ -11,6 +11,7 @@ timeline in the simulator's format, so ``rolloutlab report`` reads both unchange
 from __future__ import annotations
 
 import math
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -34,7 +35,8 @@ from rolloutlab.live.runner import (
     Waiting,
     is_final,
 )
-from rolloutlab.live.technique_metrics import FlagMetrics, LocalShadowScrape, MirrorMetrics
+from rolloutlab.live.scenario_faults import fault_schedule, prepare_backend
+from rolloutlab.live.technique_metrics import FlagMetrics, LocalPodScrape, LocalShadowScrape, MirrorMetrics
 from rolloutlab.live.user_population import UserPopulation, UserSegment
 from rolloutlab.results.table import DETECTED_BY_ABORT_CAUSE, DetectedBy
 from rolloutlab.scenarios.release import draw_release, make_streams, run_seed_sequence
@@ -98,9 +100,17 @@ def version_env(scenario: Scenario, defect, time_scale: float, flag_key: str | N
         # per scenario minute -> per wall minute: time runs time_scale times faster
         env["DEMO_LEAK_ERROR_RATE_PER_MIN"] = f"{defect.error_rate_per_minute * time_scale:g}"
         env["DEMO_LEAK_LATENCY_MS_PER_MIN"] = f"{defect.latency_growth_per_minute * time_scale:g}"
+    elif kind == "full_load_only":
+        pass  # the backend that routes the traffic switches it on (live.scenario_faults.prepare_backend)
+    elif kind == "side_effects":
+        env["DEMO_SIDE_EFFECTS"] = "1"  # a mirrored write is performed again (and counted)
+    elif kind == "incompatible_migration":
+        if scenario.migration is None:
+            raise LiveUnsupported("an incompatible_migration defect needs the scenario's migration section")
+        # the database settings come with the run's PostgreSQL (live.session_migration)
     else:
         raise LiveUnsupported(f"defect kind {kind!r} has no live form yet (live runs support error_rate, "
-                              "latency, crash_on_start, leak)")
+                              "latency, crash_on_start, leak, full_load_only, side_effects, incompatible_migration)")
     return env
 
 
@@ -138,6 +148,8 @@ def make_plan(scenario: Scenario, spec: StrategySpec, *, release: str = "bad", s
               time_scale: float = 1.0, app: str = "demo", stable: str = "v1", canary: str = "v2") -> ReleasePlan:
     defect = pick_defect(scenario, release, seed, run)
     flag = spec.strategy.feature_flag
+    # POST /fault needs this run's secret; only the runner and its backend know it
+    token = {"DEMO_FAULT_TOKEN": secrets.token_urlsafe(24)}
     flag_key = flag.flag_key if flag is not None else None  # only the new version has the flagged path
     # No DEMO_SEED in a version's environment: every pod of the version would draw the same
     # stream (the same requests fail on every pod: errors come in bursts of `replicas`, and a
@@ -145,39 +157,10 @@ def make_plan(scenario: Scenario, spec: StrategySpec, *, release: str = "bad", s
     # run). The local backend seeds each pod from its own seed; Kubernetes pods seed from the OS.
     return ReleasePlan(
         app=app, release=f"{app}-{canary}", replicas=spec.replicas or scenario.service_under_test.replicas,
-        stable=LiveVersion(stable, version_env(scenario, None, time_scale)),
-        canary=LiveVersion(canary, version_env(scenario, defect, time_scale, flag_key)),
+        stable=LiveVersion(stable, {**version_env(scenario, None, time_scale), **token}),
+        canary=LiveVersion(canary, {**version_env(scenario, defect, time_scale, flag_key), **token}),
         defect=defect.kind if defect is not None else "none",
     )
-
-
-# --------------------------------------------------------------------------- chaos
-
-
-def fault_schedule(scenario: Scenario, backend: Backend, time_scale: float) -> list[tuple[float, Callable[[], None]]]:
-    """The scenario's faults as (scenario second, chaos call) pairs on this backend."""
-    out: list[tuple[float, Callable[[], None]]] = []
-    for fault in scenario.faults:
-        role = {"stable": Role.STABLE, "canary": Role.CANARY}.get(getattr(fault, "version", "any"))
-        if fault.kind == "pod_kill":
-            out.append((fault.at, lambda f=fault, r=role: _call(backend, "kill_pods", f.kind, r, f.count)))
-        elif fault.kind == "node_loss":
-            if hasattr(backend, "lose_node"):
-                duration = None if fault.duration is None else fault.duration / time_scale
-                out.append((fault.at, lambda f=fault, d=duration: backend.lose_node(f.count, d)))
-            else:
-                raise LiveUnsupported(f"node_loss on the {backend.source} backend is not supported")
-        else:
-            raise LiveUnsupported(f"fault kind {fault.kind!r} has no live form yet on {backend.source} "
-                                  "(live runs support pod_kill and node_loss)")
-    return out
-
-
-def _call(backend: Backend, method: str, kind: str, *args) -> None:
-    chaos = getattr(backend, method, None)
-    if chaos is None:
-        raise LiveUnsupported(f"{kind} needs {method}() on the {backend.source} backend")
-    chaos(*args)
 
 
 # --------------------------------------------------------------------------- one run
@@ -199,17 +182,35 @@ def live_rates(scenario: Scenario, max_rps: float) -> tuple[float, float]:
     return user * factor, preview * factor
 
 
-def run_live(
+def run_live(scenario: Scenario, spec: StrategySpec, backend: Backend, plan: ReleasePlan, **settings: Any) -> LiveRun:
+    """Run the rollout for real with traffic; return its row and timeline (``_run_live``
+    says the settings). A scenario with a ``migration`` runs against its own PostgreSQL
+    (``live.session_migration``), removed when the run ends."""
+    if scenario.migration is None:
+        return _run_live(scenario, spec, backend, plan, **settings)
+    from rolloutlab.live.session_migration import MigrationRun
+
+    fault_schedule(scenario, backend, settings["time_scale"])  # LiveUnsupported before a database starts
+    migration = MigrationRun.open(scenario, backend, plan, log=settings.get("log"))
+    try:
+        return _run_live(scenario, spec, migration.backend, migration.plan, extra_faults=migration.schedule(),
+                         **settings)
+    finally:
+        migration.close()
+
+
+def _run_live(
     scenario: Scenario, spec: StrategySpec, backend: Backend, plan: ReleasePlan, *,
     urls: dict[str, str | None] | None = None, time_scale: float, seed: int, run: int = 0, max_rps: float = 200.0,
     max_wall_s: float = 600.0, log: Callable[[str], None] | None = None,
     before_run: Callable[[Runner], None] | None = None, metrics: str = "loadgen", rollback: bool = False,
-    progress: Progress | None = None,
+    progress: Progress | None = None, extra_faults: list[tuple[float, Callable[[], None]]] = (),
 ) -> LiveRun:
     """Run the rollout for real with traffic; return its row and timeline. ``rollback``:
     abort the rollout an interrupted run left behind (StateError if there is none).
     ``progress`` is told what the run waits for, on every runner cycle and at least every
-    ``PROGRESS_EVERY_S`` wall seconds of any other long wait (``live.runner.Waiting``)."""
+    ``PROGRESS_EVERY_S`` wall seconds of any other long wait (``live.runner.Waiting``).
+    ``extra_faults``: more (scenario second, call) pairs for the runner (a migration's steps)."""
     spec = spec if spec.replicas else spec.with_replicas(plan.replicas)
     if spec.strategy.feature_flag is not None and not hasattr(backend, "flag_file"):
         raise LiveUnsupported(f"feature flags run on the local backend only: the {backend.source} backend has no "
@@ -217,8 +218,10 @@ def run_live(
     if has_baseline(spec) and not hasattr(backend, "observe_baseline"):
         raise LiveUnsupported(f"a canary with a baseline deployment (canary.baseline) runs on the local backend and "
                               f"in the simulator: the {backend.source} backend starts no baseline pods yet")
-    runner = Runner(spec, plan, backend, NoMetrics(), time_scale=time_scale,
-                    faults=fault_schedule(scenario, backend, time_scale), log=log, progress=progress)
+    faults = fault_schedule(scenario, backend, time_scale) + list(extra_faults)  # LiveUnsupported before anything starts
+    prepare_backend(scenario, backend, plan, time_scale)
+    runner = Runner(spec, plan, backend, NoMetrics(), time_scale=time_scale, faults=faults, log=log,
+                    progress=progress)
     state, resumed = runner.prepare()
     if resumed and is_final(state.status):
         what = "promoted" if state.status.completed else "rolled back"
@@ -255,13 +258,19 @@ def run_live(
         runner.metrics = load  # what users saw, per version
     else:
         raise ValueError(f"metrics must be loadgen or scrape, not {metrics!r}")
-    shadow = None
+    shadow = duplicated = None
+    if plan.defect == "side_effects" and mirrors(spec):
+        if not hasattr(backend, "pods"):
+            raise LiveUnsupported(f"counting the writes a mirror duplicates needs the pods' own counters, which the "
+                                  f"{backend.source} backend does not read (the local backend does)")
+        duplicated = LocalPodScrape(backend, "demo_duplicated")  # read with the shadow counters, while pods live
     if spec.strategy.feature_flag is not None:
         runner.metrics = FlagMetrics(load, spec.strategy.feature_flag.on_variant)
     elif mirrors(spec) and hasattr(backend, "pods"):
         # the copies a mirror sends the new version count on it, as its own metrics would
         shadow = LocalShadowScrape(backend)
-        runner.metrics = MirrorMetrics(runner.metrics, shadow)
+        read = shadow if duplicated is None else (lambda: (duplicated(), shadow())[1])
+        runner.metrics = MirrorMetrics(runner.metrics, read)
     if has_baseline(spec):
         # the baseline pods' own counters, which its analysis compares the canary with
         runner.metrics = BaselineMetrics(runner.metrics, BaselineScrape(backend))
@@ -294,9 +303,12 @@ def run_live(
     origin = summary.state.origin_wall
     offset = (load.started_at_wall or origin) - origin
     records = records.assign(at=(records["end_s"].fillna(records["scheduled_s"]) + offset) * time_scale)
+    duplicated_writes = None
+    if plan.defect == "side_effects":
+        duplicated_writes = int(sum(c.requests for c in duplicated().values())) if duplicated is not None else 0
     row = results_row(scenario, spec, plan, backend.source, summary, records, run=run, seed=seed,
                       time_scale=time_scale, user_rps=user_rps, preview_rps=preview_rps,
-                      observed_until=observed_until)
+                      observed_until=observed_until, duplicated_writes=duplicated_writes)
     if shadow is not None:
         row["mirrored_requests"] = int(sum(c.requests for c in shadow().values()))
     if spec.strategy.feature_flag is not None:
@@ -325,10 +337,12 @@ def outcome_of(summary: RunSummary, defective: bool, harmed: bool) -> str:
 
 def results_row(scenario: Scenario, spec: StrategySpec, plan: ReleasePlan, source: str, summary: RunSummary,
                 records: pd.DataFrame, *, run: int, seed: int, time_scale: float, user_rps: float,
-                preview_rps: float, observed_until: float | None = None) -> dict[str, Any]:
+                preview_rps: float, observed_until: float | None = None,
+                duplicated_writes: int | None = None) -> dict[str, Any]:
     """The run as one results row (times in scenario seconds). ``observed_until``: when the
     run stopped watching (after following the window), the row's ``ended_at``, where times
-    that had not ended are censored; the runner's end when not given."""
+    that had not ended are censored; the runner's end when not given. ``duplicated_writes``:
+    the writes a side-effects release performed again (None: not that defect)."""
     nan = math.nan
     s = summary.status
     defective = plan.defect != "none"
@@ -338,6 +352,12 @@ def results_row(scenario: Scenario, spec: StrategySpec, plan: ReleasePlan, sourc
     failed = user["result"].isin([r.value for r in ERROR_RESULTS])
     on_canary = user["version"] == plan.canary.name
     impact_started = float(user.loc[on_canary, "at"].min()) if defective and on_canary.any() else nan
+    # as the simulator: a defect that shows only under full load harms from its first failure,
+    # side effects only by the writes a mirror made the new version repeat
+    if plan.defect == "full_load_only":
+        impact_started = float(user.loc[on_canary & failed, "at"].min()) if (on_canary & failed).any() else nan
+    elif plan.defect == "side_effects" and not duplicated_writes:
+        impact_started = nan
     finished = s.completed_at if s.completed else s.restored_at
     harmed = defective and not math.isnan(impact_started)
     # as sim/run.py: restored means users were hurt and the harm ended (NaN otherwise,
@@ -398,6 +418,7 @@ def results_row(scenario: Scenario, spec: StrategySpec, plan: ReleasePlan, sourc
         "router_failures": router_failures,  # failed without an answer from any version: the switch's own
         "release_failures": int((failed & on_canary).sum()),
         "resumed": bool(summary.resumed),
+        **({} if duplicated_writes is None else {"duplicated_writes": int(duplicated_writes)}),
     }
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import ast
 import os
 import re
+import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,6 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from scipy import stats
 
 from rolloutlab.live import demo_service
+from rolloutlab.live.kube_objects import DEMO_FILES, demo_service_files
 from rolloutlab.strategies.observation import LATENCY_BUCKETS_MS
 
 DEMO = Path(__file__).resolve().parent.parent / "live" / "demo_service.py"
@@ -38,6 +41,7 @@ class DemoProcess:
     port: int
     log_path: Path
     client: httpx.Client
+    token: str | None = None  # its DEMO_FAULT_TOKEN
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -46,22 +50,26 @@ class DemoProcess:
         return self.client.get(self.url + path)
 
     def fault(self, **changes) -> dict:
-        response = self.client.post(self.url + "/fault", json=changes)
+        """POST /fault as the runner does (with the run's token); asserts it was taken."""
+        response = self.client.post(self.url + "/fault", json=changes, headers={"Authorization": f"Bearer {self.token}"})
         assert response.status_code == 200, response.text
         return response.json()
 
 
 @contextmanager
-def run_demo(tmp_path: Path, **env: object) -> Iterator[DemoProcess]:
+def run_demo(tmp_path: Path, script: Path = DEMO, **env: object) -> Iterator[DemoProcess]:
     """Start ``demo_service.py`` with ``DEMO_<KEY>=value`` settings on 127.0.0.1 (port picked
-    by the OS, read from the start line); kill it at the end and check it is gone."""
+    by the OS, read from the start line) and a fault token of its own (``fault_token=None``:
+    none); kill it at the end and check it is gone."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("DEMO_")}
     full_env.update({"DEMO_HOST": "127.0.0.1", "DEMO_PORT": "0"})
-    full_env.update({f"DEMO_{k.upper()}": str(v) for k, v in env.items()})
+    env.setdefault("fault_token", secrets.token_urlsafe(24))
+    token = env["fault_token"]
+    full_env.update({f"DEMO_{k.upper()}": str(v) for k, v in env.items() if v is not None})
     log_path = tmp_path / f"demo-{time.monotonic_ns()}.log"
     with open(log_path, "wb") as log:
-        # -I: no cwd/PYTHONPATH on sys.path, so the file must stand alone as it does in the pod
-        proc = subprocess.Popen([sys.executable, "-I", str(DEMO)], env=full_env, cwd=tmp_path,
+        # -I: no cwd/PYTHONPATH on sys.path: the script finds only what ships beside it, as in the pod
+        proc = subprocess.Popen([sys.executable, "-I", str(script)], env=full_env, cwd=tmp_path,
                                 stdout=subprocess.DEVNULL, stderr=log)
     try:
         deadline = time.monotonic() + 15.0
@@ -74,7 +82,7 @@ def run_demo(tmp_path: Path, **env: object) -> Iterator[DemoProcess]:
             raise RuntimeError(f"demo service did not start (exit {proc.poll()}): {log_path.read_text()}")
         port = int(match.group(1))
         with httpx.Client(trust_env=False, timeout=10.0) as client:
-            yield DemoProcess(proc, f"http://127.0.0.1:{port}", port, log_path, client)
+            yield DemoProcess(proc, f"http://127.0.0.1:{port}", port, log_path, client, token)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -86,6 +94,7 @@ DEFAULT_FAULTS = {
     "error_rate": 0.0, "latency_ms": 0.0, "latency_jitter_ms": 0.0, "latency_jitter": "exponential",
     "leak_after_s": 0.0, "leak_error_rate_per_min": 0.0, "leak_latency_ms_per_min": 0.0,
     "ready": None, "ready_error_rate": 0.0, "live": True,
+    "injected_error_rate": 0.0, "injected_latency_ms": 0.0, "load_error_rate": 0.0,
 }
 
 
@@ -116,17 +125,83 @@ def test_latency_buckets_match_the_controllers():
     assert demo_service.LATENCY_BUCKETS_S == tuple(b / 1000 for b in LATENCY_BUCKETS_MS)
 
 
-def test_the_file_imports_only_the_standard_library_and_prometheus_client():
-    """demo_service.py ships alone into a python:3.12-slim pod: stdlib + prometheus_client only."""
-    tree = ast.parse(DEMO.read_text())
-    top = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            top.update(a.name.split(".")[0] for a in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            assert node.level == 0, "relative import"
-            top.add(node.module.split(".")[0])
-    assert top - set(sys.stdlib_module_names) == {"prometheus_client"}
+def test_the_files_import_only_the_standard_library_prometheus_client_and_each_other():
+    """The demo service ships into a python:3.12-slim pod as the ConfigMap's files: stdlib,
+    prometheus_client and its shipped siblings only (``rolloutlab.live.*`` when imported as a
+    package; the flag SDK and the database driver are imported by name, only when configured)."""
+    siblings = {name.removesuffix(".py") for name in DEMO_FILES}
+    for name in DEMO_FILES:
+        top = set()
+        for node in ast.walk(ast.parse((DEMO.parent / name).read_text())):
+            if isinstance(node, ast.Import):
+                top.update(a.name.split(".")[0] for a in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                assert node.level == 0, "relative import"
+                top.add(node.module.split(".")[0])
+        assert top - set(sys.stdlib_module_names) <= {"prometheus_client", "rolloutlab"} | siblings, name
+
+
+def test_the_shipped_files_alone_start_the_service(tmp_path):
+    """The ConfigMap's files copied to an empty folder (as /app in the pod) start and serve."""
+    app = tmp_path / "app"
+    app.mkdir()
+    for name, text in demo_service_files().items():
+        (app / name).write_text(text)
+    with run_demo(tmp_path, script=app / "demo_service.py", version="v9") as demo:
+        assert demo.get("/").headers["X-Version"] == "v9"
+        assert demo.fault(error_rate=1.0)["error_rate"] == 1.0
+        assert demo.get("/").status_code == 500
+    shutil.rmtree(app)
+
+
+# ----------------------------------------------------------------------- the fault token
+
+
+@pytest.mark.parametrize(
+    "headers, status",
+    [
+        ({}, 401),
+        ({"Authorization": "Basic dXNlcjpwYXNz"}, 401),
+        ({"Authorization": "Bearer not-the-token-of-this-run"}, 403),
+        ({"X-Rolloutlab-Fault-Token": "not-the-token-of-this-run"}, 403),
+    ],
+    ids=["no token", "not a bearer token", "wrong bearer token", "wrong token header"],
+)
+def test_a_fault_change_without_the_runs_token_is_refused_and_changes_nothing(demo, headers, status):
+    """POST /fault without the run's token answers 401, with another token 403; the
+    faults stay as they were and the app keeps answering as before."""
+    before = demo.client.get(demo.url + "/fault").json()
+    response = demo.client.post(demo.url + "/fault", json={"error_rate": 1.0, "ready": False}, headers=headers)
+    assert response.status_code == status, response.text
+    assert "error" in response.json()
+    if status == 401:
+        assert "Bearer" in response.json()["error"]
+    after = demo.client.get(demo.url + "/fault").json()
+    assert {k: after[k] for k in DEFAULT_FAULTS} == {k: before[k] for k in DEFAULT_FAULTS}
+    assert all(demo.get("/").status_code == 200 for _ in range(20))
+
+
+def test_the_token_may_come_in_its_own_header(demo):
+    """X-Rolloutlab-Fault-Token carries the token where Authorization cannot (the API server's pod proxy)."""
+    response = demo.client.post(demo.url + "/fault", json={"latency_ms": 7},
+                                headers={"X-Rolloutlab-Fault-Token": demo.token})
+    assert response.status_code == 200 and response.json()["latency_ms"] == 7
+
+
+def test_a_pod_without_a_token_takes_no_fault_changes_at_all(tmp_path):
+    """Without DEMO_FAULT_TOKEN, POST /fault answers 403 whatever it carries; GET /fault stays open."""
+    with run_demo(tmp_path, fault_token=None, error_rate=0.0) as demo:
+        for headers in ({}, {"Authorization": "Bearer anything-at-all-long-enough"}):
+            response = demo.client.post(demo.url + "/fault", json={"error_rate": 1.0}, headers=headers)
+            assert response.status_code == 403 and "DEMO_FAULT_TOKEN" in response.json()["error"]
+        assert demo.client.get(demo.url + "/fault").json()["error_rate"] == 0.0
+        assert "fault_token=unset" in demo.log()
+
+
+def test_a_short_token_is_refused_at_start():
+    """A token too short to be a secret is a bad setting, named."""
+    with pytest.raises(ValueError, match="DEMO_FAULT_TOKEN"):
+        demo_service.load_config({"DEMO_FAULT_TOKEN": "1234"})
 
 
 @pytest.mark.parametrize(
@@ -306,7 +381,7 @@ def test_a_bad_fault_is_refused_and_changes_nothing(demo, body):
     """A malformed POST /fault answers 400 naming the problem and leaves the settings as they were."""
     demo.fault(error_rate=0.25, ready=False)
     before = demo.client.get(demo.url + "/fault").json()
-    response = demo.client.post(demo.url + "/fault", content=body)
+    response = demo.client.post(demo.url + "/fault", content=body, headers={"Authorization": f"Bearer {demo.token}"})
     after = demo.client.get(demo.url + "/fault").json()
     assert response.status_code == 400 and "error" in response.json()
     volatile = {"uptime_s", "effective_error_rate", "effective_latency_ms"}

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import secrets
 import statistics
 import threading
 import time
@@ -41,7 +42,7 @@ from rolloutlab.live.kube_objects import (
     KubeProbe,
     demo_configmap_name,
     demo_pod_template,
-    demo_service_source,
+    demo_service_files,
     kube_seconds,
     pod_ready,
     scenario_pod_settings,
@@ -162,7 +163,7 @@ class PodLab:
     def start(self) -> PodLab:
         self.core.create_namespace({"metadata": {"name": self.ns}})
         self.core.create_namespaced_config_map(self.ns, {
-            "metadata": {"name": demo_configmap_name(APP)}, "data": {"demo_service.py": demo_service_source()}})
+            "metadata": {"name": demo_configmap_name(APP)}, "data": demo_service_files()})
         self.core.create_namespaced_service(self.ns, {"metadata": {"name": APP}, "spec": {
             "selector": {"app": APP}, "ports": [{"port": 80, "targetPort": DEMO_PORT}]}})
         return self
@@ -204,12 +205,13 @@ class PodLab:
         return (set().union(*(names(s.addresses) for s in subsets)),
                 set().union(*(names(s.not_ready_addresses) for s in subsets)))
 
-    def http(self, pod: str, method: str, path: str, body: Any = None) -> tuple[int, bytes]:
+    def http(self, pod: str, method: str, path: str, body: Any = None,
+             headers: dict[str, str] | None = None) -> tuple[int, bytes]:
         """One request to the pod's demo port through the API server's pod proxy; the pod's
         own status (a 503 from ``/healthz/ready`` too), or the proxy's when it cannot reach
         the pod. (The generated ``connect_*_proxy`` calls send no body and give a JSON
         answer back as a Python repr.)"""
-        headers = {"Content-Type": "application/json"} if body is not None else {}
+        headers = {**({"Content-Type": "application/json"} if body is not None else {}), **(headers or {})}
         method, url, headers, body, post = self.proxy_api.param_serialize(
             method, f"/api/v1/namespaces/{self.ns}/pods/{pod}:{DEMO_PORT}/proxy/{path}",
             header_params=headers, body=body, auth_settings=["BearerToken"])
@@ -277,10 +279,13 @@ def image(node_cluster) -> DemoImage:
 
 @pytest.fixture
 def lab(node_cluster, image):
-    proxy_api = node_cluster.api_client()
+    # admin, both: bare pods, which the runner never makes (it makes Deployments), and POSTs
+    # to pods through the API server's proxy (pods/proxy create), which the runner never sends
+    # (it only GETs /metrics): here they stand for anyone on the cluster network
+    proxy_api = node_cluster.admin_client()
     proxy_api.configuration.retries = False
     proxy_api = client.ApiClient(proxy_api.configuration)  # the pool takes its retries when made
-    view = PodLab(node_cluster.api_client(), f"probes-{uuid.uuid4().hex[:6]}", image, proxy_api)
+    view = PodLab(node_cluster.admin_client(), f"probes-{uuid.uuid4().hex[:6]}", image, proxy_api)
     try:
         yield view.start()
     finally:
@@ -345,8 +350,9 @@ def test_a_container_that_stops_being_live_is_restarted_and_its_counters_reset(l
     the container (SIGTERM, the demo service exits 0) and starts it again in the same pod;
     the new process counts from zero, which ``fold_scrape`` reads as a reset."""
     name = "liveness"
-    lab.create_pod(name, readiness=FAST_READINESS, liveness=KubeProbe(period_s=1, failure_threshold=2),
-                   termination_grace_s=3)
+    token = secrets.token_urlsafe(24)
+    lab.create_pod(name, {"DEMO_FAULT_TOKEN": token}, readiness=FAST_READINESS,
+                   liveness=KubeProbe(period_s=1, failure_threshold=2), termination_grace_s=3)
     first = wait_for(lambda: (p := lab.pod(name)) is not None and pod_ready(p) and p, 90, f"{name} Ready")
     first_container = container(first).container_id
     for _ in range(7):
@@ -355,7 +361,10 @@ def test_a_container_that_stops_being_live_is_restarted_and_its_counters_reset(l
     assert scraped["v1"].requests == 7
     base, last = fold_scrape({}, {}, scraped)
 
-    assert lab.http(name, "POST", "fault", {"live": False})[0] == 200
+    # The API server drops Authorization once it authenticated us: the token goes in its own header.
+    assert lab.http(name, "POST", "fault", {"live": False})[0] == 401  # no token: refused, still live
+    assert lab.http(name, "GET", "healthz/live")[0] == 200
+    assert lab.http(name, "POST", "fault", {"live": False}, {"X-Rolloutlab-Fault-Token": token})[0] == 200
     failed_at = time.monotonic()
     assert lab.http(name, "GET", "healthz/live")[0] == 503
     wait_for(lambda: restarts(lab.pod(name)) >= 1, 60, f"{name} restarted by the kubelet")
