@@ -66,7 +66,7 @@ from rolloutlab.live.kube_objects import (
     api_message,
     demo_configmap_name,
     demo_pod_template,
-    demo_service_source,
+    demo_service_files,
     pod_ready,
     release_answer,
     retrying,
@@ -264,11 +264,11 @@ class KubeBackend(KubeChaos):
     def _ensure_configmap(self, owner: dict) -> None:
         name = demo_configmap_name(self.app)
         body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": self._meta(name, owner),
-                "data": {"demo_service.py": demo_service_source()}}
+                "data": demo_service_files()}
         existing = self._read(lambda: self.core.read_namespaced_config_map(name, self.namespace), f"read ConfigMap {name}")
         if existing is None:
             self._create(lambda: self.core.create_namespaced_config_map(self.namespace, body), f"create ConfigMap {name}")
-        elif (existing.data or {}).get("demo_service.py") != body["data"]["demo_service.py"]:
+        elif any((existing.data or {}).get(name) != text for name, text in body["data"].items()):
             retrying(lambda: self.core.patch_namespaced_config_map(name, self.namespace, {"data": body["data"]}),
                      self.retry, f"update ConfigMap {name}")
 

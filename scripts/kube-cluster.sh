@@ -11,6 +11,9 @@
 #                  (iptables mode) per cluster, NodePorts on 127.0.0.0/8 only
 #   images         the pause and demo images from scripts/kube-images.sh, imported into
 #                  every node's containerd (no registry is reachable)
+#   the runner     the ServiceAccount and RBAC rules of live/rbac.yaml, applied by the admin;
+#                  the env file's KUBECONFIG and TOKEN authenticate as that ServiceAccount
+#                  (RBAC on: only its rules), ADMIN_KUBECONFIG / ADMIN_TOKEN as system:masters
 #
 #   scripts/kube-cluster.sh up      # idempotent: starts what is not running; prints the env file
 #   scripts/kube-cluster.sh down    # stops everything, then checks nothing is left behind
@@ -20,7 +23,8 @@
 #   scripts/kube-cluster.sh up --cluster 2           # another cluster beside it (a "region")
 #   scripts/kube-cluster.sh down --all               # every cluster this script started
 #   scripts/kube-cluster.sh kubeconfig --clusters 1,2 --contexts us-east,eu-west [-o FILE]
-#                                   # one kubeconfig, a context per cluster, named by region
+#                                   # one kubeconfig, a context per cluster, named by region,
+#                                   # as the runner's ServiceAccount (--admin: as the admin)
 #
 # Several clusters run side by side (--cluster N or ROLLOUTLAB_KUBE_CLUSTER=N, 1 <= N <= 9;
 # 1 is the default). Cluster 1 lives in the machine's own network namespace: its API
@@ -565,14 +569,126 @@ publish_image() {
         || die "could not publish the demo image's name in kube-public"
 }
 
+# --------------------------------------------------------------------------- the runner's identity
+
+RUNNER_NAMESPACE=rolloutlab   # the namespace live/rbac.yaml is written for
+RUNNER_SA=rolloutlab-runner
+RUNNER_TOKEN_SECONDS=604800   # a week: a developer's cluster stays up for days; `up` renews it
+
+rbac_url() {
+    # rbac_url KIND NAMESPACE: where objects of KIND live (NAMESPACE empty: cluster-scoped).
+    local group=/apis/rbac.authorization.k8s.io/v1 ns="${2:+/namespaces/$2}"
+    case "$1" in
+        ServiceAccount) echo "/api/v1$ns/serviceaccounts" ;;
+        Role) echo "$group$ns/roles" ;;
+        RoleBinding) echo "$group$ns/rolebindings" ;;
+        ClusterRole) echo "$group/clusterroles" ;;
+        ClusterRoleBinding) echo "$group/clusterrolebindings" ;;
+        *) die "live/rbac.yaml: no rule here to apply a $1" ;;
+    esac
+}
+
+api_code() {
+    # api_code PATH CURL_ARGS...: the HTTP status of one admin request (api() only says ok or not).
+    curl -s -o /dev/null -w '%{http_code}' --cacert "$DIR/pki/ca.crt" -H "Authorization: Bearer $TOKEN" \
+        "https://$HOST_ADDR:$API_PORT$1" "${@:2}"
+}
+
+apply_yaml() {
+    # apply_yaml FILE: create the one object of FILE, or replace it when it exists (the API
+    # server reads YAML itself: no kubectl here).
+    local kind name ns url code
+    kind="$(awk '/^kind:/ {print $2; exit}' "$1")"
+    name="$(awk '/^  name:/ {print $2; exit}' "$1")"
+    ns="$(awk '/^  namespace:/ {print $2; exit}' "$1")"
+    url="$(rbac_url "$kind" "$ns")"
+    code="$(api_code "$url" -X POST -H 'Content-Type: application/yaml' --data-binary "@$1")"
+    if [ "$code" = 409 ]; then
+        code="$(api_code "$url/$name" -X PUT -H 'Content-Type: application/yaml' --data-binary "@$1")"
+    fi
+    case "$code" in 2??) ;; *) die "applying $kind $name of live/rbac.yaml: HTTP $code" ;; esac
+}
+
+test_reader() {
+    # This cluster is the tests': they check the runner's work by reading what the runner
+    # itself never reads (endpoints, events, single pods, nodes, the namespaces). Read-only,
+    # bound to the runner's ServiceAccount here only, never shipped in live/rbac.yaml; what
+    # tests write beyond the runner's rules (bare pods, CRDs) they do with the admin client.
+    write_config "$DIR/rbac/test-reader.yaml" <<EOF
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: rolloutlab-test-reader
+  labels: {app.kubernetes.io/managed-by: rolloutlab}
+rules:
+  - apiGroups: [""]
+    resources: [endpoints, events, pods, pods/log, nodes, namespaces, services, configmaps]
+    verbs: [get, list, watch]
+  - apiGroups: [apps]
+    resources: [deployments, replicasets]
+    verbs: [get, list, watch]
+EOF
+    write_config "$DIR/rbac/test-reader-binding.yaml" <<EOF
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: rolloutlab-test-reader
+  labels: {app.kubernetes.io/managed-by: rolloutlab}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: rolloutlab-test-reader}
+subjects:
+  - {kind: ServiceAccount, name: $RUNNER_SA, namespace: $RUNNER_NAMESPACE}
+EOF
+    apply_yaml "$DIR/rbac/test-reader.yaml"
+    apply_yaml "$DIR/rbac/test-reader-binding.yaml"
+}
+
+runner_identity() {
+    # The runner's ServiceAccount and rules (live/rbac.yaml, every part: the kube tests run
+    # `validate --backend kube`, a namespace per run), applied as the admin; then a token for
+    # the ServiceAccount from the TokenRequest API (signed with pki/sa.key, the API server's
+    # --service-account-signing-key-file) and runner.kubeconfig, which authenticates as it.
+    # The RBAC authorizer (--authorization-mode=Node,RBAC) then allows only those rules.
+    local manifest="$HERE/../live/rbac.yaml" doc body answer token
+    [ -f "$manifest" ] || die "missing $manifest (the runner's RBAC manifest)"
+    api_code /api/v1/namespaces -X POST -H 'Content-Type: application/json' \
+        -d "{\"apiVersion\": \"v1\", \"kind\": \"Namespace\", \"metadata\": {\"name\": \"$RUNNER_NAMESPACE\"}}" >/dev/null
+    wait_for "namespace $RUNNER_NAMESPACE" 30 kube-apiserver api "/api/v1/namespaces/$RUNNER_NAMESPACE"
+    rm -rf "$DIR/rbac"; mkdir -p "$DIR/rbac"
+    # One file per YAML document (comments and all: the API server ignores them).
+    awk -v d="$DIR/rbac" '/^---$/ {n++; next} n > 0 {print > sprintf("%s/%02d.yaml", d, n)}' "$manifest"
+    for doc in "$DIR"/rbac/*.yaml; do apply_yaml "$doc"; done
+    test_reader
+    body="{\"apiVersion\": \"authentication.k8s.io/v1\", \"kind\": \"TokenRequest\", \"spec\": {\"expirationSeconds\": $RUNNER_TOKEN_SECONDS}}"
+    answer="$(api "/api/v1/namespaces/$RUNNER_NAMESPACE/serviceaccounts/$RUNNER_SA/token" -X POST \
+        -H 'Content-Type: application/json' -d "$body")" || die "the TokenRequest for $RUNNER_SA was refused"
+    token="$(grep -o '"token": *"[^"]*"' <<< "$answer" | cut -d'"' -f4)"
+    [ -n "$token" ] || die "the TokenRequest answer for $RUNNER_SA holds no token"
+    (umask 077; echo "$token" > "$DIR/pki/runner.token")
+    local name=rolloutlab; [ "$CLUSTER" = 1 ] || name="rolloutlab-$CLUSTER"
+    (umask 077; cat > "$DIR/runner.kubeconfig" <<EOF
+apiVersion: v1
+kind: Config
+clusters: [{name: $name, cluster: {server: "https://$HOST_ADDR:$API_PORT", certificate-authority: "$DIR/pki/ca.crt"}}]
+users: [{name: $RUNNER_SA, user: {token: "$token"}}]
+contexts: [{name: $name, context: {cluster: $name, user: $RUNNER_SA, namespace: $RUNNER_NAMESPACE}}]
+current-context: $name
+EOF
+    )
+}
+
 write_env() {
     # NODE_PORT_ADDRESS: where the host reaches the cluster's NodePorts (the API server's
     # host too: a runner given only a kubeconfig context finds it in the server URL).
+    # KUBECONFIG and TOKEN: the runner's ServiceAccount (what tests and runs use); the
+    # ADMIN_ ones: system:masters, for the setup a platform team does (and `down`).
     cat > "$DIR/env" <<EOF
-KUBECONFIG=$DIR/kubeconfig
+KUBECONFIG=$DIR/runner.kubeconfig
 API_URL=https://$HOST_ADDR:$API_PORT
 CA_FILE=$DIR/pki/ca.crt
-TOKEN=$TOKEN
+TOKEN=$(cat "$DIR/pki/runner.token")
+RUNNER_NAMESPACE=$RUNNER_NAMESPACE
+ADMIN_KUBECONFIG=$DIR/kubeconfig
+ADMIN_TOKEN=$TOKEN
 NODES="$(for n in $(seq "$NODES"); do printf '%s ' "$(node_name "$n")"; done | sed 's/ $//')"
 CLUSTER=$CLUSTER
 NODE_PORT_ADDRESS=$HOST_ADDR
@@ -595,6 +711,7 @@ up() {
     for n in $(seq "$NODES"); do start_node "$n"; done
     kube_proxy
     publish_image
+    runner_identity
     for n in $(seq "$NODES"); do
         wait_for "node $(node_name "$n") Ready" 90 "kubelet-$n" node_ready "$(node_name "$n")"
     done
@@ -777,7 +894,8 @@ status_all() {
 
 merged_kubeconfig() {
     # One kubeconfig for several clusters, a context per cluster named after its region, so
-    # a runner switches region by context. Every cluster named must be up.
+    # a runner switches region by context, as the runner's ServiceAccount of each (--admin:
+    # as each cluster's admin). Every cluster named must be up.
     local -a ids names
     IFS=, read -r -a ids <<< "$CLUSTERS"
     [ -n "$CONTEXTS" ] || CONTEXTS="$(for c in "${ids[@]}"; do printf 'cluster-%s,' "$c"; done | sed 's/,$//')"
@@ -796,12 +914,22 @@ merged_kubeconfig() {
         clusters="$clusters- name: $name
   cluster: {server: \"https://$HOST_ADDR:$API_PORT\", certificate-authority: \"$DIR/pki/ca.crt\"}
 "
-        users="$users- name: $name-admin
+        if [ "$ADMIN" = 1 ]; then
+            users="$users- name: $name-admin
   user: {client-certificate: \"$DIR/pki/admin.crt\", client-key: \"$DIR/pki/admin.key\"}
 "
-        contexts="$contexts- name: $name
+            contexts="$contexts- name: $name
   context: {cluster: $name, user: $name-admin}
 "
+        else
+            [ -s "$DIR/pki/runner.token" ] || die "cluster $c has no runner token: scripts/kube-cluster.sh up --cluster $c"
+            users="$users- name: $name-runner
+  user: {token: \"$(cat "$DIR/pki/runner.token")\"}
+"
+            contexts="$contexts- name: $name
+  context: {cluster: $name, user: $name-runner, namespace: $RUNNER_NAMESPACE}
+"
+        fi
     done
     local text
     text="$(printf 'apiVersion: v1\nkind: Config\nclusters:\n%susers:\n%scontexts:\n%scurrent-context: %s\n' \
@@ -842,14 +970,14 @@ usage() {
     cat >&2 <<EOF
 usage: $0 up|down|status|env|settings [--cluster N]
        $0 down|status --all
-       $0 kubeconfig --clusters N[,N...] [--contexts NAME[,NAME...]] [-o FILE]
+       $0 kubeconfig --clusters N[,N...] [--contexts NAME[,NAME...]] [--admin] [-o FILE]
 EOF
     exit 2
 }
 
 valid_cluster() { [[ "$1" =~ ^[1-9]$ ]] && [ "$1" -le "$MAX_CLUSTERS" ]; }
 
-COMMAND=""; ALL=0; CLUSTERS=""; CONTEXTS=""; OUTPUT=""
+COMMAND=""; ALL=0; CLUSTERS=""; CONTEXTS=""; OUTPUT=""; ADMIN=0
 CHOSEN="${ROLLOUTLAB_KUBE_CLUSTER:-1}"
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -857,6 +985,7 @@ while [ $# -gt 0 ]; do
         --cluster) [ $# -ge 2 ] || usage "--cluster needs a number"; CHOSEN="$2"; shift ;;
         --cluster=*) CHOSEN="${1#*=}" ;;
         --all) ALL=1 ;;
+        --admin) ADMIN=1 ;;
         --clusters) [ $# -ge 2 ] || usage "--clusters needs a list"; CLUSTERS="$2"; shift ;;
         --contexts) [ $# -ge 2 ] || usage "--contexts needs a list"; CONTEXTS="$2"; shift ;;
         -o|--output) [ $# -ge 2 ] || usage "$1 needs a file"; OUTPUT="$2"; shift ;;
@@ -871,6 +1000,8 @@ select_cluster "$CHOSEN"
 case "$COMMAND" in
     up)
         if status 2>/dev/null; then
+            # The RBAC objects as live/rbac.yaml says now, and a fresh runner token.
+            runner_identity; write_env
             say "cluster $CLUSTER already up"; cat "$DIR/env"
         else
             # What a cluster whose processes were killed (not taken down) left behind

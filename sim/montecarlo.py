@@ -12,7 +12,8 @@ independent samples. A row is replayed from ``(seed, run)`` alone.
 Executors. Work is cut into chunks of consecutive runs of one strategy, so pickling the
 scenario and the strategy is paid once per chunk rather than once per run, and run on a
 ``concurrent.futures`` executor: ``"serial"`` (in this process), ``"process"`` (a local
-process pool) or ``"dask://HOST:PORT"`` (a Dask distributed scheduler). Chunks are put
+process pool) or ``"dask://HOST:PORT"`` (a Dask distributed scheduler; over mutual TLS
+with ``"tls://HOST:PORT"``, or when Dask's config gives certificates). Chunks are put
 back in (strategy, run) order, so the table is identical whatever the executor, the
 number of workers and the chunk size.
 
@@ -64,7 +65,10 @@ RunFn = Callable[..., Mapping[str, Any]]
 one results row (see ``sim.run.simulate_run``). Must be a module-level function so worker
 processes can unpickle it by name."""
 
-EXECUTOR_FORMS = "'serial', 'process' or 'dask://HOST:PORT'"
+EXECUTOR_FORMS = "'serial', 'process' or 'dask://HOST:PORT' (over TLS: 'tls://HOST:PORT')"
+# Dask's own TLS settings (distributed.yaml; env DASK_DISTRIBUTED__COMM__TLS__CA_FILE, ...),
+# what ``distributed.security.Security()`` reads; Dask's TLS is mutual: all three are needed.
+DASK_TLS_KEYS = ("distributed.comm.tls.ca-file", "distributed.comm.tls.client.cert", "distributed.comm.tls.client.key")
 
 PROGRESS_DELAY_SECONDS = 1.0
 """A progress bar appears only once a batch has been running this long."""
@@ -75,7 +79,8 @@ _MAX_SEED = 2**63  # the seed column is int64
 
 @dataclass(frozen=True)
 class ExecutorChoice:
-    """Where chunks run: ``kind`` serial, process or dask; ``address`` for Dask (tcp://host:port)."""
+    """Where chunks run: ``kind`` serial, process or dask; ``address`` for Dask (tcp://host:port,
+    or tls://host:port when Dask's config holds certificates)."""
 
     kind: Literal["serial", "process", "dask"]
     address: str | None = None
@@ -95,15 +100,47 @@ class RunChunk:
 
 
 def parse_executor(spec: str) -> ExecutorChoice:
-    """Read an executor string: ``serial``, ``process`` or ``dask://HOST:PORT``."""
+    """Read an executor string: ``serial``, ``process``, ``dask://HOST:PORT`` (over TLS when
+    Dask's config gives certificates) or ``tls://HOST:PORT`` / ``dask+tls://HOST:PORT``
+    (TLS required: certificates missing from the config, or their files, are an
+    ``ExecutorError`` naming them). A scheduler reached in plain TCP runs whatever any
+    client that reaches its port sends (docs/security.md)."""
     text = spec.strip() if isinstance(spec, str) else ""
     if text in ("serial", "process"):
         return ExecutorChoice(text)  # type: ignore[arg-type]
-    if text.startswith("dask://"):
-        host, sep, port = text[len("dask://") :].rpartition(":")
+    scheme, _, rest = text.partition("://")
+    if scheme in ("dask", "tls", "dask+tls"):
+        host, sep, port = rest.rpartition(":")
         if sep and host and port.isdigit() and 0 < int(port) < 65536 and "/" not in host:
+            files = _dask_tls_files()
+            if scheme != "dask" and files is None:
+                raise DaskUnavailable(f"executor {text!r} needs dask.distributed, which is not installed: "
+                                      "pip install 'rolloutlab[dask]'")
+            if scheme != "dask" or any((files or {}).values()):
+                _check_tls_files(text, files)
+                return ExecutorChoice("dask", f"tls://{host}:{port}")
             return ExecutorChoice("dask", f"tcp://{host}:{port}")
     raise ExecutorError(f"unknown executor {spec!r}; expected {EXECUTOR_FORMS}")
+
+
+def _dask_tls_files() -> dict[str, str | None] | None:
+    """Dask's TLS files as its config says them; None without dask installed."""
+    try:
+        import dask.config
+    except ImportError:
+        return None
+    return {key: dask.config.get(key, None) for key in DASK_TLS_KEYS}
+
+
+def _check_tls_files(spec: str, files: Mapping[str, str | None]) -> None:
+    missing = [key for key in DASK_TLS_KEYS if not files.get(key)]
+    if missing:
+        env = ", ".join("DASK_" + k.upper().replace(".", "__").replace("-", "_") for k in missing)
+        raise ExecutorError(f"executor {spec!r} is TLS, which needs Dask's certificates: {', '.join(missing)} "
+                            f"not set (Dask's config, or the environment: {env})")
+    for key in DASK_TLS_KEYS:
+        if not os.path.isfile(files[key]):
+            raise ExecutorError(f"executor {spec!r}: {key} is {files[key]!r}, which is not a file")
 
 
 def compute_chunks(strategy_names: Sequence[str], runs: int, chunk_size: int) -> list[RunChunk]:
@@ -373,10 +410,15 @@ def _connect_dask(address: str) -> Any:
         from distributed import Client
     except ImportError:
         raise DaskUnavailable(
-            f"executor 'dask://{address.removeprefix('tcp://')}' needs dask.distributed, which is not "
+            f"executor '{address.replace('tcp://', 'dask://')}' needs dask.distributed, which is not "
             "installed: pip install 'rolloutlab[dask]'"
         ) from None
     try:
+        if address.startswith("tls://"):
+            from distributed.security import Security
+
+            # Security() reads distributed.comm.tls.* (parse_executor checked them); mutual TLS.
+            return Client(address, security=Security(require_encryption=True), set_as_default=False)
         return Client(address, set_as_default=False)
     except OSError as exc:
         raise ConnectionError(f"cannot reach the Dask scheduler at {address}: {exc}") from None

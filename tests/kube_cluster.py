@@ -12,6 +12,14 @@ The script runs several clusters side by side, one per region (``--cluster N``; 
 is the default one, cluster N >= 2 runs in a network namespace of its own and the host
 reaches its API server and NodePorts at 127.0.0.N). The functions below take the cluster's
 number; without one they mean the script's default (``ROLLOUTLAB_KUBE_CLUSTER``, else 1).
+
+Who the tests are: the runner's ServiceAccount of ``live/rbac.yaml`` (the script applies it
+and writes a token for it), with the API server's RBAC authorizer on, so every call a test
+makes through ``api_client()`` (the backend's included) is allowed only by the shipped rules
+plus, for reads only, the test cluster's ``rolloutlab-test-reader`` role (endpoints, events,
+nodes, ...: what tests read to check the runner's work). ``admin_client()`` (system:masters)
+is for writes a platform team does and the runner never does (bare pods, CRDs, POSTs to
+pods); a test using it says so. docs/security.md has the whole account.
 """
 
 from __future__ import annotations
@@ -62,9 +70,23 @@ class NodeCluster:
         return self.env.get("NODE_PORT_ADDRESS", "127.0.0.1")
 
     def api_client(self, url: str | None = None) -> client.ApiClient:
+        """A client as the runner's ServiceAccount (only live/rbac.yaml's rules)."""
+        return self._client(self._env_value("TOKEN"), url)
+
+    def admin_client(self, url: str | None = None) -> client.ApiClient:
+        """A client as the cluster's admin (system:masters): setup the runner never does."""
+        return self._client(self._env_value("ADMIN_TOKEN"), url)
+
+    def _env_value(self, key: str) -> str:
+        if key not in self.env:
+            raise RuntimeError(f"the cluster's env file has no {key}: it was started by an older "
+                               "scripts/kube-cluster.sh; run scripts/kube-cluster.sh up again")
+        return self.env[key]
+
+    def _client(self, token: str, url: str | None) -> client.ApiClient:
         configuration = client.Configuration()
         configuration.host = url or self.api_url
-        configuration.api_key = {"authorization": f"Bearer {self.env['TOKEN']}"}
+        configuration.api_key = {"authorization": f"Bearer {token}"}
         configuration.ssl_ca_cert = str(self.ca_file)
         return client.ApiClient(configuration)
 
@@ -92,12 +114,25 @@ def run_demo_session(backend, node_port: int, strategy: str, release: str, metri
                      max_wall_s: float):
     """One ``rolloutlab live --backend kube`` session of the standard scenario (3 replicas,
     50 rps) on ``backend``, users and preview reached on the NodePorts at 127.0.0.1; the
-    real-pods tests and the opt-in kind tests run the same one."""
+    real-pods tests and the opt-in kind tests run the same one.
+
+    Two changes to ``standard`` make the outcome a property of the strategy rather than of
+    luck. Its preview traffic (1% of the users' rate) is a quarter of it here: capped at
+    50 rps and run at 30x, 1% left about half a request per 30 s analysis window, so a
+    blue-green pre-promotion analysis of empty windows ended inconclusive (stuck) in CI. And
+    the bad release fails 30% of requests, not 5%: with about 10 preview requests per window
+    a 5% defect passes a window more often than not (0.95^10 = 0.6), and whether two of four
+    windows fail was a coin toss; at 30% a window passes with chance 0.7^10 = 0.03."""
     from rolloutlab.live.session import make_plan, run_live
     from rolloutlab.scenarios.schema import bundled_scenario, load_scenario
     from rolloutlab.strategies import load_strategy
 
     scenario = load_scenario(bundled_scenario("standard"))
+    defect = scenario.release.defects[0].model_copy(update={"error_rate": 0.3})
+    scenario = scenario.model_copy(update={
+        "traffic": scenario.traffic.model_copy(update={"preview_rps": scenario.traffic.rps / 4}),
+        "release": scenario.release.model_copy(update={"defects": [defect, *scenario.release.defects[1:]]}),
+    })
     spec = load_strategy(strategy).with_replicas(3)
     plan = make_plan(scenario, spec, release=release, seed=1, time_scale=time_scale)
     urls = {"user": f"http://127.0.0.1:{node_port}/", "preview": f"http://127.0.0.1:{node_port + 1}/"}
@@ -130,13 +165,16 @@ def why_no_cluster(cluster: int | None = None) -> str | None:
 
 
 def start_node_cluster(cluster: int | None = None) -> NodeCluster:
-    """The running cluster, started now if it is not up (stopped by ``stop()`` then)."""
-    if _script("status", timeout=60, cluster=cluster).returncode == 0:
+    """The running cluster, started now if it is not up (stopped by ``stop()`` then). A
+    running one is brought up to date too (``up`` re-applies live/rbac.yaml, renews the
+    runner's token): the tests check the rules as they are in this tree."""
+    started = _script("status", timeout=60, cluster=cluster).returncode != 0
+    if not started and os.geteuid() != 0:  # up needs root; the running cluster as it is
         return NodeCluster(_read_env(cluster), started_here=False, cluster=cluster)
     up = _script("up", timeout=900, cluster=cluster)
     if up.returncode != 0:
         raise RuntimeError(f"scripts/kube-cluster.sh up failed (exit {up.returncode}):\n{up.stderr[-4000:]}")
-    return NodeCluster(_read_env(cluster), started_here=True, cluster=cluster)
+    return NodeCluster(_read_env(cluster), started_here=started, cluster=cluster)
 
 
 def node_cluster_or_skip(cluster: int | None = None) -> NodeCluster:
@@ -150,12 +188,14 @@ def node_cluster_or_skip(cluster: int | None = None) -> NodeCluster:
     return start_node_cluster(cluster)
 
 
-def region_kubeconfig(regions: dict[int, str], path: Path) -> Path:
+def region_kubeconfig(regions: dict[int, str], path: Path, *, admin: bool = False) -> Path:
     """One kubeconfig for the running clusters ``regions`` names (cluster number -> region),
-    a context per region: what a runner of region waves is given."""
+    a context per region: what a runner of region waves is given (as each cluster's runner
+    ServiceAccount; ``admin``: as each cluster's admin)."""
     numbers = list(regions)
     made = _script("kubeconfig", "--clusters", ",".join(map(str, numbers)),
-                   "--contexts", ",".join(regions[n] for n in numbers), "--output", str(path), timeout=30)
+                   "--contexts", ",".join(regions[n] for n in numbers), "--output", str(path),
+                   *(["--admin"] if admin else []), timeout=30)
     if made.returncode != 0:
         raise RuntimeError(f"scripts/kube-cluster.sh kubeconfig failed (exit {made.returncode}):\n{made.stderr[-2000:]}")
     return path

@@ -455,7 +455,7 @@ def test_router_canary_without_the_gateway_api_is_refused_with_a_reason(kube):
 
 def test_router_canary_sets_exact_weights_on_an_httproute(kube):
     api, ns = kube.api, kube.ns
-    extensions = client.ApiextensionsV1Api(api)
+    extensions = client.ApiextensionsV1Api(kube.plane.admin_client())  # admin: installing a CRD is the platform's
     try:
         extensions.create_custom_resource_definition(HTTPROUTE_CRD)
     except client.ApiException as error:
@@ -489,7 +489,7 @@ def test_header_and_mirror_routes_are_rules_of_the_httproute(kube):
     canary-only rule; a RequestMirror filter with the route's percent), in managedRoutes
     order, and every managed rule is gone at promotion, as Argo's Gateway API plugin does."""
     api, ns = kube.api, kube.ns
-    extensions = client.ApiextensionsV1Api(api)
+    extensions = client.ApiextensionsV1Api(kube.plane.admin_client())  # admin: installing a CRD is the platform's
     try:
         extensions.create_custom_resource_definition(HTTPROUTE_CRD)
     except client.ApiException as error:

@@ -138,3 +138,22 @@ def test_a_kubeconfig_of_a_cluster_that_is_not_up_is_refused_naming_it(tmp_path)
     assert done.returncode == 1
     assert "cluster 1 is not up" in done.stderr
     assert not out.exists()
+
+
+def test_a_regions_kubeconfig_is_the_runners_serviceaccount_unless_admin_is_asked(tmp_path):
+    """Region contexts authenticate as each cluster's runner ServiceAccount (its token from
+    the TokenRequest API, written by `up`), so region waves run under live/rbac.yaml's rules;
+    --admin gives the clusters' admin certificates instead."""
+    base = tmp_path / "kube"
+    (base / "pki").mkdir(parents=True)
+    (base / "env").write_text("CLUSTER=1\n")
+    refused = script("kubeconfig", "--clusters", "1", "--contexts", "us-east", ROLLOUTLAB_KUBE_DIR=str(base))
+    assert refused.returncode == 1 and "cluster 1 has no runner token" in refused.stderr
+    (base / "pki" / "runner.token").write_text("the-runners-token\n")
+    runner = script("kubeconfig", "--clusters", "1", "--contexts", "us-east", ROLLOUTLAB_KUBE_DIR=str(base))
+    assert runner.returncode == 0, runner.stderr
+    assert 'token: "the-runners-token"' in runner.stdout and "namespace: rolloutlab" in runner.stdout
+    assert "admin" not in runner.stdout
+    admin = script("kubeconfig", "--clusters", "1", "--contexts", "us-east", "--admin", ROLLOUTLAB_KUBE_DIR=str(base))
+    assert admin.returncode == 0, admin.stderr
+    assert f"{base}/pki/admin.crt" in admin.stdout and "token" not in admin.stdout

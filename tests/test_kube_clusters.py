@@ -29,7 +29,7 @@ from rolloutlab.live.kube_objects import (
     DemoImage,
     demo_configmap_name,
     demo_pod_template,
-    demo_service_source,
+    demo_service_files,
     pod_ready,
 )
 from rolloutlab.live.runner import LiveVersion
@@ -54,7 +54,9 @@ def clusters(node_cluster) -> dict[int, NodeCluster]:
 @pytest.fixture(scope="module")
 def regions(clusters, tmp_path_factory) -> dict[str, client.ApiClient]:
     """An API client per region, each from its context of the one regions' kubeconfig."""
-    path = region_kubeconfig(REGIONS, tmp_path_factory.mktemp("regions") / "kubeconfig")
+    # admin: these tests check the clusters themselves with bare pods (the runner's own
+    # region waves run as its ServiceAccount: tests/test_kube_regions.py)
+    path = region_kubeconfig(REGIONS, tmp_path_factory.mktemp("regions") / "kubeconfig", admin=True)
     return {name: config.new_client_from_config(str(path), context=name) for name in REGIONS.values()}
 
 
@@ -91,7 +93,7 @@ class RegionalApp:
         template = demo_pod_template(APP, LiveVersion(self.region), image=image)
         self.core.create_namespace({"metadata": {"name": self.ns}})
         self.core.create_namespaced_config_map(self.ns, {
-            "metadata": {"name": demo_configmap_name(APP)}, "data": {"demo_service.py": demo_service_source()}})
+            "metadata": {"name": demo_configmap_name(APP)}, "data": demo_service_files()})
         self.core.create_namespaced_pod(self.ns, {"metadata": {"name": self.pod_name, **template["metadata"]},
                                                   "spec": template["spec"]})
         self.expose(APP, node_port)
