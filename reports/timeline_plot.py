@@ -151,9 +151,11 @@ def rollout_timeline(timeline: Sequence[TimelinePoint], title: str = "Rollout ti
     weight_ax.set_ylim(0, 105)
     weight_ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, fontsize=LABEL_SIZE - 1)
 
-    error_ax.step(t, [100 * p.stable_error_rate for p in timeline], where="post", clip_on=False,
+    # A point's error rate covers the interval *before* it (TimelinePoint), so the step is
+    # drawn back to the previous point ("pre"); weights hold from their point on ("post").
+    error_ax.step(t, [100 * p.stable_error_rate for p in timeline], where="pre", clip_on=False,
                   color=strategy_color("blue-green"), linewidth=1.8, label="stable (old)")
-    error_ax.step(t, [100 * p.canary_error_rate for p in timeline], where="post", clip_on=False,
+    error_ax.step(t, [100 * p.canary_error_rate for p in timeline], where="pre", clip_on=False,
                   color=strategy_color("canary"), linewidth=1.8, label="new version")
     error_ax.set_ylim(bottom=0)
     error_ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, fontsize=LABEL_SIZE - 1)

@@ -351,7 +351,7 @@ def live(
     replicas: Annotated[Optional[int], typer.Option(min=1, help="Pods per version (default: the scenario's; with regions, in every region, default each region's).")] = None,
     max_minutes: Annotated[float, typer.Option(min=0.1, help="Wall-clock bound of the run.")] = 20.0,
     rollback: Annotated[bool, typer.Option("--rollback", help="Roll back the rollout an interrupted run left behind instead of resuming it (with regions: every region out so far).")] = False,
-    metrics: Annotated[str, typer.Option(help="Analysis data: loadgen (per-version answers the load generator saw) or scrape (kube: the pods' /metrics through the API server, no Prometheus).")] = "loadgen",
+    metrics: Annotated[str, typer.Option(help="Analysis data: loadgen (per-version answers the load generator saw), scrape (kube: the pods' /metrics through the API server, no Prometheus) or prometheus (local: a real Prometheus scrapes the pods; every metric's PromQL, or its signal's default, runs against it; docs/prometheus.md).")] = "loadgen",
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for results.csv, timelines.json and the report.")] = Path("out-live"),
     report: ReportOption = True,
 ) -> None:
@@ -371,21 +371,23 @@ def live(
 
 @app.command()
 def validate(
-    scenario: Annotated[str, typer.Argument(help="A scenario file or bundled name.")],
-    strategy: Annotated[str, typer.Option("--strategy", "-s", help="A strategy file, bundled name, or Argo/Flagger manifest.")],
+    scenario: Annotated[Optional[str], typer.Argument(help="A scenario file or bundled name (or --all).", show_default=False)] = None,
+    strategy: Annotated[Optional[str], typer.Option("--strategy", "-s", help="A strategy file, bundled name, or Argo/Flagger manifest (required with a scenario; with --all: every scenario runs it instead of its own).", show_default=False)] = None,
+    all_scenarios: Annotated[bool, typer.Option("--all", help="Every library scenario (scenarios/library), each with the strategy it is about and its own release; one table of them all: library.md/.csv/.json in --out.")] = False,
+    only: Annotated[Optional[list[str]], typer.Option("--only", help="With --all: only the library scenarios whose name matches this glob (repeatable), e.g. 'error-*'.", show_default=False)] = None,
     runs: Annotated[int, typer.Option(min=1, help="Simulated runs (the prediction interval needs 39 values at 95%).")] = 500,
-    live_runs: Annotated[int, typer.Option(min=1, help="Live runs (each takes the scenario's duration / time scale).")] = 2,
+    live_runs: Annotated[Optional[int], typer.Option(min=1, help="Live runs (each takes the scenario's duration / time scale). Default 2; 1 per scenario with --all.", show_default=False)] = None,
     seed: SeedOption = None,
     time_scale: Annotated[float, typer.Option(min=1.0, help="Scenario seconds per wall second of the live runs.")] = 20.0,
     max_rps: Annotated[float, typer.Option(min=1.0, help="Requests per wall second the live runs send (the simulator gets max_rps / time_scale per scenario second).")] = 100.0,
     replicas: Annotated[int, typer.Option(min=1, help="Pods per version, live and simulated.")] = 4,
-    release: Annotated[str, typer.Option(help="bad (the scenario's first defect, forced in every run) or good.")] = "bad",
+    release: Annotated[Optional[str], typer.Option(help="bad (the scenario's first defect, forced in every run) or good. Default bad; with --all each scenario's own (good when its releases are never defective).", show_default=False)] = None,
     hold: Annotated[Optional[list[str]], typer.Option("--hold", help="A metric whose live value must fall inside the prediction (repeatable): detection_time, time_to_restore, failed_fraction, rollout_duration, outcome, effective_weight[@W], switch_failures.")] = None,
     level: Annotated[float, typer.Option(min=0.5, max=0.999, help="Coverage of the prediction intervals.")] = 0.95,
     calibrate: Annotated[bool, typer.Option("--calibrate", help="Simulate again with the pod start time measured live, and judge against that.")] = False,
     executor: ExecutorOption = "serial",
-    max_minutes: Annotated[float, typer.Option(min=0.5, help="Wall-clock bound of the whole validation.")] = 30.0,
-    out_dir: Annotated[Path, typer.Option("--out", help="Folder for results.csv (simulated + live rows), live-results.csv, timelines.json, validation.json and the report.")] = Path("out-validate"),
+    max_minutes: Annotated[Optional[float], typer.Option(min=0.5, help="Wall-clock bound of the whole validation. Default 30; 60 with --all.", show_default=False)] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for results.csv (simulated + live rows), live-results.csv, timelines.json, validation.json and the report (with --all: one such folder per scenario, and library.md/.csv/.json).")] = Path("out-validate"),
     report: ReportOption = True,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Print the live runner's log.")] = False,
     backend: Annotated[str, typer.Option(help="Where the live runs go: local (processes behind HAProxy) or kube (a cluster: real pods, a namespace per run).")] = "local",
@@ -393,17 +395,23 @@ def validate(
     node_port: Annotated[Optional[int], typer.Option(min=30000, max=32767, help="kube: NodePort of the entry Service, reached on 127.0.0.1 (preview: +1). Default 30090.", show_default=False)] = None,
     namespace_prefix: Annotated[Optional[str], typer.Option(help="kube: each live run's namespace is PREFIX-RUN-RANDOM, deleted after it. Default rolloutlab-validate.", show_default=False)] = None,
 ) -> None:
-    """Run a scenario in the simulator and live (local processes, or a Kubernetes cluster with --backend kube); judge each live figure against the simulator's prediction interval (exit 1 when a --hold metric falls outside)."""
-    from rolloutlab.workflows.validate import Settings, run_validate_command
+    """Run a scenario (or, with --all, every library scenario) in the simulator and live (local processes, or a Kubernetes cluster with --backend kube); judge each live figure against the simulator's prediction interval (exit 1 when a --hold metric falls outside)."""
+    from rolloutlab.workflows import validate as command
 
-    settings = Settings(sim_runs=runs, live_runs=live_runs, seed=1 if seed is None else seed, time_scale=time_scale,
-                        max_rps=max_rps, replicas=replicas, release=release, level=level, hold=tuple(hold or ()),
-                        calibrate=calibrate, executor=executor, max_minutes=max_minutes, backend=backend,
-                        context=context, node_port=node_port, namespace_prefix=namespace_prefix)
+    runs_and_bound = command.check_validate_target(scenario, all_scenarios, strategy, only, live_runs, max_minutes)
+    settings = command.Settings(sim_runs=runs, seed=1 if seed is None else seed, time_scale=time_scale,
+                                max_rps=max_rps, replicas=replicas, release=release or "bad", level=level,
+                                hold=tuple(hold or ()), calibrate=calibrate, executor=executor, backend=backend,
+                                context=context, node_port=node_port, namespace_prefix=namespace_prefix,
+                                **runs_and_bound)
     settings.check()  # bad options before the files are read
-    raise typer.Exit(run_validate_command(_load_scenario_arg(scenario), _load_strategy_or_manifest(strategy), settings,
-                                          out_dir=out_dir, out=out, err=err, report=report, verbose=verbose,
-                                          seed_given=seed is not None))
+    if all_scenarios:
+        raise typer.Exit(command.run_validate_all_command(
+            settings, only=tuple(only or ()), strategy=strategy, release=release, out_dir=out_dir, out=out, err=err,
+            report=report, verbose=verbose, seed_given=seed is not None))
+    raise typer.Exit(command.run_validate_command(_load_scenario_arg(scenario), _load_strategy_or_manifest(strategy),
+                                                  settings, out_dir=out_dir, out=out, err=err, report=report,
+                                                  verbose=verbose, seed_given=seed is not None))
 
 
 @app.command("export")
@@ -493,9 +501,74 @@ def tune(
     print_tune(result, out, write_outputs(result, out_dir, loaded.name))
 
 
-# MARKER: replay command (issue 16 replay helper)
+@app.command()
+def replay(
+    strategy: Annotated[str, typer.Argument(help="A strategy file, bundled name, or Argo/Flagger manifest to replay.")],
+    prometheus: Annotated[Optional[str], typer.Option("--prometheus", help="A Prometheus server holding the release's metrics (http://host:port).")] = None,
+    from_file: Annotated[Optional[Path], typer.Option("--from", help="A recording instead: CSV (time,version,requests,errors[,le_<ms>...]) or OpenMetrics text.")] = None,
+    start: Annotated[Optional[str], typer.Option(help="When the release started: ISO 8601 (2026-12-01T14:00:00Z) or Unix seconds (a file: default the first sample of the canary).")] = None,
+    end: Annotated[Optional[str], typer.Option(help="The end of the recording to replay (a file: default its last sample).")] = None,
+    step: Annotated[str, typer.Option(help="Resolution of the range queries, and the replay's largest time step.")] = "15s",
+    replicas: Annotated[Optional[int], typer.Option(min=1, help="Pods per version the strategy scales (default: the strategy's, else 10).", show_default=False)] = None,
+    requests_metric: Annotated[Optional[str], typer.Option(help="The request counter with a status-code label (default: demo_requests_total, else http_requests_total).", show_default=False)] = None,
+    latency_metric: Annotated[Optional[str], typer.Option(help="Its latency histogram, without _bucket (default: the one beside the default counter).", show_default=False)] = None,
+    version_label: Annotated[str, typer.Option(help="The label telling the versions apart.")] = "version",
+    code_label: Annotated[str, typer.Option(help="The status-code label; 5xx counts as failed.")] = "code",
+    canary: Annotated[Optional[str], typer.Option(help="The new version's label value (default: the version that started serving later).", show_default=False)] = None,
+    stable: Annotated[Optional[str], typer.Option(help="The old version's label value.", show_default=False)] = None,
+    canary_selector: Annotated[Optional[str], typer.Option(help="Label matchers selecting the canary's series instead of --version-label, e.g. 'track=\"canary\"'.", show_default=False)] = None,
+    stable_selector: Annotated[Optional[str], typer.Option(help="Label matchers selecting the stable's series.", show_default=False)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the replay as JSON on stdout instead of tables.")] = False,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Also write replay.csv, replay.json and report.html (with the timeline plot) here.", show_default=False)] = None,
+) -> None:
+    """Replay a strategy over a recorded release: every analysis measurement it would have taken, when it would have aborted or promoted, and how many requests would have failed before that."""
+    import json
 
-# MARKER: fit command (issue 16 fit helper)
+    from rolloutlab.workflows.replay import ReplaySettings, print_replay, replay_payload, run_replay, write_replay
+
+    settings = ReplaySettings(prometheus=prometheus, from_file=from_file, start=start, end=end, step=step,
+                              replicas=replicas, requests_metric=requests_metric, latency_metric=latency_metric,
+                              version_label=version_label, code_label=code_label, canary=canary, stable=stable,
+                              canary_selector=canary_selector, stable_selector=stable_selector)
+    result = run_replay(_load_strategy_or_manifest(strategy), settings)
+    paths = write_replay(result, out_dir) if out_dir is not None else {}
+    if as_json:
+        sys.stdout.write(json.dumps(replay_payload(result), indent=2, allow_nan=False) + "\n")
+    else:
+        print_replay(result, out)
+    for what, path in paths.items():
+        err.print(f"{what}: {path}", highlight=False)
+
+@app.command()
+def fit(
+    log: Annotated[Path, typer.Argument(help="A deployment log (CSV, JSON, or a GitHub deployments export; the formats report --log reads).")],
+    out_file: Annotated[Path, typer.Option("--out", help="Where to write the fitted scenario YAML.")] = Path("fitted.yaml"),
+    base: Annotated[str, typer.Option("--base", help="The scenario whose fields the data does not cover are kept (a file or bundled name).")] = _DEFAULTS.DEFAULT_MONTH,
+    service: Annotated[Optional[str], typer.Option("--service", help="The service to fit, when the log holds several.")] = None,
+    prometheus: Annotated[Optional[str], typer.Option("--prometheus", help="Prometheus URL for traffic, its profile, baseline errors and latency (needs --start and --end).")] = None,
+    start: Annotated[Optional[str], typer.Option("--start", help="Start of the Prometheus range: Unix seconds or ISO 8601.")] = None,
+    end: Annotated[Optional[str], typer.Option("--end", help="End of the Prometheus range: Unix seconds or ISO 8601.")] = None,
+    requests_query: Annotated[Optional[str], typer.Option("--requests-query", help="PromQL: requests per second, one series (default: sum(rate(http_requests_total[5m]))).")] = None,
+    errors_query: Annotated[Optional[str], typer.Option("--errors-query", help="PromQL: failed requests per second, one series (default: 5xx of http_requests_total).")] = None,
+    latency_query: Annotated[Optional[str], typer.Option("--latency-query", help="PromQL: a latency quantile in seconds, {quantile} standing for 0.5 and 0.99 (default: histogram_quantile over http_request_duration_seconds_bucket).")] = None,
+    seed: SeedOption = None,
+) -> None:
+    """Fit a scenario to a team's deployment log (and Prometheus): every parameter with its interval and source, or refused with the reason."""
+    from rolloutlab.workflows.fit import print_fit, run_fit
+    from rolloutlab.workflows.fit.from_prometheus import PrometheusSource, parse_time
+
+    source = None
+    if prometheus is not None:
+        if start is None or end is None:
+            _bad_input(InputError("--prometheus", "needs --start and --end (the range to read)"))
+        queries = {k: v for k, v in (("requests_query", requests_query), ("errors_query", errors_query),
+                                     ("latency_query", latency_query)) if v is not None}
+        source = PrometheusSource(prometheus, parse_time(start, "--start"), parse_time(end, "--end"), **queries)
+    elif any(v is not None for v in (start, end, requests_query, errors_query, latency_query)):
+        _bad_input(InputError("--start", "--start, --end and the queries need --prometheus URL"))
+    result = run_fit(log, out_file, base=base, service=service,
+                     seed=_DEFAULTS.DEFAULT_SEED if seed is None else seed, prometheus=source)
+    print_fit(result, out)
 
 
 def main() -> None:

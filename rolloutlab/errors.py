@@ -105,6 +105,11 @@ class PrometheusQueryError(BadInput):
     return series returned none."""
 
 
+class PostgresMissing(BadInput):
+    """PostgreSQL's server binaries (initdb, postgres, pg_ctl) are not installed where
+    rolloutlab looks for them, or its driver (psycopg) is missing."""
+
+
 class StateError(BadInput):
     """Persisted state that this run must not touch (another release, a newer format, a
     rollout already finished, a rollback of nothing): the run refuses before acting, so
@@ -138,6 +143,10 @@ class SimulationFailed(RunFailed):
 
 class KubeError(RunFailed):
     """The cluster refused something that retrying will not fix (a clear message for the CLI)."""
+
+
+class PostgresFailed(RunFailed):
+    """The throwaway PostgreSQL cluster of a live run did not start, or a migration's DDL failed."""
 
 
 class LocalBackendError(RunFailed):

@@ -28,7 +28,7 @@ def test_help_lists_only_commands_that_work():
     commands_box = result.stdout.split("Commands", 1)[1]
     listed = set(re.findall(r"^│ (\w[\w-]*)\s", commands_box, flags=re.MULTILINE))
     assert listed == {"import", "plan", "lint", "simulate", "compare", "report", "check", "live", "validate",
-                      "tune", "export", "judges"}
+                      "tune", "export", "judges", "replay", "fit"}
 
 
 def test_plan_of_the_readme_example_promotes():

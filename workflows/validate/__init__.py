@@ -19,7 +19,13 @@ The package, by what each module holds:
 - ``running``: the world both sides see, the simulation and the live runs (acts);
 - ``kube_runs``: the live runs on Kubernetes (a namespace per run, pod starts watched);
 - ``rendering``: the terminal table, validation.json, the results tables and the report;
-- ``command``: the ``rolloutlab validate`` command from loaded inputs to an exit status.
+- ``library``: ``validate --all``: which library scenarios, with which strategy and release,
+  run one after another under one time bound; each one's status (validated, cannot run
+  live and why, not started, failed);
+- ``library_rendering``: the one table of the library, the coverage of the intervals before
+  and after calibration, library.csv/.json/.md and its report;
+- ``command``: the ``rolloutlab validate`` command (one scenario, or ``--all``) from loaded
+  inputs to an exit status.
 
 Everything that decides is pure (``compute_*`` / ``judge_*``); ``run_validation`` acts
 (simulates, starts processes) and closes every backend it opens, whatever happens. The
@@ -33,7 +39,11 @@ from rolloutlab.workflows.validate.calibration import (
     compute_calibrated_scenario,
     compute_created_to_ready,
 )
-from rolloutlab.workflows.validate.command import run_validate_command
+from rolloutlab.workflows.validate.command import (
+    check_validate_target,
+    run_validate_all_command,
+    run_validate_command,
+)
 from rolloutlab.workflows.validate.metrics import (
     BASE_METRICS,
     HOLDABLE,
@@ -98,12 +108,12 @@ __all__ = [
     "LiveWorld", "PodTimingSummary",
     "Prediction", "PredictionCheck", "PredictionVerdict", "RELEASES", "SWITCH_FAILURES", "Settings",
     "SwitchFailures", "ValidateError", "ValidatedMetric", "Validation", "Value", "WEIGHT_PREFIX",
-    "calibration_lines", "check_hold", "compute_assumed_pod_ready", "compute_calibrated_scenario",
+    "calibration_lines", "check_hold", "check_validate_target", "compute_assumed_pod_ready", "compute_calibrated_scenario",
     "compute_created_to_ready", "compute_exit_code", "compute_fixed_prediction", "compute_live_scenario",
     "compute_live_step_weights", "compute_metric_values", "compute_prediction", "compute_prediction_ranks",
     "compute_prediction_set", "compute_predictions", "compute_sim_step_weights", "compute_switch_failures",
     "compute_weight_segments", "describe_prediction", "forced_release", "is_held", "judge_live", "judge_value",
-    "metric_kind", "render_validation", "results_table", "routing_change_times", "run_validate_command",
+    "metric_kind", "render_validation", "results_table", "routing_change_times", "run_validate_all_command", "run_validate_command",
     "run_validation", "simulate_validation_run", "simulate_world", "summary_table", "validation_json",
     "weight_metric", "write_validation", "write_validation_report", "zero_downtime_lines",
 ]

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rolloutlab.errors import ValidateError
+from rolloutlab.errors import LiveUnsupported, ValidateError
 from rolloutlab.live.runner import Progress, ReleasePlan
 from rolloutlab.live.session import LiveRun, live_rates, make_plan, pick_defect, run_live
 from rolloutlab.scenarios.release import ReleaseDraw, run_seed_sequence
@@ -326,6 +326,21 @@ def finish_live_run(live: LiveRun, plan: ReleasePlan, settings: Settings, run: i
                       time.monotonic() - started)
 
 
+def check_live_form(scenario: Scenario, spec: StrategySpec, settings: Settings) -> None:
+    """Raise ``LiveUnsupported`` (naming what has no live form) when the live side cannot
+    play this scenario, strategy and release, as far as that is known before a backend
+    starts (a fault the backend lacks is found when the run starts)."""
+    if scenario.regions or spec.waves is not None:
+        # the live side would run one place only and be judged against the waves' simulation
+        raise LiveUnsupported("a scenario with regions (or a strategy with waves) runs live region by region "
+                              "(rolloutlab live), and validate compares one place only: its live runs do not drive "
+                              "the waves yet")
+    live_scenario, _, _, _ = compute_live_scenario(scenario, replicas=settings.replicas, max_rps=settings.max_rps,
+                                                   time_scale=settings.time_scale)
+    make_plan(live_scenario, spec.with_replicas(settings.replicas), release=settings.release, seed=settings.seed,
+              time_scale=settings.time_scale)
+
+
 def run_validation(scenario: Scenario, spec: StrategySpec, settings: Settings, *,
                    state_root: Path | None = None, log: Callable[[str], None] | None = None,
                    say: Callable[[str], None] | None = None, waiting: Progress | None = None,
@@ -334,14 +349,13 @@ def run_validation(scenario: Scenario, spec: StrategySpec, settings: Settings, *
     namespace deleted) before this returns. ``kube_api``: the cluster's API client for
     ``backend="kube"`` (None: from the kubeconfig, ``settings.context``)."""
     settings.check()
+    check_live_form(scenario, spec, settings)  # LiveUnsupported before anything runs
     say = say or (lambda _text: None)
     deadline = time.monotonic() + settings.max_minutes * 60
     live_scenario, world_scenario, user_rps, preview_rps = compute_live_scenario(
         scenario, replicas=settings.replicas, max_rps=settings.max_rps, time_scale=settings.time_scale)
     spec = spec.with_replicas(settings.replicas)
     release = forced_release(world_scenario, settings.release)
-    make_plan(live_scenario, spec, release=settings.release, seed=settings.seed,
-              time_scale=settings.time_scale)  # LiveUnsupported before anything runs
     timing = world_scenario.service_under_test.pod_timing
     world = LiveWorld(settings.replicas, user_rps, preview_rps, settings.time_scale,
                       world_scenario.traffic.rps, world_scenario.traffic.preview_rps,
@@ -440,6 +454,6 @@ def _run_validation(live_scenario: Scenario, world_scenario: Scenario, spec: Str
 
 __all__ = [
     "BACKENDS", "DEFAULT_NAMESPACE_PREFIX", "DEFAULT_NODE_PORT", "LiveResult", "LiveWorld", "RELEASES", "Settings",
-    "Validation", "compute_live_scenario", "finish_live_run", "forced_release", "open_local_backend", "run_one_live",
+    "Validation", "check_live_form", "compute_live_scenario", "finish_live_run", "forced_release", "open_local_backend", "run_one_live",
     "run_validation", "simulate_validation_run", "simulate_world",
 ]
