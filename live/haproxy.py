@@ -62,6 +62,7 @@ from pathlib import Path
 
 from rolloutlab.errors import RouterError
 from rolloutlab.live.baseline import BASELINE
+from rolloutlab.live.child_processes import terminate
 from rolloutlab.live.haproxy_routes import (
     MIRROR_MAP,
     ROUTES_DIR,
@@ -584,15 +585,8 @@ class HAProxyProcess:
     def stop(self, timeout_s: float = 3.0) -> None:
         """Hard stop (SIGTERM): the run is over, in-flight requests do not matter any more."""
         process, self.process = self.process, None
-        if process is None:
-            return
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout_s)
+        if process is not None:
+            terminate(process, timeout_s)
 
     def stats(self) -> RouterStats:
         return RouterStats(time.monotonic(), tuple(ProxyStats.from_row(r) for r in self.api.show_stat()))

@@ -7,14 +7,11 @@ die with their parent). The supervisor itself is ``live.local_kubelet``.
 
 from __future__ import annotations
 
-import ctypes
 import http.client
 import json
-import os
 import re
-import signal
 import subprocess
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 from enum import Enum
@@ -22,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from rolloutlab.live.baseline import BASELINE
+from rolloutlab.live.child_processes import die_with_parent
 from rolloutlab.live.haproxy import HealthCheck, RouterLayout, slot_name
 from rolloutlab.live.runner import LiveVersion
 from rolloutlab.strategies import Role
@@ -240,30 +238,6 @@ def http_request(method: str, port: int, path: str, timeout_s: float, body: byte
         raise OSError(str(error)) from None
     finally:
         connection.close()
-
-
-# --------------------------------------------------------------------------- children die with us
-
-
-_PR_SET_PDEATHSIG = 1
-try:
-    _prctl = ctypes.CDLL(None, use_errno=True).prctl
-except (OSError, AttributeError):  # not Linux: atexit and close() only
-    _prctl = None
-
-
-def die_with_parent(parent_pid: int) -> Callable[[], None] | None:
-    """A ``preexec_fn`` making the kernel SIGKILL the child when the spawning thread dies
-    (PR_SET_PDEATHSIG); None where prctl does not exist."""
-    if _prctl is None:
-        return None
-
-    def preexec() -> None:  # runs in the child between fork and exec
-        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != parent_pid:  # the parent died before prctl took effect
-            os._exit(1)
-
-    return preexec
 
 
 # --------------------------------------------------------------------------- reading a pod

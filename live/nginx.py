@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rolloutlab.errors import RouterError
+from rolloutlab.live.child_processes import terminate
 from rolloutlab.live.haproxy import RouterTimeouts, free_port
 
 NGINX = "/usr/sbin/nginx"
@@ -220,15 +221,8 @@ class NginxProcess:
     def stop(self, timeout_s: float = 3.0) -> None:
         """Fast shutdown (SIGTERM): the run is over."""
         process, self.process = self.process, None
-        if process is None:
-            return
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout_s)
+        if process is not None:
+            terminate(process, timeout_s)
 
 
 __all__ = ["MIRROR_LOCATION", "MirrorFiles", "MirrorSettings", "NGINX", "NginxProcess", "SHADOW_HEADER",

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from rolloutlab.errors import PostgresFailed, PostgresMissing
-from rolloutlab.live.local_pods import die_with_parent
+from rolloutlab.live.child_processes import die_with_parent, wait_or_kill
 
 POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
 INSTALL_HINT = "Debian: apt-get install postgresql"
@@ -173,11 +173,7 @@ class PostgresCluster:
                            "-m", "immediate", "-w", "-t", "10"], "pg_ctl stop")
             except PostgresFailed:
                 process.kill()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+            wait_or_kill(process, 10.0)
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None

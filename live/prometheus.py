@@ -38,8 +38,8 @@ import numpy as np
 import yaml
 
 from rolloutlab.errors import BadInput, PrometheusMissing, PrometheusQueryError, PrometheusUnreachable
+from rolloutlab.live.child_processes import die_with_parent, terminate
 from rolloutlab.live.haproxy import free_port
-from rolloutlab.live.local_pods import die_with_parent
 
 PROMETHEUS = "/usr/bin/prometheus"
 PROMTOOL = "/usr/bin/promtool"
@@ -146,13 +146,8 @@ class PrometheusServer:
 
     def close(self) -> None:
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+        if process is not None:
+            terminate(process, 10.0)
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None

@@ -33,19 +33,12 @@ def run_validate_command(scenario: Scenario, spec: StrategySpec, settings: Setti
     ``seed_given=False``: the scenario's seed, when it declares one, replaces ``settings.seed``.
     ``kube_api`` (``settings.backend == "kube"``): the cluster's API client; None: the
     kubeconfig's (``settings.context``)."""
-    from rolloutlab.live.haproxy import HAPROXY
     from rolloutlab.workflows.live import WaitDisplay
 
     settings.check()
     if not seed_given and scenario.seed is not None:
         settings = replace(settings, seed=scenario.seed)
-    if settings.backend == "local" and not Path(HAPROXY).exists():
-        raise InputError("validate", f"HAProxy is not installed at {HAPROXY} (Debian: apt-get install haproxy); "
-                                     "the local backend routes through it")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise InputError(str(out_dir), f"cannot use this as the output folder: {error.strerror or error}") from None
+    _check_router_and_out_dir(settings, out_dir)
 
     def say(text: str) -> None:
         err.print(text, highlight=False, markup=False, soft_wrap=True)
@@ -74,6 +67,20 @@ def run_validate_command(scenario: Scenario, spec: StrategySpec, settings: Setti
     return result.exit_code
 
 
+def _check_router_and_out_dir(settings: Settings, out_dir: Path) -> None:
+    """Bad input before anything runs: the local backend without HAProxy, an output folder
+    that cannot be made."""
+    from rolloutlab.live.haproxy import HAPROXY
+
+    if settings.backend == "local" and not Path(HAPROXY).exists():
+        raise InputError("validate", f"HAProxy is not installed at {HAPROXY} (Debian: apt-get install haproxy); "
+                                     "the local backend routes through it")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InputError(str(out_dir), f"cannot use this as the output folder: {error.strerror or error}") from None
+
+
 def check_validate_target(scenario: str | None, all_scenarios: bool, strategy: str | None,
                           only: Sequence[str] | None, live_runs: int | None,
                           max_minutes: float | None) -> dict[str, Any]:
@@ -99,19 +106,12 @@ def run_validate_all_command(settings: Settings, *, only: Sequence[str] = (), st
     (``workflows.validate.library``), then the one table (``library_rendering``); return
     the exit status (1: a live run failed or a held metric fell outside; 130: interrupted,
     after the table of the scenarios done so far was written)."""
-    from rolloutlab.live.haproxy import HAPROXY
     from rolloutlab.workflows.validate.library import load_library, run_library
     from rolloutlab.workflows.validate.library_rendering import render_library, write_library
 
     settings.check()
     entries = load_library(only, strategy=strategy, release=release)  # every file loads before anything runs
-    if settings.backend == "local" and not Path(HAPROXY).exists():
-        raise InputError("validate", f"HAProxy is not installed at {HAPROXY} (Debian: apt-get install haproxy); "
-                                     "the local backend routes through it")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise InputError(str(out_dir), f"cannot use this as the output folder: {error.strerror or error}") from None
+    _check_router_and_out_dir(settings, out_dir)
 
     def say(text: str) -> None:
         err.print(text, highlight=False, markup=False, soft_wrap=True)
